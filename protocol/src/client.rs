@@ -1,0 +1,201 @@
+//! A blocking request/reply client, for the command line, tests and the load generator.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::{
+    ClientFrame, Connection, ErrorCode, ErrorReply, Event, FrameError, Hello, LoggedIn, MessageId, Reply,
+    Request, RequestId, ServerFrame, UnixMillis, Welcome, PROTOCOL_VERSION,
+};
+
+/// Why a [`Client`] call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No address of the server accepted a connection.
+    #[error("cannot reach the server at {addr}: {source}")]
+    Connect {
+        /// The address as given.
+        addr: String,
+        /// The last connection error.
+        source: io::Error,
+    },
+    /// Reading or writing a frame failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The server closed the connection.
+    #[error("the server closed the connection")]
+    Closed,
+    /// The server answered the request with an error.
+    #[error("{0}")]
+    Rejected(ErrorReply),
+    /// The server closed the connection because of this error.
+    #[error("the server closed the connection: {0}")]
+    Fatal(ErrorReply),
+    /// The server answered with something that does not fit the request.
+    #[error("unexpected answer from the server: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    /// The server's error code, when the server gave one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Rejected(e) | Self::Fatal(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// A handshaken connection that sends one request at a time and keeps events that arrive
+/// meanwhile for [`Client::next_event`].
+#[derive(Debug)]
+pub struct Client {
+    conn: Connection,
+    welcome: Welcome,
+    next_id: RequestId,
+    events: VecDeque<Event>,
+}
+
+impl Client {
+    /// Connects to `addr` (trying each resolved address for at most `timeout`) and shakes hands.
+    pub fn connect(addr: &str, client_name: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let connect_err = |source| ClientError::Connect { addr: addr.to_owned(), source };
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
+        for resolved in addr.to_socket_addrs().map_err(connect_err)? {
+            match TcpStream::connect_timeout(&resolved, timeout) {
+                Ok(stream) => return Self::handshake(stream, client_name),
+                Err(e) => last = e,
+            }
+        }
+        Err(connect_err(last))
+    }
+
+    /// Shakes hands over a connected stream.
+    pub fn handshake(stream: TcpStream, client_name: &str) -> Result<Self, ClientError> {
+        stream.set_nodelay(true).map_err(FrameError::Io)?;
+        let mut conn = Connection::new(stream).map_err(FrameError::Io)?;
+        conn.write_message(&ClientFrame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client_name: client_name.to_owned(),
+        }))?;
+        match conn.read_message::<ServerFrame>()? {
+            Some(ServerFrame::Welcome(welcome)) => {
+                Ok(Self { conn, welcome, next_id: 1, events: VecDeque::new() })
+            }
+            Some(ServerFrame::Fatal(e)) => Err(ClientError::Fatal(e)),
+            Some(other) => Err(ClientError::Unexpected(format!("{other:?} instead of a welcome"))),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    /// What the server said in the handshake.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// Sends a request without waiting, for pipelining; pair it with [`Client::wait_reply`].
+    pub fn send_request(&mut self, request: Request) -> Result<RequestId, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conn.write_message(&ClientFrame::Request { id, request })?;
+        Ok(id)
+    }
+
+    /// Waits for the reply to request `id`, keeping events that arrive first.
+    pub fn wait_reply(&mut self, id: RequestId) -> Result<Reply, ClientError> {
+        loop {
+            match self.read_frame()? {
+                ServerFrame::Reply { id: got, result } if got == id => {
+                    return result.map_err(ClientError::Rejected);
+                }
+                ServerFrame::Reply { id: got, .. } => {
+                    return Err(ClientError::Unexpected(format!(
+                        "reply to request {got} while waiting for {id}"
+                    )));
+                }
+                ServerFrame::Event(event) => self.events.push_back(event),
+                ServerFrame::Welcome(_) => return Err(ClientError::Unexpected("a second welcome".into())),
+                ServerFrame::Fatal(e) => return Err(ClientError::Fatal(e)),
+            }
+        }
+    }
+
+    /// Sends a request and waits for its reply.
+    pub fn request(&mut self, request: Request) -> Result<Reply, ClientError> {
+        let id = self.send_request(request)?;
+        self.wait_reply(id)
+    }
+
+    /// The next event, from those kept while waiting for replies or else from the socket.
+    pub fn next_event(&mut self) -> Result<Event, ClientError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        match self.read_frame()? {
+            ServerFrame::Event(event) => Ok(event),
+            ServerFrame::Fatal(e) => Err(ClientError::Fatal(e)),
+            other => Err(ClientError::Unexpected(format!("{other:?} while waiting for an event"))),
+        }
+    }
+
+    /// Creates an account.
+    pub fn register(&mut self, name: &str, password: &str) -> Result<(), ClientError> {
+        let reply = self.request(Request::Register { name: name.into(), password: password.into() })?;
+        expect(reply, |r| matches!(r, Reply::Registered).then_some(()))
+    }
+
+    /// Logs in with a password.
+    pub fn login(&mut self, name: &str, password: &str) -> Result<LoggedIn, ClientError> {
+        let reply = self.request(Request::Login { name: name.into(), password: password.into() })?;
+        expect(reply, logged_in)
+    }
+
+    /// Logs in with a resume token.
+    pub fn resume(&mut self, token: &str) -> Result<LoggedIn, ClientError> {
+        let reply = self.request(Request::Resume { token: token.into() })?;
+        expect(reply, logged_in)
+    }
+
+    /// Sends a message and waits until it is durable; returns its id and time.
+    pub fn send(
+        &mut self,
+        to: &str,
+        body: &str,
+        client_msg_id: u64,
+    ) -> Result<(MessageId, UnixMillis), ClientError> {
+        let reply = self.request(Request::Send { to: to.into(), body: body.into(), client_msg_id })?;
+        expect(reply, |r| match r {
+            Reply::Sent { id, sent_at } => Some((id, sent_at)),
+            _ => None,
+        })
+    }
+
+    /// The socket, for timeouts and shutdown.
+    pub fn stream(&self) -> &TcpStream {
+        self.conn.stream()
+    }
+
+    /// Gives up the request/reply discipline: the connection plus the events kept so far.
+    pub fn into_parts(self) -> (Connection, VecDeque<Event>) {
+        (self.conn, self.events)
+    }
+
+    fn read_frame(&mut self) -> Result<ServerFrame, ClientError> {
+        self.conn.read_message()?.ok_or(ClientError::Closed)
+    }
+}
+
+fn logged_in(reply: Reply) -> Option<LoggedIn> {
+    match reply {
+        Reply::LoggedIn(session) => Some(session),
+        _ => None,
+    }
+}
+
+/// Extracts the expected reply variant, or explains what came instead.
+fn expect<T>(reply: Reply, pick: impl FnOnce(Reply) -> Option<T>) -> Result<T, ClientError> {
+    let shown = format!("{reply:?}");
+    pick(reply).ok_or(ClientError::Unexpected(shown))
+}

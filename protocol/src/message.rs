@@ -1,0 +1,353 @@
+//! Every message that crosses the wire.
+//!
+//! Enums are only ever extended together with [`crate::PROTOCOL_VERSION`]: bincode encodes
+//! variants by index, so the handshake is what keeps both sides agreeing on their meaning.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Username;
+
+/// Client-chosen tag that the server copies into the matching [`ServerFrame::Reply`].
+pub type RequestId = u64;
+
+/// Server-assigned message id, increasing over the server's whole lifetime.
+pub type MessageId = u64;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type UnixMillis = i64;
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// First frame of every connection.
+    Hello(Hello),
+    /// Any later frame.
+    Request {
+        /// Tag echoed in the reply, so requests can be pipelined.
+        id: RequestId,
+        /// What is asked.
+        request: Request,
+    },
+}
+
+/// Opens the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must equal the server's [`crate::PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// Free-form client description for the server's logs, e.g. `papo 0.1.0`.
+    pub client_name: String,
+}
+
+/// What a client can ask of the server.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Creates an account; does not log in.
+    Register {
+        /// Wanted name, validated and folded to lower case by the server.
+        name: String,
+        /// Plain password (8–128 bytes); only its bcrypt hash is stored.
+        password: String,
+    },
+    /// Logs in with a password; answered by [`Reply::LoggedIn`].
+    Login {
+        /// Account name, any case.
+        name: String,
+        /// Plain password.
+        password: String,
+    },
+    /// Logs in again with the token of an earlier [`Reply::LoggedIn`], without the password.
+    Resume {
+        /// The resume token.
+        token: String,
+    },
+    /// Sends a direct message; acknowledged once it is durable on the server.
+    Send {
+        /// Recipient's name.
+        to: String,
+        /// Message text, 1–4096 bytes of UTF-8.
+        body: String,
+        /// Client-chosen id; resending the same id never stores the message twice.
+        client_msg_id: u64,
+    },
+    /// One page of a conversation, newest first.
+    History {
+        /// The other side of the conversation.
+        with: String,
+        /// Only messages older than this id; `None` for the newest page.
+        before: Option<MessageId>,
+        /// Page size, at most [`crate::MAX_HISTORY_PAGE`].
+        limit: u32,
+    },
+    /// A page of registered users, in name order, with presence, unread count and last
+    /// message.
+    ///
+    /// Also subscribes this session to [`Event::Presence`].
+    Contacts {
+        /// Only users whose name sorts after this one; `None` for the first page.
+        after: Option<String>,
+    },
+    /// Marks a conversation read up to a message; the other side gets a read receipt.
+    MarkRead {
+        /// The other side of the conversation.
+        with: String,
+        /// Newest message id that was read.
+        up_to: MessageId,
+    },
+    /// Confirms that pushed messages reached this client; their senders get a delivered receipt.
+    Delivered {
+        /// Ids of [`Event::Message`]s received, at most [`crate::MAX_RECEIPT_IDS`].
+        ids: Vec<MessageId>,
+    },
+    /// Keeps an idle connection alive.
+    Ping,
+    /// Revokes this session's resume token and ends the session.
+    Logout,
+}
+
+// Passwords and tokens must never reach a log through `{:?}`.
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Register { name, .. } => write!(f, "Register {{ name: {name:?} }}"),
+            Self::Login { name, .. } => write!(f, "Login {{ name: {name:?} }}"),
+            Self::Resume { .. } => f.write_str("Resume"),
+            Self::Send { to, body, client_msg_id } => {
+                write!(f, "Send {{ to: {to:?}, body: {} bytes, client_msg_id: {client_msg_id} }}", body.len())
+            }
+            Self::History { with, before, limit } => {
+                write!(f, "History {{ with: {with:?}, before: {before:?}, limit: {limit} }}")
+            }
+            Self::Contacts { after } => write!(f, "Contacts {{ after: {after:?} }}"),
+            Self::MarkRead { with, up_to } => write!(f, "MarkRead {{ with: {with:?}, up_to: {up_to} }}"),
+            Self::Delivered { ids } => write!(f, "Delivered {{ {} ids }}", ids.len()),
+            Self::Ping => f.write_str("Ping"),
+            Self::Logout => f.write_str("Logout"),
+        }
+    }
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// Accepts the handshake.
+    Welcome(Welcome),
+    /// Answers the request with the same id.
+    Reply {
+        /// The request's id.
+        id: RequestId,
+        /// The outcome.
+        result: Result<Reply, ErrorReply>,
+    },
+    /// Something happened that the client did not ask about.
+    Event(Event),
+    /// The connection is being closed because of this error (bad handshake, bad frame,
+    /// server full); nothing follows.
+    Fatal(ErrorReply),
+}
+
+/// Accepts the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The server's [`crate::PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// The server's release, e.g. `0.1.0`.
+    pub server_version: String,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The account exists now.
+    Registered,
+    /// The session is logged in.
+    LoggedIn(LoggedIn),
+    /// The message is durable.
+    Sent {
+        /// Its server id.
+        id: MessageId,
+        /// When the server stored it.
+        sent_at: UnixMillis,
+    },
+    /// A page of history.
+    History(HistoryPage),
+    /// A page of registered users.
+    Contacts(ContactPage),
+    /// The request took effect and has nothing to return.
+    Done,
+    /// Answer to [`Request::Ping`].
+    Pong,
+}
+
+/// A logged-in session.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedIn {
+    /// The canonical account name.
+    pub name: Username,
+    /// Secret for [`Request::Resume`]; valid for 30 days or until [`Request::Logout`].
+    pub token: String,
+    /// How many messages arrived while no session of this user was there; they follow as
+    /// [`Event::Message`]s.
+    pub pending: u64,
+}
+
+impl fmt::Debug for LoggedIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LoggedIn {{ name: {}, pending: {} }}", self.name, self.pending)
+    }
+}
+
+/// One stored direct message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Server id.
+    pub id: MessageId,
+    /// Sender.
+    pub from: Username,
+    /// Recipient.
+    pub to: Username,
+    /// Text.
+    pub body: String,
+    /// When the server stored it.
+    pub sent_at: UnixMillis,
+}
+
+/// A page of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// Messages, newest first.
+    pub messages: Vec<ChatMessage>,
+    /// Whether older messages exist beyond this page.
+    pub more: bool,
+    /// Newest of the caller's messages the peer's client has received.
+    pub peer_delivered_up_to: MessageId,
+    /// Newest of the caller's messages the peer has read.
+    pub peer_read_up_to: MessageId,
+}
+
+/// A page of registered users other than the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactPage {
+    /// Users in name order.
+    pub contacts: Vec<Contact>,
+    /// Pass this as `after` for the next page; `None` on the last page.
+    pub next_after: Option<Username>,
+}
+
+/// One registered user as seen by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The user.
+    pub name: Username,
+    /// Whether any session of theirs is connected.
+    pub online: bool,
+    /// Messages from them the caller has not read.
+    pub unread: u64,
+    /// The newest message of the conversation, if any.
+    pub last: Option<LastMessage>,
+}
+
+/// Summary of a conversation's newest message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// Who sent it.
+    pub from: Username,
+    /// When.
+    pub sent_at: UnixMillis,
+    /// The start of its body.
+    pub preview: String,
+}
+
+/// Something the server pushes unasked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A message to this user, or a copy of one this user sent from another session.
+    Message(ChatMessage),
+    /// A user's first session arrived or last session left.
+    Presence {
+        /// Who.
+        user: Username,
+        /// Whether they are online now.
+        online: bool,
+    },
+    /// The peer received or read this user's messages.
+    Receipt {
+        /// The other side of the conversation.
+        peer: Username,
+        /// Received or read.
+        kind: ReceiptKind,
+        /// Every message of this user to `peer` up to this id is covered.
+        up_to: MessageId,
+    },
+    /// The server is stopping; the connection closes next.
+    ShuttingDown,
+}
+
+/// Which receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReceiptKind {
+    /// The peer's client got the message.
+    Delivered,
+    /// The peer opened the conversation.
+    Read,
+}
+
+/// A failed request, or the reason a connection is closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ErrorReply {
+    /// What went wrong, for the client to branch on.
+    pub code: ErrorCode,
+    /// Human explanation, ready to show.
+    pub message: String,
+}
+
+impl ErrorReply {
+    /// An error with its explanation.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// The causes a client can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The client's protocol version is not the server's.
+    UnsupportedVersion,
+    /// Unknown user or wrong password (deliberately indistinguishable).
+    InvalidCredentials,
+    /// The resume token is unknown, expired or revoked.
+    InvalidToken,
+    /// Registration of a name that exists.
+    NameTaken,
+    /// A name that is not a valid [`Username`].
+    InvalidName,
+    /// A password outside [`crate::PASSWORD_LEN`].
+    InvalidPassword,
+    /// An empty message body, or a request argument out of range.
+    InvalidRequest,
+    /// A recipient or peer that is not registered.
+    UnknownUser,
+    /// The request needs a logged-in session.
+    NotLoggedIn,
+    /// Login on a session that is already logged in.
+    AlreadyLoggedIn,
+    /// A frame or message body over its limit.
+    TooLarge,
+    /// Too many attempts; wait and try again.
+    RateLimited,
+    /// A frame that does not decode, or a frame out of order.
+    Malformed,
+    /// The server holds its maximum number of connections.
+    ServerFull,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The connection sent nothing, not even a Ping, for too long.
+    IdleTimeout,
+    /// The server failed; the request may be retried.
+    Internal,
+}

@@ -1,0 +1,46 @@
+//! Server settings, with the defaults the command line starts from.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::throttle::ThrottlePolicy;
+
+/// Everything `run` needs to know besides the listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the sled database lives.
+    pub data_dir: PathBuf,
+    /// bcrypt cost for new password hashes (each step doubles the work).
+    pub bcrypt_cost: u32,
+    /// Connections served at once; more are told the server is full.
+    pub max_connections: usize,
+    /// A connection with no request (not even a Ping) for this long is dropped.
+    pub idle_timeout: Duration,
+    /// Time a new connection has to say Hello.
+    pub handshake_timeout: Duration,
+    /// Unsent bytes a connection may have queued before it is closed as too slow.
+    pub outbox_limit: usize,
+    /// Stack size of each connection thread; small, so thousands fit.
+    pub thread_stack_size: usize,
+    /// Failed-login throttling.
+    pub throttle: ThrottlePolicy,
+    /// How long a resume token stays valid.
+    pub token_lifetime: Duration,
+}
+
+impl Config {
+    /// The production defaults, storing data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            bcrypt_cost: 12,
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(90),
+            handshake_timeout: Duration::from_secs(10),
+            outbox_limit: 1 << 20,
+            thread_stack_size: 256 * 1024,
+            throttle: ThrottlePolicy::default(),
+            token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Who is online: every logged-in session's outbound queue, by user.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use papo_protocol::{frame, Event, ServerFrame, Username, MAX_FRAME_LEN};
+use tracing::debug;
+
+use crate::outbox::Outbox;
+
+/// The online sessions, grouped by user.
+#[derive(Debug, Default)]
+pub struct Hub {
+    online: RwLock<HashMap<Username, Vec<Member>>>,
+}
+
+#[derive(Debug)]
+struct Member {
+    session: u64,
+    outbox: Arc<Outbox>,
+    wants_presence: bool,
+}
+
+impl Hub {
+    /// Adds a logged-in session; tells presence subscribers if it is the user's first.
+    pub fn join(&self, user: &Username, session: u64, outbox: Arc<Outbox>) {
+        let mut online = self.online.write().unwrap_or_else(PoisonError::into_inner);
+        let sessions = online.entry(user.clone()).or_default();
+        sessions.push(Member { session, outbox, wants_presence: false });
+        if sessions.len() == 1 {
+            broadcast_presence(&online, user, true);
+        }
+    }
+
+    /// Removes a session; tells presence subscribers if it was the user's last.
+    pub fn leave(&self, user: &Username, session: u64) {
+        let mut online = self.online.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(sessions) = online.get_mut(user) else { return };
+        sessions.retain(|member| member.session != session);
+        if sessions.is_empty() {
+            online.remove(user);
+            broadcast_presence(&online, user, false);
+        }
+    }
+
+    /// Sends this session every later presence change.
+    pub fn subscribe_presence(&self, user: &Username, session: u64) {
+        let mut online = self.online.write().unwrap_or_else(PoisonError::into_inner);
+        let members = online.get_mut(user).into_iter().flatten();
+        for member in members.filter(|member| member.session == session) {
+            member.wants_presence = true;
+        }
+    }
+
+    /// Whether any session of `user` is online.
+    pub fn is_online(&self, user: &Username) -> bool {
+        self.online.read().unwrap_or_else(PoisonError::into_inner).contains_key(user)
+    }
+
+    /// Queues an encoded frame to every session of `user` except `skip`.
+    pub fn send_to(&self, user: &Username, frame: &[u8], skip: Option<u64>) {
+        let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
+        let members = online.get(user).into_iter().flatten();
+        for member in members.filter(|member| Some(member.session) != skip) {
+            if let Err(e) = member.outbox.push(frame) {
+                debug!(%user, error = %e, "a session missed a live frame; it stays in the store");
+            }
+        }
+    }
+}
+
+fn broadcast_presence(online: &HashMap<Username, Vec<Member>>, user: &Username, is_online: bool) {
+    let event = ServerFrame::Event(Event::Presence { user: user.clone(), online: is_online });
+    let encoded = frame::encode(&event, MAX_FRAME_LEN).expect("a presence event fits a frame");
+    let subscribers = online.iter().filter(|(name, _)| *name != user).flat_map(|(_, members)| members);
+    for member in subscribers.filter(|member| member.wants_presence) {
+        // A subscriber that cannot keep up is closed by its queue; nothing else to do here.
+        let _ = member.outbox.push(&encoded);
+    }
+}

@@ -1,0 +1,23 @@
+//! `papo-server`: Papo's chat server as a library, so tests and the load generator can run
+//! the real thing in-process on an ephemeral port.
+//!
+//! One thread per connection reads requests; writes go through per-connection bounded
+//! queues drained by non-blocking sends and one shared writer thread ([`outbox`]); sled
+//! stores everything behind [`store`], with group commit so that every acknowledged message
+//! is durable without an fsync per message.
+
+mod auth;
+mod chat;
+mod config;
+mod hub;
+pub mod outbox;
+mod server;
+mod session;
+mod shutdown;
+pub mod store;
+mod throttle;
+
+pub use config::Config;
+pub use server::{run, ServerError};
+pub use shutdown::Shutdown;
+pub use throttle::ThrottlePolicy;

@@ -1,0 +1,128 @@
+//! `papo-server`: the command-line front of the Papo chat server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::thread;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use papo_server::{Config, Shutdown};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use socket2::{Domain, Socket, Type};
+use tracing::{info, warn};
+
+/// Pending connections the kernel may queue; the default 128 overflows when a whole lab
+/// (or a load test) connects at once.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Papo's LAN chat server.
+///
+/// Keeps accounts (bcrypt-hashed passwords) and every conversation in a sled database,
+/// delivers messages live to everyone online and keeps the rest until their recipient logs
+/// in. Clients connect with `papo HOST`. Stop it with Ctrl+C or SIGTERM: it tells the
+/// clients, flushes the database and exits 0.
+#[derive(Debug, Parser)]
+#[command(name = "papo-server", version, about, long_about)]
+struct Cli {
+    /// Address and port to listen on; 0.0.0.0 accepts connections from the whole LAN.
+    #[arg(long, env = "PAPO_LISTEN", default_value = "0.0.0.0:7878", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// Directory of the database [default: $XDG_DATA_HOME/papo-server, e.g. ~/.local/share/papo-server].
+    #[arg(long, env = "PAPO_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// bcrypt cost of password hashes (4-31). Each step doubles the work per login: 12 takes
+    /// about 0.3 s on a modest CPU, which slows password guessing; lower it only for tests.
+    #[arg(long, env = "PAPO_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+    bcrypt_cost: u32,
+
+    /// Connections served at once; further clients are told the server is full.
+    #[arg(long, env = "PAPO_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N")]
+    max_connections: usize,
+
+    /// Log filter, e.g. `info`, `debug` or `papo_server=debug` (logs go to stderr).
+    #[arg(long, env = "PAPO_LOG", default_value = "info", value_name = "FILTER")]
+    log: String,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let data_dir = match cli.data_dir {
+        Some(dir) => dir,
+        None => directories::ProjectDirs::from("", "", "papo-server")
+            .context("cannot find a home directory for the data; pass --data-dir")?
+            .data_dir()
+            .to_owned(),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    raise_file_limit(cli.max_connections);
+
+    let listener = bind(cli.listen).with_context(|| {
+        format!(
+            "cannot listen on {}; is another server running there? choose another with --listen",
+            cli.listen
+        )
+    })?;
+    let shutdown = Shutdown::new();
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    {
+        let shutdown = shutdown.clone();
+        thread::Builder::new().name("signals".into()).spawn(move || {
+            for signal in signals.forever() {
+                if shutdown.is_triggered() {
+                    warn!("second signal: exiting without waiting");
+                    std::process::exit(1);
+                }
+                info!(signal, "stopping");
+                shutdown.trigger();
+            }
+        })?;
+    }
+
+    let mut config = Config::new(data_dir);
+    config.bcrypt_cost = cli.bcrypt_cost;
+    config.max_connections = cli.max_connections;
+    papo_server::run(listener, config, shutdown)?;
+    Ok(())
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Each connection needs a descriptor; lift the soft limit to the hard one so the
+/// connection cap, not the default 1024, decides how many clients fit.
+fn raise_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    let current = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        }
+        limit.rlim_cur
+    };
+    let needed = max_connections as u64 + 64;
+    if current < needed {
+        warn!(
+            open_files = current,
+            max_connections, "the open-file limit is below --max-connections; raise `ulimit -n`"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The accept loop, shared state and graceful shutdown.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use papo_protocol::{frame, ErrorCode, ErrorReply, Event, ServerFrame, UnixMillis, MAX_FRAME_LEN};
+use socket2::SockRef;
+use tracing::{debug, error, info, warn};
+
+use crate::hub::Hub;
+use crate::outbox::Writer;
+use crate::session;
+use crate::store::{Store, StoreError};
+use crate::throttle::LoginThrottle;
+use crate::{auth, Config, Shutdown};
+
+/// How long shutdown waits for sessions to end after telling them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be opened or flushed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The listener or a helper thread failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The cause.
+        source: io::Error,
+    },
+    /// bcrypt rejected the configured cost.
+    #[error("invalid bcrypt cost {cost}: {source}")]
+    BcryptCost {
+        /// The configured cost.
+        cost: u32,
+        /// The cause.
+        source: bcrypt::BcryptError,
+    },
+}
+
+/// State every session thread shares.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub hub: Hub,
+    pub writer: Arc<Writer>,
+    pub throttle: LoginThrottle,
+    /// Verified against when a login names an unknown user, so it costs the same.
+    pub dummy_hash: String,
+    next_session: AtomicU64,
+}
+
+impl Shared {
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Counts live connection threads so shutdown can wait for them.
+#[derive(Default)]
+struct Live {
+    count: AtomicUsize,
+    none_left: Condvar,
+    lock: Mutex<()>,
+}
+
+/// Decrements [`Live`] when its connection thread ends, however it ends.
+struct LiveGuard(Arc<Live>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let _lock = self.0.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_all();
+        }
+    }
+}
+
+/// Serves `listener` until `shutdown` is triggered, then tells every session, waits for them
+/// and flushes the store.
+///
+/// Taking a bound listener lets tests bind `127.0.0.1:0` and read the port.
+pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), ServerError> {
+    let io_err = |context| move |source| ServerError::Io { context, source };
+    let opened = Instant::now();
+    let store = Store::open(&config.data_dir)?;
+    info!(
+        data_dir = %config.data_dir.display(),
+        newest_message = store.last_message_id(),
+        bytes_on_disk = store.size_on_disk().unwrap_or(0),
+        took_ms = opened.elapsed().as_millis() as u64,
+        "opened the store"
+    );
+    let hashing = Instant::now();
+    let dummy_hash = auth::dummy_hash(config.bcrypt_cost)
+        .map_err(|source| ServerError::BcryptCost { cost: config.bcrypt_cost, source })?;
+    info!(cost = config.bcrypt_cost, ms_per_login = hashing.elapsed().as_millis() as u64, "bcrypt ready");
+    let shared = Arc::new(Shared {
+        throttle: LoginThrottle::new(config.throttle),
+        writer: Writer::start().map_err(io_err("starting the writer thread"))?,
+        hub: Hub::default(),
+        store,
+        dummy_hash,
+        config,
+        next_session: AtomicU64::new(1),
+    });
+    let local = listener.local_addr().map_err(io_err("reading the listener address"))?;
+    shutdown.watch(local);
+    info!(address = %local, "listening");
+
+    let live = Arc::new(Live::default());
+    accept_loop(&listener, &shared, &live, &shutdown);
+
+    info!("shutting down");
+    drop(listener);
+    let goodbye = frame::encode(&ServerFrame::Event(Event::ShuttingDown), MAX_FRAME_LEN)
+        .expect("a bare event fits a frame");
+    for outbox in shared.writer.outboxes() {
+        let _ = outbox.push(&goodbye);
+        outbox.close();
+    }
+    wait_for_sessions(&live);
+    shared.store.flush()?;
+    shared.writer.stop();
+    info!("stopped");
+    Ok(())
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, live: &Arc<Live>, shutdown: &Shutdown) {
+    while !shutdown.is_triggered() {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if shutdown.is_triggered() {
+            break;
+        }
+        if live.count.load(Ordering::Acquire) >= shared.config.max_connections {
+            refuse(stream, ErrorCode::ServerFull, "the server is full; try again later");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        live.count.fetch_add(1, Ordering::AcqRel);
+        let guard = LiveGuard(Arc::clone(live));
+        let shared = Arc::clone(shared);
+        let spawned = thread::Builder::new().stack_size(shared.config.thread_stack_size).spawn(move || {
+            let _guard = guard;
+            session::serve(stream, &shared);
+        });
+        if let Err(e) = spawned {
+            // The closure (with the stream and guard) was dropped, closing the connection.
+            error!(error = %e, "cannot start a connection thread");
+        }
+    }
+}
+
+/// Tells a connection why it is not served, without ever blocking the accept loop.
+fn refuse(stream: TcpStream, code: ErrorCode, message: &str) {
+    debug!(peer = ?stream.peer_addr().ok(), ?code, "refusing a connection");
+    let frame = frame::encode(&ServerFrame::Fatal(ErrorReply::new(code, message)), MAX_FRAME_LEN)
+        .expect("a short error fits a frame");
+    let _ = SockRef::from(&stream).send_with_flags(&frame, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+}
+
+fn wait_for_sessions(live: &Live) {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let mut lock = live.lock.lock().unwrap_or_else(PoisonError::into_inner);
+    while live.count.load(Ordering::Acquire) > 0 {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            warn!(left = live.count.load(Ordering::Acquire), "sessions still running at shutdown");
+            return;
+        };
+        lock = live.none_left.wait_timeout(lock, left).unwrap_or_else(PoisonError::into_inner).0;
+    }
+}
+
+/// The current time as the protocol carries it.
+pub(crate) fn now_millis() -> UnixMillis {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}

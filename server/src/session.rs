@@ -1,0 +1,291 @@
+//! One connection's life on its own thread: handshake, then requests until it ends.
+//!
+//! Sends are pipelined: the session stores every `Send` it has already read, and only when
+//! it would block on the socket again does it wait for one group commit covering them all,
+//! then acknowledges and delivers them.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use papo_protocol::{
+    frame, ClientFrame, ErrorCode, ErrorReply, Event, FrameError, FrameReader, Reply, Request, RequestId,
+    ServerFrame, Username, Welcome, MAX_FRAME_LEN, PROTOCOL_VERSION,
+};
+use tracing::{debug, info, warn};
+
+use crate::outbox::{Outbox, PushError};
+use crate::server::Shared;
+use crate::store::{Appended, StoreError};
+use crate::{auth, chat};
+
+/// How long a session waits for its own client to make room while streaming a backlog.
+const BACKLOG_PUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// More stored-but-unacknowledged sends than this are acknowledged before reading on.
+const MAX_UNACKED: usize = 256;
+
+/// What a request handler answers.
+pub(crate) type Outcome = Result<Reply, ErrorReply>;
+
+/// Whether the connection goes on after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// The logged-in identity of a session.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub name: Username,
+    /// Hash of the resume token this session holds, revoked by `Logout`.
+    pub token_hash: Vec<u8>,
+}
+
+/// A connection's state, owned by its thread.
+pub(crate) struct Session<'a> {
+    pub shared: &'a Shared,
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub outbox: Arc<Outbox>,
+    pub identity: Option<Identity>,
+    unacked: Vec<(RequestId, Appended)>,
+}
+
+/// Serves one accepted connection until it ends.
+pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
+    let peer = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let stream = Arc::new(stream);
+    let outbox = match shared.writer.register(Arc::clone(&stream), shared.config.outbox_limit) {
+        Ok(outbox) => outbox,
+        Err(e) => {
+            warn!(%peer, error = %e, "cannot register the connection for writing");
+            return;
+        }
+    };
+    let id = shared.next_session_id();
+    let mut session = Session { shared, id, peer, outbox, identity: None, unacked: Vec::new() };
+    let mut reader = FrameReader::new(&*stream);
+    if session.handshake(&stream, &mut reader) == Flow::Continue {
+        let _ = stream.set_read_timeout(Some(shared.config.idle_timeout));
+        session.serve_requests(&mut reader);
+    }
+    session.finish_sends();
+    if let Some(identity) = &session.identity {
+        shared.hub.leave(&identity.name, id);
+        debug!(user = %identity.name, %peer, "session ended");
+    }
+    session.outbox.close();
+}
+
+impl Session<'_> {
+    fn handshake(&mut self, stream: &TcpStream, reader: &mut FrameReader<&TcpStream>) -> Flow {
+        let _ = stream.set_read_timeout(Some(self.shared.config.handshake_timeout));
+        let hello = match reader.read_message::<ClientFrame>() {
+            Ok(Some(ClientFrame::Hello(hello))) => hello,
+            Ok(Some(ClientFrame::Request { .. })) => {
+                return self.fatal(ErrorCode::Malformed, "the connection must start with Hello".into());
+            }
+            Ok(None) => return Flow::Close,
+            Err(e) => return self.frame_failed(e),
+        };
+        if hello.protocol_version != PROTOCOL_VERSION {
+            info!(peer = %self.peer, version = hello.protocol_version, "client speaks another protocol version");
+            return self.fatal(
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "this server speaks protocol version {PROTOCOL_VERSION} and the client {}; use matching releases of papo and papo-server",
+                    hello.protocol_version
+                ),
+            );
+        }
+        debug!(peer = %self.peer, client = %hello.client_name.escape_debug(), "handshake");
+        let welcome = Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        self.send(&ServerFrame::Welcome(welcome));
+        Flow::Continue
+    }
+
+    fn serve_requests(&mut self, reader: &mut FrameReader<&TcpStream>) {
+        loop {
+            let next = match reader.buffered_message::<ClientFrame>() {
+                Ok(Some(frame)) => Ok(Some(frame)),
+                Ok(None) => {
+                    // About to block on the socket: settle every pipelined send first.
+                    self.finish_sends();
+                    reader.read_message()
+                }
+                Err(e) => Err(e),
+            };
+            let frame = match next {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(e) => {
+                    self.frame_failed(e);
+                    return;
+                }
+            };
+            let ClientFrame::Request { id, request } = frame else {
+                self.fatal(ErrorCode::Malformed, "Hello may only be sent once".into());
+                return;
+            };
+            if self.handle(id, request) == Flow::Close {
+                return;
+            }
+            if self.unacked.len() >= MAX_UNACKED {
+                self.finish_sends();
+            }
+        }
+    }
+
+    fn handle(&mut self, id: RequestId, request: Request) -> Flow {
+        let needs_login = !matches!(
+            request,
+            Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } | Request::Ping
+        );
+        if needs_login && self.identity.is_none() {
+            self.reply(id, Err(ErrorReply::new(ErrorCode::NotLoggedIn, "log in first")));
+            return Flow::Continue;
+        }
+        let outcome = match request {
+            Request::Register { name, password } => auth::register(self, &name, &password),
+            Request::Login { name, password } => auth::login(self, &name, &password),
+            Request::Resume { token } => auth::resume(self, &token),
+            Request::Logout => {
+                let outcome = auth::logout(self);
+                self.reply(id, outcome);
+                return Flow::Close;
+            }
+            Request::Send { to, body, client_msg_id } => match chat::send(self, &to, &body, client_msg_id) {
+                Ok(appended) => {
+                    self.unacked.push((id, appended));
+                    return Flow::Continue;
+                }
+                Err(e) => Err(e),
+            },
+            Request::History { with, before, limit } => chat::history(self, &with, before, limit),
+            Request::Contacts { after } => chat::contacts(self, after.as_deref()),
+            Request::MarkRead { with, up_to } => chat::mark_read(self, &with, up_to),
+            Request::Delivered { ids } => chat::delivered(self, &ids),
+            Request::Ping => Ok(Reply::Pong),
+        };
+        let logged_in = matches!(outcome, Ok(Reply::LoggedIn(_)));
+        self.reply(id, outcome);
+        if logged_in {
+            return self.stream_backlog();
+        }
+        Flow::Continue
+    }
+
+    /// Acknowledges every stored send once a flush covers them, and delivers them.
+    fn finish_sends(&mut self) {
+        let Some(newest) = self.unacked.iter().map(|(_, appended)| appended.ticket).max() else {
+            return;
+        };
+        let durable = self.shared.store.wait_durable(newest);
+        for (id, appended) in std::mem::take(&mut self.unacked) {
+            match &durable {
+                Ok(()) => {
+                    let Appended { message, duplicate, .. } = appended;
+                    self.reply(id, Ok(Reply::Sent { id: message.id, sent_at: message.sent_at }));
+                    if !duplicate {
+                        chat::deliver(self, message);
+                    }
+                }
+                Err(e) => self.reply(id, Err(internal(e))),
+            }
+        }
+    }
+
+    /// Pushes the messages that waited for this user, oldest first, at the client's pace.
+    fn stream_backlog(&mut self) -> Flow {
+        let Some(identity) = &self.identity else { return Flow::Continue };
+        let mut after = 0;
+        loop {
+            let page = match self.shared.store.pending_after(&identity.name, after, 256) {
+                Ok(page) => page,
+                Err(e) => {
+                    warn!(error = %e, "cannot read pending messages");
+                    return Flow::Close;
+                }
+            };
+            let Some(last) = page.last() else { return Flow::Continue };
+            after = last.id;
+            for message in page {
+                let encoded = encode(&ServerFrame::Event(Event::Message(message)));
+                if let Err(e) = self.outbox.push_when_room(&encoded, BACKLOG_PUSH_TIMEOUT) {
+                    debug!(error = %e, "client stopped taking its backlog");
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+
+    /// Queues a reply to this session's client.
+    pub fn reply(&self, id: RequestId, result: Outcome) {
+        self.send(&ServerFrame::Reply { id, result });
+    }
+
+    /// Queues any frame to this session's client.
+    pub fn send(&self, frame: &ServerFrame) {
+        match self.outbox.push(&encode(frame)) {
+            Ok(()) | Err(PushError::Closed) => {}
+            Err(e) => debug!(peer = %self.peer, error = %e, "dropping a frame"),
+        }
+    }
+
+    fn fatal(&self, code: ErrorCode, message: String) -> Flow {
+        self.send(&ServerFrame::Fatal(ErrorReply::new(code, message)));
+        Flow::Close
+    }
+
+    fn frame_failed(&self, error: FrameError) -> Flow {
+        match error {
+            FrameError::TooLarge { len, max } => {
+                warn!(peer = %self.peer, len, "frame over the limit; closing");
+                self.fatal(
+                    ErrorCode::TooLarge,
+                    format!("a frame of {len} bytes exceeds the {max}-byte limit"),
+                )
+            }
+            FrameError::Malformed(reason) => {
+                warn!(peer = %self.peer, %reason, "malformed frame; closing");
+                self.fatal(ErrorCode::Malformed, format!("malformed frame: {reason}"))
+            }
+            FrameError::Io(e)
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                info!(peer = %self.peer, "dropping an idle connection");
+                self.fatal(
+                    ErrorCode::IdleTimeout,
+                    "no request for too long; send Ping to stay connected".into(),
+                )
+            }
+            other => {
+                debug!(peer = %self.peer, error = %other, "connection ended");
+                Flow::Close
+            }
+        }
+    }
+}
+
+/// Encodes a server frame; every frame the server builds is sized to fit.
+pub(crate) fn encode(frame: &ServerFrame) -> Vec<u8> {
+    frame::encode(frame, MAX_FRAME_LEN).unwrap_or_else(|e| {
+        warn!(error = %e, "a reply did not fit a frame");
+        frame::encode(
+            &ServerFrame::Fatal(ErrorReply::new(ErrorCode::Internal, "the server built an oversized frame")),
+            MAX_FRAME_LEN,
+        )
+        .expect("a short error fits a frame")
+    })
+}
+
+/// The reply to a request that failed inside the server.
+pub(crate) fn internal(error: &StoreError) -> ErrorReply {
+    warn!(%error, "storage failure");
+    ErrorReply::new(ErrorCode::Internal, "the server could not complete the request; try again")
+}

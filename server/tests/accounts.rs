@@ -1,0 +1,130 @@
+//! Registration, login, throttling, resume tokens and logout over real TCP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{unique_name, TestServer, PASSWORD};
+use papo_protocol::{ErrorCode, Reply, Request};
+use papo_server::ThrottlePolicy;
+
+#[test]
+fn register_then_login_with_any_case() {
+    let server = TestServer::start();
+    let name = unique_name("Ana");
+    let mut client = server.connect();
+    client.register(&name, PASSWORD).unwrap();
+    let session = client.login(&name.to_uppercase(), PASSWORD).unwrap();
+    assert_eq!(session.name.as_str(), name.to_lowercase());
+    assert_eq!(session.pending, 0);
+    assert_eq!(session.token.len(), 64);
+}
+
+#[test]
+fn duplicate_names_are_taken_regardless_of_case() {
+    let server = TestServer::start();
+    let mut client = server.connect();
+    client.register("carla", PASSWORD).unwrap();
+    let err = client.register("CARLA", PASSWORD).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NameTaken));
+}
+
+#[test]
+fn invalid_names_and_passwords_are_rejected_with_reasons() {
+    let server = TestServer::start();
+    let mut client = server.connect();
+    for bad in ["", "../etc", "has space", "tab\there", "\u{430}lice", &"x".repeat(33)] {
+        let err = client.register(bad, PASSWORD).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::InvalidName), "{bad:?}");
+    }
+    for bad in ["short".to_owned(), "x".repeat(129)] {
+        let err = client.register("okname", &bad).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::InvalidPassword));
+    }
+    client.register("okname", &"x".repeat(128)).unwrap();
+}
+
+#[test]
+fn wrong_password_and_unknown_user_look_the_same() {
+    let server = TestServer::start();
+    let mut client = server.connect();
+    client.register("dora", PASSWORD).unwrap();
+    let wrong = client.login("dora", "not the password").unwrap_err();
+    let unknown = client.login("nobody-here", PASSWORD).unwrap_err();
+    let invalid = client.login("no/such", PASSWORD).unwrap_err();
+    for err in [&wrong, &unknown, &invalid] {
+        assert_eq!(err.code(), Some(ErrorCode::InvalidCredentials));
+        assert_eq!(err.to_string(), wrong.to_string());
+    }
+}
+
+#[test]
+fn failed_logins_are_throttled_per_name() {
+    let server = TestServer::start_with(|config| {
+        config.throttle = ThrottlePolicy {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(1),
+        }
+    });
+    let mut client = server.connect();
+    client.register("eva", PASSWORD).unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            client.login("eva", "guess guess").unwrap_err().code(),
+            Some(ErrorCode::InvalidCredentials)
+        );
+    }
+    // Even the right password waits out the lockout.
+    assert_eq!(client.login("eva", PASSWORD).unwrap_err().code(), Some(ErrorCode::RateLimited));
+    assert_eq!(client.login("EVA", PASSWORD).unwrap_err().code(), Some(ErrorCode::RateLimited));
+    // Another name is unaffected.
+    client.register("fabio", PASSWORD).unwrap();
+    server.login("fabio");
+    std::thread::sleep(Duration::from_millis(1100));
+    client.login("eva", PASSWORD).unwrap();
+}
+
+#[test]
+fn requests_before_login_are_refused_and_login_happens_once() {
+    let server = TestServer::start();
+    let mut client = server.connect();
+    let err = client.send("anyone", "hi", 1).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotLoggedIn));
+    assert_eq!(
+        client.request(Request::Contacts { after: None }).unwrap_err().code(),
+        Some(ErrorCode::NotLoggedIn)
+    );
+    assert_eq!(client.request(Request::Ping).unwrap(), Reply::Pong);
+    client.register("gil", PASSWORD).unwrap();
+    client.login("gil", PASSWORD).unwrap();
+    assert_eq!(client.login("gil", PASSWORD).unwrap_err().code(), Some(ErrorCode::AlreadyLoggedIn));
+}
+
+#[test]
+fn resume_token_works_once_and_logout_revokes_it() {
+    let server = TestServer::start();
+    let (mut first, session) = server.user("hugo");
+    drop(first.request(Request::Ping));
+
+    let mut second = server.connect();
+    let resumed = second.resume(&session.token).unwrap();
+    assert_eq!(resumed.name, session.name);
+    assert_ne!(resumed.token, session.token);
+    // Tokens are single-use.
+    let err = server.connect().resume(&session.token).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidToken));
+
+    assert_eq!(second.request(Request::Logout).unwrap(), Reply::Done);
+    let err = server.connect().resume(&resumed.token).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidToken));
+    assert_eq!(server.connect().resume("garbage").unwrap_err().code(), Some(ErrorCode::InvalidToken));
+}
+
+#[test]
+fn expired_tokens_do_not_resume() {
+    let server = TestServer::start_with(|config| config.token_lifetime = Duration::from_millis(1));
+    let (_client, session) = server.user("ivo");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
+}
