@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use papo_protocol::{ChatMessage, Client, Event, LoggedIn};
+use papo_protocol::{ChatMessage, Client, Contact, Event, HistoryPage, LoggedIn, Reply, Request};
 use papo_server::{Config, ServerError, Shutdown};
 
 pub const PASSWORD: &str = "correct horse";
@@ -114,6 +114,31 @@ pub fn next_message(client: &mut Client) -> ChatMessage {
         match client.next_event().expect("event") {
             Event::Message(message) => return message,
             _ => continue,
+        }
+    }
+}
+
+pub fn history(client: &mut Client, with: &str, before: Option<u64>, limit: u32) -> HistoryPage {
+    match client.request(Request::History { with: with.into(), before, limit }).expect("history") {
+        Reply::History(page) => page,
+        other => panic!("history answered {other:?}"),
+    }
+}
+
+/// Every contact, following pages.
+pub fn contacts(client: &mut Client) -> Vec<Contact> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        match client.request(Request::Contacts { after: after.take() }).expect("contacts") {
+            Reply::Contacts(page) => {
+                all.extend(page.contacts);
+                match page.next_after {
+                    Some(next) => after = Some(next.to_string()),
+                    None => return all,
+                }
+            }
+            other => panic!("contacts answered {other:?}"),
         }
     }
 }

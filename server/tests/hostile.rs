@@ -1,0 +1,188 @@
+//! Bad input, slow clients and limits over real TCP; after each, a healthy pair still chats.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{next_message, TestServer};
+use papo_protocol::{
+    frame, ClientFrame, ErrorCode, Event, FrameReader, Hello, Request, ServerFrame, MAX_FRAME_LEN,
+    PROTOCOL_VERSION,
+};
+
+fn raw(server: &TestServer) -> TcpStream {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+}
+
+fn hello() -> Vec<u8> {
+    let hello = ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "raw".into() });
+    frame::encode(&hello, MAX_FRAME_LEN).unwrap()
+}
+
+/// Every frame the server sends until it closes the connection.
+fn frames_until_close(stream: &TcpStream) -> Vec<ServerFrame> {
+    let mut reader = FrameReader::new(stream);
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) = reader.read_message::<ServerFrame>() {
+        frames.push(frame);
+    }
+    frames
+}
+
+fn fatal_code(frames: &[ServerFrame]) -> Option<ErrorCode> {
+    frames.iter().find_map(|frame| match frame {
+        ServerFrame::Fatal(e) => Some(e.code),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_four_gigabyte_length_prefix_is_refused_without_allocating() {
+    let server = TestServer::start();
+    let mut stream = raw(&server);
+    stream.write_all(&hello()).unwrap();
+    stream.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let frames = frames_until_close(&stream);
+    assert!(matches!(frames[0], ServerFrame::Welcome(_)));
+    assert_eq!(fatal_code(&frames), Some(ErrorCode::TooLarge));
+    server.assert_healthy();
+}
+
+#[test]
+fn garbage_before_and_after_the_handshake_is_malformed() {
+    let server = TestServer::start();
+    let mut first = raw(&server);
+    first.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x99]).unwrap();
+    assert_eq!(fatal_code(&frames_until_close(&first)), Some(ErrorCode::Malformed));
+
+    let mut after_valid = raw(&server);
+    let ping = frame::encode(&ClientFrame::Request { id: 1, request: Request::Ping }, MAX_FRAME_LEN).unwrap();
+    let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
+    after_valid.write_all(&[hello(), ping, garbage.to_vec()].concat()).unwrap();
+    let frames = frames_until_close(&after_valid);
+    assert!(frames.iter().any(|f| matches!(f, ServerFrame::Reply { id: 1, result: Ok(_) })), "{frames:?}");
+    assert_eq!(fatal_code(&frames), Some(ErrorCode::Malformed));
+    server.assert_healthy();
+}
+
+#[test]
+fn requests_before_hello_and_wrong_versions_are_refused() {
+    let server = TestServer::start();
+    let mut early = raw(&server);
+    let ping = frame::encode(&ClientFrame::Request { id: 1, request: Request::Ping }, MAX_FRAME_LEN).unwrap();
+    early.write_all(&ping).unwrap();
+    assert_eq!(fatal_code(&frames_until_close(&early)), Some(ErrorCode::Malformed));
+
+    let mut future = raw(&server);
+    let hello =
+        ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION + 1, client_name: "future".into() });
+    future.write_all(&frame::encode(&hello, MAX_FRAME_LEN).unwrap()).unwrap();
+    assert_eq!(fatal_code(&frames_until_close(&future)), Some(ErrorCode::UnsupportedVersion));
+    server.assert_healthy();
+}
+
+#[test]
+fn a_truncated_frame_then_hang_up_leaves_the_server_serving() {
+    let server = TestServer::start();
+    let mut stream = raw(&server);
+    let mut frame = hello();
+    frame.truncate(frame.len() - 2);
+    stream.write_all(&frame).unwrap();
+    drop(stream);
+    server.assert_healthy();
+}
+
+#[test]
+fn a_one_megabyte_body_is_refused_by_the_client_codec_and_by_the_server() {
+    let server = TestServer::start();
+    let (mut ana, _) = server.user("ana");
+    let (_bia, b) = server.user("bia");
+    let err = ana.send(b.name.as_str(), &"x".repeat(1 << 20), 1).unwrap_err();
+    // The client refuses to encode a frame over the limit before anything is sent.
+    assert!(err.to_string().contains("exceeds"), "{err}");
+
+    let mut stream = raw(&server);
+    stream.write_all(&hello()).unwrap();
+    let mut header = ((1u32 << 20) + 100).to_be_bytes().to_vec();
+    header.extend(std::iter::repeat_n(b'x', 4096));
+    stream.write_all(&header).unwrap();
+    assert_eq!(fatal_code(&frames_until_close(&stream)), Some(ErrorCode::TooLarge));
+    server.assert_healthy();
+}
+
+#[test]
+fn silent_connections_are_dropped() {
+    let server = TestServer::start_with(|config| {
+        config.handshake_timeout = Duration::from_millis(300);
+        config.idle_timeout = Duration::from_millis(300);
+    });
+    let silent = raw(&server);
+    let started = Instant::now();
+    assert!(frames_until_close(&silent).iter().all(|f| matches!(f, ServerFrame::Fatal(_))));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let (idle, _) = server.user("idle");
+    let (conn, _) = idle.into_parts();
+    assert_eq!(fatal_code(&frames_until_close(conn.stream())), Some(ErrorCode::IdleTimeout));
+    server.assert_healthy();
+}
+
+#[test]
+fn connections_over_the_limit_are_told_the_server_is_full() {
+    let server = TestServer::start_with(|config| config.max_connections = 2);
+    let (_first, _) = server.user("one");
+    let (_second, _) = server.user("two");
+    let third = raw(&server);
+    assert_eq!(fatal_code(&frames_until_close(&third)), Some(ErrorCode::ServerFull));
+}
+
+#[test]
+fn a_thousand_connections_opened_and_dropped_at_once() {
+    let server = TestServer::start();
+    let streams: Vec<_> = (0..1000).filter_map(|_| TcpStream::connect(server.addr).ok()).collect();
+    assert!(streams.len() >= 900, "only {} connections succeeded", streams.len());
+    drop(streams);
+    server.assert_healthy();
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_delay_others_and_loses_nothing() {
+    let server = TestServer::start();
+    let (stuck, s) = server.user("stuck");
+    let (mut flooder, _) = server.user("flood");
+    let (mut ana, _) = server.user("ana");
+    let (mut bia, b) = server.user("bia");
+
+    // Far more than the stuck client's socket buffers and outbound queue hold.
+    let body = "x".repeat(4000);
+    let mut worst = Duration::ZERO;
+    for i in 0..1500u64 {
+        flooder.send(s.name.as_str(), &body, i).unwrap();
+        if i % 100 == 0 {
+            let started = Instant::now();
+            let (id, _) = ana.send(b.name.as_str(), "ping", i).unwrap();
+            assert_eq!(next_message(&mut bia).id, id);
+            worst = worst.max(started.elapsed());
+        }
+    }
+    // Generous for a debug build on a loaded CI machine; a blocked sender would take the
+    // 90-second idle timeout instead.
+    assert!(worst < Duration::from_secs(1), "a live message took {worst:?}");
+    drop(stuck);
+    let (_stuck_again, session) = server.login(s.name.as_str());
+    assert_eq!(session.pending, 1500, "undelivered messages must stay pending");
+}
+
+#[test]
+fn shutdown_tells_connected_clients() {
+    let server = TestServer::start();
+    let (ana, _) = server.user("ana");
+    let (conn, _) = ana.into_parts();
+    server.stop().unwrap();
+    let frames = frames_until_close(conn.stream());
+    assert!(frames.contains(&ServerFrame::Event(Event::ShuttingDown)), "{frames:?}");
+}
