@@ -1,0 +1,156 @@
+//! A readline-style text field: the input box and the login form fields.
+
+use unicode_width::UnicodeWidthStr;
+
+/// Editable text with a cursor (a byte offset on a char boundary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Editor {
+    text: String,
+    cursor: usize,
+}
+
+impl Editor {
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether there is no text.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Whether the cursor is after the last character.
+    pub fn at_end(&self) -> bool {
+        self.cursor == self.text.len()
+    }
+
+    /// Replaces the text, with the cursor at its end.
+    pub fn set(&mut self, text: &str) {
+        text.clone_into(&mut self.text);
+        self.cursor = self.text.len();
+    }
+
+    /// Empties the field and returns what it held.
+    pub fn take(&mut self) -> String {
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+
+    /// Inserts text at the cursor.
+    pub fn insert(&mut self, text: &str) {
+        self.text.insert_str(self.cursor, text);
+        self.cursor += text.len();
+    }
+
+    /// Deletes the character before the cursor (Backspace).
+    pub fn backspace(&mut self) {
+        if let Some(prev) = self.prev_boundary() {
+            self.text.replace_range(prev..self.cursor, "");
+            self.cursor = prev;
+        }
+    }
+
+    /// Deletes the character under the cursor (Delete).
+    pub fn delete(&mut self) {
+        if let Some(next) = self.next_boundary() {
+            self.text.replace_range(self.cursor..next, "");
+        }
+    }
+
+    /// Moves one character left.
+    pub fn left(&mut self) {
+        self.cursor = self.prev_boundary().unwrap_or(self.cursor);
+    }
+
+    /// Moves one character right.
+    pub fn right(&mut self) {
+        self.cursor = self.next_boundary().unwrap_or(self.cursor);
+    }
+
+    /// Moves to the start of the text (Home, Ctrl+A).
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    /// Moves to the end of the text (End, Ctrl+E).
+    pub fn end(&mut self) {
+        self.cursor = self.text.len();
+    }
+
+    /// Deletes the word before the cursor, and the spaces after it (Ctrl+W).
+    pub fn delete_word(&mut self) {
+        let before = &self.text[..self.cursor];
+        let trimmed = before.trim_end_matches(char::is_whitespace);
+        let start = trimmed.rfind(char::is_whitespace).map_or(0, |at| at + 1);
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+    }
+
+    /// Deletes everything before the cursor (Ctrl+U).
+    pub fn delete_to_start(&mut self) {
+        self.text.replace_range(..self.cursor, "");
+        self.cursor = 0;
+    }
+
+    /// The cursor's line (counting `\n`) and its column in terminal cells.
+    pub fn cursor_position(&self) -> (usize, usize) {
+        let before = &self.text[..self.cursor];
+        let line = before.matches('\n').count();
+        let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+        (line, before[line_start..].width())
+    }
+
+    fn prev_boundary(&self) -> Option<usize> {
+        self.text[..self.cursor].char_indices().next_back().map(|(at, _)| at)
+    }
+
+    fn next_boundary(&self) -> Option<usize> {
+        self.text[self.cursor..].chars().next().map(|c| self.cursor + c.len_utf8())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn editor(text: &str) -> Editor {
+        let mut editor = Editor::default();
+        editor.set(text);
+        editor
+    }
+
+    #[test]
+    fn edits_at_the_cursor_across_multibyte_characters() {
+        let mut e = editor("olá 👋");
+        e.left();
+        e.backspace();
+        assert_eq!(e.text(), "olá👋");
+        e.home();
+        e.delete();
+        e.insert("O");
+        assert_eq!(e.text(), "Olá👋");
+        e.end();
+        e.backspace();
+        assert_eq!(e.text(), "Olá");
+    }
+
+    #[test]
+    fn ctrl_w_and_ctrl_u_delete_backwards() {
+        let mut e = editor("send this  now  ");
+        e.delete_word();
+        assert_eq!(e.text(), "send this  ");
+        e.delete_word();
+        assert_eq!(e.text(), "send ");
+        e.insert("x y");
+        e.left();
+        e.delete_to_start();
+        assert_eq!((e.text(), e.at_end()), ("y", false));
+    }
+
+    #[test]
+    fn cursor_column_counts_cells_not_bytes() {
+        let e = editor("日本\n語👋x");
+        assert_eq!(e.cursor_position(), (1, 5));
+    }
+}

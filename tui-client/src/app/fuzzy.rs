@@ -1,0 +1,52 @@
+//! Fuzzy ranking of user names for the quick switcher.
+
+use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
+use nucleo_matcher::{Config, Matcher};
+use papo_protocol::Username;
+
+/// Names matching `query`, best first; all of them, in the given order, for an empty query.
+///
+/// A query that is itself a valid name is offered last even if unknown, so a user who
+/// registered after the contact list loaded can still be reached.
+pub fn rank<'a>(query: &str, names: impl IntoIterator<Item = &'a Username>) -> Vec<Username> {
+    let names: Vec<&Username> = names.into_iter().collect();
+    let query = query.trim();
+    if query.is_empty() {
+        return names.into_iter().cloned().collect();
+    }
+    let mut matcher = Matcher::new(Config::DEFAULT);
+    let pattern = Pattern::parse(query, CaseMatching::Ignore, Normalization::Smart);
+    let mut ranked: Vec<Username> =
+        pattern.match_list(names, &mut matcher).into_iter().map(|(name, _)| name.clone()).collect();
+    if let Ok(typed) = Username::parse(query) {
+        if !ranked.contains(&typed) {
+            ranked.push(typed);
+        }
+    }
+    ranked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(raw: &[&str]) -> Vec<Username> {
+        raw.iter().map(|n| Username::parse(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn best_match_first_and_non_matches_dropped() {
+        let all = names(&["bianca", "roberto", "bia", "carla"]);
+        let ranked = rank("bia", &all);
+        assert_eq!(ranked[0].as_str(), "bia");
+        assert!(ranked.iter().any(|n| n.as_str() == "bianca"));
+        assert!(!ranked.iter().any(|n| n.as_str() == "carla"));
+    }
+
+    #[test]
+    fn empty_query_keeps_order_and_unknown_valid_names_are_offered() {
+        let all = names(&["zeca", "ana"]);
+        assert_eq!(rank("", &all), all);
+        assert_eq!(rank("newbie", &all), names(&["newbie"]));
+    }
+}

@@ -1,0 +1,156 @@
+//! Lays out a conversation as screen lines from the newest upwards, stopping as soon as
+//! enough lines exist: drawing costs the same for 100 messages or 100,000.
+
+use papo_protocol::{ChatMessage, UnixMillis, Username};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use time::{macros::format_description, OffsetDateTime, UtcOffset};
+use unicode_width::UnicodeWidthStr;
+
+use super::model::{Conversation, Delivery, OutgoingView};
+use super::wrap::wrap;
+
+/// Style of the other side's name.
+const PEER: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+/// Style of my name.
+const ME: Style = Style::new().fg(Color::Green).add_modifier(Modifier::BOLD);
+/// Style of times, separators and hints.
+const DIM: Style = Style::new().fg(Color::DarkGray);
+
+/// The last `needed` lines of the conversation (or all, if fewer), bottom line first.
+pub fn lines_from_bottom(
+    conversation: &Conversation,
+    me: &Username,
+    offset: UtcOffset,
+    width: usize,
+    needed: usize,
+) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for pending in conversation.outgoing.iter().rev() {
+        if lines.len() >= needed {
+            return lines;
+        }
+        push_reversed(&mut lines, outgoing_lines(pending, width));
+    }
+    let messages = &conversation.messages;
+    for (at, message) in messages.iter().enumerate().rev() {
+        if lines.len() >= needed {
+            return lines;
+        }
+        let status = (message.from == *me).then(|| conversation.delivery(message.id));
+        push_reversed(&mut lines, message_lines(message, me, status, offset, width));
+        let older = at.checked_sub(1).map(|before| &messages[before]);
+        let new_day = older.is_none_or(|older| day(older.sent_at, offset) != day(message.sent_at, offset));
+        if new_day && (older.is_some() || !conversation.more) {
+            lines.push(date_separator(message.sent_at, offset, width));
+        }
+    }
+    if conversation.loading {
+        lines.push(Line::styled("loading older messages…", DIM));
+    } else if !conversation.more && conversation.requested {
+        lines.push(Line::styled("— start of the conversation —", DIM));
+    }
+    lines
+}
+
+fn push_reversed(lines: &mut Vec<Line<'static>>, block: Vec<Line<'static>>) {
+    lines.extend(block.into_iter().rev());
+}
+
+fn message_lines(
+    message: &ChatMessage,
+    me: &Username,
+    status: Option<Delivery>,
+    offset: UtcOffset,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let time = clock(message.sent_at, offset);
+    let (name, style) =
+        if message.from == *me { ("you".to_owned(), ME) } else { (message.from.to_string(), PEER) };
+    let suffix = status.map(delivery_mark);
+    layout(
+        vec![Span::styled(format!("{time} "), DIM), Span::styled(format!("{name}: "), style)],
+        &message.body,
+        suffix,
+        width,
+    )
+}
+
+fn outgoing_lines(pending: &OutgoingView, width: usize) -> Vec<Line<'static>> {
+    let suffix = match &pending.failed {
+        Some(reason) => Span::styled(format!(" ✗ {reason}"), Style::new().fg(Color::Red)),
+        None => delivery_mark(Delivery::Sending),
+    };
+    layout(
+        vec![Span::styled("      ", DIM), Span::styled("you: ", ME)],
+        &pending.outgoing.body,
+        Some(suffix),
+        width,
+    )
+}
+
+/// The mark after one of my messages.
+pub fn delivery_mark(delivery: Delivery) -> Span<'static> {
+    match delivery {
+        Delivery::Sending => Span::styled(" …", DIM),
+        Delivery::Sent => Span::styled(" ✓", DIM),
+        Delivery::Delivered => Span::styled(" ✓✓", DIM),
+        Delivery::Read => Span::styled(" ✓✓", Style::new().fg(Color::LightBlue).add_modifier(Modifier::BOLD)),
+    }
+}
+
+/// Prefix spans, then the body wrapped under an indent as wide as the prefix (or on its own
+/// lines when the pane is too narrow for that), then the suffix where it fits.
+fn layout(
+    prefix: Vec<Span<'static>>,
+    body: &str,
+    suffix: Option<Span<'static>>,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let prefix_width: usize = prefix.iter().map(|span| span.content.width()).sum();
+    let hanging = prefix_width <= width / 2;
+    let indent = if hanging { prefix_width } else { 2 };
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut body_lines = wrap(body, width.saturating_sub(indent)).into_iter();
+    if hanging {
+        let mut first = prefix;
+        first.push(Span::raw(body_lines.next().unwrap_or_default()));
+        lines.push(Line::from(first));
+    } else {
+        lines.push(Line::from(prefix));
+    }
+    lines.extend(body_lines.map(|text| Line::from(format!("{}{text}", " ".repeat(indent)))));
+    if let Some(suffix) = suffix {
+        let last = lines.last_mut().expect("at least the prefix line");
+        if last.width() + suffix.content.width() <= width {
+            last.spans.push(suffix);
+        } else {
+            lines.push(Line::from(vec![Span::raw(" ".repeat(indent)), suffix]));
+        }
+    }
+    lines
+}
+
+fn date_separator(at: UnixMillis, offset: UtcOffset, width: usize) -> Line<'static> {
+    let date = local(at, offset)
+        .format(format_description!("[weekday repr:short] [day padding:none] [month repr:short] [year]"))
+        .unwrap_or_default();
+    let label = format!(" {date} ");
+    let side = width.saturating_sub(label.width()) / 2;
+    Line::styled(format!("{}{label}{}", "─".repeat(side), "─".repeat(side)), DIM)
+}
+
+fn local(at: UnixMillis, offset: UtcOffset) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(offset)
+}
+
+fn day(at: UnixMillis, offset: UtcOffset) -> time::Date {
+    local(at, offset).date()
+}
+
+/// `HH:MM` in local time.
+pub fn clock(at: UnixMillis, offset: UtcOffset) -> String {
+    local(at, offset).format(format_description!("[hour]:[minute]")).unwrap_or_default()
+}

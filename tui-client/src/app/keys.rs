@@ -1,0 +1,22 @@
+//! The shortcut list shown by the help overlay (and checked against the README by a test).
+
+/// Every shortcut of the chat screen: key, then what it does.
+pub const HELP: &[(&str, &str)] = &[
+    ("Enter", "send the message, or run a /command"),
+    ("Alt+Enter", "new line in the message"),
+    ("Tab", "move focus between contacts and input"),
+    ("Ctrl+N / Alt+Down", "next contact"),
+    ("Ctrl+P / Alt+Up", "previous contact"),
+    ("Alt+1..9", "jump to the n-th contact"),
+    ("Ctrl+K", "quick switch: fuzzy-find any user"),
+    ("PageUp / PageDown", "scroll the conversation (or the mouse wheel)"),
+    ("End / Ctrl+End", "jump to the newest message"),
+    ("Up / Down", "recall earlier inputs"),
+    ("Left Right Home End", "move in the input (also Ctrl+A / Ctrl+E)"),
+    ("Ctrl+W / Ctrl+U", "delete a word / everything before the cursor"),
+    ("/msg USER [text]", "open a conversation, and send text if given"),
+    ("/help  /quit", "show this help; log out and quit"),
+    ("? / F1", "show this help"),
+    ("Esc", "close a box, dismiss the banner"),
+    ("Ctrl+C", "log out and quit, from any screen"),
+];

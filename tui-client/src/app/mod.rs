@@ -1,0 +1,15 @@
+//! The full-screen app, Elm-style: [`Model`] is the state, [`update`] applies a [`Msg`] and
+//! returns network commands, [`view`] draws the model and does nothing else.
+
+mod editor;
+mod fuzzy;
+mod history;
+pub mod keys;
+mod model;
+mod update;
+mod view;
+mod wrap;
+
+pub use model::{ContactEntry, Conversation, Delivery, Focus, LoginField, LoginMode, Model, Overlay, Screen};
+pub use update::{update, Msg};
+pub use view::view;

@@ -1,0 +1,342 @@
+//! Everything the client shows, and nothing it does: state only.
+
+use std::collections::HashMap;
+
+use papo_protocol::{ChatMessage, Contact, MessageId, UnixMillis, Username};
+use time::UtcOffset;
+
+use super::editor::Editor;
+use crate::net::{Link, Outgoing};
+
+/// The whole client state; `view` draws it and `update` changes it.
+#[derive(Debug)]
+pub struct Model {
+    /// `HOST:PORT` of the server.
+    pub server: String,
+    /// Offset for showing times, read once at start-up.
+    pub utc_offset: UtcOffset,
+    /// Terminal size in cells, for paging and wrapping decisions.
+    pub viewport: (u16, u16),
+    /// Connection state for the status bar.
+    pub link: Link,
+    /// Which screen is up.
+    pub screen: Screen,
+    /// The login / create-account form.
+    pub login: LoginForm,
+    /// Who is logged in.
+    pub me: Option<Username>,
+    /// Every other user, in display order (see [`Model::sort_contacts`]).
+    pub contacts: Vec<ContactEntry>,
+    /// The open conversation.
+    pub selected: Option<Username>,
+    /// Loaded conversations by peer.
+    pub conversations: HashMap<Username, Conversation>,
+    /// The message input box.
+    pub input: Editor,
+    /// Earlier inputs, oldest first, for Up/Down recall.
+    pub input_history: Vec<String>,
+    /// Position in `input_history` while recalling.
+    pub recall: Option<usize>,
+    /// Where plain keys go.
+    pub focus: Focus,
+    /// A box drawn over the chat screen.
+    pub overlay: Option<Overlay>,
+    /// A highlighted line such as "3 messages arrived while you were away".
+    pub banner: Option<String>,
+    /// The latest error or warning, cleared by the next key.
+    pub notice: Option<String>,
+    /// Next client-side message id; starts random so ids never repeat across runs.
+    pub next_client_msg_id: u64,
+    /// Set when the app should exit.
+    pub quit: bool,
+}
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Log in or create an account.
+    Login,
+    /// Contacts, history and input.
+    Chat,
+}
+
+/// Where plain keys go on the chat screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// Up/Down move through contacts.
+    Contacts,
+    /// Keys edit the message.
+    Input,
+}
+
+/// A box over the chat screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    /// Every shortcut.
+    Help,
+    /// Fuzzy contact search (Ctrl+K).
+    QuickSwitch(QuickSwitch),
+}
+
+/// State of the quick switcher.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuickSwitch {
+    /// What was typed.
+    pub query: Editor,
+    /// Matching contacts, best first.
+    pub matches: Vec<Username>,
+    /// Highlighted row of `matches`.
+    pub selected: usize,
+}
+
+/// Logging in or creating an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMode {
+    /// Name and password.
+    LogIn,
+    /// Name, password and confirmation.
+    Register,
+}
+
+/// A field of the login form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginField {
+    /// The name.
+    Name,
+    /// The password.
+    Password,
+    /// The repeated password (create account only).
+    Confirm,
+}
+
+/// The login form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginForm {
+    /// Log in or create an account.
+    pub mode: LoginMode,
+    /// The focused field.
+    pub field: LoginField,
+    /// Account name.
+    pub name: Editor,
+    /// Password (drawn masked).
+    pub password: Editor,
+    /// Password again.
+    pub confirm: Editor,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Waiting for the server's answer.
+    pub busy: bool,
+}
+
+/// One user in the contacts pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactEntry {
+    /// The user.
+    pub name: Username,
+    /// Whether they are connected.
+    pub online: bool,
+    /// Messages from them not yet read.
+    pub unread: u64,
+    /// Id of the newest message with them (0 if none): recency for sorting.
+    pub last_id: MessageId,
+    /// When that message was sent.
+    pub last_at: Option<UnixMillis>,
+}
+
+/// One conversation as far as it is loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversation {
+    /// Stored messages, oldest first, unique by id.
+    pub messages: Vec<ChatMessage>,
+    /// My messages not yet acknowledged by the server, oldest first.
+    pub outgoing: Vec<OutgoingView>,
+    /// Whether the newest page was asked for.
+    pub requested: bool,
+    /// A page request is on its way.
+    pub loading: bool,
+    /// The server holds older messages than the loaded ones.
+    pub more: bool,
+    /// Newest of my messages the peer's client received.
+    pub peer_delivered_up_to: MessageId,
+    /// Newest of my messages the peer read.
+    pub peer_read_up_to: MessageId,
+    /// Lines scrolled up from the newest (0 = following new messages).
+    pub scroll: usize,
+    /// Messages that arrived while scrolled up.
+    pub new_below: usize,
+}
+
+/// A message on its way out, as shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingView {
+    /// The message.
+    pub outgoing: Outgoing,
+    /// Why the server refused it, if it did.
+    pub failed: Option<String>,
+}
+
+/// How far one of my messages got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Typed while offline or not yet acknowledged.
+    Sending,
+    /// Durable on the server.
+    Sent,
+    /// The recipient's client has it.
+    Delivered,
+    /// The recipient opened the conversation.
+    Read,
+}
+
+impl Model {
+    /// A fresh client for `server` on the login screen.
+    pub fn new(
+        server: String,
+        utc_offset: UtcOffset,
+        viewport: (u16, u16),
+        first_client_msg_id: u64,
+    ) -> Self {
+        Self {
+            server,
+            utc_offset,
+            viewport,
+            link: Link::Connecting,
+            screen: Screen::Login,
+            login: LoginForm::default(),
+            me: None,
+            contacts: Vec::new(),
+            selected: None,
+            conversations: HashMap::new(),
+            input: Editor::default(),
+            input_history: Vec::new(),
+            recall: None,
+            focus: Focus::Input,
+            overlay: None,
+            banner: None,
+            notice: None,
+            next_client_msg_id: first_client_msg_id,
+            quit: false,
+        }
+    }
+
+    /// The open conversation's peer and state.
+    pub fn current(&self) -> Option<(&Username, Option<&Conversation>)> {
+        self.selected.as_ref().map(|peer| (peer, self.conversations.get(peer)))
+    }
+
+    /// The contact entry for `name`.
+    pub fn contact(&self, name: &Username) -> Option<&ContactEntry> {
+        self.contacts.iter().find(|c| c.name == *name)
+    }
+
+    /// The contact entry for `name`, created (offline, no messages) if missing.
+    pub fn contact_mut(&mut self, name: &Username) -> &mut ContactEntry {
+        let at = match self.contacts.iter().position(|c| c.name == *name) {
+            Some(at) => at,
+            None => {
+                self.contacts.push(ContactEntry::new(name.clone()));
+                self.contacts.len() - 1
+            }
+        };
+        &mut self.contacts[at]
+    }
+
+    /// Unread messages over all conversations.
+    pub fn total_unread(&self) -> u64 {
+        self.contacts.iter().map(|c| c.unread).sum()
+    }
+
+    /// Unread first, then online, then most recent conversation, then name.
+    pub fn sort_contacts(&mut self) {
+        self.contacts.sort_by(|a, b| {
+            (a.unread == 0, !a.online, std::cmp::Reverse(a.last_id), &a.name).cmp(&(
+                b.unread == 0,
+                !b.online,
+                std::cmp::Reverse(b.last_id),
+                &b.name,
+            ))
+        });
+    }
+}
+
+impl Default for LoginForm {
+    fn default() -> Self {
+        Self {
+            mode: LoginMode::LogIn,
+            field: LoginField::Name,
+            name: Editor::default(),
+            password: Editor::default(),
+            confirm: Editor::default(),
+            error: None,
+            busy: false,
+        }
+    }
+}
+
+impl LoginForm {
+    /// The fields in Tab order for the current mode.
+    pub fn fields(&self) -> &'static [LoginField] {
+        match self.mode {
+            LoginMode::LogIn => &[LoginField::Name, LoginField::Password],
+            LoginMode::Register => &[LoginField::Name, LoginField::Password, LoginField::Confirm],
+        }
+    }
+
+    /// The focused field's editor.
+    pub fn focused_mut(&mut self) -> &mut Editor {
+        match self.field {
+            LoginField::Name => &mut self.name,
+            LoginField::Password => &mut self.password,
+            LoginField::Confirm => &mut self.confirm,
+        }
+    }
+}
+
+impl ContactEntry {
+    /// A user we know nothing about yet.
+    pub fn new(name: Username) -> Self {
+        Self { name, online: false, unread: 0, last_id: 0, last_at: None }
+    }
+}
+
+impl From<Contact> for ContactEntry {
+    fn from(contact: Contact) -> Self {
+        Self {
+            online: contact.online,
+            unread: contact.unread,
+            last_id: contact.last.as_ref().map_or(0, |last| last.id),
+            last_at: contact.last.map(|last| last.sent_at),
+            name: contact.name,
+        }
+    }
+}
+
+impl Conversation {
+    /// Adds messages, keeping id order and dropping ones already known.
+    pub fn insert(&mut self, messages: impl IntoIterator<Item = ChatMessage>) -> usize {
+        let mut added = 0;
+        for message in messages {
+            if let Err(at) = self.messages.binary_search_by_key(&message.id, |m| m.id) {
+                self.messages.insert(at, message);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// How far my message `id` got.
+    pub fn delivery(&self, id: MessageId) -> Delivery {
+        if id <= self.peer_read_up_to {
+            Delivery::Read
+        } else if id <= self.peer_delivered_up_to {
+            Delivery::Delivered
+        } else {
+            Delivery::Sent
+        }
+    }
+
+    /// The oldest loaded message id, for fetching the page before it.
+    pub fn oldest_id(&self) -> Option<MessageId> {
+        self.messages.first().map(|m| m.id)
+    }
+}

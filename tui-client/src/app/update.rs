@@ -1,0 +1,557 @@
+//! Every state change: key presses, pastes, scrolling and network events in, commands for
+//! the network thread out. No I/O happens here, so all of it is tested as plain functions.
+
+use papo_protocol::{ChatMessage, Event, ReceiptKind, Username, MAX_BODY_LEN};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::layout::Rect;
+
+use super::editor::Editor;
+use super::fuzzy;
+use super::history::lines_from_bottom;
+use super::model::{
+    Conversation, Focus, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay, QuickSwitch, Screen,
+};
+use super::view::ChatLayout;
+use crate::net::{Link, NetCommand, NetEvent, Outgoing};
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// A key was pressed (releases and repeats of other kinds are ignored).
+    Key(KeyEvent),
+    /// Text was pasted (bracketed paste): inserted, never sent by itself.
+    Paste(String),
+    /// Mouse wheel: positive scrolls back in time, negative forward.
+    Scroll(i32),
+    /// The terminal was resized.
+    Resize(u16, u16),
+    /// The network thread reported something.
+    Net(NetEvent),
+}
+
+/// Applies `msg` to `model`; returns what the network thread must do.
+pub fn update(model: &mut Model, msg: Msg) -> Vec<NetCommand> {
+    let mut commands = Vec::new();
+    match msg {
+        Msg::Key(key) if key.kind == KeyEventKind::Press => on_key(model, key, &mut commands),
+        Msg::Key(_) => {}
+        Msg::Paste(text) => on_paste(model, &text),
+        Msg::Scroll(lines) => scroll(model, lines, &mut commands),
+        Msg::Resize(width, height) => model.viewport = (width, height),
+        Msg::Net(event) => on_net(model, event, &mut commands),
+    }
+    commands
+}
+
+fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    if ctrl(&key, 'c') {
+        model.quit = true;
+        return;
+    }
+    match model.screen {
+        Screen::Login => login_key(&mut model.login, key, out),
+        Screen::Chat => chat_key(model, key, out),
+    }
+}
+
+fn login_key(form: &mut LoginForm, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    let fields = form.fields();
+    let at = fields.iter().position(|&f| f == form.field).unwrap_or(0);
+    match key.code {
+        KeyCode::Tab | KeyCode::Down => form.field = fields[(at + 1) % fields.len()],
+        KeyCode::BackTab | KeyCode::Up => form.field = fields[(at + fields.len() - 1) % fields.len()],
+        KeyCode::F(2) => toggle_mode(form),
+        KeyCode::Char('r') if key.modifiers.contains(KeyModifiers::CONTROL) => toggle_mode(form),
+        KeyCode::Enter => submit_login(form, out),
+        _ => {
+            edit(form.focused_mut(), key);
+        }
+    }
+}
+
+fn toggle_mode(form: &mut LoginForm) {
+    form.mode = match form.mode {
+        LoginMode::LogIn => LoginMode::Register,
+        LoginMode::Register => LoginMode::LogIn,
+    };
+    if !form.fields().contains(&form.field) {
+        form.field = LoginField::Password;
+    }
+    form.error = None;
+}
+
+fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
+    if form.busy {
+        return;
+    }
+    let name = form.name.text().trim().to_owned();
+    let password = form.password.text().to_owned();
+    let problem = if name.is_empty() {
+        Some((LoginField::Name, "type your name"))
+    } else if password.is_empty() {
+        Some((LoginField::Password, "type your password"))
+    } else if form.mode == LoginMode::Register && password.len() < *papo_protocol::PASSWORD_LEN.start() {
+        Some((LoginField::Password, "the password needs at least 8 characters"))
+    } else if form.mode == LoginMode::Register && form.confirm.text() != password {
+        Some((LoginField::Confirm, "the two passwords differ; type them again"))
+    } else {
+        None
+    };
+    if let Some((field, problem)) = problem {
+        form.field = field;
+        form.error = Some(problem.to_owned());
+        return;
+    }
+    form.error = None;
+    form.busy = true;
+    out.push(match form.mode {
+        LoginMode::LogIn => NetCommand::Login { name, password },
+        LoginMode::Register => NetCommand::Register { name, password },
+    });
+}
+
+fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    model.notice = None;
+    match model.overlay.take() {
+        Some(Overlay::Help) => return, // Any key closes it.
+        Some(Overlay::QuickSwitch(switch)) => return quick_switch_key(model, switch, key, out),
+        None => {}
+    }
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    match key.code {
+        KeyCode::F(1) => model.overlay = Some(Overlay::Help),
+        KeyCode::Char('k') if ctrl(&key, 'k') => open_quick_switch(model),
+        KeyCode::Char('n') if ctrl(&key, 'n') => select_relative(model, 1, out),
+        KeyCode::Char('p') if ctrl(&key, 'p') => select_relative(model, -1, out),
+        KeyCode::Down if alt => select_relative(model, 1, out),
+        KeyCode::Up if alt => select_relative(model, -1, out),
+        KeyCode::Char(digit @ '1'..='9') if alt => {
+            let at = digit as usize - '1' as usize;
+            if let Some(name) = model.contacts.get(at).map(|c| c.name.clone()) {
+                select(model, name, out);
+            }
+        }
+        KeyCode::PageUp => scroll(model, page(model) as i32, out),
+        KeyCode::PageDown => scroll(model, -(page(model) as i32), out),
+        KeyCode::End if key.modifiers.contains(KeyModifiers::CONTROL) => jump_to_newest(model),
+        KeyCode::Tab | KeyCode::BackTab => {
+            model.focus = match model.focus {
+                Focus::Contacts => Focus::Input,
+                Focus::Input => Focus::Contacts,
+            }
+        }
+        KeyCode::Esc => model.banner = None,
+        _ => match model.focus {
+            Focus::Contacts => contacts_key(model, key, out),
+            Focus::Input => input_key(model, key, out),
+        },
+    }
+}
+
+fn contacts_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    match key.code {
+        KeyCode::Down | KeyCode::Char('j') => select_relative(model, 1, out),
+        KeyCode::Up | KeyCode::Char('k') => select_relative(model, -1, out),
+        KeyCode::Enter | KeyCode::Right => model.focus = Focus::Input,
+        KeyCode::Char('?') => model.overlay = Some(Overlay::Help),
+        KeyCode::Char(_) => {
+            model.focus = Focus::Input;
+            input_key(model, key, out);
+        }
+        _ => {}
+    }
+}
+
+fn input_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    match key.code {
+        KeyCode::Enter if alt => model.input.insert("\n"),
+        KeyCode::Enter => submit_input(model, out),
+        KeyCode::Up if !model.input.text().contains('\n') => recall(model, -1),
+        KeyCode::Down if !model.input.text().contains('\n') => recall(model, 1),
+        KeyCode::End if model.input.at_end() => jump_to_newest(model),
+        KeyCode::Char('?') if model.input.is_empty() => model.overlay = Some(Overlay::Help),
+        _ => {
+            if edit(&mut model.input, key) {
+                model.recall = None;
+            }
+        }
+    }
+}
+
+fn quick_switch_key(model: &mut Model, mut switch: QuickSwitch, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    match key.code {
+        KeyCode::Esc => return,
+        KeyCode::Enter => {
+            if let Some(name) = switch.matches.get(switch.selected).cloned() {
+                select(model, name, out);
+                model.focus = Focus::Input;
+            }
+            return;
+        }
+        KeyCode::Down => switch.selected = (switch.selected + 1).min(switch.matches.len().saturating_sub(1)),
+        KeyCode::Char('n') if ctrl(&key, 'n') => {
+            switch.selected = (switch.selected + 1).min(switch.matches.len().saturating_sub(1));
+        }
+        KeyCode::Up => switch.selected = switch.selected.saturating_sub(1),
+        KeyCode::Char('p') if ctrl(&key, 'p') => switch.selected = switch.selected.saturating_sub(1),
+        _ => {
+            if edit(&mut switch.query, key) {
+                switch.matches = ranked(model, switch.query.text());
+                switch.selected = 0;
+            }
+        }
+    }
+    model.overlay = Some(Overlay::QuickSwitch(switch));
+}
+
+fn open_quick_switch(model: &mut Model) {
+    let matches = ranked(model, "");
+    model.overlay = Some(Overlay::QuickSwitch(QuickSwitch { matches, ..QuickSwitch::default() }));
+}
+
+fn ranked(model: &Model, query: &str) -> Vec<Username> {
+    let mut matches = fuzzy::rank(query, model.contacts.iter().map(|c| &c.name));
+    matches.retain(|name| Some(name) != model.me.as_ref());
+    matches
+}
+
+/// Applies a readline editing key; `false` if the key is not an editing key.
+fn edit(editor: &mut Editor, key: KeyEvent) -> bool {
+    let control = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('a') if control => editor.home(),
+        KeyCode::Char('e') if control => editor.end(),
+        KeyCode::Char('w') if control => editor.delete_word(),
+        KeyCode::Char('u') if control => editor.delete_to_start(),
+        KeyCode::Char('h') if control => editor.backspace(),
+        KeyCode::Char(c) if !control && !key.modifiers.contains(KeyModifiers::ALT) => {
+            editor.insert(c.encode_utf8(&mut [0; 4]));
+        }
+        KeyCode::Backspace => editor.backspace(),
+        KeyCode::Delete => editor.delete(),
+        KeyCode::Left => editor.left(),
+        KeyCode::Right => editor.right(),
+        KeyCode::Home => editor.home(),
+        KeyCode::End => editor.end(),
+        _ => return false,
+    }
+    true
+}
+
+fn on_paste(model: &mut Model, text: &str) {
+    // Terminals send pasted line breaks as CR.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    match (model.screen, &mut model.overlay) {
+        (Screen::Login, _) => model.login.focused_mut().insert(text.trim_end_matches('\n')),
+        (Screen::Chat, Some(Overlay::QuickSwitch(switch))) => {
+            switch.query.insert(text.lines().next().unwrap_or(""));
+            let query = switch.query.text().to_owned();
+            let matches = ranked(model, &query);
+            if let Some(Overlay::QuickSwitch(switch)) = &mut model.overlay {
+                switch.matches = matches;
+                switch.selected = 0;
+            }
+        }
+        (Screen::Chat, _) => {
+            model.focus = Focus::Input;
+            model.input.insert(&text);
+        }
+    }
+}
+
+fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
+    let text = model.input.text().to_owned();
+    if text.trim().is_empty() {
+        return;
+    }
+    if let Some(command) = text.strip_prefix('/').filter(|rest| !rest.starts_with('/')) {
+        remember_input(model);
+        return slash_command(model, command, out);
+    }
+    // "//text" sends "/text".
+    let body = text.strip_prefix('/').unwrap_or(&text).to_owned();
+    let Some(to) = model.selected.clone() else {
+        model.notice = Some("pick someone first: Ctrl+K, Ctrl+N or /msg NAME".into());
+        return;
+    };
+    if body.len() > MAX_BODY_LEN {
+        model.notice = Some(format!("the message has {} bytes; the limit is {MAX_BODY_LEN}", body.len()));
+        return;
+    }
+    remember_input(model);
+    send(model, to, body, out);
+}
+
+fn remember_input(model: &mut Model) {
+    let text = model.input.take();
+    model.recall = None;
+    if model.input_history.last() != Some(&text) {
+        model.input_history.push(text);
+    }
+}
+
+fn send(model: &mut Model, to: Username, body: String, out: &mut Vec<NetCommand>) {
+    let outgoing = Outgoing { to: to.clone(), body, client_msg_id: model.next_client_msg_id };
+    model.next_client_msg_id = model.next_client_msg_id.wrapping_add(1);
+    let conversation = model.conversations.entry(to).or_default();
+    conversation.outgoing.push(OutgoingView { outgoing: outgoing.clone(), failed: None });
+    conversation.scroll = 0;
+    conversation.new_below = 0;
+    model.banner = None;
+    out.push(NetCommand::Send(outgoing));
+}
+
+fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
+    let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    match name {
+        "help" | "h" => model.overlay = Some(Overlay::Help),
+        "quit" | "q" | "exit" => model.quit = true,
+        "msg" | "m" => {
+            let (user, text) = rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
+            let user = match Username::parse(user) {
+                Ok(user) if Some(&user) == model.me.as_ref() => {
+                    model.notice = Some("that is you; pick someone else".into());
+                    return;
+                }
+                Ok(user) => user,
+                Err(e) => {
+                    model.notice = Some(format!("usage: /msg USER [text] ({e})"));
+                    return;
+                }
+            };
+            select(model, user.clone(), out);
+            model.focus = Focus::Input;
+            let text = text.trim();
+            if !text.is_empty() {
+                send(model, user, text.to_owned(), out);
+            }
+        }
+        other => model.notice = Some(format!("unknown command /{other}; try /help")),
+    }
+}
+
+fn recall(model: &mut Model, direction: isize) {
+    let len = model.input_history.len();
+    let next = match (model.recall, direction < 0) {
+        (None, true) if len > 0 => Some(len - 1),
+        (None, _) => return,
+        (Some(at), true) => Some(at.saturating_sub(1)),
+        (Some(at), false) if at + 1 < len => Some(at + 1),
+        (Some(_), false) => None,
+    };
+    model.recall = next;
+    match next {
+        Some(at) => {
+            let text = model.input_history[at].clone();
+            model.input.set(&text);
+        }
+        None => model.input.set(""),
+    }
+}
+
+fn select_relative(model: &mut Model, step: isize, out: &mut Vec<NetCommand>) {
+    let count = model.contacts.len() as isize;
+    if count == 0 {
+        return;
+    }
+    let current = model.selected.as_ref().and_then(|s| model.contacts.iter().position(|c| c.name == *s));
+    let next = match current {
+        Some(at) => (at as isize + step).rem_euclid(count),
+        None if step > 0 => 0,
+        None => count - 1,
+    };
+    let name = model.contacts[next as usize].name.clone();
+    select(model, name, out);
+}
+
+/// Opens the conversation with `peer`, loading it if needed and marking it read.
+fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
+    model.contact_mut(&peer);
+    let conversation = model.conversations.entry(peer.clone()).or_default();
+    if !conversation.requested {
+        conversation.requested = true;
+        conversation.loading = true;
+        out.push(NetCommand::History { with: peer.clone(), before: None });
+    }
+    model.selected = Some(peer);
+    mark_read(model, out);
+}
+
+/// Marks the open conversation read if it has unread messages.
+fn mark_read(model: &mut Model, out: &mut Vec<NetCommand>) {
+    let Some(peer) = model.selected.clone() else { return };
+    if model.screen != Screen::Chat {
+        return;
+    }
+    let newest_loaded = model.conversations.get(&peer).and_then(|c| c.messages.last()).map_or(0, |m| m.id);
+    let contact = model.contact_mut(&peer);
+    if contact.unread == 0 {
+        return;
+    }
+    contact.unread = 0;
+    let up_to = contact.last_id.max(newest_loaded);
+    out.push(NetCommand::MarkRead { with: peer, up_to });
+    model.sort_contacts();
+}
+
+fn page(model: &Model) -> usize {
+    history_size(model).1.saturating_sub(1).max(1)
+}
+
+fn history_size(model: &Model) -> (usize, usize) {
+    let (width, height) = model.viewport;
+    ChatLayout::new(Rect::new(0, 0, width, height), model.input.text().lines().count().max(1)).history_inner()
+}
+
+/// Scrolls the open conversation by `lines` (positive: back in time), fetching older pages
+/// before the top is reached.
+fn scroll(model: &mut Model, lines: i32, out: &mut Vec<NetCommand>) {
+    let (width, height) = history_size(model);
+    let Some(peer) = model.selected.clone() else { return };
+    let Some(me) = model.me.clone() else { return };
+    let offset = model.utc_offset;
+    let Some(conversation) = model.conversations.get_mut(&peer) else { return };
+    let wanted = conversation.scroll.saturating_add_signed(lines as isize);
+    let available = lines_from_bottom(conversation, &me, offset, width, wanted + 2 * height).len();
+    conversation.scroll = wanted.min(available.saturating_sub(height));
+    if conversation.scroll == 0 {
+        conversation.new_below = 0;
+    }
+    if available < wanted + 2 * height {
+        fetch_older(&peer, conversation, out);
+    }
+}
+
+fn fetch_older(peer: &Username, conversation: &mut Conversation, out: &mut Vec<NetCommand>) {
+    if conversation.more && !conversation.loading {
+        conversation.loading = true;
+        out.push(NetCommand::History { with: peer.clone(), before: conversation.oldest_id() });
+    }
+}
+
+fn jump_to_newest(model: &mut Model) {
+    let selected = model.selected.clone();
+    if let Some(conversation) = selected.and_then(|peer| model.conversations.get_mut(&peer)) {
+        conversation.scroll = 0;
+        conversation.new_below = 0;
+    }
+}
+
+fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
+    match event {
+        NetEvent::Link(link) => {
+            if matches!(link, Link::Offline { .. }) {
+                model.login.busy = false;
+            }
+            model.link = link;
+        }
+        NetEvent::AuthFailed { message, .. } => {
+            model.login.busy = false;
+            model.login.error = Some(message);
+        }
+        NetEvent::LoggedIn { name, pending } => {
+            model.me = Some(name);
+            model.screen = Screen::Chat;
+            model.focus = Focus::Input;
+            model.login = LoginForm::default();
+            model.banner = (pending > 0).then(|| match pending {
+                1 => "1 message arrived while you were away".to_owned(),
+                n => format!("{n} messages arrived while you were away"),
+            });
+        }
+        NetEvent::SessionExpired => {
+            let fresh =
+                Model::new(model.server.clone(), model.utc_offset, model.viewport, model.next_client_msg_id);
+            let link = model.link.clone();
+            *model = fresh;
+            model.link = link;
+            model.login.error = Some("your session expired; log in again".into());
+        }
+        NetEvent::Contacts(contacts) => {
+            let me = model.me.clone();
+            model.contacts =
+                contacts.into_iter().filter(|c| Some(&c.name) != me.as_ref()).map(Into::into).collect();
+            model.sort_contacts();
+            mark_read(model, out);
+        }
+        NetEvent::History { with, before, page } => {
+            let conversation = model.conversations.entry(with).or_default();
+            conversation.requested = true;
+            conversation.loading = false;
+            if before.is_none() || before == conversation.oldest_id() {
+                conversation.more = page.more;
+            }
+            conversation.peer_delivered_up_to =
+                conversation.peer_delivered_up_to.max(page.peer_delivered_up_to);
+            conversation.peer_read_up_to = conversation.peer_read_up_to.max(page.peer_read_up_to);
+            conversation.insert(page.messages);
+        }
+        NetEvent::Sent { client_msg_id, message } => {
+            let conversation = model.conversations.entry(message.to.clone()).or_default();
+            conversation.outgoing.retain(|o| o.outgoing.client_msg_id != client_msg_id);
+            receive(model, message, out);
+        }
+        NetEvent::SendFailed { client_msg_id, reason } => {
+            let failed = model
+                .conversations
+                .values_mut()
+                .flat_map(|c| c.outgoing.iter_mut())
+                .find(|o| o.outgoing.client_msg_id == client_msg_id);
+            if let Some(failed) = failed {
+                failed.failed = Some(reason.clone());
+            }
+            model.notice = Some(format!("not sent: {reason}"));
+        }
+        NetEvent::Server(Event::Message(message)) => receive(model, message, out),
+        NetEvent::Server(Event::Presence { user, online }) => {
+            if Some(&user) != model.me.as_ref() {
+                model.contact_mut(&user).online = online;
+                model.sort_contacts();
+            }
+        }
+        NetEvent::Server(Event::Receipt { peer, kind, up_to }) => {
+            let conversation = model.conversations.entry(peer).or_default();
+            conversation.peer_delivered_up_to = conversation.peer_delivered_up_to.max(up_to);
+            if kind == ReceiptKind::Read {
+                conversation.peer_read_up_to = conversation.peer_read_up_to.max(up_to);
+            }
+        }
+        NetEvent::Server(Event::ShuttingDown) => {
+            model.notice = Some("the server is shutting down; Papo reconnects when it is back".into());
+        }
+        NetEvent::Notice(notice) => model.notice = Some(notice),
+    }
+}
+
+/// Files a stored message (live, from the backlog, or my own just acknowledged).
+fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
+    let Some(me) = model.me.clone() else { return };
+    let from_peer = message.from != me;
+    let peer = if from_peer { message.from.clone() } else { message.to.clone() };
+    let (id, sent_at) = (message.id, message.sent_at);
+    let conversation = model.conversations.entry(peer.clone()).or_default();
+    if conversation.insert([message]) == 0 {
+        return; // Already known: a backlog message that also arrived live.
+    }
+    if conversation.scroll > 0 {
+        conversation.new_below += 1;
+    }
+    let viewing = model.selected.as_ref() == Some(&peer);
+    let contact = model.contact_mut(&peer);
+    if id > contact.last_id {
+        contact.last_id = id;
+        contact.last_at = Some(sent_at);
+    }
+    if from_peer {
+        contact.unread += 1;
+        if viewing {
+            mark_read(model, out);
+        }
+    }
+    model.sort_contacts();
+}
+
+fn ctrl(key: &KeyEvent, c: char) -> bool {
+    key.code == KeyCode::Char(c) && key.modifiers.contains(KeyModifiers::CONTROL)
+}

@@ -1,0 +1,162 @@
+//! The scriptable subcommands: one connection, one job, plain-text output.
+
+use std::io::{self, BufRead, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use papo_protocol::{ChatMessage, Client, Contact, Reply, Request, UnixMillis, MAX_HISTORY_PAGE};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who runs a command, and where.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// `HOST:PORT`.
+    pub server: String,
+    /// Account name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Reads the password from `PAPO_PASSWORD` or, if asked, the first line of standard input.
+pub fn password(from_stdin: bool) -> Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            bail!("standard input held no password");
+        }
+        return Ok(password);
+    }
+    std::env::var("PAPO_PASSWORD").map_err(|_| {
+        anyhow::anyhow!("no password given: set PAPO_PASSWORD or pass --password-stdin and pipe it in")
+    })
+}
+
+/// `papo register`: creates the account.
+pub fn register(account: &Account) -> Result<()> {
+    let mut client = connect(account)?;
+    client.register(&account.user, &account.password).context("cannot create the account")?;
+    println!("created account {}", account.user.to_ascii_lowercase());
+    Ok(())
+}
+
+/// `papo send`: sends one message and waits until the server has stored it.
+pub fn send(account: &Account, to: &str, body: &str, client_msg_id: u64) -> Result<()> {
+    let mut client = login(account)?;
+    client.send(to, body, client_msg_id).with_context(|| format!("cannot send to {to}"))?;
+    logout(client);
+    Ok(())
+}
+
+/// `papo history`: the last `limit` messages with `with`, oldest first.
+pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write) -> Result<()> {
+    let mut client = login(account)?;
+    let mut newest_first: Vec<ChatMessage> = Vec::new();
+    let mut before = None;
+    while newest_first.len() < limit {
+        let want = (limit - newest_first.len()).min(MAX_HISTORY_PAGE as usize) as u32;
+        let request = Request::History { with: with.to_owned(), before, limit: want };
+        let Reply::History(page) =
+            client.request(request).with_context(|| format!("cannot read history with {with}"))?
+        else {
+            bail!("the server answered the history request with something else");
+        };
+        before = page.messages.last().map(|m| m.id);
+        newest_first.extend(page.messages);
+        if !page.more {
+            break;
+        }
+    }
+    logout(client);
+    for message in newest_first.iter().rev() {
+        writeln!(
+            out,
+            "{} {} -> {}: {}",
+            rfc3339(message.sent_at),
+            message.from,
+            message.to,
+            one_line(&message.body)
+        )?;
+    }
+    Ok(())
+}
+
+/// `papo contacts`: every other user with presence and unread count.
+pub fn contacts(account: &Account, out: &mut impl Write) -> Result<()> {
+    let mut client = login(account)?;
+    let mut all: Vec<Contact> = Vec::new();
+    let mut after = None;
+    loop {
+        let Reply::Contacts(page) =
+            client.request(Request::Contacts { after }).context("cannot list contacts")?
+        else {
+            bail!("the server answered the contacts request with something else");
+        };
+        all.extend(page.contacts);
+        match page.next_after {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    logout(client);
+    for contact in all {
+        let presence = if contact.online { "online" } else { "offline" };
+        writeln!(out, "{} {presence} {}", contact.name, contact.unread)?;
+    }
+    Ok(())
+}
+
+fn connect(account: &Account) -> Result<Client> {
+    Ok(Client::connect(&account.server, concat!("papo-cli ", env!("CARGO_PKG_VERSION")), CONNECT_TIMEOUT)?)
+}
+
+fn login(account: &Account) -> Result<Client> {
+    let mut client = connect(account)?;
+    client
+        .login(&account.user, &account.password)
+        .with_context(|| format!("cannot log in as {}", account.user))?;
+    Ok(client)
+}
+
+/// Revokes the session's token; a command leaves nothing behind on the server.
+fn logout(mut client: Client) {
+    let _ = client.request(Request::Logout);
+}
+
+fn rfc3339(at: UnixMillis) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .ok()
+        .and_then(|time| time.format(&Rfc3339).ok())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// Keeps one message per output line: line breaks and control characters are escaped.
+fn one_line(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for c in body.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_and_bodies_stay_on_one_line() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(one_line("a\nb\\c\x1b"), "a\\nb\\\\c\\u{1b}");
+    }
+}

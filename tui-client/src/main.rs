@@ -1,0 +1,153 @@
+//! `papo`: the command-line front of the Papo client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use papo::commands::{self, Account};
+use papo::{settings, tui};
+use time::UtcOffset;
+
+/// Papo, the LAN chat: a full-screen terminal client.
+///
+/// `papo 192.168.0.10` opens the chat against the server on that host (port 7878 unless
+/// given as HOST:PORT). Without a server argument it uses --server / PAPO_SERVER, then the
+/// server used last. Log in or create an account on the first screen; press ? for every
+/// shortcut and Ctrl+C to log out and quit. The subcommands do one job each for scripts.
+#[derive(Debug, Parser)]
+#[command(name = "papo", version, about, long_about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Server as HOST or HOST:PORT.
+    #[arg(value_name = "SERVER")]
+    server: Option<String>,
+
+    /// Server as HOST or HOST:PORT (same as the SERVER argument).
+    #[arg(long = "server", env = "PAPO_SERVER", value_name = "SERVER")]
+    server_flag: Option<String>,
+
+    /// Where the client logs [default: $XDG_STATE_HOME/papo/papo.log].
+    #[arg(long, env = "PAPO_LOG_FILE", value_name = "FILE")]
+    log_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an account.
+    Register(AccountArgs),
+    /// Send one message and wait until the server has stored it.
+    Send {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Recipient.
+        to: String,
+        /// The message; several words are joined with spaces.
+        #[arg(required = true, num_args = 1..)]
+        message: Vec<String>,
+    },
+    /// Print a conversation, oldest first: `<RFC 3339 time> <from> -> <to>: <body>`.
+    History {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The other side of the conversation.
+        with: String,
+        /// How many of the newest messages to print.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print every other user: `<name> <online|offline> <unread>`.
+    Contacts(AccountArgs),
+}
+
+/// Who runs a subcommand. The password comes from PAPO_PASSWORD or standard input, never
+/// from a flag, so it does not show up in `ps`.
+#[derive(Debug, Args)]
+struct AccountArgs {
+    /// Server as HOST or HOST:PORT [default: PAPO_SERVER, then the server used last].
+    #[arg(long, env = "PAPO_SERVER", value_name = "SERVER")]
+    server: Option<String>,
+
+    /// Account name.
+    #[arg(long, env = "PAPO_USER", value_name = "NAME")]
+    user: String,
+
+    /// Read the password from the first line of standard input instead of PAPO_PASSWORD.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl AccountArgs {
+    fn resolve(self) -> Result<Account> {
+        Ok(Account {
+            server: settings::choose_server(None, self.server.as_deref())?,
+            password: commands::password(self.password_stdin)?,
+            user: self.user,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    // Read before any thread exists: the local offset is only available while single-threaded.
+    let utc_offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    let cli = Cli::parse();
+    match run(cli, utc_offset) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        None => {
+            let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
+            init_logging(cli.log_file)?;
+            tui::run(server, utc_offset, random_id()?)
+        }
+        Some(Command::Register(account)) => commands::register(&account.resolve()?),
+        Some(Command::Send { account, to, message }) => {
+            commands::send(&account.resolve()?, &to, &message.join(" "), random_id()?)
+        }
+        Some(Command::History { account, with, limit }) => {
+            commands::history(&account.resolve()?, &with, limit, &mut stdout)
+        }
+        Some(Command::Contacts(account)) => commands::contacts(&account.resolve()?, &mut stdout),
+    }
+}
+
+/// Logs go to a file: anything printed would tear the full-screen interface.
+fn init_logging(log_file: Option<PathBuf>) -> Result<()> {
+    let path = log_file
+        .or_else(settings::default_log_file)
+        .context("no home directory for the log; pass --log-file")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PAPO_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .with_writer(Mutex::new(file))
+        .init();
+    Ok(())
+}
+
+/// A random starting point for client message ids, so ids never repeat across runs.
+fn random_id() -> Result<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).context("no randomness available")?;
+    Ok(u64::from_le_bytes(bytes) >> 1)
+}

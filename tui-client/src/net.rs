@@ -1,0 +1,546 @@
+//! The network thread: owns the connection, logs in, reconnects with back-off and resends
+//! unacknowledged messages, so the UI thread never touches a socket.
+//!
+//! The UI talks to it with [`NetCommand`]s and hears back through [`NetEvent`]s. A helper
+//! reader thread per connection turns frames into inputs of the same loop, so one thread
+//! decides everything about the connection's state.
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use papo_protocol::{
+    ChatMessage, Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, FrameReader,
+    FrameWriter, HistoryPage, MessageId, Reply, Request, RequestId, ServerFrame, UnixMillis, Username,
+};
+use tracing::{debug, info, warn};
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle time after which a Ping keeps the server from dropping us.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+/// Silence after which the server is presumed gone (it answers every Ping).
+const SERVER_SILENCE: Duration = Duration::from_secs(75);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// History page size the client asks for.
+pub const HISTORY_PAGE: u32 = 100;
+
+/// What the UI asks of the network.
+#[derive(Clone, PartialEq, Eq)]
+pub enum NetCommand {
+    /// Log in with a password.
+    Login {
+        /// Account name.
+        name: String,
+        /// Password.
+        password: String,
+    },
+    /// Create an account, then log in with it.
+    Register {
+        /// Wanted name.
+        name: String,
+        /// Password.
+        password: String,
+    },
+    /// Send (and, until acknowledged, keep resending after reconnects) a message.
+    Send(Outgoing),
+    /// Fetch a page of a conversation.
+    History {
+        /// The peer.
+        with: Username,
+        /// Older than this id; `None` for the newest page.
+        before: Option<MessageId>,
+    },
+    /// Mark a conversation read.
+    MarkRead {
+        /// The peer.
+        with: Username,
+        /// Newest message read.
+        up_to: MessageId,
+    },
+    /// Log out, disconnect and end the thread.
+    Quit,
+}
+
+// Passwords must never reach a log through `{:?}`.
+impl std::fmt::Debug for NetCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Login { name, .. } => write!(f, "Login {{ name: {name:?} }}"),
+            Self::Register { name, .. } => write!(f, "Register {{ name: {name:?} }}"),
+            Self::Send(outgoing) => write!(f, "Send(to {}, #{})", outgoing.to, outgoing.client_msg_id),
+            Self::History { with, before } => write!(f, "History {{ with: {with}, before: {before:?} }}"),
+            Self::MarkRead { with, up_to } => write!(f, "MarkRead {{ with: {with}, up_to: {up_to} }}"),
+            Self::Quit => f.write_str("Quit"),
+        }
+    }
+}
+
+/// A message on its way out, identified by its client id until the server acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Recipient.
+    pub to: Username,
+    /// Text.
+    pub body: String,
+    /// Makes resends after a reconnect idempotent.
+    pub client_msg_id: u64,
+}
+
+/// The state of the link to the server, as the status bar shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Trying to connect.
+    Connecting,
+    /// Connected (and logged in, if a session exists).
+    Online,
+    /// Not connected; retrying after a pause.
+    Offline {
+        /// Why the last attempt or connection failed.
+        reason: String,
+        /// When the next attempt starts.
+        retry_in: Duration,
+    },
+}
+
+/// What the network thread reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// The link changed.
+    Link(Link),
+    /// Login or registration failed; the text is ready to show.
+    AuthFailed {
+        /// The server's code, when it gave one.
+        code: Option<ErrorCode>,
+        /// Human explanation.
+        message: String,
+    },
+    /// Logged in (not sent again for silent resumes after reconnecting).
+    LoggedIn {
+        /// Canonical name.
+        name: Username,
+        /// Messages that arrived while away.
+        pending: u64,
+    },
+    /// The saved session could not be resumed; the user must log in again.
+    SessionExpired,
+    /// Every contact.
+    Contacts(Vec<Contact>),
+    /// A page of a conversation.
+    History {
+        /// The peer.
+        with: Username,
+        /// What was asked.
+        before: Option<MessageId>,
+        /// The page.
+        page: HistoryPage,
+    },
+    /// A message is durable on the server.
+    Sent {
+        /// The client id it was sent with.
+        client_msg_id: u64,
+        /// The stored message.
+        message: ChatMessage,
+    },
+    /// The server refused a message; it will not be retried.
+    SendFailed {
+        /// The client id it was sent with.
+        client_msg_id: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Something the server pushed.
+    Server(Event),
+    /// A request other than a send failed; the text is ready to show.
+    Notice(String),
+}
+
+/// The UI's end of the network thread.
+#[derive(Debug)]
+pub struct NetHandle {
+    input: Sender<Input>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl NetHandle {
+    /// Starts the network thread for `server`; `emit` receives every [`NetEvent`].
+    pub fn spawn(server: String, emit: impl Fn(NetEvent) + Send + 'static) -> std::io::Result<Self> {
+        let (input_tx, input) = mpsc::channel();
+        let net = Net::new(server, Box::new(emit), input_tx.clone());
+        let thread = thread::Builder::new().name("net".into()).spawn(move || net.run(&input))?;
+        Ok(Self { input: input_tx, thread: Some(thread) })
+    }
+
+    /// Hands a command to the network thread.
+    pub fn send(&self, command: NetCommand) {
+        // If the thread is gone the app is quitting anyway.
+        let _ = self.input.send(Input::Command(command));
+    }
+
+    /// Logs out and disconnects, waiting at most `timeout` for the goodbye to be written.
+    pub fn quit(mut self, timeout: Duration) {
+        self.send(NetCommand::Quit);
+        let Some(thread) = self.thread.take() else { return };
+        let (done_tx, done) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let _ = thread.join();
+            let _ = done_tx.send(());
+        });
+        if done.recv_timeout(timeout).is_ok() {
+            let _ = waiter.join();
+        }
+    }
+}
+
+enum Input {
+    Command(NetCommand),
+    Frame { generation: u64, frame: ServerFrame },
+    Closed { generation: u64, reason: String },
+}
+
+/// What a request in flight was, so its reply can be routed.
+enum Pending {
+    Register { name: String, password: String },
+    Login,
+    Resume,
+    Send(u64),
+    History { with: Username, before: Option<MessageId> },
+    Contacts(Vec<Contact>),
+    Quiet,
+}
+
+struct Connected {
+    writer: FrameWriter<TcpStream>,
+    last_write: Instant,
+}
+
+struct Net {
+    server: String,
+    emit: Box<dyn Fn(NetEvent) + Send>,
+    input_tx: Sender<Input>,
+    link: Option<Connected>,
+    generation: u64,
+    next_request: RequestId,
+    in_flight: HashMap<RequestId, Pending>,
+    token: Option<String>,
+    me: Option<Username>,
+    unacked: Vec<Outgoing>,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+}
+
+impl Net {
+    fn new(server: String, emit: Box<dyn Fn(NetEvent) + Send>, input_tx: Sender<Input>) -> Self {
+        Self {
+            server,
+            emit,
+            input_tx,
+            link: None,
+            generation: 0,
+            next_request: 1,
+            in_flight: HashMap::new(),
+            token: None,
+            me: None,
+            unacked: Vec::new(),
+            backoff: Duration::from_millis(500),
+            retry_at: Some(Instant::now()),
+        }
+    }
+
+    fn run(mut self, input: &Receiver<Input>) {
+        loop {
+            let wait = self.next_deadline().map(|at| at.saturating_duration_since(Instant::now()));
+            let next = match wait {
+                Some(wait) => input.recv_timeout(wait),
+                None => input.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match next {
+                Ok(Input::Command(NetCommand::Quit)) | Err(RecvTimeoutError::Disconnected) => {
+                    self.quit();
+                    return;
+                }
+                Ok(Input::Command(command)) => self.command(command),
+                Ok(Input::Frame { generation, frame }) if generation == self.generation => self.frame(frame),
+                Ok(Input::Closed { generation, reason }) if generation == self.generation => {
+                    self.lost(reason)
+                }
+                Ok(_) => {} // From a connection that is already gone.
+                Err(RecvTimeoutError::Timeout) => self.timer(),
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match &self.link {
+            Some(link) => Some(link.last_write + KEEPALIVE),
+            None => self.retry_at,
+        }
+    }
+
+    fn timer(&mut self) {
+        if self.link.as_ref().is_some_and(|link| link.last_write.elapsed() >= KEEPALIVE) {
+            self.request(Request::Ping, Pending::Quiet);
+        } else if self.link.is_none() && self.retry_at.is_some_and(|at| at <= Instant::now()) {
+            self.connect();
+        }
+    }
+
+    fn connect(&mut self) {
+        (self.emit)(NetEvent::Link(Link::Connecting));
+        let client =
+            match Client::connect(&self.server, concat!("papo ", env!("CARGO_PKG_VERSION")), CONNECT_TIMEOUT)
+            {
+                Ok(client) => client,
+                Err(e) => return self.schedule_retry(describe(&e)),
+            };
+        let (conn, early_events) = client.into_parts();
+        let _ = conn.stream().set_write_timeout(Some(Duration::from_secs(10)));
+        let _ = conn.stream().set_read_timeout(Some(SERVER_SILENCE));
+        self.generation += 1;
+        let (reader, writer) = conn.split();
+        if let Err(e) = self.spawn_reader(reader) {
+            return self.schedule_retry(format!("cannot start the reader thread: {e}"));
+        }
+        self.link = Some(Connected { writer, last_write: Instant::now() });
+        self.backoff = Duration::from_millis(500);
+        self.retry_at = None;
+        info!(server = %self.server, "connected");
+        for event in early_events {
+            self.server_event(event);
+        }
+        match self.token.clone() {
+            Some(token) => self.request(Request::Resume { token }, Pending::Resume),
+            None => (self.emit)(NetEvent::Link(Link::Online)),
+        }
+    }
+
+    fn spawn_reader(&self, mut reader: FrameReader<TcpStream>) -> std::io::Result<()> {
+        let input = self.input_tx.clone();
+        let generation = self.generation;
+        thread::Builder::new().name("net-reader".into()).spawn(move || loop {
+            let closed = match reader.read_message::<ServerFrame>() {
+                Ok(Some(frame)) => {
+                    if input.send(Input::Frame { generation, frame }).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(None) => "the server closed the connection".to_owned(),
+                Err(e) => describe(&ClientError::Frame(e)),
+            };
+            let _ = input.send(Input::Closed { generation, reason: closed });
+            return;
+        })?;
+        Ok(())
+    }
+
+    fn schedule_retry(&mut self, reason: String) {
+        warn!(%reason, "offline");
+        let retry_in = self.backoff;
+        self.retry_at = Some(Instant::now() + retry_in);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        (self.emit)(NetEvent::Link(Link::Offline { reason, retry_in }));
+    }
+
+    fn lost(&mut self, reason: String) {
+        if let Some(link) = self.link.take() {
+            let _ = link.writer.get_ref().shutdown(std::net::Shutdown::Both);
+        }
+        // Sends stay in `unacked` and go out again after the reconnect; anything else that
+        // was in flight is simply asked again by the UI when needed.
+        self.in_flight.clear();
+        self.schedule_retry(reason);
+    }
+
+    fn command(&mut self, command: NetCommand) {
+        match command {
+            NetCommand::Login { name, password } => {
+                if self.require_link() {
+                    self.request(Request::Login { name, password }, Pending::Login);
+                }
+            }
+            NetCommand::Register { name, password } => {
+                if self.require_link() {
+                    let pending = Pending::Register { name: name.clone(), password: password.clone() };
+                    self.request(Request::Register { name, password }, pending);
+                }
+            }
+            NetCommand::Send(outgoing) => {
+                self.unacked.push(outgoing.clone());
+                if self.me.is_some() && self.link.is_some() {
+                    self.send_message(&outgoing);
+                }
+            }
+            NetCommand::History { with, before } => {
+                let request = Request::History { with: with.to_string(), before, limit: HISTORY_PAGE };
+                self.request(request, Pending::History { with, before });
+            }
+            NetCommand::MarkRead { with, up_to } => {
+                self.request(Request::MarkRead { with: with.to_string(), up_to }, Pending::Quiet);
+            }
+            NetCommand::Quit => unreachable!("handled by the loop"),
+        }
+    }
+
+    /// Whether a connection exists; tells the user to wait if not.
+    fn require_link(&mut self) -> bool {
+        if self.link.is_some() {
+            return true;
+        }
+        let message = format!("not connected to {} yet; retrying", self.server);
+        (self.emit)(NetEvent::AuthFailed { code: None, message });
+        false
+    }
+
+    fn send_message(&mut self, outgoing: &Outgoing) {
+        let request = Request::Send {
+            to: outgoing.to.to_string(),
+            body: outgoing.body.clone(),
+            client_msg_id: outgoing.client_msg_id,
+        };
+        self.request(request, Pending::Send(outgoing.client_msg_id));
+    }
+
+    fn request(&mut self, request: Request, pending: Pending) {
+        let Some(link) = &mut self.link else { return };
+        let id = self.next_request;
+        self.next_request += 1;
+        match link.writer.write_message(&ClientFrame::Request { id, request }) {
+            Ok(()) => {
+                link.last_write = Instant::now();
+                self.in_flight.insert(id, pending);
+            }
+            Err(e) => self.lost(describe(&ClientError::Frame(e))),
+        }
+    }
+
+    fn frame(&mut self, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Reply { id, result } => match self.in_flight.remove(&id) {
+                Some(pending) => self.reply(pending, result),
+                None => debug!(id, "reply to an unknown request"),
+            },
+            ServerFrame::Event(event) => self.server_event(event),
+            ServerFrame::Fatal(e) => self.lost(e.message),
+            ServerFrame::Welcome(_) => self.lost("the server sent a second welcome".into()),
+        }
+    }
+
+    fn reply(&mut self, pending: Pending, result: Result<Reply, ErrorReply>) {
+        match (pending, result) {
+            (Pending::Register { name, password }, Ok(_)) => {
+                self.request(Request::Login { name, password }, Pending::Login);
+            }
+            (Pending::Login | Pending::Register { .. }, Err(e)) => {
+                (self.emit)(NetEvent::AuthFailed { code: Some(e.code), message: e.message });
+            }
+            (Pending::Login, Ok(Reply::LoggedIn(session))) => {
+                if self.me.as_ref().is_some_and(|me| *me != session.name) {
+                    self.drop_unacked("you logged in as someone else");
+                }
+                self.start_session(session.name.clone(), session.token);
+                (self.emit)(NetEvent::LoggedIn { name: session.name, pending: session.pending });
+            }
+            (Pending::Resume, Ok(Reply::LoggedIn(session))) => {
+                self.start_session(session.name, session.token);
+            }
+            (Pending::Resume, Err(e)) => {
+                info!(reason = %e.message, "resume refused");
+                self.token = None;
+                self.me = None;
+                (self.emit)(NetEvent::Link(Link::Online));
+                (self.emit)(NetEvent::SessionExpired);
+            }
+            (Pending::Send(client_msg_id), result) => self.send_settled(client_msg_id, result),
+            (Pending::History { with, before }, Ok(Reply::History(page))) => {
+                (self.emit)(NetEvent::History { with, before, page });
+            }
+            (Pending::Contacts(mut so_far), Ok(Reply::Contacts(page))) => {
+                so_far.extend(page.contacts);
+                match page.next_after {
+                    Some(after) => {
+                        self.request(
+                            Request::Contacts { after: Some(after.to_string()) },
+                            Pending::Contacts(so_far),
+                        );
+                    }
+                    None => (self.emit)(NetEvent::Contacts(so_far)),
+                }
+            }
+            (_, Err(e)) => (self.emit)(NetEvent::Notice(e.message)),
+            (_, Ok(_)) => {}
+        }
+    }
+
+    fn start_session(&mut self, name: Username, token: String) {
+        self.me = Some(name);
+        self.token = Some(token);
+        (self.emit)(NetEvent::Link(Link::Online));
+        self.request(Request::Contacts { after: None }, Pending::Contacts(Vec::new()));
+        for outgoing in self.unacked.clone() {
+            self.send_message(&outgoing);
+        }
+    }
+
+    fn send_settled(&mut self, client_msg_id: u64, result: Result<Reply, ErrorReply>) {
+        let Some(at) = self.unacked.iter().position(|o| o.client_msg_id == client_msg_id) else {
+            return; // A resend of something already settled.
+        };
+        let outgoing = self.unacked.remove(at);
+        match result {
+            Ok(Reply::Sent { id, sent_at }) => {
+                let Some(from) = self.me.clone() else { return };
+                let message = sent_message(id, from, outgoing, sent_at);
+                (self.emit)(NetEvent::Sent { client_msg_id, message });
+            }
+            Ok(other) => warn!(?other, "unexpected reply to a send"),
+            Err(e) if e.code == ErrorCode::Internal || e.code == ErrorCode::NotLoggedIn => {
+                // Worth another try: keep it queued for the next connection.
+                self.unacked.insert(at, outgoing);
+            }
+            Err(e) => (self.emit)(NetEvent::SendFailed { client_msg_id, reason: e.message }),
+        }
+    }
+
+    fn drop_unacked(&mut self, reason: &str) {
+        for outgoing in std::mem::take(&mut self.unacked) {
+            let reason = reason.to_owned();
+            (self.emit)(NetEvent::SendFailed { client_msg_id: outgoing.client_msg_id, reason });
+        }
+    }
+
+    fn server_event(&mut self, event: Event) {
+        if let Event::Message(message) = &event {
+            if self.me.as_ref() == Some(&message.to) {
+                let ids = vec![message.id];
+                self.request(Request::Delivered { ids }, Pending::Quiet);
+            }
+        }
+        (self.emit)(NetEvent::Server(event));
+    }
+
+    fn quit(&mut self) {
+        if self.me.is_some() {
+            self.request(Request::Logout, Pending::Quiet);
+        }
+        if let Some(link) = self.link.take() {
+            let _ = link.writer.get_ref().shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn sent_message(id: MessageId, from: Username, outgoing: Outgoing, sent_at: UnixMillis) -> ChatMessage {
+    ChatMessage { id, from, to: outgoing.to, body: outgoing.body, sent_at }
+}
+
+/// A one-line explanation of a connection problem, for the status bar.
+pub fn describe(error: &ClientError) -> String {
+    match error {
+        ClientError::Connect { addr, source } => format!("cannot reach {addr}: {source}"),
+        ClientError::Fatal(e) | ClientError::Rejected(e) => e.message.clone(),
+        other => other.to_string(),
+    }
+}

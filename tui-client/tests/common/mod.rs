@@ -1,0 +1,82 @@
+//! Building models and messages for the app tests.
+
+#![allow(dead_code)] // Each test binary uses a different part of this helper.
+
+use papo::app::{update, Model, Msg};
+use papo::net::{NetCommand, NetEvent};
+use papo_protocol::{ChatMessage, Contact, LastMessage, Username};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use time::UtcOffset;
+
+/// 2026-11-25 10:00 UTC.
+pub const NOW: i64 = 1_795_600_800_000;
+
+pub fn name(raw: &str) -> Username {
+    Username::parse(raw).unwrap()
+}
+
+pub fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+pub fn ctrl(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+pub fn alt(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::ALT))
+}
+
+/// Feeds each character as a key press; returns every command produced.
+pub fn type_text(model: &mut Model, text: &str) -> Vec<NetCommand> {
+    text.chars().flat_map(|c| update(model, key(KeyCode::Char(c)))).collect()
+}
+
+pub fn message(id: u64, from: &str, to: &str, body: &str) -> ChatMessage {
+    ChatMessage { id, from: name(from), to: name(to), body: body.into(), sent_at: NOW + id as i64 * 60_000 }
+}
+
+pub fn contact(raw: &str, online: bool, unread: u64, last_id: u64) -> Contact {
+    Contact {
+        name: name(raw),
+        online,
+        unread,
+        last: (last_id > 0).then(|| LastMessage {
+            id: last_id,
+            from: name(raw),
+            sent_at: NOW + last_id as i64 * 60_000,
+            preview: "…".into(),
+        }),
+    }
+}
+
+/// A model logged in as `ana` on the chat screen with the given contacts.
+pub fn logged_in(contacts: Vec<Contact>) -> Model {
+    let mut model = Model::new("lab:7878".into(), UtcOffset::UTC, (80, 24), 1000);
+    update(&mut model, Msg::Net(NetEvent::LoggedIn { name: name("ana"), pending: 0 }));
+    update(&mut model, Msg::Net(NetEvent::Link(papo::net::Link::Online)));
+    update(&mut model, Msg::Net(NetEvent::Contacts(contacts)));
+    model
+}
+
+/// The screen as text, one string per row (wide characters appear once).
+pub fn render(model: &Model, width: u16, height: u16) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| papo::app::view(model, frame)).unwrap();
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| {
+            let mut row = String::new();
+            let mut x = 0;
+            while x < width {
+                let symbol = buffer[(x, y)].symbol();
+                row.push_str(symbol);
+                // A wide character covers the next cell too.
+                x += unicode_width::UnicodeWidthStr::width(symbol).max(1) as u16;
+            }
+            row
+        })
+        .collect()
+}

@@ -1,0 +1,206 @@
+//! `view` drawn into ratatui's `TestBackend` at fixed sizes.
+
+mod common;
+
+use common::*;
+use papo::app::{update, Model, Msg};
+use papo::net::{Link, NetEvent};
+use papo_protocol::{Event, HistoryPage, ReceiptKind};
+use ratatui::crossterm::event::KeyCode;
+use std::time::Duration;
+use time::UtcOffset;
+
+fn with_history(model: &mut Model, peer: &str, messages: Vec<papo_protocol::ChatMessage>) {
+    update(
+        model,
+        Msg::Net(NetEvent::History {
+            with: name(peer),
+            before: None,
+            page: HistoryPage {
+                messages: messages.into_iter().rev().collect(),
+                more: false,
+                peer_delivered_up_to: 0,
+                peer_read_up_to: 0,
+            },
+        }),
+    );
+}
+
+fn row_containing<'a>(screen: &'a [String], needle: &str) -> &'a str {
+    screen
+        .iter()
+        .find(|row| row.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{}", screen.join("\n")))
+}
+
+#[test]
+fn login_screen_masks_the_password_and_shows_errors() {
+    let mut model = Model::new("10.0.0.5:7878".into(), UtcOffset::UTC, (60, 15), 1);
+    type_text(&mut model, "ana");
+    update(&mut model, key(KeyCode::Tab));
+    type_text(&mut model, "hunter22");
+    update(
+        &mut model,
+        Msg::Net(NetEvent::AuthFailed { code: None, message: "wrong name or password".into() }),
+    );
+    let screen = render(&model, 60, 15);
+    assert!(row_containing(&screen, "Name").contains("[ana]"));
+    assert!(row_containing(&screen, "Password").contains("[••••••••]"));
+    assert!(!screen.concat().contains("hunter22"));
+    row_containing(&screen, "wrong name or password");
+    row_containing(&screen, "10.0.0.5:7878 ◌ connecting…");
+    row_containing(&screen, "F2 create account");
+
+    update(&mut model, key(KeyCode::F(2)));
+    update(
+        &mut model,
+        Msg::Net(NetEvent::Link(Link::Offline {
+            reason: "cannot reach it".into(),
+            retry_in: Duration::from_secs(4),
+        })),
+    );
+    let screen = render(&model, 60, 15);
+    row_containing(&screen, "Confirm");
+    row_containing(&screen, "create account");
+    row_containing(&screen, "offline");
+}
+
+#[test]
+fn contacts_pane_shows_presence_and_unread_badges() {
+    let model = logged_in(vec![
+        contact("bia", true, 0, 3),
+        contact("caio", false, 12, 2),
+        contact("davi", false, 0, 0),
+    ]);
+    let screen = render(&model, 80, 20);
+    assert!(row_containing(&screen, "caio").starts_with("│○ caio"));
+    assert!(row_containing(&screen, "caio").contains("12│"));
+    assert!(row_containing(&screen, "bia").starts_with("│● bia"));
+    // Unread first, then online.
+    let position = |n: &str| screen.iter().position(|row| row.contains(n)).unwrap();
+    assert!(position("caio") < position("bia") && position("bia") < position("davi"));
+    row_containing(&screen, "12 unread");
+    row_containing(&screen, "ana @ lab:7878 ● online");
+}
+
+#[test]
+fn history_wraps_by_display_width_with_wide_characters() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 2)]);
+    update(&mut model, ctrl('n'));
+    with_history(
+        &mut model,
+        "bia",
+        vec![
+            message(1, "bia", "ana", "日本語のテキストと絵文字👋👋👋がちゃんと折り返されるかな"),
+            message(2, "ana", "bia", "sim! every wide character takes two cells and nothing spills over"),
+        ],
+    );
+    let width = 60;
+    let screen = render(&model, width, 15);
+    for row in &screen {
+        assert!(unicode_width::UnicodeWidthStr::width(row.as_str()) <= width as usize, "row too wide: {row}");
+    }
+    let first = row_containing(&screen, "bia: 日本語");
+    assert!(first.ends_with('│'));
+    row_containing(&screen, "you: sim! every");
+    row_containing(&screen, "— start of the conversation —");
+    row_containing(&screen, "Wed 25 Nov 2026");
+    row_containing(&screen, "10:01 bia:");
+}
+
+#[test]
+fn my_messages_show_how_far_they_got() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 2)]);
+    update(&mut model, ctrl('n'));
+    with_history(
+        &mut model,
+        "bia",
+        vec![message(1, "ana", "bia", "first"), message(2, "ana", "bia", "second")],
+    );
+    type_text(&mut model, "third");
+    update(&mut model, key(KeyCode::Enter));
+    let screen = render(&model, 70, 15);
+    assert!(row_containing(&screen, "first").contains("first ✓"));
+    assert!(row_containing(&screen, "third").contains("third …"));
+    update(
+        &mut model,
+        Msg::Net(NetEvent::Server(Event::Receipt {
+            peer: name("bia"),
+            kind: ReceiptKind::Delivered,
+            up_to: 1,
+        })),
+    );
+    let screen = render(&model, 70, 15);
+    assert!(row_containing(&screen, "first").contains("first ✓✓"));
+    assert!(
+        row_containing(&screen, "second").contains("second ✓")
+            && !row_containing(&screen, "second").contains("✓✓")
+    );
+}
+
+#[test]
+fn help_overlay_lists_the_shortcuts() {
+    let mut model = logged_in(vec![]);
+    update(&mut model, key(KeyCode::F(1)));
+    let screen = render(&model, 80, 24);
+    row_containing(&screen, "Keys · Esc closes");
+    row_containing(&screen, "Ctrl+K");
+    row_containing(&screen, "quick switch");
+    row_containing(&screen, "log out and quit");
+}
+
+#[test]
+fn banner_and_new_below_hint() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
+    update(&mut model, Msg::Net(NetEvent::LoggedIn { name: name("ana"), pending: 2 }));
+    update(&mut model, Msg::Net(NetEvent::Contacts(vec![contact("bia", true, 0, 0)])));
+    let screen = render(&model, 80, 20);
+    row_containing(&screen, "2 messages arrived while you were away");
+
+    update(&mut model, ctrl('n'));
+    with_history(
+        &mut model,
+        "bia",
+        (1..=60).map(|id| message(id, "bia", "ana", &format!("message {id}"))).collect(),
+    );
+    update(&mut model, key(KeyCode::PageUp));
+    update(&mut model, Msg::Net(NetEvent::Server(Event::Message(message(61, "bia", "ana", "fresh")))));
+    let screen = render(&model, 80, 20);
+    row_containing(&screen, "▼ 1 new below · End to jump");
+    assert!(!screen.concat().contains("fresh"));
+}
+
+#[test]
+fn small_terminals_keep_everything_inside_the_panes() {
+    let mut model =
+        logged_in(vec![contact("maria-da-conceicao-albuquerque-x", true, 3, 1), contact("bia", false, 0, 0)]);
+    update(&mut model, ctrl('n'));
+    with_history(
+        &mut model,
+        "maria-da-conceicao-albuquerque-x",
+        vec![message(1, "maria-da-conceicao-albuquerque-x", "ana", "hello there, this is long")],
+    );
+    type_text(&mut model, "a draft that is longer than the input box is wide, by quite a bit");
+    let screen = render(&model, 60, 15);
+    assert_eq!(screen.len(), 15);
+    // Borders close on both sides of every pane row, so nothing spilled out of a pane.
+    for row in &screen[..14] {
+        assert!(row.ends_with('│') || row.ends_with('╮') || row.ends_with('╯'), "row spills: {row:?}");
+    }
+    row_containing(&screen, "│● maria-da-c…│");
+    row_containing(&screen, "hello there");
+    // Any size at all, with and without overlays, draws without panicking.
+    let mut login = Model::new("lab:7878".into(), UtcOffset::UTC, (1, 1), 1);
+    update(&mut login, key(KeyCode::F(2)));
+    for overlay in [None, Some(KeyCode::F(1))] {
+        if let Some(code) = overlay {
+            update(&mut model, key(code));
+        }
+        for width in 1..=40 {
+            for height in 1..=16 {
+                render(&model, width, height);
+                render(&login, width, height);
+            }
+        }
+    }
+}
