@@ -15,6 +15,7 @@ mod server;
 mod session;
 mod shutdown;
 pub mod store;
+pub mod testing;
 mod throttle;
 
 pub use config::Config;

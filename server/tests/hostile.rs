@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{next_message, TestServer};
+use common::{assert_healthy, next_message, TestServer};
 use papo_protocol::{
     frame, ClientFrame, ErrorCode, Event, FrameReader, Hello, Request, ServerFrame, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
@@ -49,7 +49,7 @@ fn a_four_gigabyte_length_prefix_is_refused_without_allocating() {
     let frames = frames_until_close(&stream);
     assert!(matches!(frames[0], ServerFrame::Welcome(_)));
     assert_eq!(fatal_code(&frames), Some(ErrorCode::TooLarge));
-    server.assert_healthy();
+    assert_healthy(&server);
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn garbage_before_and_after_the_handshake_is_malformed() {
     let frames = frames_until_close(&after_valid);
     assert!(frames.iter().any(|f| matches!(f, ServerFrame::Reply { id: 1, result: Ok(_) })), "{frames:?}");
     assert_eq!(fatal_code(&frames), Some(ErrorCode::Malformed));
-    server.assert_healthy();
+    assert_healthy(&server);
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn requests_before_hello_and_wrong_versions_are_refused() {
         ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION + 1, client_name: "future".into() });
     future.write_all(&frame::encode(&hello, MAX_FRAME_LEN).unwrap()).unwrap();
     assert_eq!(fatal_code(&frames_until_close(&future)), Some(ErrorCode::UnsupportedVersion));
-    server.assert_healthy();
+    assert_healthy(&server);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn a_truncated_frame_then_hang_up_leaves_the_server_serving() {
     frame.truncate(frame.len() - 2);
     stream.write_all(&frame).unwrap();
     drop(stream);
-    server.assert_healthy();
+    assert_healthy(&server);
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn a_one_megabyte_body_is_refused_by_the_client_codec_and_by_the_server() {
     header.extend(std::iter::repeat_n(b'x', 4096));
     stream.write_all(&header).unwrap();
     assert_eq!(fatal_code(&frames_until_close(&stream)), Some(ErrorCode::TooLarge));
-    server.assert_healthy();
+    assert_healthy(&server);
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn silent_connections_are_dropped() {
     let (idle, _) = server.user("idle");
     let (conn, _) = idle.into_parts();
     assert_eq!(fatal_code(&frames_until_close(conn.stream())), Some(ErrorCode::IdleTimeout));
-    server.assert_healthy();
+    assert_healthy(&server);
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn a_thousand_connections_opened_and_dropped_at_once() {
     let streams: Vec<_> = (0..1000).filter_map(|_| TcpStream::connect(server.addr).ok()).collect();
     assert!(streams.len() >= 900, "only {} connections succeeded", streams.len());
     drop(streams);
-    server.assert_healthy();
+    assert_healthy(&server);
 }
 
 #[test]

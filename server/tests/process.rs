@@ -5,8 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use papo_protocol::{Client, Event};
-
-const PASSWORD: &str = "correct horse";
+use papo_server::testing::PASSWORD;
 
 /// Starts the binary on an ephemeral port and returns it with the address it logged.
 fn spawn(data_dir: &std::path::Path) -> (Child, String) {

@@ -16,8 +16,10 @@ pub fn rank<'a>(query: &str, names: impl IntoIterator<Item = &'a Username>) -> V
     }
     let mut matcher = Matcher::new(Config::DEFAULT);
     let pattern = Pattern::parse(query, CaseMatching::Ignore, Normalization::Smart);
-    let mut ranked: Vec<Username> =
-        pattern.match_list(names, &mut matcher).into_iter().map(|(name, _)| name.clone()).collect();
+    let mut scored = pattern.match_list(names, &mut matcher);
+    // Equal scores: the shorter name is the closer match ("bia" before "bianca").
+    scored.sort_by_key(|(name, score)| (std::cmp::Reverse(*score), name.as_str().len()));
+    let mut ranked: Vec<Username> = scored.into_iter().map(|(name, _)| name.clone()).collect();
     if let Ok(typed) = Username::parse(query) {
         if !ranked.contains(&typed) {
             ranked.push(typed);

@@ -1,0 +1,108 @@
+//! The scriptable subcommands, run as the real `papo` binary against a real server.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use papo_server::testing::{unique_name, TestServer};
+
+const PASSWORD: &str = "scripted password";
+
+fn papo(server: &TestServer, args: &[&str]) -> Output {
+    papo_with(server, args, |command| {
+        command.env("PAPO_PASSWORD", PASSWORD);
+    })
+}
+
+fn papo_with(server: &TestServer, args: &[&str], setup: impl FnOnce(&mut Command)) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_papo"));
+    command
+        .args(args)
+        .env("PAPO_SERVER", server.addr.to_string())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env_remove("PAPO_PASSWORD")
+        .env_remove("PAPO_USER");
+    setup(&mut command);
+    command.output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn register_send_history_and_contacts() {
+    let server = TestServer::start();
+    let (ana, bia) = (unique_name("ana"), unique_name("bia"));
+    assert_eq!(stdout(&papo(&server, &["register", "--user", &ana])), format!("created account {ana}\n"));
+    // The password can also come from standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_papo"))
+        .args(["register", "--server", &server.addr.to_string(), "--user", &bia, "--password-stdin"])
+        .env_remove("PAPO_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    stdout(&papo(&server, &["send", "--user", &ana, &bia, "oi", "bia,", "tudo", "bem?"]));
+    stdout(&papo(&server, &["send", "--user", &bia, &ana, "two\nlines"]));
+
+    let history = stdout(&papo(&server, &["history", "--user", &ana, &bia]));
+    let lines: Vec<_> = history.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let (time, rest) = lines[0].split_once(' ').unwrap();
+    assert!(
+        time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{time}"
+    );
+    assert!(time.ends_with('Z'));
+    assert_eq!(rest, format!("{ana} -> {bia}: oi bia, tudo bem?"));
+    assert!(lines[1].ends_with(&format!("{bia} -> {ana}: two\\nlines")));
+    let newest = stdout(&papo(&server, &["history", "--user", &ana, &bia, "--limit", "1"]));
+    assert_eq!(newest.lines().count(), 1);
+    assert!(newest.contains("two\\nlines"));
+
+    let contacts = stdout(&papo(&server, &["contacts", "--user", &bia]));
+    assert_eq!(contacts, format!("{ana} offline 1\n"));
+}
+
+#[test]
+fn failures_are_one_line_errors_with_exit_codes() {
+    let server = TestServer::start();
+    let ana = unique_name("ana");
+    stdout(&papo(&server, &["register", "--user", &ana]));
+
+    let taken = papo(&server, &["register", "--user", &ana]);
+    assert_eq!(taken.status.code(), Some(1));
+    let stderr = String::from_utf8(taken.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: cannot create the account: the name"), "{stderr}");
+
+    let wrong = papo_with(&server, &["contacts", "--user", &ana], |c| {
+        c.env("PAPO_PASSWORD", "not it at all");
+    });
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong name or password"));
+
+    let no_password = papo_with(&server, &["contacts", "--user", &ana], |_| {});
+    assert_eq!(no_password.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_password.stderr).contains("PAPO_PASSWORD"));
+
+    let unknown = papo(&server, &["send", "--user", &ana, "nobody", "hi"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no user called nobody"));
+
+    let usage = papo(&server, &["send", "--user", &ana]);
+    assert_eq!(usage.status.code(), Some(2));
+
+    let unreachable = papo_with(&server, &["contacts", "--user", &ana, "--server", "127.0.0.1:1"], |c| {
+        c.env("PAPO_PASSWORD", PASSWORD);
+    });
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unreachable.stderr)
+        .starts_with("error: cannot reach the server at 127.0.0.1:1"));
+}

@@ -1,0 +1,149 @@
+//! The network thread against a real server: login, live traffic, receipts, and
+//! reconnecting after the server restarts with queued messages sent exactly once.
+
+use std::net::TcpListener;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use papo::net::{Link, NetCommand, NetEvent, NetHandle, Outgoing};
+use papo_protocol::{ErrorCode, Event, ReceiptKind, Username};
+use papo_server::testing::{unique_name, TestServer, PASSWORD};
+
+fn spawn(server: &str) -> (NetHandle, Receiver<NetEvent>) {
+    let (tx, rx) = mpsc::channel();
+    let handle = NetHandle::spawn(server.to_owned(), move |event| {
+        let _ = tx.send(event);
+    })
+    .unwrap();
+    (handle, rx)
+}
+
+/// Waits for the first event `pick` accepts, skipping others.
+fn wait_for<T>(events: &Receiver<NetEvent>, mut pick: impl FnMut(NetEvent) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).expect("timed out waiting for an event");
+        let event = events.recv_timeout(left).expect("timed out waiting for an event");
+        if let Some(found) = pick(event) {
+            return found;
+        }
+    }
+}
+
+fn login(handle: &NetHandle, events: &Receiver<NetEvent>, name: &str) -> Username {
+    wait_for(events, |e| matches!(e, NetEvent::Link(Link::Online)).then_some(()));
+    handle.send(NetCommand::Login { name: name.into(), password: PASSWORD.into() });
+    wait_for(events, |e| match e {
+        NetEvent::LoggedIn { name, .. } => Some(name),
+        _ => None,
+    })
+}
+
+#[test]
+fn register_log_in_chat_and_get_receipts() {
+    let server = TestServer::start();
+    let (ana_net, ana_events) = spawn(&server.addr.to_string());
+    wait_for(&ana_events, |e| matches!(e, NetEvent::Link(Link::Online)).then_some(()));
+    let ana = unique_name("ana");
+    ana_net.send(NetCommand::Register { name: ana.clone(), password: "short".into() });
+    let code = wait_for(&ana_events, |e| match e {
+        NetEvent::AuthFailed { code, .. } => Some(code),
+        _ => None,
+    });
+    assert_eq!(code, Some(ErrorCode::InvalidPassword));
+    ana_net.send(NetCommand::Register { name: ana.clone(), password: PASSWORD.into() });
+    let ana = wait_for(&ana_events, |e| match e {
+        NetEvent::LoggedIn { name, pending: 0 } => Some(name),
+        _ => None,
+    });
+
+    let (_bia_client, bia) = server.user("bia");
+    let (bia_net, bia_events) = spawn(&server.addr.to_string());
+    login(&bia_net, &bia_events, bia.name.as_str());
+    let outgoing = Outgoing { to: bia.name.clone(), body: "olá".into(), client_msg_id: 5 };
+    ana_net.send(NetCommand::Send(outgoing));
+    let stored = wait_for(&ana_events, |e| match e {
+        NetEvent::Sent { client_msg_id: 5, message } => Some(message),
+        _ => None,
+    });
+    assert_eq!((stored.from.clone(), stored.body.as_str()), (ana.clone(), "olá"));
+    let received = wait_for(&bia_events, |e| match e {
+        NetEvent::Server(Event::Message(m)) => Some(m),
+        _ => None,
+    });
+    assert_eq!(received, stored);
+    // The network thread confirms receipt by itself.
+    let up_to = wait_for(&ana_events, |e| match e {
+        NetEvent::Server(Event::Receipt { kind: ReceiptKind::Delivered, up_to, .. }) => Some(up_to),
+        _ => None,
+    });
+    assert_eq!(up_to, stored.id);
+    bia_net.send(NetCommand::MarkRead { with: ana.clone(), up_to: stored.id });
+    wait_for(&ana_events, |e| {
+        matches!(e, NetEvent::Server(Event::Receipt { kind: ReceiptKind::Read, .. })).then_some(())
+    });
+    ana_net.quit(Duration::from_secs(2));
+    bia_net.quit(Duration::from_secs(2));
+}
+
+#[test]
+fn messages_typed_while_the_server_is_down_are_sent_exactly_once_after_reconnecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let addr = server.addr;
+    let (_peer_client, peer) = server.user("peer");
+    let me = unique_name("me");
+    server.connect().register(&me, PASSWORD).unwrap();
+
+    let (net, events) = spawn(&addr.to_string());
+    login(&net, &events, &me);
+    server.stop().unwrap();
+    wait_for(&events, |e| matches!(e, NetEvent::Link(Link::Offline { .. })).then_some(()));
+
+    for i in 0..3 {
+        let body = format!("queued {i}");
+        net.send(NetCommand::Send(Outgoing { to: peer.name.clone(), body, client_msg_id: 100 + i }));
+    }
+    let server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
+    let mut acked = Vec::new();
+    while acked.len() < 3 {
+        acked.push(wait_for(&events, |e| match e {
+            NetEvent::Sent { client_msg_id, .. } => Some(client_msg_id),
+            _ => None,
+        }));
+    }
+    acked.sort_unstable();
+    assert_eq!(acked, [100, 101, 102]);
+
+    let (mut peer_client, _) = server.login(peer.name.as_str());
+    let reply =
+        peer_client.request(papo_protocol::Request::History { with: me, before: None, limit: 50 }).unwrap();
+    let papo_protocol::Reply::History(page) = reply else { panic!("not a page") };
+    let mut bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, ["queued 0", "queued 1", "queued 2"], "each message stored exactly once");
+    net.quit(Duration::from_secs(2));
+}
+
+#[test]
+fn an_unreachable_server_is_reported_and_retried() {
+    // A port nobody listens on: bind, note it, close.
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (net, events) = spawn(&addr.to_string());
+    let reason = wait_for(&events, |e| match e {
+        NetEvent::Link(Link::Offline { reason, .. }) => Some(reason),
+        _ => None,
+    });
+    assert!(reason.contains("cannot reach"), "{reason}");
+    net.send(NetCommand::Login { name: "x".into(), password: "y".into() });
+    let message = wait_for(&events, |e| match e {
+        NetEvent::AuthFailed { message, .. } => Some(message),
+        _ => None,
+    });
+    assert!(message.contains("not connected"), "{message}");
+    // It keeps trying: a server appearing there is picked up.
+    let dir = tempfile::tempdir().unwrap();
+    let _server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
+    wait_for(&events, |e| matches!(e, NetEvent::Link(Link::Online)).then_some(()));
+    net.quit(Duration::from_secs(2));
+}

@@ -1,0 +1,157 @@
+//! End to end in real terminals: the real `papo` binary in tmux sessions against a real
+//! server, driven by keystrokes (send-keys) and checked by what is on screen (capture-pane).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use papo_server::testing::{TestServer, PASSWORD};
+
+/// One tmux server of our own, so the test never touches the user's sessions.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new() -> Option<Self> {
+        let socket = format!("papo-e2e-{}", std::process::id());
+        Command::new("tmux").arg("-V").output().ok().filter(|o| o.status.success())?;
+        Some(Self { socket })
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("run tmux");
+        assert!(output.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Opens `papo SERVER` in a new 80×24 session with its own home directory.
+    fn open(&self, session: &str, server: &str, home: &Path) {
+        let command = format!(
+            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state TERM=xterm-256color {papo} {server}",
+            home = home.display(),
+            papo = env!("CARGO_BIN_EXE_papo"),
+        );
+        self.run(&["new-session", "-d", "-s", session, "-x", "80", "-y", "24", &command]);
+        self.run(&["set-option", "-t", session, "remain-on-exit", "on"]);
+    }
+
+    fn keys(&self, session: &str, keys: &[&str]) {
+        for key in keys {
+            self.run(&["send-keys", "-t", session, key]);
+            // Separate keys must not merge into an Alt chord (Esc followed by a key).
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+
+    fn type_text(&self, session: &str, text: &str) {
+        self.run(&["send-keys", "-t", session, "-l", text]);
+        std::thread::sleep(Duration::from_millis(40));
+    }
+
+    fn screen(&self, session: &str) -> String {
+        self.run(&["capture-pane", "-p", "-t", session])
+    }
+
+    /// Waits until the screen shows `text`; fails with the screen otherwise.
+    fn wait_for(&self, session: &str, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.screen(session);
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "{text:?} never appeared in {session}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn register(&self, session: &str, name: &str, password: &str) {
+        self.wait_for(session, "Papo · log in");
+        self.keys(session, &["F2"]);
+        self.wait_for(session, "create account");
+        self.type_text(session, name);
+        self.keys(session, &["Tab"]);
+        self.type_text(session, password);
+        self.keys(session, &["Tab"]);
+        self.type_text(session, password);
+        self.keys(session, &["Enter"]);
+        self.wait_for(session, &format!(" {name} @ "));
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+    }
+}
+
+#[test]
+fn two_people_chat_switch_recipients_and_get_offline_messages() {
+    let Some(tmux) = Tmux::new() else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let server = TestServer::start();
+    let address = server.addr.to_string();
+    server.connect().register("carla", PASSWORD).unwrap();
+    let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+
+    tmux.open("ana", &address, homes[0].path());
+    tmux.register("ana", "ana", "ana's password");
+    tmux.open("bia", &address, homes[1].path());
+    tmux.register("bia", "bia", "bia's password");
+
+    // Ana finds bia with the quick switcher and writes.
+    tmux.keys("ana", &["C-k"]);
+    tmux.wait_for("ana", "Go to (Ctrl+K)");
+    tmux.type_text("ana", "bia");
+    tmux.keys("ana", &["Enter"]);
+    tmux.wait_for("ana", "Message to bia");
+    tmux.type_text("ana", "olá bia, tudo bem? 👋");
+    tmux.keys("ana", &["Enter"]);
+    tmux.wait_for("ana", "you: olá bia, tudo bem? 👋 ✓");
+
+    // Bia sees the unread badge, opens the conversation with Ctrl+N and reads it.
+    tmux.wait_for("bia", "1 unread");
+    tmux.keys("bia", &["C-n"]);
+    tmux.wait_for("bia", "ana: olá bia, tudo bem? 👋");
+    tmux.wait_for("ana", "olá bia, tudo bem? 👋 ✓✓");
+
+    // Bia switches recipient with a shortcut and writes to carla, who is offline.
+    tmux.keys("bia", &["C-n"]);
+    tmux.wait_for("bia", "Message to carla");
+    tmux.type_text("bia", "carla, me liga quando chegar");
+    tmux.keys("bia", &["Enter"]);
+    tmux.wait_for("bia", "you: carla, me liga quando chegar ✓");
+
+    // Carla logs in later and finds it waiting.
+    tmux.open("carla", &address, homes[2].path());
+    tmux.wait_for("carla", "Papo · log in");
+    tmux.type_text("carla", "carla");
+    tmux.keys("carla", &["Tab"]);
+    tmux.type_text("carla", PASSWORD);
+    tmux.keys("carla", &["Enter"]);
+    tmux.wait_for("carla", "1 message arrived while you were away");
+    tmux.keys("carla", &["M-1"]);
+    tmux.wait_for("carla", "bia: carla, me liga quando chegar");
+
+    // Ctrl+C logs out, exits 0 and gives the terminal back.
+    tmux.keys("ana", &["C-c"]);
+    let screen = tmux.wait_for("ana", "Pane is dead");
+    assert!(screen.contains("status 0"), "papo did not exit cleanly:\n{screen}");
+    assert!(!screen.contains("Contacts"), "the full-screen UI was left on the terminal:\n{screen}");
+    // The server saw ana leave.
+    let (mut watcher, _) = server.login("carla");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let contacts = watcher.request(papo_protocol::Request::Contacts { after: None }).unwrap();
+        let papo_protocol::Reply::Contacts(page) = contacts else { panic!("not contacts") };
+        if page.contacts.iter().any(|c| c.name.as_str() == "ana" && !c.online) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ana still online after Ctrl+C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
