@@ -19,6 +19,8 @@ struct State {
     durable: u64,
     failure: Option<String>,
     stopping: bool,
+    flushes: u64,
+    flush_time: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +82,16 @@ impl GroupCommit {
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
-        self.lock().stopping = true;
+        let mut state = self.lock();
+        state.stopping = true;
+        tracing::info!(
+            writes = state.written,
+            flushes = state.flushes,
+            writes_per_flush = state.written as f64 / state.flushes.max(1) as f64,
+            mean_flush_ms = state.flush_time.as_secs_f64() * 1000.0 / state.flushes.max(1) as f64,
+            "group commit"
+        );
+        drop(state);
         self.shared.work.notify_one();
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
@@ -101,8 +112,11 @@ fn flush_loop(db: &sled::Db, shared: &Shared) {
             }
             state.written
         };
+        let started = std::time::Instant::now();
         let result = db.flush();
         let mut state = lock();
+        state.flushes += 1;
+        state.flush_time += started.elapsed();
         match result {
             Ok(_) => state.durable = target,
             Err(e) => {

@@ -1,0 +1,194 @@
+//! `papo-bench`: load generator for `papo-server`.
+//!
+//! Starts a `papo-server` child on a loopback port (or targets `--server`), drives it with
+//! real protocol clients and prints throughput, latency percentiles and server memory.
+//! Every run is bounded in message count and in time.
+
+mod connections;
+mod login;
+mod pairs;
+mod report;
+mod target;
+mod users;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use pairs::PairsConfig;
+use report::{latency_line, mib};
+use target::Target;
+
+/// Load generator for papo-server (loopback only).
+#[derive(Debug, Parser)]
+#[command(name = "papo-bench", version, about)]
+struct Cli {
+    /// Target a running server at HOST:PORT instead of starting one (no RSS figures then).
+    #[arg(long, global = true)]
+    server: Option<String>,
+
+    /// The papo-server binary to start [default: next to papo-bench, else on the PATH].
+    #[arg(long, global = true)]
+    server_bin: Option<PathBuf>,
+
+    /// bcrypt cost of the started server; low by default so logins do not dominate.
+    #[arg(long, global = true, default_value_t = 4)]
+    bcrypt_cost: u32,
+
+    /// Hard time limit of the measured phase, in seconds.
+    #[arg(long, global = true, default_value_t = 120)]
+    time_limit: u64,
+
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Pairs sending as fast as acknowledgements allow.
+    Throughput {
+        /// Concurrent sending pairs.
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Messages per pair.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        /// Unacknowledged sends per sender.
+        #[arg(long, default_value_t = 64)]
+        window: u64,
+        /// Body bytes.
+        #[arg(long, default_value_t = 64)]
+        body: usize,
+    },
+    /// Pairs sending at a fixed total rate, for latency percentiles.
+    Latency {
+        /// Total messages per second.
+        #[arg(long, default_value_t = 10_000.0)]
+        rate: f64,
+        /// Concurrent sending pairs.
+        #[arg(long, default_value_t = 20)]
+        pairs: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Many idle logged-in clients plus one active pair.
+    Connections {
+        /// Idle clients.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Messages per second of the active pair.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds the active pair runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Password logins per second, and resume-token reconnects.
+    Login {
+        /// Password logins to time.
+        #[arg(long, default_value_t = 200)]
+        logins: usize,
+        /// Clients reconnecting with resume tokens.
+        #[arg(long, default_value_t = 1000)]
+        resumes: usize,
+        /// Client threads.
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let max_connections = match &cli.mode {
+        Mode::Connections { count, .. } => count + 100,
+        _ => 10_000,
+    };
+    let target = match cli.server {
+        Some(addr) => Target::existing(addr),
+        None => {
+            let bin = cli.server_bin.unwrap_or_else(target::default_server_bin);
+            Target::spawn(&bin, cli.bcrypt_cost, max_connections)?
+        }
+    };
+    println!("server {} (bcrypt cost {})", target.addr, cli.bcrypt_cost);
+    let time_limit = Duration::from_secs(cli.time_limit);
+    match cli.mode {
+        Mode::Throughput { pairs, messages, window, body } => {
+            let config = PairsConfig {
+                pairs,
+                messages_per_pair: messages,
+                rate: None,
+                window,
+                body_len: body,
+                time_limit,
+            };
+            print_pairs(&target, &config)?;
+        }
+        Mode::Latency { rate, pairs, seconds } => {
+            let messages_per_pair = (rate * seconds as f64 / pairs as f64) as u64;
+            let config = PairsConfig {
+                pairs,
+                messages_per_pair,
+                rate: Some(rate),
+                window: 256,
+                body_len: 64,
+                time_limit,
+            };
+            print_pairs(&target, &config)?;
+        }
+        Mode::Connections { count, rate, seconds } => {
+            let result = connections::run(&target, count, rate, seconds)?;
+            println!("idle clients: {} logged in in {:.1}s", result.idle, result.setup.as_secs_f64());
+            if let (Some(before), Some(with)) = (result.rss_before, result.rss_with_clients) {
+                println!(
+                    "server RSS: {} before, {} with {} clients ({:.1} KiB per client)",
+                    mib(before),
+                    mib(with),
+                    result.idle,
+                    (with.saturating_sub(before)) as f64 / 1024.0 / result.idle.max(1) as f64
+                );
+            }
+            println!("{}", latency_line("active pair send→deliver", &result.active.latency));
+            println!("errors: {}", result.active.errors);
+        }
+        Mode::Login { logins, resumes, threads } => {
+            let result = login::run(&target, logins, resumes, threads)?;
+            println!(
+                "password logins: {} in {:.2}s = {:.1}/s",
+                result.logins,
+                result.login_span.as_secs_f64(),
+                result.logins as f64 / result.login_span.as_secs_f64()
+            );
+            println!(
+                "resume reconnects: {} in {:.3}s = {:.0}/s",
+                result.resumes,
+                result.resume_span.as_secs_f64(),
+                result.resumes as f64 / result.resume_span.as_secs_f64()
+            );
+        }
+    }
+    if let Some(rss) = target.rss_bytes() {
+        println!("server RSS at end: {}", mib(rss));
+    }
+    Ok(())
+}
+
+fn print_pairs(target: &Target, config: &PairsConfig) -> Result<()> {
+    let result = pairs::run(target, config, "pair")?;
+    println!(
+        "pairs={} window={} rate={} expected={}",
+        config.pairs,
+        config.window,
+        config.rate.map_or("max".to_owned(), |r| format!("{r}/s")),
+        config.pairs as u64 * config.messages_per_pair
+    );
+    println!("acknowledged (durable): {} = {:.0} msg/s", result.acked, result.acked_per_sec());
+    println!("delivered: {} = {:.0} msg/s", result.delivered, result.delivered_per_sec());
+    println!("{}", latency_line("send→deliver", &result.latency));
+    println!("errors: {}", result.errors);
+    anyhow::ensure!(result.errors == 0, "{} sends failed", result.errors);
+    Ok(())
+}

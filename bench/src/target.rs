@@ -1,0 +1,104 @@
+//! The server under load: a `papo-server` child process on a free loopback port with a
+//! temporary data directory, or an address given by the user.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use papo_protocol::Client;
+
+/// How the load generator reaches the server.
+#[derive(Debug)]
+pub struct Target {
+    /// `HOST:PORT`.
+    pub addr: String,
+    child: Option<Child>,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    /// Starts `server_bin` on `127.0.0.1` with an ephemeral port and waits until it listens.
+    pub fn spawn(server_bin: &Path, bcrypt_cost: u32, max_connections: usize) -> Result<Self> {
+        let data_dir = tempfile::tempdir().context("cannot create a data directory")?;
+        let mut child = Command::new(server_bin)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log",
+                "warn,papo_server::server=info,papo_server::store=info",
+            ])
+            .arg("--bcrypt-cost")
+            .arg(bcrypt_cost.to_string())
+            .arg("--max-connections")
+            .arg(max_connections.to_string())
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!("cannot start {}; build it or pass --server-bin", server_bin.display())
+            })?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let Some(line) = lines.next() else { bail!("papo-server exited before listening") };
+            let line = line?;
+            if line.contains("listening") {
+                if let Some(addr) =
+                    line.split("address=").nth(1).and_then(|rest| rest.split_whitespace().next())
+                {
+                    break addr.to_owned();
+                }
+            }
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| eprintln!("server: {line}")));
+        Ok(Self { addr, child: Some(child), _data_dir: Some(data_dir) })
+    }
+
+    /// A server someone else runs.
+    pub fn existing(addr: String) -> Self {
+        Self { addr, child: None, _data_dir: None }
+    }
+
+    /// The server's resident memory in bytes, when it is our child.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
+    /// A handshaken connection.
+    pub fn connect(&self) -> Result<Client> {
+        Client::connect(&self.addr, "papo-bench", Duration::from_secs(10)).context("cannot connect")
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            // SIGTERM lets it flush; it exits within its drain timeout.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `papo-server` next to this executable, else on the PATH.
+pub fn default_server_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("papo-server")))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("papo-server"))
+}
