@@ -2,7 +2,6 @@
 //! of unacknowledged messages, optionally paced to a total rate, and receivers time each
 //! message from send to delivery.
 
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -10,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hdrhistogram::Histogram;
-use papo_protocol::{ClientFrame, Event, FrameReader, FrameWriter, Reply, Request, ServerFrame};
+use papo_protocol::{
+    ClientFrame, Event, FrameReader, FrameWriter, Reply, Request, ServerFrame, SharedStream,
+};
 
 use crate::report;
 use crate::target::Target;
@@ -95,7 +96,12 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
             }));
         }
         let config = config.clone();
-        senders.push(thread::spawn(move || send_loop(writer, &to, &config, &window, start, deadline)));
+        // Stagger the paced senders evenly, so a fixed total rate arrives as a steady stream
+        // rather than in bursts of one message per pair.
+        let offset =
+            config.rate.map_or(Duration::ZERO, |rate| Duration::from_secs_f64(senders.len() as f64 / rate));
+        let clock = Clock { start, first_send: start + offset, deadline };
+        senders.push(thread::spawn(move || send_loop(writer, &to, &config, &window, &clock)));
         let last_delivery = last_delivery.clone();
         receivers.push(thread::spawn(move || {
             let _ = receiver_reader.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
@@ -121,14 +127,22 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
     })
 }
 
+/// Times of one sender: the shared zero of all timestamps, its own first send, the stop.
+#[derive(Clone, Copy)]
+struct Clock {
+    start: Instant,
+    first_send: Instant,
+    deadline: Instant,
+}
+
 fn send_loop(
-    mut writer: FrameWriter<TcpStream>,
+    mut writer: FrameWriter<SharedStream>,
     to: &str,
     config: &PairsConfig,
     window: &Window,
-    start: Instant,
-    deadline: Instant,
+    clock: &Clock,
 ) {
+    let Clock { start, first_send, deadline } = *clock;
     let per_pair_rate = config.rate.map(|rate| rate / config.pairs as f64);
     let padding = "x".repeat(config.body_len.saturating_sub(20));
     let mut sent = 0u64;
@@ -142,7 +156,7 @@ fn send_loop(
         };
         let batch = match per_pair_rate {
             Some(rate) => {
-                let due = start + Duration::from_secs_f64(sent as f64 / rate);
+                let due = first_send + Duration::from_secs_f64(sent as f64 / rate);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     thread::sleep(wait);
                 }
@@ -166,7 +180,7 @@ fn send_loop(
 }
 
 fn read_acks(
-    mut reader: FrameReader<TcpStream>,
+    mut reader: FrameReader<SharedStream>,
     window: &Window,
     total: u64,
     start: Instant,
@@ -203,7 +217,7 @@ fn read_acks(
 }
 
 fn receive_loop(
-    reader: &mut FrameReader<TcpStream>,
+    reader: &mut FrameReader<SharedStream>,
     total: u64,
     start: Instant,
     deadline: Instant,

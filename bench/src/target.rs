@@ -65,17 +65,7 @@ impl Target {
 
     /// The server's resident memory in bytes, when it is our child.
     pub fn rss_bytes(&self) -> Option<u64> {
-        let pid = self.child.as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches(" kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb * 1024)
+        rss_of(&self.child.as_ref()?.id().to_string())
     }
 
     /// A handshaken connection.
@@ -101,4 +91,18 @@ pub fn default_server_bin() -> PathBuf {
         .and_then(|exe| exe.parent().map(|dir| dir.join("papo-server")))
         .filter(|path| path.exists())
         .unwrap_or_else(|| PathBuf::from("papo-server"))
+}
+
+/// Resident memory of process `pid` (or `self`) in bytes.
+pub fn rss_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }

@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -121,18 +122,49 @@ impl<W: Write> FrameWriter<W> {
     }
 }
 
+/// One TCP socket shared by a reader and a writer half.
+///
+/// Sharing, rather than `try_clone`, keeps a connection to one file descriptor: a load
+/// generator holding 10,000 connections must stay under the open-file limit.
+#[derive(Debug, Clone)]
+pub struct SharedStream(Arc<TcpStream>);
+
+impl std::ops::Deref for SharedStream {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl Read for SharedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for SharedStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
 /// A TCP connection that reads and writes whole frames.
 #[derive(Debug)]
 pub struct Connection {
-    reader: FrameReader<TcpStream>,
-    writer: FrameWriter<TcpStream>,
+    reader: FrameReader<SharedStream>,
+    writer: FrameWriter<SharedStream>,
 }
 
 impl Connection {
     /// Wraps a connected stream.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
-        let writer = FrameWriter::new(stream.try_clone()?);
-        Ok(Self { reader: FrameReader::new(stream), writer })
+        let stream = SharedStream(Arc::new(stream));
+        Ok(Self { reader: FrameReader::new(stream.clone()), writer: FrameWriter::new(stream) })
     }
 
     /// Reads the next frame; `Ok(None)` when the peer closed cleanly.
@@ -151,7 +183,7 @@ impl Connection {
     }
 
     /// Separates the halves so one thread can read while another writes.
-    pub fn split(self) -> (FrameReader<TcpStream>, FrameWriter<TcpStream>) {
+    pub fn split(self) -> (FrameReader<SharedStream>, FrameWriter<SharedStream>) {
         (self.reader, self.writer)
     }
 }

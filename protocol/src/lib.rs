@@ -14,7 +14,7 @@ mod message;
 mod name;
 
 pub use client::{Client, ClientError};
-pub use connection::{Connection, FrameReader, FrameWriter};
+pub use connection::{Connection, FrameReader, FrameWriter, SharedStream};
 pub use frame::FrameError;
 pub use message::*;
 pub use name::{InvalidName, Username};
@@ -36,6 +36,3 @@ pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
 
 /// Most messages one history page holds.
 pub const MAX_HISTORY_PAGE: u32 = 200;
-
-/// Most message ids one `Delivered` receipt may carry.
-pub const MAX_RECEIPT_IDS: usize = 1024;

@@ -96,10 +96,13 @@ pub enum Request {
         /// Newest message id that was read.
         up_to: MessageId,
     },
-    /// Confirms that pushed messages reached this client; their senders get a delivered receipt.
+    /// Confirms that this client has every message from `from` up to `up_to`; the sender
+    /// gets a delivered receipt, and those messages are no longer pending for this user.
     Delivered {
-        /// Ids of [`Event::Message`]s received, at most [`crate::MAX_RECEIPT_IDS`].
-        ids: Vec<MessageId>,
+        /// The sender.
+        from: String,
+        /// Newest message from them that arrived.
+        up_to: MessageId,
     },
     /// Keeps an idle connection alive.
     Ping,
@@ -122,7 +125,7 @@ impl fmt::Debug for Request {
             }
             Self::Contacts { after } => write!(f, "Contacts {{ after: {after:?} }}"),
             Self::MarkRead { with, up_to } => write!(f, "MarkRead {{ with: {with:?}, up_to: {up_to} }}"),
-            Self::Delivered { ids } => write!(f, "Delivered {{ {} ids }}", ids.len()),
+            Self::Delivered { from, up_to } => write!(f, "Delivered {{ from: {from:?}, up_to: {up_to} }}"),
             Self::Ping => f.write_str("Ping"),
             Self::Logout => f.write_str("Logout"),
         }

@@ -1,13 +1,14 @@
 //! Messaging requests: `Send`, `History`, `Contacts`, `MarkRead`, `Delivered`, and live delivery.
 
+use std::collections::BTreeMap;
+
 use papo_protocol::{
     ChatMessage, Contact, ContactPage, ErrorCode, ErrorReply, Event, MessageId, ReceiptKind, Reply,
-    ServerFrame, Username, MAX_BODY_LEN, MAX_HISTORY_PAGE, MAX_RECEIPT_IDS,
+    ServerFrame, Username, MAX_BODY_LEN, MAX_HISTORY_PAGE,
 };
 
 use crate::server::now_millis;
-use crate::session::{encode, internal, Outcome, Session};
-use crate::store::Appended;
+use crate::session::{encode, encode_into, internal, Outcome, Session};
 
 /// Contacts per page; with names and previews this stays well inside one frame.
 const CONTACTS_PAGE: usize = 256;
@@ -15,13 +16,13 @@ const CONTACTS_PAGE: usize = 256;
 /// Body bytes one history page carries at most, so a page of long messages fits a frame.
 const HISTORY_PAGE_BYTES: usize = 48 * 1024;
 
-/// Stores a message; the session acknowledges it once it is durable.
+/// Queues a message for storing; the session acknowledges it once it is durable.
 pub(crate) fn send(
     session: &Session<'_>,
     to: &str,
     body: &str,
     client_msg_id: u64,
-) -> Result<Appended, ErrorReply> {
+) -> Result<(), ErrorReply> {
     let me = logged_in(session);
     let to = existing_user(session, to)?;
     if to == *me {
@@ -36,16 +37,29 @@ pub(crate) fn send(
             format!("the message has {} bytes; the limit is {MAX_BODY_LEN}", body.len()),
         ));
     }
-    session.shared.store.append(me, &to, body, client_msg_id, now_millis()).map_err(|e| internal(&e))
+    let store = &session.shared.store;
+    store.append(me, &to, body, client_msg_id, now_millis(), &session.appends).map_err(|e| internal(&e))
 }
 
-/// Pushes a durable message to the recipient's sessions and the sender's other sessions.
-pub(crate) fn deliver(session: &Session<'_>, message: ChatMessage) {
+/// Pushes durable messages of this session's user to each recipient's sessions and to the
+/// sender's other sessions, one write per connection.
+pub(crate) fn deliver(session: &Session<'_>, messages: Vec<ChatMessage>) {
+    if messages.is_empty() {
+        return;
+    }
+    let mut by_recipient: BTreeMap<Username, Vec<u8>> = BTreeMap::new();
+    let mut all = Vec::new();
+    for message in messages {
+        let frames = by_recipient.entry(message.to.clone()).or_default();
+        let start = frames.len();
+        encode_into(&ServerFrame::Event(Event::Message(message)), frames);
+        all.extend_from_slice(&frames[start..]);
+    }
     let hub = &session.shared.hub;
-    let (from, to) = (message.from.clone(), message.to.clone());
-    let encoded = encode(&ServerFrame::Event(Event::Message(message)));
-    hub.send_to(&to, &encoded, None);
-    hub.send_to(&from, &encoded, Some(session.id));
+    for (recipient, frames) in &by_recipient {
+        hub.send_to(recipient, frames, None);
+    }
+    hub.send_to(logged_in(session), &all, Some(session.id));
 }
 
 /// A page of one conversation.
@@ -100,18 +114,14 @@ pub(crate) fn mark_read(session: &Session<'_>, with: &str, up_to: MessageId) -> 
     Ok(Reply::Done)
 }
 
-/// Confirms received messages and sends their senders delivered receipts.
-pub(crate) fn delivered(session: &Session<'_>, ids: &[MessageId]) -> Outcome {
-    if ids.len() > MAX_RECEIPT_IDS {
-        return Err(ErrorReply::new(
-            ErrorCode::TooLarge,
-            format!("at most {MAX_RECEIPT_IDS} ids per receipt"),
-        ));
-    }
+/// Confirms received messages and sends their sender a delivered receipt.
+pub(crate) fn delivered(session: &Session<'_>, from: &str, up_to: MessageId) -> Outcome {
     let me = logged_in(session);
-    let newest = session.shared.store.mark_delivered(me, ids).map_err(|e| internal(&e))?;
-    for (sender, up_to) in newest {
-        receipt(session, &sender, ReceiptKind::Delivered, up_to);
+    let sender = existing_user(session, from)?;
+    if let Some(delivered_up_to) =
+        session.shared.store.mark_delivered(me, &sender, up_to).map_err(|e| internal(&e))?
+    {
+        receipt(session, &sender, ReceiptKind::Delivered, delivered_up_to);
     }
     Ok(Reply::Done)
 }

@@ -93,7 +93,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     let store = Store::open(&config.data_dir)?;
     info!(
         data_dir = %config.data_dir.display(),
-        newest_message = store.last_message_id(),
+        newest_message = store.last_message_id()?,
         bytes_on_disk = store.size_on_disk().unwrap_or(0),
         took_ms = opened.elapsed().as_millis() as u64,
         "opened the store"

@@ -1,8 +1,9 @@
 //! One connection's life on its own thread: handshake, then requests until it ends.
 //!
-//! Sends are pipelined: the session stores every `Send` it has already read, and only when
-//! it would block on the socket again does it wait for one group commit covering them all,
-//! then acknowledges and delivers them.
+//! Sends are pipelined: the session queues every `Send` it has already read with the store's
+//! committer, and only when it would block on the socket again does it collect their
+//! answers (by then usually one group commit has covered them all), acknowledge them and
+//! deliver them.
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::outbox::{Outbox, PushError};
 use crate::server::Shared;
-use crate::store::{Appended, StoreError};
+use crate::store::{Appended, Appends, StoreError};
 use crate::{auth, chat};
 
 /// How long a session waits for its own client to make room while streaming a backlog.
@@ -50,7 +51,10 @@ pub(crate) struct Session<'a> {
     pub peer: SocketAddr,
     pub outbox: Arc<Outbox>,
     pub identity: Option<Identity>,
-    unacked: Vec<(RequestId, Appended)>,
+    /// Where the committer answers this session's sends.
+    pub appends: Appends,
+    /// Sends queued with the committer and not yet acknowledged, oldest first.
+    unacked: Vec<RequestId>,
 }
 
 /// Serves one accepted connection until it ends.
@@ -65,7 +69,8 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
         }
     };
     let id = shared.next_session_id();
-    let mut session = Session { shared, id, peer, outbox, identity: None, unacked: Vec::new() };
+    let mut session =
+        Session { shared, id, peer, outbox, identity: None, appends: Appends::new(), unacked: Vec::new() };
     let mut reader = FrameReader::new(&*stream);
     if session.handshake(&stream, &mut reader) == Flow::Continue {
         let _ = stream.set_read_timeout(Some(shared.config.idle_timeout));
@@ -160,8 +165,8 @@ impl Session<'_> {
                 return Flow::Close;
             }
             Request::Send { to, body, client_msg_id } => match chat::send(self, &to, &body, client_msg_id) {
-                Ok(appended) => {
-                    self.unacked.push((id, appended));
+                Ok(()) => {
+                    self.unacked.push(id);
                     return Flow::Continue;
                 }
                 Err(e) => Err(e),
@@ -169,7 +174,7 @@ impl Session<'_> {
             Request::History { with, before, limit } => chat::history(self, &with, before, limit),
             Request::Contacts { after } => chat::contacts(self, after.as_deref()),
             Request::MarkRead { with, up_to } => chat::mark_read(self, &with, up_to),
-            Request::Delivered { ids } => chat::delivered(self, &ids),
+            Request::Delivered { from, up_to } => chat::delivered(self, &from, up_to),
             Request::Ping => Ok(Reply::Pong),
         };
         let logged_in = matches!(outcome, Ok(Reply::LoggedIn(_)));
@@ -180,24 +185,29 @@ impl Session<'_> {
         Flow::Continue
     }
 
-    /// Acknowledges every stored send once a flush covers them, and delivers them.
+    /// Acknowledges every queued send as it becomes durable, and delivers them; frames to
+    /// the same connection go out in one write.
     fn finish_sends(&mut self) {
-        let Some(newest) = self.unacked.iter().map(|(_, appended)| appended.ticket).max() else {
+        if self.unacked.is_empty() {
             return;
-        };
-        let durable = self.shared.store.wait_durable(newest);
-        for (id, appended) in std::mem::take(&mut self.unacked) {
-            match &durable {
-                Ok(()) => {
-                    let Appended { message, duplicate, .. } = appended;
-                    self.reply(id, Ok(Reply::Sent { id: message.id, sent_at: message.sent_at }));
-                    if !duplicate {
-                        chat::deliver(self, message);
-                    }
-                }
-                Err(e) => self.reply(id, Err(internal(e))),
-            }
         }
+        let mut replies = Vec::new();
+        let mut fresh = Vec::new();
+        for id in std::mem::take(&mut self.unacked) {
+            let result = match self.appends.next() {
+                Ok(Appended { message, duplicate }) => {
+                    let sent = Reply::Sent { id: message.id, sent_at: message.sent_at };
+                    if !duplicate {
+                        fresh.push(message);
+                    }
+                    Ok(sent)
+                }
+                Err(e) => Err(internal(&e)),
+            };
+            encode_into(&ServerFrame::Reply { id, result }, &mut replies);
+        }
+        self.push(&replies);
+        chat::deliver(self, fresh);
     }
 
     /// Pushes the messages that waited for this user, oldest first, at the client's pace.
@@ -231,9 +241,14 @@ impl Session<'_> {
 
     /// Queues any frame to this session's client.
     pub fn send(&self, frame: &ServerFrame) {
-        match self.outbox.push(&encode(frame)) {
+        self.push(&encode(frame));
+    }
+
+    /// Queues encoded frames to this session's client.
+    fn push(&self, frames: &[u8]) {
+        match self.outbox.push(frames) {
             Ok(()) | Err(PushError::Closed) => {}
-            Err(e) => debug!(peer = %self.peer, error = %e, "dropping a frame"),
+            Err(e) => debug!(peer = %self.peer, error = %e, "dropping frames"),
         }
     }
 
@@ -274,14 +289,19 @@ impl Session<'_> {
 
 /// Encodes a server frame; every frame the server builds is sized to fit.
 pub(crate) fn encode(frame: &ServerFrame) -> Vec<u8> {
-    frame::encode(frame, MAX_FRAME_LEN).unwrap_or_else(|e| {
+    let mut out = Vec::new();
+    encode_into(frame, &mut out);
+    out
+}
+
+/// Appends an encoded server frame to `out`.
+pub(crate) fn encode_into(frame: &ServerFrame, out: &mut Vec<u8>) {
+    if let Err(e) = frame::encode_into(frame, MAX_FRAME_LEN, out) {
         warn!(error = %e, "a reply did not fit a frame");
-        frame::encode(
-            &ServerFrame::Fatal(ErrorReply::new(ErrorCode::Internal, "the server built an oversized frame")),
-            MAX_FRAME_LEN,
-        )
-        .expect("a short error fits a frame")
-    })
+        let fallback =
+            ServerFrame::Fatal(ErrorReply::new(ErrorCode::Internal, "the server built an oversized frame"));
+        frame::encode_into(&fallback, MAX_FRAME_LEN, out).expect("a short error fits a frame");
+    }
 }
 
 /// The reply to a request that failed inside the server.

@@ -6,14 +6,14 @@
 //! decides everything about the connection's state.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use papo_protocol::{
     ChatMessage, Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, FrameReader,
-    FrameWriter, HistoryPage, MessageId, Reply, Request, RequestId, ServerFrame, UnixMillis, Username,
+    FrameWriter, HistoryPage, MessageId, Reply, Request, RequestId, ServerFrame, SharedStream, UnixMillis,
+    Username,
 };
 use tracing::{debug, info, warn};
 
@@ -213,7 +213,7 @@ enum Pending {
 }
 
 struct Connected {
-    writer: FrameWriter<TcpStream>,
+    writer: FrameWriter<SharedStream>,
     last_write: Instant,
 }
 
@@ -317,7 +317,7 @@ impl Net {
         }
     }
 
-    fn spawn_reader(&self, mut reader: FrameReader<TcpStream>) -> std::io::Result<()> {
+    fn spawn_reader(&self, mut reader: FrameReader<SharedStream>) -> std::io::Result<()> {
         let input = self.input_tx.clone();
         let generation = self.generation;
         thread::Builder::new().name("net-reader".into()).spawn(move || loop {
@@ -515,8 +515,8 @@ impl Net {
     fn server_event(&mut self, event: Event) {
         if let Event::Message(message) = &event {
             if self.me.as_ref() == Some(&message.to) {
-                let ids = vec![message.id];
-                self.request(Request::Delivered { ids }, Pending::Quiet);
+                let request = Request::Delivered { from: message.from.to_string(), up_to: message.id };
+                self.request(request, Pending::Quiet);
             }
         }
         (self.emit)(NetEvent::Server(event));

@@ -7,7 +7,6 @@
 use papo_protocol::{MessageId, Username};
 
 const MESSAGE: u8 = b'm';
-const PENDING: u8 = b'p';
 const DEDUP: u8 = b'd';
 const SUMMARY: u8 = b's';
 
@@ -40,18 +39,6 @@ pub fn message(a: &Username, b: &Username, id: MessageId) -> Vec<u8> {
     key
 }
 
-/// A message that no client of `recipient` has confirmed yet.
-pub fn pending(recipient: &Username, id: MessageId) -> Vec<u8> {
-    let mut key = pending_prefix(recipient);
-    key.extend_from_slice(&id.to_be_bytes());
-    key
-}
-
-/// All of `recipient`'s unconfirmed messages.
-pub fn pending_prefix(recipient: &Username) -> Vec<u8> {
-    with_names(PENDING, &[recipient], 8)
-}
-
 /// The id a sender's `client_msg_id` was stored under.
 pub fn dedup(sender: &Username, client_msg_id: u64) -> Vec<u8> {
     let mut key = with_names(DEDUP, &[sender], 8);
@@ -64,7 +51,18 @@ pub fn summary(owner: &Username, peer: &Username) -> Vec<u8> {
     with_names(SUMMARY, &[owner, peer], 0)
 }
 
-/// The message id at the end of a key made by [`message`] or [`pending`].
+/// All of `owner`'s summaries, one per conversation.
+pub fn summary_prefix(owner: &Username) -> Vec<u8> {
+    with_names(SUMMARY, &[owner], 0)
+}
+
+/// The peer's name in a key made by [`summary`] with this `prefix`.
+pub fn summary_peer(prefix: &[u8], key: &[u8]) -> Option<Username> {
+    let peer = key.strip_prefix(prefix)?.strip_suffix(&[0])?;
+    Username::parse(std::str::from_utf8(peer).ok()?).ok()
+}
+
+/// The message id at the end of a key made by [`message`].
 pub fn trailing_id(key: &[u8]) -> Option<MessageId> {
     let tail = key.len().checked_sub(8).map(|start| &key[start..])?;
     Some(MessageId::from_be_bytes(tail.try_into().ok()?))
@@ -89,6 +87,7 @@ mod tests {
         assert!(message(&a, &b, 255) < message(&a, &b, 256));
         // "a"+"b" must not share a prefix with "ab"+anything.
         assert!(!message(&ab, &b, 1).starts_with(&message(&a, &b, 1)[..4]));
-        assert_eq!(trailing_id(&pending(&a, 77)), Some(77));
+        assert_eq!(trailing_id(&message(&a, &b, 77)), Some(77));
+        assert_eq!(summary_peer(&summary_prefix(&a), &summary(&a, &ab)), Some(ab.clone()));
     }
 }
