@@ -153,6 +153,7 @@ fn main() -> Result<()> {
             }
             println!("{}", latency_line("active pair send→deliver", &result.active.latency));
             println!("errors: {}", result.active.errors);
+            anyhow::ensure!(result.active.errors == 0, "{} sends failed", result.active.errors);
         }
         Mode::Login { logins, resumes, threads } => {
             let result = login::run(&target, logins, resumes, threads)?;
@@ -189,6 +190,13 @@ fn print_pairs(target: &Target, config: &PairsConfig) -> Result<()> {
     println!("delivered: {} = {:.0} msg/s", result.delivered, result.delivered_per_sec());
     println!("{}", latency_line("send→deliver", &result.latency));
     println!("errors: {}", result.errors);
+    let expected = config.pairs as u64 * config.messages_per_pair;
     anyhow::ensure!(result.errors == 0, "{} sends failed", result.errors);
+    anyhow::ensure!(
+        result.acked == expected && result.delivered == expected,
+        "only {} of {expected} messages acknowledged and {} delivered within the time limit",
+        result.acked,
+        result.delivered
+    );
     Ok(())
 }
