@@ -91,8 +91,8 @@ fn cold_start(dir: &std::path::Path, count: u64) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let listening = lines.map_while(Result::ok).any(|line| line.contains("listening"));
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let listening = lines.any(|line| line.contains("listening"));
     let took = started.elapsed();
     assert!(listening, "papo-server never listened");
     eprintln!(
@@ -100,6 +100,7 @@ fn cold_start(dir: &std::path::Path, count: u64) {
         took.as_secs_f64() * 1000.0
     );
     let _ = Command::new("kill").arg(server.id().to_string()).status();
+    lines.for_each(drop);
     let _ = server.wait();
 }
 

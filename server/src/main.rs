@@ -65,6 +65,9 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
+        // If stderr goes away (a closed pipe), lose the logs but keep serving: by default
+        // a failed write panics the logging thread.
+        .log_internal_errors(false)
         .init();
 
     let data_dir = match cli.data_dir {
@@ -94,8 +97,8 @@ fn main() -> Result<()> {
                     warn!("second signal: exiting without waiting");
                     std::process::exit(1);
                 }
-                info!(signal, "stopping");
                 shutdown.trigger();
+                info!(signal, "stopping");
             }
         })?;
     }

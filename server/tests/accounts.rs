@@ -128,3 +128,58 @@ fn expired_tokens_do_not_resume() {
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
 }
+
+#[test]
+fn unknown_and_known_names_take_the_same_time_to_refuse() {
+    // Cost 8 makes bcrypt (~20 ms) dominate the noise of a loopback round trip.
+    let server = TestServer::start_with(|config| {
+        config.bcrypt_cost = 8;
+        config.throttle = ThrottlePolicy { max_failures: 1000, ..ThrottlePolicy::default() };
+    });
+    let mut client = server.connect();
+    client.register("known", PASSWORD).unwrap();
+    let mut median = |name: &str| {
+        let mut times: Vec<_> = (0..9)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                assert_eq!(
+                    client.login(name, "wrong password").unwrap_err().code(),
+                    Some(ErrorCode::InvalidCredentials)
+                );
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[4]
+    };
+    let (known, unknown) = (median("known"), median("unknown-name"));
+    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
+    assert!((0.7..1.4).contains(&ratio), "known {known:?} vs unknown {unknown:?}");
+}
+
+#[test]
+fn nobody_reads_or_writes_someone_elses_conversations() {
+    let server = TestServer::start();
+    let (mut ana, a) = server.user("ana");
+    let (_bia, b) = server.user("bia");
+    let (mut eve, e) = server.user("eve");
+    ana.send(b.name.as_str(), "only for bia", 1).unwrap();
+    // Eve can only ever see her own side of a conversation: with ana it is empty.
+    for with in [a.name.as_str(), b.name.as_str()] {
+        let Reply::History(page) =
+            eve.request(Request::History { with: with.into(), before: None, limit: 200 }).unwrap()
+        else {
+            panic!("not a page")
+        };
+        assert!(page.messages.is_empty(), "eve read {with}'s messages");
+    }
+    // What eve sends is always from eve, whatever she claims in the body.
+    let (id, _) = eve.send(b.name.as_str(), "from: ana", 1).unwrap();
+    let (mut bia, _) = server.login(b.name.as_str());
+    let Reply::History(page) =
+        bia.request(Request::History { with: e.name.to_string(), before: None, limit: 5 }).unwrap()
+    else {
+        panic!("not a page")
+    };
+    assert_eq!((page.messages[0].id, &page.messages[0].from), (id, &e.name));
+}

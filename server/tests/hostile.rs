@@ -186,3 +186,44 @@ fn shutdown_tells_connected_clients() {
     let frames = frames_until_close(conn.stream());
     assert!(frames.contains(&ServerFrame::Event(Event::ShuttingDown)), "{frames:?}");
 }
+
+#[test]
+fn invalid_utf8_in_names_and_bodies_is_malformed() {
+    let server = TestServer::start();
+    for (to, body) in [("xx", "\u{1}\u{1}"), ("\u{1}\u{1}", "hi")] {
+        let send = ClientFrame::Request {
+            id: 1,
+            request: Request::Send { to: to.into(), body: body.into(), client_msg_id: 1 },
+        };
+        let mut bytes = frame::encode(&send, MAX_FRAME_LEN).unwrap();
+        // Turn the two marker bytes into a sequence that is not UTF-8.
+        let at = bytes.windows(2).position(|w| w == [1, 1]).unwrap();
+        bytes[at..at + 2].copy_from_slice(&[0xff, 0xfe]);
+        let mut stream = raw(&server);
+        stream.write_all(&[hello(), bytes].concat()).unwrap();
+        assert_eq!(fatal_code(&frames_until_close(&stream)), Some(ErrorCode::Malformed));
+    }
+    assert_healthy(&server);
+}
+
+#[test]
+fn requests_before_login_names_with_tricks_and_self_sends_get_typed_errors() {
+    let server = TestServer::start();
+    let (mut ana, a) = server.user("ana");
+    let mut anonymous = server.connect();
+    for request in [
+        Request::Send { to: a.name.to_string(), body: "hi".into(), client_msg_id: 1 },
+        Request::History { with: a.name.to_string(), before: None, limit: 10 },
+        Request::MarkRead { with: a.name.to_string(), up_to: 1 },
+        Request::Delivered { from: a.name.to_string(), up_to: 1 },
+        Request::Logout,
+    ] {
+        assert_eq!(anonymous.request(request).unwrap_err().code(), Some(ErrorCode::NotLoggedIn));
+    }
+    for tricky in ["../ana", "ana ", " ana", "an\u{0}a", "аna", "ana\n"] {
+        let err = ana.send(tricky, "hi", 2).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::InvalidName), "{tricky:?}");
+    }
+    assert_eq!(ana.send(a.name.as_str(), "me", 3).unwrap_err().code(), Some(ErrorCode::InvalidRequest));
+    assert_healthy(&server);
+}

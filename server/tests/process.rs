@@ -1,71 +1,32 @@
 //! The real `papo-server` binary: it starts, serves, and stops cleanly on SIGTERM and SIGINT.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/process.rs"]
+mod process;
 
-use papo_protocol::{Client, Event};
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use papo_protocol::{frame, Client, ClientFrame, Event, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use papo_server::testing::PASSWORD;
-
-/// Starts the binary on an ephemeral port and returns it with the address it logged.
-fn spawn(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_papo-server"))
-        .args(["--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--data-dir"])
-        .arg(data_dir)
-        .env("PAPO_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn papo-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let address = loop {
-        let line = lines.next().expect("server exited before listening").expect("read log");
-        if let Some(rest) = line.split("address=").nth(1) {
-            if line.contains("listening") {
-                break rest.split_whitespace().next().expect("address").to_owned();
-            }
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, address)
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "server did not exit after the signal");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, signal: i32) {
-    let pid = i32::try_from(child.id()).expect("pid fits");
-    // SAFETY: kill only sends a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-}
 
 #[test]
 fn sigterm_and_sigint_stop_cleanly_and_data_survives() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, address) = spawn(dir.path());
-    let mut client = Client::connect(&address, "process-test", Duration::from_secs(5)).unwrap();
+    let mut server = process::spawn(dir.path(), "info");
+    let mut client = Client::connect(&server.addr, "process-test", Duration::from_secs(5)).unwrap();
     client.register("ana", PASSWORD).unwrap();
     client.register("bia", PASSWORD).unwrap();
     client.login("ana", PASSWORD).unwrap();
     let (id, _) = client.send("bia", "survives restarts", 1).unwrap();
 
-    signal(&server, libc::SIGTERM);
+    server.signal(libc::SIGTERM);
     client.stream().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(client.next_event().unwrap(), Event::ShuttingDown);
-    assert!(wait_exit(&mut server).success());
+    assert!(server.wait_exit().success());
 
-    let (mut server, address) = spawn(dir.path());
-    let mut bia = Client::connect(&address, "process-test", Duration::from_secs(5)).unwrap();
+    let mut server = process::spawn(dir.path(), "info");
+    let mut bia = Client::connect(&server.addr, "process-test", Duration::from_secs(5)).unwrap();
     let session = bia.login("bia", PASSWORD).unwrap();
     assert_eq!(session.pending, 1);
     bia.stream().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -73,6 +34,87 @@ fn sigterm_and_sigint_stop_cleanly_and_data_survives() {
         Event::Message(message) => assert_eq!((message.id, message.body.as_str()), (id, "survives restarts")),
         other => panic!("expected the stored message, got {other:?}"),
     }
-    signal(&server, libc::SIGINT);
-    assert!(wait_exit(&mut server).success());
+    server.signal(libc::SIGINT);
+    assert!(server.wait_exit().success());
+}
+
+/// Every byte of every file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            all.extend(files_under(&path));
+        } else {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn no_password_or_token_reaches_the_logs_or_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = process::spawn(dir.path(), "trace");
+    let secret = "Sup3r-secret-pa55word";
+    let body = "a private message body";
+    let mut client = Client::connect(&server.addr, "secrets-test", Duration::from_secs(5)).unwrap();
+    client.register("ana", secret).unwrap();
+    client.register("bia", secret).unwrap();
+    let session = client.login("ana", secret).unwrap();
+    client.send("bia", body, 1).unwrap();
+    let mut second = Client::connect(&server.addr, "secrets-test", Duration::from_secs(5)).unwrap();
+    second.resume(&session.token).unwrap();
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+
+    let log: String = server.log.try_iter().collect::<Vec<_>>().join("\n");
+    assert!(log.contains("logged in"), "the trace log was not captured");
+    for needle in [secret, session.token.as_str()] {
+        assert!(!log.contains(needle), "{needle:?} appears in the server log");
+        assert!(!contains(&files_under(dir.path()), needle), "{needle:?} is stored in clear");
+    }
+    let info: Vec<_> = log.lines().filter(|line| line.contains(" INFO ")).collect();
+    assert!(info.iter().all(|line| !line.contains(body)), "a message body was logged at info");
+}
+
+#[test]
+fn hostile_clients_do_not_grow_server_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = process::spawn(dir.path(), "warn,papo_server::server=info");
+    let hello = frame::encode(
+        &ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "hostile".into() }),
+        MAX_FRAME_LEN,
+    )
+    .unwrap();
+    let round = || {
+        let mut streams = Vec::new();
+        for attack in 0..200 {
+            let Ok(mut stream) = TcpStream::connect(&server.addr) else { continue };
+            let bytes: Vec<u8> = match attack % 4 {
+                0 => [hello.clone(), u32::MAX.to_be_bytes().to_vec()].concat(),
+                1 => vec![0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef],
+                2 => hello[..hello.len() - 2].to_vec(),
+                _ => [hello.clone(), vec![0, 0, 0xff, 0xff], vec![7; 60_000]].concat(),
+            };
+            let _ = stream.write_all(&bytes);
+            streams.push(stream);
+        }
+    };
+    round();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server.rss_kib();
+    for _ in 0..10 {
+        round();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = server.rss_kib();
+    assert!(after < before + 16 * 1024, "RSS grew from {before} KiB to {after} KiB");
+    eprintln!("server RSS {before} KiB before 2,000 hostile connections, {after} KiB after");
+    let mut client = Client::connect(&server.addr, "after-attack", Duration::from_secs(5)).unwrap();
+    client.register("still-ok", PASSWORD).unwrap();
 }

@@ -140,6 +140,8 @@ fn init_logging(log_file: Option<PathBuf>) -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("PAPO_LOG").unwrap_or_else(|_| "info".into()),
         )
         .with_ansi(false)
+        // A failing log file must never print over the full-screen interface.
+        .log_internal_errors(false)
         .with_writer(Mutex::new(file))
         .init();
     Ok(())

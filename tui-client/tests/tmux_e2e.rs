@@ -25,15 +25,15 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Opens `papo SERVER` in a new 80×24 session with its own home directory.
+    /// Opens `papo SERVER` in a new 80×24 session with its own home directory. When papo
+    /// exits, the shell around it prints its exit status on the restored terminal.
     fn open(&self, session: &str, server: &str, home: &Path) {
         let command = format!(
-            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state TERM=xterm-256color {papo} {server}",
+            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state TERM=xterm-256color {papo} {server}; echo \"papo exited with $?\"; sleep 60",
             home = home.display(),
             papo = env!("CARGO_BIN_EXE_papo"),
         );
         self.run(&["new-session", "-d", "-s", session, "-x", "80", "-y", "24", &command]);
-        self.run(&["set-option", "-t", session, "remain-on-exit", "on"]);
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
@@ -139,9 +139,11 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
 
     // Ctrl+C logs out, exits 0 and gives the terminal back.
     tmux.keys("ana", &["C-c"]);
-    let screen = tmux.wait_for("ana", "Pane is dead");
-    assert!(screen.contains("status 0"), "papo did not exit cleanly:\n{screen}");
+    let screen = tmux.wait_for("ana", "papo exited with");
+    assert!(screen.contains("papo exited with 0"), "papo did not exit cleanly:\n{screen}");
     assert!(!screen.contains("Contacts"), "the full-screen UI was left on the terminal:\n{screen}");
+    let config = std::fs::read_to_string(homes[0].path().join("config/papo/config")).unwrap();
+    assert!(config.contains(&format!("server={address}")), "the server was not remembered: {config}");
     // The server saw ana leave.
     let (mut watcher, _) = server.login("carla");
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,0 +1,168 @@
+//! Property tests of the codec: every message survives encode → decode, and no byte
+//! sequence makes the decoder panic.
+
+use papo_protocol::frame::{self, FrameError, HEADER_LEN};
+use papo_protocol::*;
+use proptest::prelude::*;
+
+fn name() -> impl Strategy<Value = Username> {
+    "[a-z0-9][a-z0-9_.-]{0,31}".prop_map(|raw| Username::parse(&raw).expect("valid by construction"))
+}
+
+fn text() -> impl Strategy<Value = String> {
+    proptest::string::string_regex(".{0,64}").expect("regex")
+}
+
+fn chat_message() -> impl Strategy<Value = ChatMessage> {
+    (any::<u64>(), name(), name(), text(), any::<i64>())
+        .prop_map(|(id, from, to, body, sent_at)| ChatMessage { id, from, to, body, sent_at })
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (text(), text()).prop_map(|(name, password)| Request::Register { name, password }),
+        (text(), text()).prop_map(|(name, password)| Request::Login { name, password }),
+        text().prop_map(|token| Request::Resume { token }),
+        (text(), text(), any::<u64>()).prop_map(|(to, body, client_msg_id)| Request::Send {
+            to,
+            body,
+            client_msg_id
+        }),
+        (text(), any::<Option<u64>>(), any::<u32>()).prop_map(|(with, before, limit)| Request::History {
+            with,
+            before,
+            limit
+        }),
+        proptest::option::of(text()).prop_map(|after| Request::Contacts { after }),
+        (text(), any::<u64>()).prop_map(|(with, up_to)| Request::MarkRead { with, up_to }),
+        (text(), any::<u64>()).prop_map(|(from, up_to)| Request::Delivered { from, up_to }),
+        Just(Request::Ping),
+        Just(Request::Logout),
+    ]
+}
+
+fn client_frame() -> impl Strategy<Value = ClientFrame> {
+    prop_oneof![
+        (any::<u32>(), text()).prop_map(|(protocol_version, client_name)| ClientFrame::Hello(Hello {
+            protocol_version,
+            client_name
+        })),
+        (any::<u64>(), request()).prop_map(|(id, request)| ClientFrame::Request { id, request }),
+    ]
+}
+
+fn error_reply() -> impl Strategy<Value = ErrorReply> {
+    let codes = vec![
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::InvalidToken,
+        ErrorCode::NameTaken,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidPassword,
+        ErrorCode::InvalidRequest,
+        ErrorCode::UnknownUser,
+        ErrorCode::NotLoggedIn,
+        ErrorCode::AlreadyLoggedIn,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::Malformed,
+        ErrorCode::ServerFull,
+        ErrorCode::ShuttingDown,
+        ErrorCode::IdleTimeout,
+        ErrorCode::Internal,
+    ];
+    (proptest::sample::select(codes), text()).prop_map(|(code, message)| ErrorReply { code, message })
+}
+
+fn contact() -> impl Strategy<Value = Contact> {
+    let last = proptest::option::of((any::<u64>(), name(), any::<i64>(), text()));
+    (name(), any::<bool>(), any::<u64>(), last).prop_map(|(name, online, unread, last)| Contact {
+        name,
+        online,
+        unread,
+        last: last.map(|(id, from, sent_at, preview)| LastMessage { id, from, sent_at, preview }),
+    })
+}
+
+fn reply() -> impl Strategy<Value = Reply> {
+    let page = (proptest::collection::vec(chat_message(), 0..4), any::<bool>(), any::<u64>(), any::<u64>());
+    prop_oneof![
+        Just(Reply::Registered),
+        (name(), text(), any::<u64>()).prop_map(|(name, token, pending)| Reply::LoggedIn(LoggedIn {
+            name,
+            token,
+            pending
+        })),
+        (any::<u64>(), any::<i64>()).prop_map(|(id, sent_at)| Reply::Sent { id, sent_at }),
+        page.prop_map(|(messages, more, peer_delivered_up_to, peer_read_up_to)| Reply::History(
+            HistoryPage { messages, more, peer_delivered_up_to, peer_read_up_to }
+        )),
+        (proptest::collection::vec(contact(), 0..4), proptest::option::of(name()))
+            .prop_map(|(contacts, next_after)| Reply::Contacts(ContactPage { contacts, next_after })),
+        Just(Reply::Done),
+        Just(Reply::Pong),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        chat_message().prop_map(Event::Message),
+        (name(), any::<bool>()).prop_map(|(user, online)| Event::Presence { user, online }),
+        (name(), any::<bool>(), any::<u64>()).prop_map(|(peer, read, up_to)| Event::Receipt {
+            peer,
+            kind: if read { ReceiptKind::Read } else { ReceiptKind::Delivered },
+            up_to
+        }),
+        Just(Event::ShuttingDown),
+    ]
+}
+
+fn server_frame() -> impl Strategy<Value = ServerFrame> {
+    prop_oneof![
+        (any::<u32>(), text()).prop_map(|(protocol_version, server_version)| ServerFrame::Welcome(Welcome {
+            protocol_version,
+            server_version
+        })),
+        (any::<u64>(), prop_oneof![reply().prop_map(Ok), error_reply().prop_map(Err)])
+            .prop_map(|(id, result)| ServerFrame::Reply { id, result }),
+        event().prop_map(ServerFrame::Event),
+        error_reply().prop_map(ServerFrame::Fatal),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn client_frames_round_trip(message in client_frame()) {
+        let bytes = frame::encode(&message, MAX_FRAME_LEN).unwrap();
+        let (back, used) = frame::decode::<ClientFrame>(&bytes, MAX_FRAME_LEN).unwrap().unwrap();
+        prop_assert_eq!(back, message);
+        prop_assert_eq!(used, bytes.len());
+    }
+
+    #[test]
+    fn server_frames_round_trip(message in server_frame()) {
+        let bytes = frame::encode(&message, MAX_FRAME_LEN).unwrap();
+        let (back, used) = frame::decode::<ServerFrame>(&bytes, MAX_FRAME_LEN).unwrap().unwrap();
+        prop_assert_eq!(back, message);
+        prop_assert_eq!(used, bytes.len());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        // Whatever comes back is a value, "need more bytes" or a typed error; never a panic.
+        match frame::decode::<ClientFrame>(&bytes, MAX_FRAME_LEN) {
+            Ok(Some((_, used))) => prop_assert!(used >= HEADER_LEN && used <= bytes.len()),
+            Ok(None) | Err(FrameError::TooLarge { .. } | FrameError::Malformed(_)) => {}
+            Err(other) => prop_assert!(false, "unexpected error {}", other),
+        }
+        let _ = frame::decode::<ServerFrame>(&bytes, MAX_FRAME_LEN);
+    }
+
+    #[test]
+    fn payloads_behind_a_valid_length_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&payload);
+        let _ = frame::decode::<ClientFrame>(&bytes, MAX_FRAME_LEN);
+        let _ = frame::decode::<ServerFrame>(&bytes, MAX_FRAME_LEN);
+    }
+}

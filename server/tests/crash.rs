@@ -1,0 +1,173 @@
+//! Crash safety: senders load a real `papo-server` process, it is killed with SIGKILL at a
+//! random moment, restarted on the same data directory, and senders resend what was not
+//! acknowledged (same client ids). Every acknowledged message must then be in the
+//! recipient's history exactly once, with the id it was acknowledged with, and nothing
+//! may be stored twice.
+//!
+//! CI runs 3 cycles; `PAPO_CRASH_CYCLES=25 cargo test --release -p papo-server --test crash
+//! -- --nocapture` runs more and prints the totals.
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use papo_protocol::{Client, Reply, Request};
+use papo_server::testing::PASSWORD;
+
+const SENDERS: usize = 4;
+const WINDOW: usize = 8;
+/// New messages per sender per cycle at most: the loop is bounded even if the kill is late.
+const PER_CYCLE: u64 = 20_000;
+const INBOX: &str = "inbox";
+/// Warnings, and the line that tells the port.
+const QUIET: &str = "warn,papo_server::server=info";
+
+#[derive(Default)]
+struct Sender {
+    /// client_msg_id → the id it was acknowledged with.
+    acked: BTreeMap<u64, u64>,
+    /// Sent, possibly stored, never acknowledged: resent after the restart.
+    unacked: BTreeSet<u64>,
+    next: u64,
+    /// An acknowledgement that disagreed with an earlier one for the same client id.
+    conflicts: Vec<String>,
+}
+
+fn body(sender: usize, client_msg_id: u64) -> String {
+    format!("s{sender}:{client_msg_id}")
+}
+
+/// Resends what was never acknowledged, then sends up to `new_messages` more, until the
+/// connection dies.
+fn run_sender(addr: &str, index: usize, state: &mut Sender, new_messages: u64) {
+    let Ok(mut client) = Client::connect(addr, "crash-test", Duration::from_secs(2)) else { return };
+    if client.stream().set_read_timeout(Some(Duration::from_secs(10))).is_err()
+        || client.login(&format!("s{index}"), PASSWORD).is_err()
+    {
+        return;
+    }
+    let mut queue: Vec<u64> = state.unacked.iter().copied().collect();
+    let quota = state.next + new_messages;
+    loop {
+        while queue.len() < WINDOW && state.next < quota {
+            state.unacked.insert(state.next);
+            queue.push(state.next);
+            state.next += 1;
+        }
+        if queue.is_empty() {
+            return;
+        }
+        let batch: Vec<u64> = queue.drain(..queue.len().min(WINDOW)).collect();
+        let mut requests = Vec::new();
+        for &cmid in &batch {
+            let send = Request::Send { to: INBOX.into(), body: body(index, cmid), client_msg_id: cmid };
+            match client.send_request(send) {
+                Ok(request) => requests.push((request, cmid)),
+                Err(_) => return,
+            }
+        }
+        for (request, cmid) in requests {
+            match client.wait_reply(request) {
+                Ok(Reply::Sent { id, .. }) => {
+                    state.unacked.remove(&cmid);
+                    if let Some(previous) = state.acked.insert(cmid, id) {
+                        if previous != id {
+                            state.conflicts.push(format!("s{index}:{cmid} acked as {previous} then {id}"));
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Every message in the inbox's conversation with `sender`, oldest first.
+fn conversation(client: &mut Client, sender: &str) -> Vec<(u64, String)> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let request = Request::History { with: sender.into(), before, limit: 200 };
+        let Reply::History(page) = client.request(request).unwrap() else { panic!("not a page") };
+        all.extend(page.messages.iter().map(|m| (m.id, m.body.clone())));
+        before = page.messages.last().map(|m| m.id);
+        if !page.more {
+            all.reverse();
+            return all;
+        }
+    }
+}
+
+#[test]
+fn acknowledged_messages_survive_kill_9_exactly_once() {
+    let cycles: usize = std::env::var("PAPO_CRASH_CYCLES").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let mut seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("crash test seed {seed}");
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = process::spawn(dir.path(), QUIET);
+    {
+        let mut client = Client::connect(&server.addr, "crash-test", Duration::from_secs(5)).unwrap();
+        client.register(INBOX, PASSWORD).unwrap();
+        for i in 0..SENDERS {
+            client.register(&format!("s{i}"), PASSWORD).unwrap();
+        }
+    }
+    let mut senders: Vec<Sender> = (0..SENDERS).map(|_| Sender::default()).collect();
+    let started = Instant::now();
+    for _ in 0..cycles {
+        let kill_after = Duration::from_millis(50 + random(400));
+        let addr = server.addr.clone();
+        std::thread::scope(|scope| {
+            for (index, state) in senders.iter_mut().enumerate() {
+                let addr = addr.clone();
+                scope.spawn(move || run_sender(&addr, index, state, PER_CYCLE));
+            }
+            std::thread::sleep(kill_after);
+            server.signal(libc::SIGKILL);
+            server.wait_exit();
+        });
+        server = process::spawn(dir.path(), QUIET);
+    }
+    // A last round with the server left alive settles every resend.
+    std::thread::scope(|scope| {
+        for (index, state) in senders.iter_mut().enumerate() {
+            let addr = server.addr.clone();
+            scope.spawn(move || run_sender(&addr, index, state, 0));
+        }
+    });
+
+    let mut inbox = Client::connect(&server.addr, "crash-test", Duration::from_secs(5)).unwrap();
+    inbox.login(INBOX, PASSWORD).unwrap();
+    let (mut acked_total, mut lost, mut duplicates) = (0, 0, 0);
+    for (index, state) in senders.iter().enumerate() {
+        assert!(state.conflicts.is_empty(), "{:?}", state.conflicts);
+        assert!(state.unacked.is_empty(), "s{index} still has unacknowledged messages: {:?}", state.unacked);
+        let stored = conversation(&mut inbox, &format!("s{index}"));
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        for (id, text) in &stored {
+            if seen.insert(text, *id).is_some() {
+                duplicates += 1;
+            }
+        }
+        for (&cmid, &id) in &state.acked {
+            acked_total += 1;
+            if seen.get(body(index, cmid).as_str()) != Some(&id) {
+                lost += 1;
+            }
+        }
+    }
+    eprintln!(
+        "crash test: {cycles} kill -9 cycles in {:.1}s, {acked_total} messages acknowledged, {lost} lost, {duplicates} stored twice",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(acked_total > 0, "nothing was acknowledged; the kills came too early");
+    assert_eq!((lost, duplicates), (0, 0));
+}

@@ -1,0 +1,82 @@
+//! Running the real `papo-server` binary: spawn on an ephemeral port, signal, wait.
+
+#![allow(dead_code)] // Each test binary uses a different part of this helper.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// A running `papo-server` process.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: String,
+    /// Every log line after "listening".
+    pub log: Receiver<String>,
+}
+
+/// Starts the binary on `127.0.0.1:0` with `data_dir` and waits until it listens.
+///
+/// `log_filter` must let `papo_server::server`'s info line "listening" through: that line
+/// tells the port.
+pub fn spawn(data_dir: &Path, log_filter: &str) -> ServerProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_papo-server"))
+        .args(["--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--log", log_filter, "--data-dir"])
+        .arg(data_dir)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn papo-server");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines.next().expect("papo-server exited before listening").expect("read log");
+        if line.contains("listening") {
+            let rest = line.split("address=").nth(1).expect("address in the log");
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    let (tx, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    ServerProcess { child, addr, log }
+}
+
+impl ServerProcess {
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits up to 10 s for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "papo-server did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).expect("VmRSS");
+        line.trim().trim_end_matches("kB").trim().parse().expect("a number")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
