@@ -1,0 +1,36 @@
+//! Arbitrary byte streams to a real in-process server over TCP, after a valid handshake:
+//! the server must answer or close, never crash, and keep serving the next input.
+#![no_main]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use papo_protocol::{frame, ClientFrame, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use papo_server::testing::TestServer;
+
+fn server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let server = TestServer::start_with(|config| config.idle_timeout = Duration::from_millis(200));
+        server.connect().register("fuzzer", "fuzzer password").expect("register");
+        server
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let server = server();
+    let hello = ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "fuzz".into() });
+    let mut stream = TcpStream::connect(server.addr).expect("the server is still accepting");
+    stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    let _ = stream.write_all(&frame::encode(&hello, MAX_FRAME_LEN).expect("hello encodes"));
+    let _ = stream.write_all(data);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    // The server is still there for everyone else.
+    let mut probe = server.connect();
+    assert_eq!(probe.request(papo_protocol::Request::Ping).expect("ping"), papo_protocol::Reply::Pong);
+});

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs each fuzz target for a bounded time (default 60 s) and prints libFuzzer's totals.
+# cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the one stable toolchain accept them.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${1:-60}"
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+export RUSTC_BOOTSTRAP=1
+for target in frame_decoder server_stream; do
+    echo "=== $target for ${seconds}s"
+    cargo fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 |
+        grep -E "^(#[0-9]+ +DONE|Done|INFO: .*exec|==[0-9]+==ERROR|SUMMARY)" || true
+done
