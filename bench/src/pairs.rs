@@ -2,6 +2,7 @@
 //! of unacknowledged messages, optionally paced to a total rate, and receivers time each
 //! message from send to delivery.
 
+use std::io::ErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -9,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hdrhistogram::Histogram;
+
 use papo_protocol::{
-    ClientFrame, Event, FrameReader, FrameWriter, Reply, Request, ServerFrame, SharedStream,
+    ClientFrame, Event, FrameError, FrameReader, FrameWriter, Reply, Request, ServerFrame, SharedStream,
 };
 
 use crate::report;
@@ -84,7 +86,7 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
     while let (Some((sender, _)), Some((receiver, receiver_session))) = (clients.next(), clients.next()) {
         let (sender_conn, _) = sender.into_parts();
         let (receiver_conn, _) = receiver.into_parts();
-        let (ack_reader, writer) = sender_conn.split();
+        let (mut ack_reader, writer) = sender_conn.split();
         let (mut receiver_reader, _) = receiver_conn.split();
         let window = Arc::new(Window::default());
         let to = receiver_session.name.to_string();
@@ -92,7 +94,7 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
         {
             let (window, last_ack, errors) = (window.clone(), last_ack.clone(), errors.clone());
             ack_readers.push(thread::spawn(move || {
-                read_acks(ack_reader, &window, total, start, deadline, &last_ack, &errors)
+                read_acks(&mut ack_reader, &window, total, start, deadline, &last_ack, &errors)
             }));
         }
         let config = config.clone();
@@ -179,8 +181,27 @@ fn send_loop(
     }
 }
 
+/// One read attempt on a connection with a read timeout.
+enum Read {
+    Frame(ServerFrame),
+    /// Nothing arrived in time: check the deadline and try again.
+    TimedOut,
+    /// The connection ended or broke.
+    Closed,
+}
+
+fn next_frame(reader: &mut FrameReader<SharedStream>) -> Read {
+    match reader.read_message::<ServerFrame>() {
+        Ok(Some(frame)) => Read::Frame(frame),
+        Err(FrameError::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Read::TimedOut
+        }
+        Ok(None) | Err(_) => Read::Closed,
+    }
+}
+
 fn read_acks(
-    mut reader: FrameReader<SharedStream>,
+    reader: &mut FrameReader<SharedStream>,
     window: &Window,
     total: u64,
     start: Instant,
@@ -191,15 +212,10 @@ fn read_acks(
     let _ = reader.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
     let (mut acked, mut settled) = (0, 0);
     while settled < total && Instant::now() < deadline {
-        let frame = match reader.read_message::<ServerFrame>() {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(papo_protocol::FrameError::Io(e))
-                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
-            {
-                continue
-            }
-            Err(_) => break,
+        let frame = match next_frame(reader) {
+            Read::Frame(frame) => frame,
+            Read::TimedOut => continue,
+            Read::Closed => break,
         };
         let ServerFrame::Reply { result, .. } = frame else { continue };
         settled += 1;
@@ -226,15 +242,10 @@ fn receive_loop(
     let mut latency = report::histogram();
     let mut received = 0;
     while received < total && Instant::now() < deadline {
-        let frame = match reader.read_message::<ServerFrame>() {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(papo_protocol::FrameError::Io(e))
-                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
-            {
-                continue
-            }
-            Err(_) => break,
+        let frame = match next_frame(reader) {
+            Read::Frame(frame) => frame,
+            Read::TimedOut => continue,
+            Read::Closed => break,
         };
         if let ServerFrame::Event(Event::Message(message)) = frame {
             let now = start.elapsed().as_nanos() as u64;
