@@ -66,6 +66,13 @@ impl Tmux {
         }
     }
 
+    /// Types a message into the open conversation, sends it and waits until it is stored.
+    fn say(&self, session: &str, text: &str) {
+        self.type_text(session, text);
+        self.keys(session, &["Enter"]);
+        self.wait_for(session, &format!("you: {text} ✓"));
+    }
+
     fn register(&self, session: &str, name: &str, password: &str) {
         self.wait_for(session, "Papo · log in");
         self.keys(session, &["F2"]);
@@ -109,9 +116,7 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     tmux.type_text("ana", "bia");
     tmux.keys("ana", &["Enter"]);
     tmux.wait_for("ana", "Message to bia");
-    tmux.type_text("ana", "olá bia, tudo bem? 👋");
-    tmux.keys("ana", &["Enter"]);
-    tmux.wait_for("ana", "you: olá bia, tudo bem? 👋 ✓");
+    tmux.say("ana", "olá bia, tudo bem? 👋");
 
     // Bia sees the unread badge, opens the conversation with Ctrl+N and reads it.
     tmux.wait_for("bia", "1 unread");
@@ -122,9 +127,7 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     // Bia switches recipient with a shortcut and writes to carla, who is offline.
     tmux.keys("bia", &["C-n"]);
     tmux.wait_for("bia", "Message to carla");
-    tmux.type_text("bia", "carla, me liga quando chegar");
-    tmux.keys("bia", &["Enter"]);
-    tmux.wait_for("bia", "you: carla, me liga quando chegar ✓");
+    tmux.say("bia", "carla, me liga quando chegar");
 
     // Carla logs in later and finds it waiting.
     tmux.open("carla", &address, homes[2].path());
