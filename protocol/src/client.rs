@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::{
     ClientFrame, Connection, ErrorCode, ErrorReply, Event, FrameError, Hello, LoggedIn, MessageId, Reply,
-    Request, RequestId, ServerFrame, UnixMillis, Welcome, PROTOCOL_VERSION,
+    Request, RequestId, ServerFrame, UnixMillis, PROTOCOL_VERSION,
 };
 
 /// Why a [`Client`] call failed.
@@ -53,7 +53,6 @@ impl ClientError {
 #[derive(Debug)]
 pub struct Client {
     conn: Connection,
-    welcome: Welcome,
     next_id: RequestId,
     events: VecDeque<Event>,
 }
@@ -81,18 +80,11 @@ impl Client {
             client_name: client_name.to_owned(),
         }))?;
         match conn.read_message::<ServerFrame>()? {
-            Some(ServerFrame::Welcome(welcome)) => {
-                Ok(Self { conn, welcome, next_id: 1, events: VecDeque::new() })
-            }
+            Some(ServerFrame::Welcome(_)) => Ok(Self { conn, next_id: 1, events: VecDeque::new() }),
             Some(ServerFrame::Fatal(e)) => Err(ClientError::Fatal(e)),
             Some(other) => Err(ClientError::Unexpected(format!("{other:?} instead of a welcome"))),
             None => Err(ClientError::Closed),
         }
-    }
-
-    /// What the server said in the handshake.
-    pub fn welcome(&self) -> &Welcome {
-        &self.welcome
     }
 
     /// Sends a request without waiting, for pipelining; pair it with [`Client::wait_reply`].

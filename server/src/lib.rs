@@ -2,7 +2,7 @@
 //! the real thing in-process on an ephemeral port.
 //!
 //! One thread per connection reads requests; writes go through per-connection bounded
-//! queues drained by non-blocking sends and one shared writer thread ([`outbox`]); sled
+//! queues drained by non-blocking sends and one shared writer thread (`outbox.rs`); sled
 //! stores everything behind [`store`], with group commit so that every acknowledged message
 //! is durable without an fsync per message.
 
@@ -10,7 +10,7 @@ mod auth;
 mod chat;
 mod config;
 mod hub;
-pub mod outbox;
+mod outbox;
 mod server;
 mod session;
 mod shutdown;

@@ -157,11 +157,6 @@ impl Outbox {
         self.close_locked(&mut queue);
     }
 
-    /// Unsent bytes.
-    pub fn pending(&self) -> usize {
-        lock(&self.queue).pending()
-    }
-
     fn push_locked(&self, queue: &mut Queue, frame: &[u8]) -> Result<(), PushError> {
         if queue.closed {
             return Err(PushError::Closed);

@@ -2,7 +2,7 @@
 //! for this workspace's integration tests and for the load generator's self-hosted mode.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,7 +19,6 @@ pub const PASSWORD: &str = "correct horse";
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    dir: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     shutdown: Shutdown,
     handle: Option<JoinHandle<Result<(), ServerError>>>,
@@ -56,12 +55,7 @@ impl TestServer {
             let shutdown = shutdown.clone();
             std::thread::spawn(move || crate::run(listener, config, shutdown))
         };
-        Self { addr, dir: dir.to_owned(), _tempdir: None, shutdown, handle: Some(handle) }
-    }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.dir
+        Self { addr, _tempdir: None, shutdown, handle: Some(handle) }
     }
 
     /// A new handshaken connection.
