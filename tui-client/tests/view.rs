@@ -122,6 +122,10 @@ fn my_messages_show_how_far_they_got() {
     let screen = render(&model, 70, 15);
     assert!(row_containing(&screen, "first").contains("first ✓"));
     assert!(row_containing(&screen, "third").contains("third …"));
+    let offline = Link::Offline { reason: "connection lost".into(), retry_in: Duration::from_secs(2) };
+    update(&mut model, Msg::Net(NetEvent::Link(offline)));
+    assert!(row_containing(&render(&model, 70, 15), "third").contains("third ◷ queued"));
+    update(&mut model, Msg::Net(NetEvent::Link(Link::Online)));
     update(
         &mut model,
         Msg::Net(NetEvent::Server(Event::Receipt {

@@ -18,19 +18,22 @@ const ME: Style = Style::new().fg(Color::Green).add_modifier(Modifier::BOLD);
 const DIM: Style = Style::new().fg(Color::DarkGray);
 
 /// The last `needed` lines of the conversation (or all, if fewer), bottom line first.
+///
+/// `offline` marks unacknowledged messages as queued rather than sending.
 pub fn lines_from_bottom(
     conversation: &Conversation,
     me: &Username,
     offset: UtcOffset,
     width: usize,
     needed: usize,
+    offline: bool,
 ) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     for pending in conversation.outgoing.iter().rev() {
         if lines.len() >= needed {
             return lines;
         }
-        push_reversed(&mut lines, outgoing_lines(pending, width));
+        push_reversed(&mut lines, outgoing_lines(pending, width, offline));
     }
     let messages = &conversation.messages;
     for (at, message) in messages.iter().enumerate().rev() {
@@ -76,9 +79,10 @@ fn message_lines(
     )
 }
 
-fn outgoing_lines(pending: &OutgoingView, width: usize) -> Vec<Line<'static>> {
+fn outgoing_lines(pending: &OutgoingView, width: usize, offline: bool) -> Vec<Line<'static>> {
     let suffix = match &pending.failed {
         Some(reason) => Span::styled(format!(" ✗ {reason}"), Style::new().fg(Color::Red)),
+        None if offline => Span::styled(" ◷ queued", Style::new().fg(Color::Yellow)),
         None => delivery_mark(Delivery::Sending),
     };
     layout(

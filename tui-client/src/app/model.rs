@@ -241,6 +241,11 @@ impl Model {
         &mut self.contacts[at]
     }
 
+    /// Whether messages typed now wait for a connection.
+    pub fn is_offline(&self) -> bool {
+        !matches!(self.link, Link::Online)
+    }
+
     /// Unread messages over all conversations.
     pub fn total_unread(&self) -> u64 {
         self.contacts.iter().map(|c| c.unread).sum()

@@ -410,10 +410,10 @@ fn scroll(model: &mut Model, lines: i32, out: &mut Vec<NetCommand>) {
     let (width, height) = history_size(model);
     let Some(peer) = model.selected.clone() else { return };
     let Some(me) = model.me.clone() else { return };
-    let offset = model.utc_offset;
+    let (offset, offline) = (model.utc_offset, model.is_offline());
     let Some(conversation) = model.conversations.get_mut(&peer) else { return };
     let wanted = conversation.scroll.saturating_add_signed(lines as isize);
-    let available = lines_from_bottom(conversation, &me, offset, width, wanted + 2 * height).len();
+    let available = lines_from_bottom(conversation, &me, offset, width, wanted + 2 * height, offline).len();
     conversation.scroll = wanted.min(available.saturating_sub(height));
     if conversation.scroll == 0 {
         conversation.new_below = 0;

@@ -197,7 +197,8 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
     let height = (inner.height as usize).saturating_sub(top.len() + bottom.len());
     let width = inner.width as usize;
-    let lines = lines_from_bottom(conversation, me, model.utc_offset, width, conversation.scroll + height);
+    let needed = conversation.scroll + height;
+    let lines = lines_from_bottom(conversation, me, model.utc_offset, width, needed, model.is_offline());
     let scroll = conversation.scroll.min(lines.len().saturating_sub(height));
     let mut window: Vec<Line<'_>> = lines.into_iter().skip(scroll).take(height).collect();
     window.reverse();
