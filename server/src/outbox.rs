@@ -161,11 +161,6 @@ impl Outbox {
         if queue.closed {
             return Err(PushError::Closed);
         }
-        if queue.pending() + frame.len() > self.limit {
-            warn!(peer = ?self.stream.peer_addr().ok(), "client is not reading; closing its connection");
-            self.close_locked(queue);
-            return Err(PushError::Overflow);
-        }
         if queue.sent == queue.buf.len() {
             queue.buf.clear();
             queue.sent = 0;
@@ -176,6 +171,13 @@ impl Outbox {
         }
         if queue.closed {
             return Err(PushError::Closed);
+        }
+        // The limit bounds what the socket could not take, so a large batch to a client
+        // that keeps up is fine.
+        if queue.pending() > self.limit {
+            warn!(peer = ?self.stream.peer_addr().ok(), "client is not reading; closing its connection");
+            self.close_locked(queue);
+            return Err(PushError::Overflow);
         }
         Ok(())
     }

@@ -213,3 +213,24 @@ fn bad_sends_get_typed_errors() {
     assert_eq!(code(ana.send(b.name.as_str(), &"x".repeat(4097), 5)), Some(ErrorCode::TooLarge));
     ana.send(b.name.as_str(), &"x".repeat(4096), 6).unwrap();
 }
+
+#[test]
+fn a_pipelined_burst_of_long_messages_reaches_a_reading_recipient() {
+    let server = TestServer::start();
+    let (mut ana, _) = server.user("ana");
+    let (mut bia, b) = server.user("bia");
+    // 256 pipelined sends of 4,000 bytes: one acknowledgement batch and one delivery batch
+    // of more than a megabyte, larger than a connection's queue limit on its own.
+    let body = "y".repeat(4000);
+    let requests: Vec<_> = (0..256)
+        .map(|i| {
+            ana.send_request(Request::Send { to: b.name.to_string(), body: body.clone(), client_msg_id: i })
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let reader = std::thread::spawn(move || (0..256).map(|_| next_message(&mut bia).id).collect::<Vec<_>>());
+    for request in requests {
+        assert!(matches!(ana.wait_reply(request).unwrap(), Reply::Sent { .. }));
+    }
+    assert_eq!(reader.join().unwrap().len(), 256);
+}
