@@ -6,8 +6,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::{
-    ClientFrame, Connection, ErrorCode, ErrorReply, Event, FrameError, Hello, LoggedIn, MessageId, Reply,
-    Request, RequestId, ServerFrame, UnixMillis, PROTOCOL_VERSION,
+    ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, Hello, HistoryPage, LoggedIn,
+    MessageId, Reply, Request, RequestId, ServerFrame, UnixMillis, PROTOCOL_VERSION,
 };
 
 /// Why a [`Client`] call failed.
@@ -162,6 +162,38 @@ impl Client {
             Reply::Sent { id, sent_at } => Some((id, sent_at)),
             _ => None,
         })
+    }
+
+    /// One page of the conversation with `with`, newest first.
+    pub fn history(
+        &mut self,
+        with: &str,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let reply = self.request(Request::History { with: with.into(), before, limit })?;
+        expect(reply, |r| match r {
+            Reply::History(page) => Some(page),
+            _ => None,
+        })
+    }
+
+    /// Every other user, following the pages.
+    pub fn contacts(&mut self) -> Result<Vec<Contact>, ClientError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let reply = self.request(Request::Contacts { after: after.take() })?;
+            let page = expect(reply, |r| match r {
+                Reply::Contacts(page) => Some(page),
+                _ => None,
+            })?;
+            all.extend(page.contacts);
+            match page.next_after {
+                Some(next) => after = Some(next.to_string()),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// The socket, for timeouts and shutdown.

@@ -165,20 +165,12 @@ fn nobody_reads_or_writes_someone_elses_conversations() {
     ana.send(b.name.as_str(), "only for bia", 1).unwrap();
     // Eve can only ever see her own side of a conversation: with ana it is empty.
     for with in [a.name.as_str(), b.name.as_str()] {
-        let Reply::History(page) =
-            eve.request(Request::History { with: with.into(), before: None, limit: 200 }).unwrap()
-        else {
-            panic!("not a page")
-        };
+        let page = eve.history(with, None, 200).unwrap();
         assert!(page.messages.is_empty(), "eve read {with}'s messages");
     }
     // What eve sends is always from eve, whatever she claims in the body.
     let (id, _) = eve.send(b.name.as_str(), "from: ana", 1).unwrap();
     let (mut bia, _) = server.login(b.name.as_str());
-    let Reply::History(page) =
-        bia.request(Request::History { with: e.name.to_string(), before: None, limit: 5 }).unwrap()
-    else {
-        panic!("not a page")
-    };
+    let page = bia.history(e.name.as_str(), None, 5).unwrap();
     assert_eq!((page.messages[0].id, &page.messages[0].from), (id, &e.name));
 }

@@ -89,8 +89,7 @@ fn conversation(client: &mut Client, sender: &str) -> Vec<(u64, String)> {
     let mut all = Vec::new();
     let mut before = None;
     loop {
-        let request = Request::History { with: sender.into(), before, limit: 200 };
-        let Reply::History(page) = client.request(request).unwrap() else { panic!("not a page") };
+        let page = client.history(sender, before, 200).unwrap();
         all.extend(page.messages.iter().map(|m| (m.id, m.body.clone())));
         before = page.messages.last().map(|m| m.id);
         if !page.more {

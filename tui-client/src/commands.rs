@@ -4,7 +4,7 @@ use std::io::{self, BufRead, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use papo_protocol::{ChatMessage, Client, Contact, Reply, Request, UnixMillis, MAX_HISTORY_PAGE};
+use papo_protocol::{ChatMessage, Client, Request, UnixMillis, MAX_HISTORY_PAGE};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -60,12 +60,8 @@ pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write
     let mut before = None;
     while newest_first.len() < limit {
         let want = (limit - newest_first.len()).min(MAX_HISTORY_PAGE as usize) as u32;
-        let request = Request::History { with: with.to_owned(), before, limit: want };
-        let Reply::History(page) =
-            client.request(request).with_context(|| format!("cannot read history with {with}"))?
-        else {
-            bail!("the server answered the history request with something else");
-        };
+        let page =
+            client.history(with, before, want).with_context(|| format!("cannot read history with {with}"))?;
         before = page.messages.last().map(|m| m.id);
         newest_first.extend(page.messages);
         if !page.more {
@@ -89,20 +85,7 @@ pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write
 /// `papo contacts`: every other user with presence and unread count.
 pub fn contacts(account: &Account, out: &mut impl Write) -> Result<()> {
     let mut client = login(account)?;
-    let mut all: Vec<Contact> = Vec::new();
-    let mut after = None;
-    loop {
-        let Reply::Contacts(page) =
-            client.request(Request::Contacts { after }).context("cannot list contacts")?
-        else {
-            bail!("the server answered the contacts request with something else");
-        };
-        all.extend(page.contacts);
-        match page.next_after {
-            Some(next) => after = Some(next.to_string()),
-            None => break,
-        }
-    }
+    let all = client.contacts().context("cannot list contacts")?;
     logout(client);
     for contact in all {
         let presence = if contact.online { "online" } else { "offline" };

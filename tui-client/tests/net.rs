@@ -116,9 +116,7 @@ fn messages_typed_while_the_server_is_down_are_sent_exactly_once_after_reconnect
     assert_eq!(acked, [100, 101, 102]);
 
     let (mut peer_client, _) = server.login(peer.name.as_str());
-    let reply =
-        peer_client.request(papo_protocol::Request::History { with: me, before: None, limit: 50 }).unwrap();
-    let papo_protocol::Reply::History(page) = reply else { panic!("not a page") };
+    let page = peer_client.history(&me, None, 50).unwrap();
     let mut bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
     bodies.sort_unstable();
     assert_eq!(bodies, ["queued 0", "queued 1", "queued 2"], "each message stored exactly once");

@@ -2,7 +2,7 @@
 
 #![allow(dead_code, unused_imports)] // Each test binary uses a different part of this helper.
 
-use papo_protocol::{ChatMessage, Client, Contact, Event, HistoryPage, Reply, Request};
+use papo_protocol::{ChatMessage, Client, Contact, Event, HistoryPage};
 
 pub use papo_server::testing::{unique_name, TestServer, PASSWORD};
 
@@ -26,26 +26,10 @@ pub fn next_message(client: &mut Client) -> ChatMessage {
 }
 
 pub fn history(client: &mut Client, with: &str, before: Option<u64>, limit: u32) -> HistoryPage {
-    match client.request(Request::History { with: with.into(), before, limit }).expect("history") {
-        Reply::History(page) => page,
-        other => panic!("history answered {other:?}"),
-    }
+    client.history(with, before, limit).expect("history")
 }
 
 /// Every contact, following pages.
 pub fn contacts(client: &mut Client) -> Vec<Contact> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        match client.request(Request::Contacts { after: after.take() }).expect("contacts") {
-            Reply::Contacts(page) => {
-                all.extend(page.contacts);
-                match page.next_after {
-                    Some(next) => after = Some(next.to_string()),
-                    None => return all,
-                }
-            }
-            other => panic!("contacts answered {other:?}"),
-        }
-    }
+    client.contacts().expect("contacts")
 }
