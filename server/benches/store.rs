@@ -6,13 +6,14 @@
 //! changes the size.
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use criterion::{criterion_main, Criterion};
 use papo_protocol::Username;
 use papo_server::store::{Appends, Store};
+
+#[path = "../tests/support/process.rs"]
+mod process;
 
 const PAGE: usize = 50;
 
@@ -84,24 +85,14 @@ fn history(c: &mut Criterion) {
 /// Time from spawning `papo-server` (bcrypt cost 12) to its "listening" line.
 fn cold_start(dir: &std::path::Path, count: u64) {
     let started = Instant::now();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_papo-server"))
-        .args(["--listen", "127.0.0.1:0", "--bcrypt-cost", "12", "--data-dir"])
-        .arg(dir)
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines().map_while(Result::ok);
-    let listening = lines.any(|line| line.contains("listening"));
+    let mut server = process::spawn_with_cost(dir, "info", 12);
     let took = started.elapsed();
-    assert!(listening, "papo-server never listened");
     eprintln!(
         "papo-server cold start on {count} messages (bcrypt cost 12): {:.0} ms",
         took.as_secs_f64() * 1000.0
     );
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    lines.for_each(drop);
-    let _ = server.wait();
+    server.signal(libc::SIGTERM);
+    server.wait_exit();
 }
 
 // criterion's macros generate undocumented items.

@@ -16,13 +16,21 @@ pub struct ServerProcess {
     pub log: Receiver<String>,
 }
 
-/// Starts the binary on `127.0.0.1:0` with `data_dir` and waits until it listens.
+/// Starts the binary on `127.0.0.1:0` with `data_dir` and bcrypt cost 4, and waits until
+/// it listens.
 ///
 /// `log_filter` must let `papo_server::server`'s info line "listening" through: that line
 /// tells the port.
 pub fn spawn(data_dir: &Path, log_filter: &str) -> ServerProcess {
+    spawn_with_cost(data_dir, log_filter, 4)
+}
+
+/// [`spawn`] with another bcrypt cost.
+pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_papo-server"))
-        .args(["--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--log", log_filter, "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--log", log_filter, "--bcrypt-cost"])
+        .arg(bcrypt_cost.to_string())
+        .arg("--data-dir")
         .arg(data_dir)
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
