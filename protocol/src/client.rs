@@ -5,9 +5,10 @@ use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::tls::HandshakeError;
 use crate::{
-    ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, Hello, HistoryPage, LoggedIn,
-    MessageId, Reply, Request, RequestId, ServerFrame, UnixMillis, PROTOCOL_VERSION,
+    frame, ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, Hello, HistoryPage, LoggedIn,
+    MessageId, Reply, Request, RequestId, Security, ServerFrame, TrustError, UnixMillis, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 
 /// Why a [`Client`] call failed.
@@ -27,6 +28,15 @@ pub enum ClientError {
     /// The server closed the connection.
     #[error("the server closed the connection")]
     Closed,
+    /// The server's certificate is not trusted (yet), or it changed.
+    #[error(transparent)]
+    Trust(TrustError),
+    /// The TLS handshake failed.
+    #[error("TLS failed: {0}")]
+    Tls(rustls::Error),
+    /// The server answered a TLS hello with something that is neither TLS nor a Papo frame.
+    #[error("the server does not speak TLS; if it runs with --plaintext, connect with --plaintext too")]
+    NotTls,
     /// The server answered the request with an error.
     #[error("{0}")]
     Rejected(ErrorReply),
@@ -58,29 +68,51 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr` (trying each resolved address for at most `timeout`) and shakes hands.
-    pub fn connect(addr: &str, client_name: &str, timeout: Duration) -> Result<Self, ClientError> {
+    /// Connects to `addr` (trying each resolved address for at most `timeout`), secures the
+    /// connection as `security` says and shakes hands.
+    ///
+    /// Nothing but the TLS handshake and `Hello` crosses the wire before the server's
+    /// certificate is accepted, so no password reaches an untrusted server.
+    pub fn connect(
+        addr: &str,
+        security: &Security,
+        client_name: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let connect_err = |source| ClientError::Connect { addr: addr.to_owned(), source };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
         for resolved in addr.to_socket_addrs().map_err(connect_err)? {
             match TcpStream::connect_timeout(&resolved, timeout) {
-                Ok(stream) => return Self::handshake(stream, client_name),
+                Ok(socket) => return Self::handshake(socket, addr, security, client_name, timeout),
                 Err(e) => last = e,
             }
         }
         Err(connect_err(last))
     }
 
-    /// Shakes hands over a connected stream.
-    pub fn handshake(stream: TcpStream, client_name: &str) -> Result<Self, ClientError> {
-        stream.set_nodelay(true).map_err(FrameError::Io)?;
-        let mut conn = Connection::new(stream).map_err(FrameError::Io)?;
+    fn handshake(
+        socket: TcpStream,
+        addr: &str,
+        security: &Security,
+        client_name: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        socket.set_nodelay(true).map_err(FrameError::Io)?;
+        // A server that accepts but never answers must not hang the caller.
+        socket.set_read_timeout(Some(timeout)).map_err(FrameError::Io)?;
+        let mut conn = match security {
+            Security::Plaintext => Connection::plain(socket),
+            Security::Tls(tls) => Connection::tls(tls.handshake(socket, addr).map_err(handshake_failed)?),
+        };
         conn.write_message(&ClientFrame::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             client_name: client_name.to_owned(),
         }))?;
         match conn.read_message::<ServerFrame>()? {
-            Some(ServerFrame::Welcome(_)) => Ok(Self { conn, next_id: 1, events: VecDeque::new() }),
+            Some(ServerFrame::Welcome(_)) => {
+                conn.stream().set_read_timeout(None).map_err(FrameError::Io)?;
+                Ok(Self { conn, next_id: 1, events: VecDeque::new() })
+            }
             Some(ServerFrame::Fatal(e)) => Err(ClientError::Fatal(e)),
             Some(other) => Err(ClientError::Unexpected(format!("{other:?} instead of a welcome"))),
             None => Err(ClientError::Closed),
@@ -208,6 +240,21 @@ impl Client {
 
     fn read_frame(&mut self) -> Result<ServerFrame, ClientError> {
         self.conn.read_message()?.ok_or(ClientError::Closed)
+    }
+}
+
+/// A failed TLS handshake as the caller needs it: a plaintext server's own refusal is shown
+/// as the server wrote it.
+fn handshake_failed(error: HandshakeError) -> ClientError {
+    match error {
+        HandshakeError::Trust(e) => ClientError::Trust(e),
+        HandshakeError::Tls(e) => ClientError::Tls(e),
+        HandshakeError::Closed => ClientError::Closed,
+        HandshakeError::Io(e) => ClientError::Frame(FrameError::Io(e)),
+        HandshakeError::Plaintext(bytes) => match frame::decode::<ServerFrame>(&bytes, MAX_FRAME_LEN) {
+            Ok(Some((ServerFrame::Fatal(e), _))) => ClientError::Fatal(e),
+            _ => ClientError::NotTls,
+        },
     }
 }
 

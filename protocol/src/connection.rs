@@ -2,11 +2,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::frame::{self, FrameError, HEADER_LEN};
+use crate::tls::{TlsEngine, TlsReader, TlsStream, TlsWriter};
 use crate::MAX_FRAME_LEN;
 
 const READ_CHUNK: usize = 8 * 1024;
@@ -122,49 +124,99 @@ impl<W: Write> FrameWriter<W> {
     }
 }
 
-/// One TCP socket shared by a reader and a writer half.
+/// The reading half of a connection: the socket itself, or TLS over it.
 ///
-/// Sharing, rather than `try_clone`, keeps a connection to one file descriptor: a load
-/// generator holding 10,000 connections must stay under the open-file limit.
+/// Both halves share one socket rather than `try_clone` it, which keeps a connection to one
+/// file descriptor: a load generator holding 10,000 connections must stay under the
+/// open-file limit. The defaults are the client's; the server keeps its TLS state elsewhere.
+#[derive(Debug)]
+pub enum ReadHalf<E = Arc<TlsStream>, S = Arc<TcpStream>> {
+    /// Frames in the clear.
+    Plain(S),
+    /// Frames inside TLS.
+    Tls(TlsReader<E, S>),
+}
+
+/// The writing half of a connection.
 #[derive(Debug, Clone)]
-pub struct SharedStream(Arc<TcpStream>);
+pub enum WriteHalf {
+    /// Frames in the clear.
+    Plain(Arc<TcpStream>),
+    /// Frames inside TLS.
+    Tls(TlsWriter),
+}
 
-impl std::ops::Deref for SharedStream {
-    type Target = TcpStream;
-
-    fn deref(&self) -> &TcpStream {
-        &self.0
+impl<E: TlsEngine, S: Deref<Target = TcpStream>> ReadHalf<E, S> {
+    /// The socket, for timeouts and shutdown.
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            Self::Plain(socket) => socket,
+            Self::Tls(reader) => reader.socket(),
+        }
     }
 }
 
-impl Read for SharedStream {
+impl WriteHalf {
+    /// The socket, for timeouts and shutdown.
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            Self::Plain(socket) => socket,
+            Self::Tls(writer) => writer.0.socket(),
+        }
+    }
+}
+
+impl<E: TlsEngine, S: Deref<Target = TcpStream>> Read for ReadHalf<E, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        match self {
+            Self::Plain(socket) => (&**socket).read(buf),
+            Self::Tls(reader) => reader.read(buf),
+        }
     }
 }
 
-impl Write for SharedStream {
+impl Write for WriteHalf {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
+        match self {
+            Self::Plain(socket) => (&**socket).write(buf),
+            Self::Tls(writer) => writer.write(buf),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        (&*self.0).flush()
+        match self {
+            Self::Plain(socket) => (&**socket).flush(),
+            Self::Tls(writer) => writer.flush(),
+        }
     }
 }
 
-/// A TCP connection that reads and writes whole frames.
+/// A connection that reads and writes whole frames, in the clear or inside TLS.
 #[derive(Debug)]
 pub struct Connection {
-    reader: FrameReader<SharedStream>,
-    writer: FrameWriter<SharedStream>,
+    reader: FrameReader<ReadHalf>,
+    writer: FrameWriter<WriteHalf>,
 }
 
 impl Connection {
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> io::Result<Self> {
-        let stream = SharedStream(Arc::new(stream));
-        Ok(Self { reader: FrameReader::new(stream.clone()), writer: FrameWriter::new(stream) })
+    /// Frames in the clear over a connected socket.
+    pub fn plain(socket: TcpStream) -> Self {
+        let socket = Arc::new(socket);
+        Self::from_halves(ReadHalf::Plain(Arc::clone(&socket)), WriteHalf::Plain(socket))
+    }
+
+    /// Frames inside a TLS session whose handshake is done.
+    pub fn tls(stream: TlsStream) -> Self {
+        let stream = Arc::new(stream);
+        let socket = stream.shared_socket();
+        Self::from_halves(
+            ReadHalf::Tls(TlsReader::new(Arc::clone(&stream), socket)),
+            WriteHalf::Tls(TlsWriter(stream)),
+        )
+    }
+
+    fn from_halves(reader: ReadHalf, writer: WriteHalf) -> Self {
+        Self { reader: FrameReader::new(reader), writer: FrameWriter::new(writer) }
     }
 
     /// Reads the next frame; `Ok(None)` when the peer closed cleanly.
@@ -179,11 +231,11 @@ impl Connection {
 
     /// The socket, for timeouts and shutdown.
     pub fn stream(&self) -> &TcpStream {
-        self.reader.get_ref()
+        self.reader.get_ref().socket()
     }
 
     /// Separates the halves so one thread can read while another writes.
-    pub fn split(self) -> (FrameReader<SharedStream>, FrameWriter<SharedStream>) {
+    pub fn split(self) -> (FrameReader<ReadHalf>, FrameWriter<WriteHalf>) {
         (self.reader, self.writer)
     }
 }

@@ -5,19 +5,21 @@
 //! [`ServerFrame::Welcome`]); after that the client sends [`Request`]s tagged with its own
 //! request id and the server answers each one with a [`ServerFrame::Reply`], while pushing
 //! [`Event`]s at any time. The codec in [`frame`] is pure; [`Connection`] and [`Client`] add
-//! blocking sockets on top.
+//! blocking sockets on top, inside TLS ([`tls`]) unless a side runs with `--plaintext`.
 
 mod client;
 mod connection;
 pub mod frame;
 mod message;
 mod name;
+pub mod tls;
 
 pub use client::{Client, ClientError};
-pub use connection::{Connection, FrameReader, FrameWriter, SharedStream};
+pub use connection::{Connection, FrameReader, FrameWriter, ReadHalf, WriteHalf};
 pub use frame::FrameError;
 pub use message::*;
 pub use name::{InvalidName, Username};
+pub use tls::{Fingerprint, Security, TrustError};
 
 /// Version of the message set in this crate; bumped on every incompatible wire change.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -353,4 +353,8 @@ pub enum ErrorCode {
     IdleTimeout,
     /// The server failed; the request may be retried.
     Internal,
+    /// A plaintext client reached a server that requires TLS.
+    TlsRequired,
+    /// A TLS client reached a server started with `--plaintext`.
+    PlaintextOnly,
 }

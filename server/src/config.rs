@@ -4,12 +4,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::throttle::ThrottlePolicy;
+use crate::tls::TlsMode;
 
 /// Everything `run` needs to know besides the listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where the sled database lives.
+    /// Where the sled database (and a generated TLS certificate) lives.
     pub data_dir: PathBuf,
+    /// Where the TLS certificate comes from, or whether TLS is off.
+    pub tls: TlsMode,
     /// bcrypt cost for new password hashes (each step doubles the work).
     pub bcrypt_cost: u32,
     /// Connections served at once; more are told the server is full.
@@ -33,6 +36,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            tls: TlsMode::SelfSigned,
             bcrypt_cost: 12,
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(90),

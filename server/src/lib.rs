@@ -4,7 +4,8 @@
 //! One thread per connection reads requests; writes go through per-connection bounded
 //! queues drained by non-blocking sends and one shared writer thread (`outbox.rs`); sled
 //! stores everything behind [`store`], with group commit so that every acknowledged message
-//! is durable without an fsync per message.
+//! is durable without an fsync per message. Connections are TLS ([`tls`]) unless the server
+//! runs with `--plaintext`.
 
 mod auth;
 mod chat;
@@ -17,6 +18,7 @@ mod shutdown;
 pub mod store;
 pub mod testing;
 mod throttle;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{run, ServerError};

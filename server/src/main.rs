@@ -6,6 +6,7 @@ use std::thread;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use papo_server::tls::TlsMode;
 use papo_server::{Config, Shutdown};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -33,8 +34,10 @@ const LISTEN_BACKLOG: i32 = 4096;
 ///
 /// Keeps accounts (bcrypt-hashed passwords) and every conversation in a sled database,
 /// delivers messages live to everyone online and keeps the rest until their recipient logs
-/// in. Clients connect with `papo HOST`. Stop it with Ctrl+C or SIGTERM: it tells the
-/// clients, flushes the database and exits 0.
+/// in. Clients connect with `papo HOST`. Connections are encrypted with TLS: on first start
+/// the server generates a self-signed certificate in its data directory and logs its
+/// SHA-256 fingerprint, which clients show before trusting the server. Stop it with Ctrl+C
+/// or SIGTERM: it tells the clients, flushes the database and exits 0.
 #[derive(Debug, Parser)]
 #[command(name = "papo-server", version, about, long_about)]
 struct Cli {
@@ -54,6 +57,20 @@ struct Cli {
     /// Connections served at once; further clients are told the server is full.
     #[arg(long, env = "PAPO_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
+
+    /// PEM certificate chain to serve instead of the self-signed one generated in the data
+    /// directory (for example one signed by your organisation's CA). Needs --tls-key.
+    #[arg(long, env = "PAPO_TLS_CERT", value_name = "FILE", requires = "tls_key", conflicts_with = "plaintext")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PAPO_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Turn TLS off: passwords and messages cross the network in the clear. For debugging
+    /// and comparisons only; clients must then connect with `papo --plaintext`.
+    #[arg(long, env = "PAPO_PLAINTEXT")]
+    plaintext: bool,
 
     /// Log filter, e.g. `info`, `debug` or `papo_server=debug` (logs go to stderr).
     #[arg(long, env = "PAPO_LOG", default_value = "info", value_name = "FILTER")]
@@ -106,6 +123,11 @@ fn main() -> Result<()> {
     let mut config = Config::new(data_dir);
     config.bcrypt_cost = cli.bcrypt_cost;
     config.max_connections = cli.max_connections;
+    config.tls = match (cli.plaintext, cli.tls_cert, cli.tls_key) {
+        (true, ..) => TlsMode::Off,
+        (false, Some(cert), Some(key)) => TlsMode::Files { cert, key },
+        (false, ..) => TlsMode::SelfSigned,
+    };
     papo_server::run(listener, config, shutdown)?;
     Ok(())
 }

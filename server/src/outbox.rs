@@ -5,15 +5,22 @@
 //! thread finishes those writes when epoll says the socket is writable. A slow or stuck
 //! reader therefore never blocks a sender, and a connection whose queue passes its limit is
 //! closed (its messages stay in the store for its next login).
+//!
+//! A TLS connection's state lives under the same lock as its queue: frames are encrypted
+//! straight into the queue, so records leave in the order they were sealed, and the
+//! session's reader feeds received ciphertext in under that lock (see [`TlsEngine`]) after
+//! reading it from the socket without holding it. No lock is ever held across a blocking
+//! call.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use papo_protocol::tls::{absorb, read_plaintext, TlsEngine};
 use polling::{Event, Events, Poller};
 use socket2::SockRef;
 use tracing::{debug, warn};
@@ -54,11 +61,26 @@ pub struct Outbox {
 
 #[derive(Debug, Default)]
 struct Queue {
+    /// Bytes for the wire (ciphertext under TLS).
     buf: Vec<u8>,
     sent: usize,
     /// Waiting for epoll to report the socket writable.
     armed: bool,
     closed: bool,
+    tls: Option<rustls::Connection>,
+}
+
+impl Queue {
+    /// Moves the records TLS has sealed into the wire queue.
+    fn take_sealed(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                if tls.write_tls(&mut self.buf).is_err() {
+                    break; // Writing into a Vec cannot fail.
+                }
+            }
+        }
+    }
 }
 
 impl Queue {
@@ -81,8 +103,14 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Creates the queue of a new connection, holding at most `limit` unsent bytes.
-    pub fn register(self: &Arc<Self>, stream: Arc<TcpStream>, limit: usize) -> io::Result<Arc<Outbox>> {
+    /// Creates the queue of a new connection, holding at most `limit` unsent bytes, and
+    /// encrypting them with `tls` if given.
+    pub fn register(
+        self: &Arc<Self>,
+        stream: Arc<TcpStream>,
+        limit: usize,
+        tls: Option<rustls::Connection>,
+    ) -> io::Result<Arc<Outbox>> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the `Outbox` owns a reference to the stream and deletes it from the poller
         // in its `Drop`, before that reference (and so possibly the descriptor) goes away.
@@ -92,7 +120,7 @@ impl Writer {
             stream,
             writer: Arc::clone(self),
             limit,
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue { tls, ..Queue::default() }),
             room: Condvar::new(),
         });
         lock(&self.outboxes).insert(key, Arc::downgrade(&outbox));
@@ -151,9 +179,17 @@ impl Outbox {
         self.push_locked(&mut queue, frame)
     }
 
-    /// Closes the connection in both directions; later pushes fail.
+    /// Closes the connection in both directions (telling a TLS peer first, if the socket
+    /// takes it); later pushes fail.
     pub fn close(&self) {
         let mut queue = lock(&self.queue);
+        if let Some(tls) = &mut queue.tls {
+            tls.send_close_notify();
+            queue.take_sealed();
+            if !queue.armed && !queue.closed {
+                self.drain(&mut queue);
+            }
+        }
         self.close_locked(&mut queue);
     }
 
@@ -165,7 +201,16 @@ impl Outbox {
             queue.buf.clear();
             queue.sent = 0;
         }
-        queue.buf.extend_from_slice(frame);
+        match &mut queue.tls {
+            Some(tls) => {
+                if tls.writer().write_all(frame).is_err() {
+                    self.close_locked(queue);
+                    return Err(PushError::Closed);
+                }
+                queue.take_sealed();
+            }
+            None => queue.buf.extend_from_slice(frame),
+        }
         if !queue.armed {
             self.drain(queue);
         }
@@ -236,6 +281,32 @@ impl Outbox {
     }
 }
 
+impl TlsEngine for Outbox {
+    fn read_plaintext(&self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        match &mut lock(&self.queue).tls {
+            Some(tls) => read_plaintext(tls, out),
+            None => Err(io::Error::new(io::ErrorKind::Unsupported, "not a TLS connection")),
+        }
+    }
+
+    fn feed(&self, ciphertext: &[u8]) -> io::Result<usize> {
+        let mut queue = lock(&self.queue);
+        if queue.closed {
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+        let Some(tls) = &mut queue.tls else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "not a TLS connection"));
+        };
+        // Handshake records, or an alert after an error: either way they go out now.
+        let absorbed = absorb(tls, ciphertext);
+        queue.take_sealed();
+        if !queue.armed {
+            self.drain(&mut queue);
+        }
+        absorbed
+    }
+}
+
 impl Drop for Outbox {
     fn drop(&mut self) {
         let _ = self.writer.poller.delete(&*self.stream);
@@ -264,7 +335,7 @@ mod tests {
     fn queued_bytes_arrive_in_order_after_the_reader_catches_up() {
         let writer = Writer::start().unwrap();
         let (server, mut client) = pair();
-        let outbox = writer.register(Arc::new(server), 64 << 20).unwrap();
+        let outbox = writer.register(Arc::new(server), 64 << 20, None).unwrap();
         let chunk = vec![7u8; 64 * 1024];
         // Far more than the socket buffers hold, so the writer thread must finish the job.
         for _ in 0..128 {
@@ -280,7 +351,7 @@ mod tests {
     fn a_reader_that_never_reads_overflows_without_blocking_the_pusher() {
         let writer = Writer::start().unwrap();
         let (server, mut client) = pair();
-        let outbox = writer.register(Arc::new(server), 256 * 1024).unwrap();
+        let outbox = writer.register(Arc::new(server), 256 * 1024, None).unwrap();
         let chunk = vec![1u8; 16 * 1024];
         let started = Instant::now();
         let outcome = (0..10_000).map(|_| outbox.push(&chunk)).find(Result::is_err);

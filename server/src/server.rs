@@ -16,6 +16,7 @@ use crate::outbox::Writer;
 use crate::session;
 use crate::store::{Store, StoreError};
 use crate::throttle::LoginThrottle;
+use crate::tls::{self, ServerTls, TlsError};
 use crate::{auth, Config, Shutdown};
 
 /// How long shutdown waits for sessions to end after telling them.
@@ -35,6 +36,9 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
+    /// The TLS certificate or key could not be loaded or generated.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// bcrypt rejected the configured cost.
     #[error("invalid bcrypt cost {cost}: {source}")]
     BcryptCost {
@@ -48,6 +52,8 @@ pub enum ServerError {
 /// State every session thread shares.
 pub(crate) struct Shared {
     pub config: Config,
+    /// `None` when the server runs in plaintext.
+    pub tls: Option<ServerTls>,
     pub store: Store,
     pub hub: Hub,
     pub writer: Arc<Writer>,
@@ -98,6 +104,16 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
         took_ms = opened.elapsed().as_millis() as u64,
         "opened the store"
     );
+    let tls = tls::prepare(&config.tls, &config.data_dir)?;
+    match &tls {
+        Some(tls) => {
+            if let Some(path) = &tls.generated {
+                info!(cert = %path.display(), "generated a self-signed TLS certificate");
+            }
+            info!(fingerprint = %tls.fingerprint, "TLS on; clients see this SHA-256 certificate fingerprint");
+        }
+        None => warn!("TLS is OFF (--plaintext): passwords and messages cross the network in the clear"),
+    }
     let hashing = Instant::now();
     let dummy_hash = auth::dummy_hash(config.bcrypt_cost)
         .map_err(|source| ServerError::BcryptCost { cost: config.bcrypt_cost, source })?;
@@ -109,6 +125,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
         store,
         dummy_hash,
         config,
+        tls,
         next_session: AtomicU64::new(1),
     });
     let local = listener.local_addr().map_err(io_err("reading the listener address"))?;

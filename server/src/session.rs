@@ -9,16 +9,17 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use papo_protocol::tls::{TlsReader, TLS_HANDSHAKE_BYTE};
 use papo_protocol::{
-    frame, ClientFrame, ErrorCode, ErrorReply, Event, FrameError, FrameReader, Reply, Request, RequestId,
-    ServerFrame, Username, Welcome, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    frame, ClientFrame, ErrorCode, ErrorReply, Event, FrameError, FrameReader, ReadHalf, Reply, Request,
+    RequestId, ServerFrame, Username, Welcome, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use tracing::{debug, info, warn};
 
 use crate::outbox::{Outbox, PushError};
 use crate::server::Shared;
 use crate::store::{Appended, Appends, StoreError};
-use crate::{auth, chat};
+use crate::{auth, chat, tls};
 
 /// How long a session waits for its own client to make room while streaming a backlog.
 const BACKLOG_PUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,11 +58,31 @@ pub(crate) struct Session<'a> {
     unacked: Vec<RequestId>,
 }
 
+/// The frames a session reads: from the socket, or decrypted by the TLS state its outbox holds.
+type Inbound<'s> = FrameReader<ReadHalf<Arc<Outbox>, &'s TcpStream>>;
+
+/// How a connection begins, judged from its first byte.
+enum Opening {
+    Plain,
+    Tls(rustls::Connection),
+    /// The client speaks the other transport: told so in plaintext, which both kinds of
+    /// client read (a TLS client checks for it before TLS), then closed.
+    Refuse(ErrorCode, &'static str),
+}
+
 /// Serves one accepted connection until it ends.
 pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
     let peer = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let _ = stream.set_read_timeout(Some(shared.config.handshake_timeout));
+    let Some(opening) = opening(&stream, shared, peer) else { return };
+    let (tls, refusal) = match opening {
+        Opening::Plain => (None, None),
+        Opening::Tls(tls) => (Some(tls), None),
+        Opening::Refuse(code, message) => (None, Some((code, message))),
+    };
+    let is_tls = tls.is_some();
     let stream = Arc::new(stream);
-    let outbox = match shared.writer.register(Arc::clone(&stream), shared.config.outbox_limit) {
+    let outbox = match shared.writer.register(Arc::clone(&stream), shared.config.outbox_limit, tls) {
         Ok(outbox) => outbox,
         Err(e) => {
             warn!(%peer, error = %e, "cannot register the connection for writing");
@@ -69,14 +90,30 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
         }
     };
     let id = shared.next_session_id();
-    let mut session =
-        Session { shared, id, peer, outbox, identity: None, appends: Appends::new(), unacked: Vec::new() };
-    let mut reader = FrameReader::new(&*stream);
-    if session.handshake(&stream, &mut reader) == Flow::Continue {
-        let _ = stream.set_read_timeout(Some(shared.config.idle_timeout));
-        session.serve_requests(&mut reader);
+    let mut session = Session {
+        shared,
+        id,
+        peer,
+        outbox: Arc::clone(&outbox),
+        identity: None,
+        appends: Appends::new(),
+        unacked: Vec::new(),
+    };
+    if let Some((code, message)) = refusal {
+        info!(%peer, "client speaks the other transport (TLS or plaintext); refusing");
+        session.fatal(code, message.into());
+    } else {
+        let mut reader = FrameReader::new(if is_tls {
+            ReadHalf::Tls(TlsReader::new(outbox, &*stream))
+        } else {
+            ReadHalf::Plain(&*stream)
+        });
+        if session.handshake(&mut reader) == Flow::Continue {
+            let _ = stream.set_read_timeout(Some(shared.config.idle_timeout));
+            session.serve_requests(&mut reader);
+        }
+        session.finish_sends();
     }
-    session.finish_sends();
     if let Some(identity) = &session.identity {
         shared.hub.leave(&identity.name, id);
         debug!(user = %identity.name, %peer, "session ended");
@@ -84,9 +121,40 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
     session.outbox.close();
 }
 
+/// Waits (up to the handshake timeout) for the first byte; `None` if none comes.
+fn opening(stream: &TcpStream, shared: &Shared, peer: SocketAddr) -> Option<Opening> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first) {
+        Ok(1) => {}
+        Ok(_) => return None,
+        Err(e) => {
+            debug!(%peer, error = %e, "nothing received; closing");
+            return None;
+        }
+    }
+    let speaks_tls = first[0] == TLS_HANDSHAKE_BYTE;
+    Some(match (&shared.tls, speaks_tls) {
+        (Some(tls), true) => match tls::session(tls) {
+            Ok(conn) => Opening::Tls(conn),
+            Err(e) => {
+                warn!(%peer, error = %e, "cannot start a TLS session");
+                return None;
+            }
+        },
+        (None, false) => Opening::Plain,
+        (Some(_), false) => Opening::Refuse(
+            ErrorCode::TlsRequired,
+            "this server requires TLS; connect without --plaintext (and update papo if it is older than the server)",
+        ),
+        (None, true) => Opening::Refuse(
+            ErrorCode::PlaintextOnly,
+            "this server runs without TLS (papo-server --plaintext); connect with `papo --plaintext`",
+        ),
+    })
+}
+
 impl Session<'_> {
-    fn handshake(&mut self, stream: &TcpStream, reader: &mut FrameReader<&TcpStream>) -> Flow {
-        let _ = stream.set_read_timeout(Some(self.shared.config.handshake_timeout));
+    fn handshake(&mut self, reader: &mut Inbound<'_>) -> Flow {
         let hello = match reader.read_message::<ClientFrame>() {
             Ok(Some(ClientFrame::Hello(hello))) => hello,
             Ok(Some(ClientFrame::Request { .. })) => {
@@ -114,7 +182,7 @@ impl Session<'_> {
         Flow::Continue
     }
 
-    fn serve_requests(&mut self, reader: &mut FrameReader<&TcpStream>) {
+    fn serve_requests(&mut self, reader: &mut Inbound<'_>) {
         loop {
             let next = match reader.buffered_message::<ClientFrame>() {
                 Ok(Some(frame)) => Ok(Some(frame)),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use papo_protocol::{Client, LoggedIn};
+use papo_protocol::{Client, LoggedIn, Security};
 
 use crate::{Config, ServerError, Shutdown};
 
@@ -19,13 +19,16 @@ pub const PASSWORD: &str = "correct horse";
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// How clients reach it: TLS pinned to its certificate, or plaintext if TLS is off.
+    pub security: Security,
     _tempdir: Option<tempfile::TempDir>,
     shutdown: Shutdown,
     handle: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
 impl TestServer {
-    /// Starts with test defaults (bcrypt cost 4) in a new temporary directory.
+    /// Starts with test defaults (bcrypt cost 4, TLS with a generated certificate) in a new
+    /// temporary directory.
     pub fn start() -> Self {
         Self::start_with(|_| {})
     }
@@ -50,17 +53,24 @@ impl TestServer {
         let mut config = Config::new(dir);
         config.bcrypt_cost = 4;
         tweak(&mut config);
+        // Prepared here as well as in `run` (which then loads the same files) to learn the
+        // fingerprint clients must pin.
+        let security = match crate::tls::prepare(&config.tls, dir).expect("TLS certificate") {
+            Some(tls) => Security::tls(Some(tls.fingerprint)),
+            None => Security::Plaintext,
+        };
         let shutdown = Shutdown::new();
         let handle = {
             let shutdown = shutdown.clone();
             std::thread::spawn(move || crate::run(listener, config, shutdown))
         };
-        Self { addr, _tempdir: None, shutdown, handle: Some(handle) }
+        Self { addr, security, _tempdir: None, shutdown, handle: Some(handle) }
     }
 
     /// A new handshaken connection.
     pub fn connect(&self) -> Client {
-        Client::connect(&self.addr.to_string(), "papo-tests", Duration::from_secs(5)).expect("connect")
+        Client::connect(&self.addr.to_string(), &self.security, "papo-tests", Duration::from_secs(5))
+            .expect("connect")
     }
 
     /// Registers a fresh user (unique in this process, starting with `prefix`) and logs in.

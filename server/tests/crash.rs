@@ -13,7 +13,7 @@ mod process;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use papo_protocol::{Client, Reply, Request};
+use papo_protocol::{Client, Reply, Request, Security};
 use papo_server::testing::PASSWORD;
 
 const SENDERS: usize = 4;
@@ -41,8 +41,8 @@ fn body(sender: usize, client_msg_id: u64) -> String {
 
 /// Resends what was never acknowledged, then sends up to `new_messages` more, until the
 /// connection dies.
-fn run_sender(addr: &str, index: usize, state: &mut Sender, new_messages: u64) {
-    let Ok(mut client) = Client::connect(addr, "crash-test", Duration::from_secs(2)) else { return };
+fn run_sender(addr: &str, security: &Security, index: usize, state: &mut Sender, new_messages: u64) {
+    let Ok(mut client) = Client::connect(addr, security, "crash-test", Duration::from_secs(2)) else { return };
     if client.stream().set_read_timeout(Some(Duration::from_secs(10))).is_err()
         || client.login(&format!("s{index}"), PASSWORD).is_err()
     {
@@ -113,7 +113,7 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = process::spawn(dir.path(), QUIET);
     {
-        let mut client = Client::connect(&server.addr, "crash-test", Duration::from_secs(5)).unwrap();
+        let mut client = server.connect("crash-test");
         client.register(INBOX, PASSWORD).unwrap();
         for i in 0..SENDERS {
             client.register(&format!("s{i}"), PASSWORD).unwrap();
@@ -123,11 +123,11 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
     let started = Instant::now();
     for _ in 0..cycles {
         let kill_after = Duration::from_millis(50 + random(400));
-        let addr = server.addr.clone();
+        let (addr, security) = (server.addr.clone(), server.security.clone());
         std::thread::scope(|scope| {
             for (index, state) in senders.iter_mut().enumerate() {
-                let addr = addr.clone();
-                scope.spawn(move || run_sender(&addr, index, state, PER_CYCLE));
+                let (addr, security) = (&addr, &security);
+                scope.spawn(move || run_sender(addr, security, index, state, PER_CYCLE));
             }
             std::thread::sleep(kill_after);
             server.signal(libc::SIGKILL);
@@ -138,12 +138,12 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
     // A last round with the server left alive settles every resend.
     std::thread::scope(|scope| {
         for (index, state) in senders.iter_mut().enumerate() {
-            let addr = server.addr.clone();
-            scope.spawn(move || run_sender(&addr, index, state, 0));
+            let (addr, security) = (&server.addr, &server.security);
+            scope.spawn(move || run_sender(addr, security, index, state, 0));
         }
     });
 
-    let mut inbox = Client::connect(&server.addr, "crash-test", Duration::from_secs(5)).unwrap();
+    let mut inbox = server.connect("crash-test");
     inbox.login(INBOX, PASSWORD).unwrap();
     let (mut acked_total, mut lost, mut duplicates) = (0, 0, 0);
     for (index, state) in senders.iter().enumerate() {

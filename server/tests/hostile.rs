@@ -2,11 +2,12 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{assert_healthy, next_message, TestServer};
+use papo_server::tls::TlsMode;
 use papo_protocol::{
     frame, ClientFrame, ErrorCode, Event, FrameReader, Hello, Request, ServerFrame, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
@@ -23,9 +24,14 @@ fn hello() -> Vec<u8> {
     frame::encode(&hello, MAX_FRAME_LEN).unwrap()
 }
 
+/// A server in plaintext: these attacks aim at the frame decoder, which TLS would hide
+/// behind its handshake (hostile TLS bytes are tests/tls.rs's business).
+fn plaintext_server() -> TestServer {
+    TestServer::start_with(|config| config.tls = TlsMode::Off)
+}
+
 /// Every frame the server sends until it closes the connection.
-fn frames_until_close(stream: &TcpStream) -> Vec<ServerFrame> {
-    let mut reader = FrameReader::new(stream);
+fn frames_until_close(mut reader: FrameReader<impl Read>) -> Vec<ServerFrame> {
     let mut frames = Vec::new();
     while let Ok(Some(frame)) = reader.read_message::<ServerFrame>() {
         frames.push(frame);
@@ -42,11 +48,11 @@ fn fatal_code(frames: &[ServerFrame]) -> Option<ErrorCode> {
 
 #[test]
 fn a_four_gigabyte_length_prefix_is_refused_without_allocating() {
-    let server = TestServer::start();
+    let server = plaintext_server();
     let mut stream = raw(&server);
     stream.write_all(&hello()).unwrap();
     stream.write_all(&u32::MAX.to_be_bytes()).unwrap();
-    let frames = frames_until_close(&stream);
+    let frames = frames_until_close(FrameReader::new(&stream));
     assert!(matches!(frames[0], ServerFrame::Welcome(_)));
     assert_eq!(fatal_code(&frames), Some(ErrorCode::TooLarge));
     assert_healthy(&server);
@@ -54,16 +60,16 @@ fn a_four_gigabyte_length_prefix_is_refused_without_allocating() {
 
 #[test]
 fn garbage_before_and_after_the_handshake_is_malformed() {
-    let server = TestServer::start();
+    let server = plaintext_server();
     let mut first = raw(&server);
     first.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x99]).unwrap();
-    assert_eq!(fatal_code(&frames_until_close(&first)), Some(ErrorCode::Malformed));
+    assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&first))), Some(ErrorCode::Malformed));
 
     let mut after_valid = raw(&server);
     let ping = frame::encode(&ClientFrame::Request { id: 1, request: Request::Ping }, MAX_FRAME_LEN).unwrap();
     let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
     after_valid.write_all(&[hello(), ping, garbage.to_vec()].concat()).unwrap();
-    let frames = frames_until_close(&after_valid);
+    let frames = frames_until_close(FrameReader::new(&after_valid));
     assert!(frames.iter().any(|f| matches!(f, ServerFrame::Reply { id: 1, result: Ok(_) })), "{frames:?}");
     assert_eq!(fatal_code(&frames), Some(ErrorCode::Malformed));
     assert_healthy(&server);
@@ -71,23 +77,23 @@ fn garbage_before_and_after_the_handshake_is_malformed() {
 
 #[test]
 fn requests_before_hello_and_wrong_versions_are_refused() {
-    let server = TestServer::start();
+    let server = plaintext_server();
     let mut early = raw(&server);
     let ping = frame::encode(&ClientFrame::Request { id: 1, request: Request::Ping }, MAX_FRAME_LEN).unwrap();
     early.write_all(&ping).unwrap();
-    assert_eq!(fatal_code(&frames_until_close(&early)), Some(ErrorCode::Malformed));
+    assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&early))), Some(ErrorCode::Malformed));
 
     let mut future = raw(&server);
     let hello =
         ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION + 1, client_name: "future".into() });
     future.write_all(&frame::encode(&hello, MAX_FRAME_LEN).unwrap()).unwrap();
-    assert_eq!(fatal_code(&frames_until_close(&future)), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&future))), Some(ErrorCode::UnsupportedVersion));
     assert_healthy(&server);
 }
 
 #[test]
 fn a_truncated_frame_then_hang_up_leaves_the_server_serving() {
-    let server = TestServer::start();
+    let server = plaintext_server();
     let mut stream = raw(&server);
     let mut frame = hello();
     frame.truncate(frame.len() - 2);
@@ -98,7 +104,7 @@ fn a_truncated_frame_then_hang_up_leaves_the_server_serving() {
 
 #[test]
 fn a_one_megabyte_body_is_refused_by_the_client_codec_and_by_the_server() {
-    let server = TestServer::start();
+    let server = plaintext_server();
     let (mut ana, _) = server.user("ana");
     let (_bia, b) = server.user("bia");
     let err = ana.send(b.name.as_str(), &"x".repeat(1 << 20), 1).unwrap_err();
@@ -110,7 +116,7 @@ fn a_one_megabyte_body_is_refused_by_the_client_codec_and_by_the_server() {
     let mut header = ((1u32 << 20) + 100).to_be_bytes().to_vec();
     header.extend(std::iter::repeat_n(b'x', 4096));
     stream.write_all(&header).unwrap();
-    assert_eq!(fatal_code(&frames_until_close(&stream)), Some(ErrorCode::TooLarge));
+    assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&stream))), Some(ErrorCode::TooLarge));
     assert_healthy(&server);
 }
 
@@ -122,12 +128,12 @@ fn silent_connections_are_dropped() {
     });
     let silent = raw(&server);
     let started = Instant::now();
-    assert!(frames_until_close(&silent).iter().all(|f| matches!(f, ServerFrame::Fatal(_))));
+    assert!(frames_until_close(FrameReader::new(&silent)).iter().all(|f| matches!(f, ServerFrame::Fatal(_))));
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let (idle, _) = server.user("idle");
     let (conn, _) = idle.into_parts();
-    assert_eq!(fatal_code(&frames_until_close(conn.stream())), Some(ErrorCode::IdleTimeout));
+    assert_eq!(fatal_code(&frames_until_close(conn.split().0)), Some(ErrorCode::IdleTimeout));
     assert_healthy(&server);
 }
 
@@ -137,7 +143,7 @@ fn connections_over_the_limit_are_told_the_server_is_full() {
     // Two handshaken connections (and no short-lived ones whose close might lag).
     let (_first, _second) = (server.connect(), server.connect());
     let third = raw(&server);
-    assert_eq!(fatal_code(&frames_until_close(&third)), Some(ErrorCode::ServerFull));
+    assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&third))), Some(ErrorCode::ServerFull));
 }
 
 #[test]
@@ -184,13 +190,13 @@ fn shutdown_tells_connected_clients() {
     let (ana, _) = server.user("ana");
     let (conn, _) = ana.into_parts();
     server.stop().unwrap();
-    let frames = frames_until_close(conn.stream());
+    let frames = frames_until_close(conn.split().0);
     assert!(frames.contains(&ServerFrame::Event(Event::ShuttingDown)), "{frames:?}");
 }
 
 #[test]
 fn invalid_utf8_in_names_and_bodies_is_malformed() {
-    let server = TestServer::start();
+    let server = plaintext_server();
     for (to, body) in [("xx", "\u{1}\u{1}"), ("\u{1}\u{1}", "hi")] {
         let send = ClientFrame::Request {
             id: 1,
@@ -202,7 +208,7 @@ fn invalid_utf8_in_names_and_bodies_is_malformed() {
         bytes[at..at + 2].copy_from_slice(&[0xff, 0xfe]);
         let mut stream = raw(&server);
         stream.write_all(&[hello(), bytes].concat()).unwrap();
-        assert_eq!(fatal_code(&frames_until_close(&stream)), Some(ErrorCode::Malformed));
+        assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&stream))), Some(ErrorCode::Malformed));
     }
     assert_healthy(&server);
 }

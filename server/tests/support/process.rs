@@ -8,10 +8,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use papo_protocol::{Client, Fingerprint, Security};
+
 /// A running `papo-server` process.
 pub struct ServerProcess {
     pub child: Child,
     pub addr: String,
+    /// TLS pinned to the fingerprint the server logged, or plaintext if it logged none.
+    pub security: Security,
     /// Every log line after "listening".
     pub log: Receiver<String>,
 }
@@ -27,9 +31,14 @@ pub fn spawn(data_dir: &Path, log_filter: &str) -> ServerProcess {
 
 /// [`spawn`] with another bcrypt cost.
 pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> ServerProcess {
+    spawn_with_args(data_dir, log_filter, &["--bcrypt-cost", &bcrypt_cost.to_string()])
+}
+
+/// Starts the binary on `127.0.0.1:0` with `data_dir` and `args`, and waits until it listens.
+pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_papo-server"))
-        .args(["--listen", "127.0.0.1:0", "--log", log_filter, "--bcrypt-cost"])
-        .arg(bcrypt_cost.to_string())
+        .args(["--listen", "127.0.0.1:0", "--log", log_filter])
+        .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .env("NO_COLOR", "1")
@@ -37,8 +46,17 @@ pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> S
         .spawn()
         .expect("spawn papo-server");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut security = Security::Plaintext;
+    let mut seen = Vec::new();
     let addr = loop {
-        let line = lines.next().expect("papo-server exited before listening").expect("read log");
+        let Some(line) = lines.next() else { panic!("papo-server exited before listening:\n{}", seen.join("\n")) };
+        let line = line.expect("read log");
+        seen.push(line.clone());
+        if let Some(rest) = line.split("fingerprint=").nth(1) {
+            let logged = rest.split_whitespace().next().expect("fingerprint");
+            let fingerprint: Fingerprint = logged.parse().expect("the logged fingerprint parses");
+            security = Security::tls(Some(fingerprint));
+        }
         if line.contains("listening") {
             let rest = line.split("address=").nth(1).expect("address in the log");
             break rest.split_whitespace().next().expect("address").to_owned();
@@ -51,10 +69,15 @@ pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> S
             let _ = tx.send(line);
         }
     });
-    ServerProcess { child, addr, log }
+    ServerProcess { child, addr, security, log }
 }
 
 impl ServerProcess {
+    /// A handshaken connection, trusting the server's logged certificate.
+    pub fn connect(&self, client_name: &str) -> Client {
+        Client::connect(&self.addr, &self.security, client_name, Duration::from_secs(5)).expect("connect")
+    }
+
     /// Sends `signal` to the process.
     pub fn signal(&self, signal: i32) {
         let pid = i32::try_from(self.child.id()).expect("pid fits");
