@@ -1,13 +1,15 @@
 //! A real server in-process on an ephemeral loopback port with a temporary data directory,
 //! for this workspace's integration tests and for the load generator's self-hosted mode.
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use papo_protocol::{Client, LoggedIn, Security};
+use papo_protocol::{Client, Fingerprint, LoggedIn, Security};
 
 use crate::{Config, ServerError, Shutdown};
 
@@ -21,6 +23,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// How clients reach it: TLS pinned to its certificate, or plaintext if TLS is off.
     pub security: Security,
+    /// Its certificate's fingerprint; `None` when TLS is off.
+    pub fingerprint: Option<Fingerprint>,
     _tempdir: Option<tempfile::TempDir>,
     shutdown: Shutdown,
     handle: Option<JoinHandle<Result<(), ServerError>>>,
@@ -55,8 +59,9 @@ impl TestServer {
         tweak(&mut config);
         // Prepared here as well as in `run` (which then loads the same files) to learn the
         // fingerprint clients must pin.
-        let security = match crate::tls::prepare(&config.tls, dir).expect("TLS certificate") {
-            Some(tls) => Security::tls(Some(tls.fingerprint)),
+        let fingerprint = crate::tls::prepare(&config.tls, dir).expect("TLS certificate").map(|tls| tls.fingerprint);
+        let security = match fingerprint {
+            Some(_) => Security::tls(fingerprint),
             None => Security::Plaintext,
         };
         let shutdown = Shutdown::new();
@@ -64,7 +69,7 @@ impl TestServer {
             let shutdown = shutdown.clone();
             std::thread::spawn(move || crate::run(listener, config, shutdown))
         };
-        Self { addr, security, _tempdir: None, shutdown, handle: Some(handle) }
+        Self { addr, security, fingerprint, _tempdir: None, shutdown, handle: Some(handle) }
     }
 
     /// A new handshaken connection.
@@ -103,6 +108,72 @@ impl Drop for TestServer {
             let _ = handle.join();
         }
     }
+}
+
+/// What crossed one proxied connection.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// Bytes from the client to the server.
+    pub to_server: Vec<u8>,
+    /// Bytes from the server to the client.
+    pub to_client: Vec<u8>,
+}
+
+/// A TCP proxy in front of a server that records every byte, to check what an eavesdropper
+/// on the LAN would see.
+#[derive(Debug)]
+pub struct RecordingProxy {
+    /// Where clients connect instead of the server.
+    pub addr: SocketAddr,
+    connections: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl RecordingProxy {
+    /// Starts forwarding to `target`; its threads live as long as the test process.
+    pub fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let recording = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(target) else { return };
+                let index = {
+                    let mut all = recording.lock().expect("recording");
+                    all.push(Recorded::default());
+                    all.len() - 1
+                };
+                for to_server in [true, false] {
+                    let (from, to) = if to_server { (&client, &server) } else { (&server, &client) };
+                    let (from, to) = (from.try_clone().expect("clone"), to.try_clone().expect("clone"));
+                    let recording = Arc::clone(&recording);
+                    std::thread::spawn(move || pump(from, to, |bytes| {
+                        let mut all = recording.lock().expect("recording");
+                        let side = &mut all[index];
+                        if to_server { &mut side.to_server } else { &mut side.to_client }.extend_from_slice(bytes);
+                    }));
+                }
+            }
+        });
+        Self { addr, connections }
+    }
+
+    /// Everything recorded so far, one entry per connection.
+    pub fn connections(&self) -> Vec<Recorded> {
+        self.connections.lock().expect("recording").clone()
+    }
+}
+
+/// Copies `from` to `to`, showing each chunk to `record` first, until either side closes.
+fn pump(mut from: TcpStream, mut to: TcpStream, mut record: impl FnMut(&[u8])) {
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        record(&buf[..n]);
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
 /// A name no other call in this process returns.

@@ -1,10 +1,13 @@
 //! The scriptable subcommands: one connection, one job, plain-text output.
 
 use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use papo_protocol::{ChatMessage, Client, Request, UnixMillis, MAX_HISTORY_PAGE};
+use anyhow::{anyhow, bail, Context, Result};
+use papo_protocol::{
+    ChatMessage, Client, ClientError, Request, Security, TrustError, UnixMillis, MAX_HISTORY_PAGE,
+};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -19,6 +22,10 @@ pub struct Account {
     pub user: String,
     /// Password.
     pub password: String,
+    /// Plaintext, or TLS with the fingerprint from `--trust-fingerprint` or `known_servers`.
+    pub security: Security,
+    /// The `known_servers` file, named in advice about a changed certificate.
+    pub known_servers: PathBuf,
 }
 
 /// Reads the password from `PAPO_PASSWORD` or, if asked, the first line of standard input.
@@ -95,7 +102,34 @@ pub fn contacts(account: &Account, out: &mut impl Write) -> Result<()> {
 }
 
 fn connect(account: &Account) -> Result<Client> {
-    Ok(Client::connect(&account.server, concat!("papo-cli ", env!("CARGO_PKG_VERSION")), CONNECT_TIMEOUT)?)
+    let name = concat!("papo-cli ", env!("CARGO_PKG_VERSION"));
+    Client::connect(&account.server, &account.security, name, CONNECT_TIMEOUT).map_err(|e| match e {
+        ClientError::Trust(refusal) => anyhow!(trust_advice(&refusal, account)),
+        other => other.into(),
+    })
+}
+
+/// What a script's user must check and do when the certificate is not trusted.
+fn trust_advice(refusal: &TrustError, account: &Account) -> String {
+    let server = &account.server;
+    match refusal {
+        TrustError::Unknown { presented } => format!(
+            "the TLS certificate of {server} is not signed by a trusted authority and is not in {} yet.\n\
+             Its SHA-256 fingerprint is {presented}\n\
+             Compare it with the fingerprint papo-server logged at startup; if they match, pass\n\
+             --trust-fingerprint {presented} (or log in once with the full-screen papo, which remembers it).",
+            account.known_servers.display()
+        ),
+        TrustError::Changed { pinned, presented } => format!(
+            "the TLS certificate of {server} CHANGED; nothing was sent.\n\
+             expected:  {pinned}\n\
+             presented: {presented}\n\
+             Someone on the network may be impersonating the server to read your password. If the\n\
+             server's certificate was replaced on purpose (ask whoever runs it), remove the line for\n\
+             {server} from {} or pass the new --trust-fingerprint.",
+            account.known_servers.display()
+        ),
+    }
 }
 
 fn login(account: &Account) -> Result<Client> {

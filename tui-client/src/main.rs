@@ -7,15 +7,21 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use papo::commands::{self, Account};
+use papo::known_servers::KnownServers;
+use papo::net::Transport;
 use papo::{settings, tui};
+use papo_protocol::{Fingerprint, Security};
 use time::UtcOffset;
 
 /// Papo, the LAN chat: a full-screen terminal client.
 ///
 /// `papo 192.168.0.10` opens the chat against the server on that host (port 7878 unless
 /// given as HOST:PORT). Without a server argument it uses --server / PAPO_SERVER, then the
-/// server used last. Log in or create an account on the first screen; press ? for every
-/// shortcut and Ctrl+C to log out and quit. The subcommands do one job each for scripts.
+/// server used last. Connections use TLS: the first time papo meets a server whose
+/// certificate no trusted authority signed, it shows the certificate's fingerprint and asks
+/// before trusting it (remembered in $XDG_DATA_HOME/papo/known_servers). Log in or create an
+/// account on the first screen; press ? for every shortcut and Ctrl+C to log out and quit.
+/// The subcommands do one job each for scripts.
 #[derive(Debug, Parser)]
 #[command(name = "papo", version, about, long_about, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -26,6 +32,10 @@ struct Cli {
     /// Server as HOST or HOST:PORT (same as the SERVER argument).
     #[arg(long = "server", env = "PAPO_SERVER", value_name = "SERVER")]
     server_flag: Option<String>,
+
+    /// Talk to a server started with `papo-server --plaintext`: no TLS, everything in the clear.
+    #[arg(long, env = "PAPO_PLAINTEXT")]
+    plaintext: bool,
 
     /// Where the client logs [default: $XDG_STATE_HOME/papo/papo.log].
     #[arg(long, env = "PAPO_LOG_FILE", value_name = "FILE")]
@@ -78,16 +88,39 @@ struct AccountArgs {
     /// Read the password from the first line of standard input instead of PAPO_PASSWORD.
     #[arg(long)]
     password_stdin: bool,
+
+    /// Trust the server's TLS certificate if its SHA-256 fingerprint is this (as papo-server
+    /// logs it), instead of the one remembered in known_servers.
+    #[arg(long, env = "PAPO_TRUST_FINGERPRINT", value_name = "SHA256", conflicts_with = "plaintext")]
+    trust_fingerprint: Option<Fingerprint>,
+
+    /// Talk to a server started with `papo-server --plaintext`: no TLS, everything in the clear.
+    #[arg(long, env = "PAPO_PLAINTEXT")]
+    plaintext: bool,
 }
 
 impl AccountArgs {
     fn resolve(self) -> Result<Account> {
+        let server = settings::choose_server(None, self.server.as_deref())?;
+        let known_servers = known_servers()?;
+        let security = match (self.plaintext, self.trust_fingerprint) {
+            (true, _) => Security::Plaintext,
+            (false, Some(fingerprint)) => Security::tls(Some(fingerprint)),
+            (false, None) => Security::tls(known_servers.lookup(&server)?),
+        };
         Ok(Account {
-            server: settings::choose_server(None, self.server.as_deref())?,
+            server,
             password: commands::password(self.password_stdin)?,
             user: self.user,
+            security,
+            known_servers: known_servers.path().to_owned(),
         })
     }
+}
+
+fn known_servers() -> Result<KnownServers> {
+    let path = settings::known_servers_file().context("no home directory for the known_servers file")?;
+    Ok(KnownServers::at(path))
 }
 
 fn main() -> ExitCode {
@@ -109,7 +142,8 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
         None => {
             let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
             init_logging(cli.log_file)?;
-            tui::run(server, utc_offset, random_id()?)
+            let transport = if cli.plaintext { Transport::Plaintext } else { Transport::Tls(known_servers()?) };
+            tui::run(server, transport, utc_offset, random_id()?)
         }
         Some(Command::Register(account)) => commands::register(&account.resolve()?),
         Some(Command::Send { account, to, message }) => {

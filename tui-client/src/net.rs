@@ -6,16 +6,19 @@
 //! decides everything about the connection's state.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use papo_protocol::{
-    ChatMessage, Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, FrameReader,
-    FrameWriter, HistoryPage, MessageId, Reply, Request, RequestId, ServerFrame, SharedStream, UnixMillis,
-    Username,
+    ChatMessage, Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, Fingerprint,
+    FrameReader, FrameWriter, HistoryPage, MessageId, ReadHalf, Reply, Request, RequestId, Security,
+    ServerFrame, TrustError, UnixMillis, Username, WriteHalf,
 };
 use tracing::{debug, info, warn};
+
+use crate::known_servers::KnownServers;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,6 +64,9 @@ pub enum NetCommand {
         /// Newest message read.
         up_to: MessageId,
     },
+    /// Trust the server's certificate (the user compared the fingerprint): remember it in
+    /// `known_servers` and connect.
+    Trust(Fingerprint),
     /// Log out, disconnect and end the thread.
     Quit,
 }
@@ -74,6 +80,7 @@ impl std::fmt::Debug for NetCommand {
             Self::Send(outgoing) => write!(f, "Send(to {}, #{})", outgoing.to, outgoing.client_msg_id),
             Self::History { with, before } => write!(f, "History {{ with: {with}, before: {before:?} }}"),
             Self::MarkRead { with, up_to } => write!(f, "MarkRead {{ with: {with}, up_to: {up_to} }}"),
+            Self::Trust(fingerprint) => write!(f, "Trust({fingerprint})"),
             Self::Quit => f.write_str("Quit"),
         }
     }
@@ -106,11 +113,42 @@ pub enum Link {
     },
 }
 
+/// How the network thread secures its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// In the clear, for a server started with `--plaintext`.
+    Plaintext,
+    /// TLS, trusting a CA-signed certificate or the fingerprint remembered in this file, and
+    /// asking the user ([`NetEvent::Untrusted`]) about any other.
+    Tls(KnownServers),
+}
+
+/// Why the client will not talk to the server until the user acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustProblem {
+    /// First contact: the user must compare this fingerprint with the server's.
+    Unknown {
+        /// What the server presented.
+        presented: Fingerprint,
+    },
+    /// The certificate differs from the one trusted before: possibly an attacker.
+    Changed {
+        /// What was trusted.
+        trusted: Fingerprint,
+        /// What the server presented now.
+        presented: Fingerprint,
+        /// The file whose line the user must remove if the change is legitimate.
+        file: PathBuf,
+    },
+}
+
 /// What the network thread reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetEvent {
     /// The link changed.
     Link(Link),
+    /// The server's certificate is not trusted; nothing was sent and no retry is scheduled.
+    Untrusted(TrustProblem),
     /// Login or registration failed; the text is ready to show.
     AuthFailed {
         /// The server's code, when it gave one.
@@ -167,9 +205,13 @@ pub struct NetHandle {
 
 impl NetHandle {
     /// Starts the network thread for `server`; `emit` receives every [`NetEvent`].
-    pub fn spawn(server: String, emit: impl Fn(NetEvent) + Send + 'static) -> std::io::Result<Self> {
+    pub fn spawn(
+        server: String,
+        transport: Transport,
+        emit: impl Fn(NetEvent) + Send + 'static,
+    ) -> std::io::Result<Self> {
         let (input_tx, input) = mpsc::channel();
-        let net = Net::new(server, Box::new(emit), input_tx.clone());
+        let net = Net::new(server, transport, Box::new(emit), input_tx.clone());
         let thread = thread::Builder::new().name("net".into()).spawn(move || net.run(&input))?;
         Ok(Self { input: input_tx, thread: Some(thread) })
     }
@@ -213,12 +255,13 @@ enum Pending {
 }
 
 struct Connected {
-    writer: FrameWriter<SharedStream>,
+    writer: FrameWriter<WriteHalf>,
     last_write: Instant,
 }
 
 struct Net {
     server: String,
+    transport: Transport,
     emit: Box<dyn Fn(NetEvent) + Send>,
     input_tx: Sender<Input>,
     link: Option<Connected>,
@@ -233,9 +276,15 @@ struct Net {
 }
 
 impl Net {
-    fn new(server: String, emit: Box<dyn Fn(NetEvent) + Send>, input_tx: Sender<Input>) -> Self {
+    fn new(
+        server: String,
+        transport: Transport,
+        emit: Box<dyn Fn(NetEvent) + Send>,
+        input_tx: Sender<Input>,
+    ) -> Self {
         Self {
             server,
+            transport,
             emit,
             input_tx,
             link: None,
@@ -290,12 +339,19 @@ impl Net {
 
     fn connect(&mut self) {
         (self.emit)(NetEvent::Link(Link::Connecting));
-        let client =
-            match Client::connect(&self.server, concat!("papo ", env!("CARGO_PKG_VERSION")), CONNECT_TIMEOUT)
-            {
-                Ok(client) => client,
-                Err(e) => return self.schedule_retry(describe(&e)),
-            };
+        let security = match &self.transport {
+            Transport::Plaintext => Security::Plaintext,
+            Transport::Tls(known) => match known.lookup(&self.server) {
+                Ok(pinned) => Security::tls(pinned),
+                Err(e) => return self.schedule_retry(format!("{e:#}")),
+            },
+        };
+        let name = concat!("papo ", env!("CARGO_PKG_VERSION"));
+        let client = match Client::connect(&self.server, &security, name, CONNECT_TIMEOUT) {
+            Ok(client) => client,
+            Err(ClientError::Trust(refusal)) => return self.untrusted(refusal),
+            Err(e) => return self.schedule_retry(describe(&e)),
+        };
         let (conn, early_events) = client.into_parts();
         let _ = conn.stream().set_write_timeout(Some(Duration::from_secs(10)));
         let _ = conn.stream().set_read_timeout(Some(SERVER_SILENCE));
@@ -317,7 +373,7 @@ impl Net {
         }
     }
 
-    fn spawn_reader(&self, mut reader: FrameReader<SharedStream>) -> std::io::Result<()> {
+    fn spawn_reader(&self, mut reader: FrameReader<ReadHalf>) -> std::io::Result<()> {
         let input = self.input_tx.clone();
         let generation = self.generation;
         thread::Builder::new().name("net-reader".into()).spawn(move || loop {
@@ -337,6 +393,35 @@ impl Net {
         Ok(())
     }
 
+    /// Stops retrying until the user decides: retrying cannot change the certificate.
+    fn untrusted(&mut self, refusal: TrustError) {
+        warn!(%refusal, "server not trusted");
+        self.retry_at = None;
+        let problem = match refusal {
+            TrustError::Unknown { presented } => TrustProblem::Unknown { presented },
+            TrustError::Changed { pinned, presented } => {
+                let file = match &self.transport {
+                    Transport::Tls(known) => known.path().to_owned(),
+                    Transport::Plaintext => PathBuf::new(),
+                };
+                TrustProblem::Changed { trusted: pinned, presented, file }
+            }
+        };
+        (self.emit)(NetEvent::Untrusted(problem));
+    }
+
+    fn trust(&mut self, fingerprint: Fingerprint) {
+        if let Transport::Tls(known) = &self.transport {
+            if let Err(e) = known.trust(&self.server, fingerprint) {
+                return self.schedule_retry(format!("{e:#}"));
+            }
+            info!(server = %self.server, %fingerprint, "trusted the server's certificate");
+        }
+        if self.link.is_none() {
+            self.connect();
+        }
+    }
+
     fn schedule_retry(&mut self, reason: String) {
         warn!(%reason, "offline");
         let retry_in = self.backoff;
@@ -347,7 +432,7 @@ impl Net {
 
     fn lost(&mut self, reason: String) {
         if let Some(link) = self.link.take() {
-            let _ = link.writer.get_ref().shutdown(std::net::Shutdown::Both);
+            let _ = link.writer.get_ref().socket().shutdown(std::net::Shutdown::Both);
         }
         // Sends stay in `unacked` and go out again after the reconnect; anything else that
         // was in flight is simply asked again by the UI when needed.
@@ -381,6 +466,7 @@ impl Net {
             NetCommand::MarkRead { with, up_to } => {
                 self.request(Request::MarkRead { with: with.to_string(), up_to }, Pending::Quiet);
             }
+            NetCommand::Trust(fingerprint) => self.trust(fingerprint),
             NetCommand::Quit => unreachable!("handled by the loop"),
         }
     }
@@ -527,7 +613,7 @@ impl Net {
             self.request(Request::Logout, Pending::Quiet);
         }
         if let Some(link) = self.link.take() {
-            let _ = link.writer.get_ref().shutdown(std::net::Shutdown::Both);
+            let _ = link.writer.get_ref().socket().shutdown(std::net::Shutdown::Both);
         }
     }
 }

@@ -21,6 +21,11 @@ pub fn default_log_file() -> Option<PathBuf> {
     Some(dir.join("papo.log"))
 }
 
+/// The servers trusted so far, `$XDG_DATA_HOME/papo/known_servers`.
+pub fn known_servers_file() -> Option<PathBuf> {
+    dirs().map(|dirs| dirs.data_dir().join("known_servers"))
+}
+
 /// The config file, `$XDG_CONFIG_HOME/papo/config`.
 pub fn config_file() -> Option<PathBuf> {
     dirs().map(|dirs| dirs.config_dir().join(CONFIG_FILE))

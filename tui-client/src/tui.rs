@@ -16,18 +16,18 @@ use time::UtcOffset;
 use tracing::{info, warn};
 
 use crate::app::{update, view, Model, Msg};
-use crate::net::NetHandle;
+use crate::net::{NetHandle, Transport};
 use crate::settings;
 
 /// Lines one mouse wheel step scrolls.
 const WHEEL_LINES: i32 = 3;
 
 /// Runs the full-screen client against `server` until the user quits.
-pub fn run(server: String, utc_offset: UtcOffset, first_client_msg_id: u64) -> Result<()> {
+pub fn run(server: String, transport: Transport, utc_offset: UtcOffset, first_client_msg_id: u64) -> Result<()> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let net = {
         let tx = tx.clone();
-        NetHandle::spawn(server.clone(), move |event| {
+        NetHandle::spawn(server.clone(), transport, move |event| {
             let _ = tx.send(Msg::Net(event));
         })
         .context("cannot start the network thread")?

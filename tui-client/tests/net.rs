@@ -5,17 +5,38 @@ use std::net::TcpListener;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use papo::net::{Link, NetCommand, NetEvent, NetHandle, Outgoing};
+use papo::known_servers::KnownServers;
+use papo::net::{Link, NetCommand, NetEvent, NetHandle, Outgoing, Transport, TrustProblem};
 use papo_protocol::{ErrorCode, Event, ReceiptKind, Username};
-use papo_server::testing::{unique_name, TestServer, PASSWORD};
+use papo_server::testing::{unique_name, RecordingProxy, TestServer, PASSWORD};
+use papo_server::tls::TlsMode;
+use tempfile::TempDir;
 
-fn spawn(server: &str) -> (NetHandle, Receiver<NetEvent>) {
+fn spawn(server: &str, transport: Transport) -> (NetHandle, Receiver<NetEvent>) {
     let (tx, rx) = mpsc::channel();
-    let handle = NetHandle::spawn(server.to_owned(), move |event| {
+    let handle = NetHandle::spawn(server.to_owned(), transport, move |event| {
         let _ = tx.send(event);
     })
     .unwrap();
     (handle, rx)
+}
+
+/// A `known_servers` file in `dir` that trusts `server` at `addr`, as after the user said yes.
+fn trusting(dir: &TempDir, addr: &str, server: &TestServer) -> Transport {
+    let known = KnownServers::at(dir.path().join("known_servers"));
+    known.trust(addr, server.fingerprint.expect("a TLS server")).unwrap();
+    Transport::Tls(known)
+}
+
+/// The (content type, length) of each TLS record in one direction of a connection.
+fn records(mut stream: &[u8]) -> Vec<(u8, usize)> {
+    let mut found = Vec::new();
+    while stream.len() >= 5 {
+        let len = usize::from(u16::from_be_bytes([stream[3], stream[4]]));
+        found.push((stream[0], len));
+        stream = &stream[(5 + len).min(stream.len())..];
+    }
+    found
 }
 
 /// Waits for the first event `pick` accepts, skipping others.
@@ -42,7 +63,9 @@ fn login(handle: &NetHandle, events: &Receiver<NetEvent>, name: &str) -> Usernam
 #[test]
 fn register_log_in_chat_and_get_receipts() {
     let server = TestServer::start();
-    let (ana_net, ana_events) = spawn(&server.addr.to_string());
+    let known = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let (ana_net, ana_events) = spawn(&addr, trusting(&known, &addr, &server));
     wait_for(&ana_events, |e| matches!(e, NetEvent::Link(Link::Online)).then_some(()));
     let ana = unique_name("ana");
     ana_net.send(NetCommand::Register { name: ana.clone(), password: "short".into() });
@@ -58,7 +81,7 @@ fn register_log_in_chat_and_get_receipts() {
     });
 
     let (_bia_client, bia) = server.user("bia");
-    let (bia_net, bia_events) = spawn(&server.addr.to_string());
+    let (bia_net, bia_events) = spawn(&addr, Transport::Tls(KnownServers::at(known.path().join("known_servers"))));
     login(&bia_net, &bia_events, bia.name.as_str());
     let outgoing = Outgoing { to: bia.name.clone(), body: "olá".into(), client_msg_id: 5 };
     ana_net.send(NetCommand::Send(outgoing));
@@ -95,7 +118,8 @@ fn messages_typed_while_the_server_is_down_are_sent_exactly_once_after_reconnect
     let me = unique_name("me");
     server.connect().register(&me, PASSWORD).unwrap();
 
-    let (net, events) = spawn(&addr.to_string());
+    let known = tempfile::tempdir().unwrap();
+    let (net, events) = spawn(&addr.to_string(), trusting(&known, &addr.to_string(), &server));
     login(&net, &events, &me);
     server.stop().unwrap();
     wait_for(&events, |e| matches!(e, NetEvent::Link(Link::Offline { .. })).then_some(()));
@@ -127,7 +151,7 @@ fn messages_typed_while_the_server_is_down_are_sent_exactly_once_after_reconnect
 fn an_unreachable_server_is_reported_and_retried() {
     // A port nobody listens on: bind, note it, close.
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (net, events) = spawn(&addr.to_string());
+    let (net, events) = spawn(&addr.to_string(), Transport::Plaintext);
     let reason = wait_for(&events, |e| match e {
         NetEvent::Link(Link::Offline { reason, .. }) => Some(reason),
         _ => None,
@@ -141,7 +165,76 @@ fn an_unreachable_server_is_reported_and_retried() {
     assert!(message.contains("not connected"), "{message}");
     // It keeps trying: a server appearing there is picked up.
     let dir = tempfile::tempdir().unwrap();
-    let _server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
+    let listener = TcpListener::bind(addr).unwrap();
+    let _server = TestServer::start_on(listener, dir.path(), |config| config.tls = TlsMode::Off);
     wait_for(&events, |e| matches!(e, NetEvent::Link(Link::Online)).then_some(()));
     net.quit(Duration::from_secs(2));
+}
+
+#[test]
+fn a_new_server_is_trusted_only_when_the_user_says_so_and_a_changed_one_never() {
+    let server = TestServer::start();
+    let addr = server.addr.to_string();
+    let me = unique_name("tofu");
+    server.connect().register(&me, PASSWORD).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let known = KnownServers::at(dir.path().join("papo/known_servers"));
+
+    // First contact: the fingerprint is shown, nothing is retried, a login goes nowhere.
+    let (net, events) = spawn(&addr, Transport::Tls(known.clone()));
+    let presented = wait_for(&events, |e| match e {
+        NetEvent::Untrusted(TrustProblem::Unknown { presented }) => Some(presented),
+        NetEvent::Link(Link::Online) => panic!("online before the user trusted the server"),
+        _ => None,
+    });
+    assert_eq!(Some(presented), server.fingerprint);
+    assert_eq!(known.lookup(&addr).unwrap(), None, "nothing remembered before the user agrees");
+    net.send(NetCommand::Login { name: me.clone(), password: PASSWORD.into() });
+    wait_for(&events, |e| matches!(e, NetEvent::AuthFailed { code: None, .. }).then_some(()));
+    net.send(NetCommand::Trust(presented));
+    login(&net, &events, &me);
+    assert_eq!(known.lookup(&addr).unwrap(), Some(presented));
+    net.quit(Duration::from_secs(2));
+
+    // Later runs connect to the pinned certificate without asking.
+    let (net, events) = spawn(&addr, Transport::Tls(known.clone()));
+    wait_for(&events, |e| match e {
+        NetEvent::Untrusted(problem) => panic!("asked again: {problem:?}"),
+        NetEvent::Link(Link::Online) => Some(()),
+        _ => None,
+    });
+    net.quit(Duration::from_secs(2));
+
+    // Another certificate at a trusted address (a proxy that records what reaches the
+    // server) is refused before the client sends anything but its TLS handshake.
+    let impostor = TestServer::start();
+    impostor.connect().register(&me, PASSWORD).unwrap();
+    let proxy = RecordingProxy::start(impostor.addr);
+    let proxied = proxy.addr.to_string();
+    known.trust(&proxied, presented).unwrap();
+    let (net, events) = spawn(&proxied, Transport::Tls(known.clone()));
+    let problem = wait_for(&events, |e| match e {
+        NetEvent::Untrusted(problem) => Some(problem),
+        NetEvent::Link(Link::Online) => panic!("online with a changed certificate"),
+        _ => None,
+    });
+    let expected = TrustProblem::Changed {
+        trusted: presented,
+        presented: impostor.fingerprint.unwrap(),
+        file: known.path().to_owned(),
+    };
+    assert_eq!(problem, expected);
+    net.send(NetCommand::Login { name: me.clone(), password: PASSWORD.into() });
+    wait_for(&events, |e| matches!(e, NetEvent::AuthFailed { code: None, .. }).then_some(()));
+    net.quit(Duration::from_secs(2));
+    let connections = proxy.connections();
+    assert_eq!(connections.len(), 1, "no retry after a refusal");
+    // The client hello (0x16), change_cipher_spec (0x14), and at most one encrypted record
+    // (0x17) of 19 bytes: its alert (2 bytes, content type, 16-byte tag). Any frame, even the
+    // Hello, would be a longer record.
+    let sent = records(&connections[0].to_server);
+    let encrypted: Vec<_> = sent.iter().filter(|(kind, _)| *kind == 0x17).collect();
+    assert_eq!(sent.first().map(|r| r.0), Some(0x16), "client sent {sent:?}");
+    assert!(encrypted.len() <= 1 && encrypted.iter().all(|(_, len)| *len == 19), "client sent {sent:?}");
+    assert_eq!(known.lookup(&proxied).unwrap(), Some(presented), "the old entry is left alone");
 }

@@ -6,7 +6,7 @@ use papo_protocol::{ChatMessage, Contact, MessageId, UnixMillis, Username};
 use time::UtcOffset;
 
 use super::editor::Editor;
-use crate::net::{Link, Outgoing};
+use crate::net::{Link, Outgoing, TrustProblem};
 
 /// The whole client state; `view` draws it and `update` changes it.
 #[derive(Debug)]
@@ -19,6 +19,9 @@ pub struct Model {
     pub viewport: (u16, u16),
     /// Connection state for the status bar.
     pub link: Link,
+    /// Set while the server's certificate awaits the user's decision (or was refused); the
+    /// login form stays hidden meanwhile, so no password can be typed for that server.
+    pub trust: Option<TrustProblem>,
     /// Which screen is up.
     pub screen: Screen,
     /// The login / create-account form.
@@ -201,6 +204,7 @@ impl Model {
             utc_offset,
             viewport,
             link: Link::Connecting,
+            trust: None,
             screen: Screen::Login,
             login: LoginForm::default(),
             me: None,

@@ -12,7 +12,7 @@ use super::model::{
     Conversation, Focus, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay, QuickSwitch, Screen,
 };
 use super::view::ChatLayout;
-use crate::net::{Link, NetCommand, NetEvent, Outgoing};
+use crate::net::{Link, NetCommand, NetEvent, Outgoing, TrustProblem};
 
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +49,28 @@ fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
         return;
     }
     match model.screen {
+        Screen::Login if model.trust.is_some() => trust_key(model, key, out),
         Screen::Login => login_key(&mut model.login, key, out),
         Screen::Chat => chat_key(model, key, out),
+    }
+}
+
+/// `y` trusts a new server's certificate; `n` or Esc quits. A changed certificate offers no
+/// key: the user must edit `known_servers` knowingly.
+fn trust_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    let Some(TrustProblem::Unknown { presented }) = model.trust else {
+        if matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
+            model.quit = true;
+        }
+        return;
+    };
+    match key.code {
+        KeyCode::Char('y' | 'Y') => {
+            model.trust = None;
+            out.push(NetCommand::Trust(presented));
+        }
+        KeyCode::Char('n' | 'N') | KeyCode::Esc => model.quit = true,
+        _ => {}
     }
 }
 
@@ -445,6 +465,10 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 model.login.busy = false;
             }
             model.link = link;
+        }
+        NetEvent::Untrusted(problem) => {
+            model.login.busy = false;
+            model.trust = Some(problem);
         }
         NetEvent::AuthFailed { message, .. } => {
             model.login.busy = false;

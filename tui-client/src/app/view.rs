@@ -10,7 +10,8 @@ use unicode_width::UnicodeWidthStr;
 use super::history::lines_from_bottom;
 use super::keys::HELP;
 use super::model::{Focus, LoginField, LoginMode, Model, Overlay, QuickSwitch, Screen};
-use crate::net::Link;
+use crate::net::{Link, TrustProblem};
+use papo_protocol::Fingerprint;
 
 const ACCENT: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
 const DIM: Style = Style::new().fg(Color::DarkGray);
@@ -62,6 +63,9 @@ pub fn view(model: &Model, frame: &mut Frame<'_>) {
 }
 
 fn login(model: &Model, frame: &mut Frame<'_>) {
+    if let Some(problem) = &model.trust {
+        return trust(problem, &model.server, frame);
+    }
     let area = frame.area();
     let form = &model.login;
     let registering = form.mode == LoginMode::Register;
@@ -112,6 +116,58 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     if let Some((row, column)) = cursor {
         place_cursor(frame, inner, row, column);
     }
+}
+
+/// Asks to trust a new server's certificate, or explains why a changed one is refused.
+fn trust(problem: &TrustProblem, server: &str, frame: &mut Frame<'_>) {
+    let indent = |fingerprint: &Fingerprint| fingerprint_lines(fingerprint).map(|half| Line::raw(format!("  {half}")));
+    let (title, border, lines) = match problem {
+        TrustProblem::Unknown { presented } => {
+            let mut lines = vec![
+                Line::raw(format!("First connection to {server}.")),
+                Line::raw("No trusted authority vouches for its certificate; its SHA-256 fingerprint is:"),
+            ];
+            lines.extend(indent(presented));
+            lines.extend([
+                Line::raw(""),
+                Line::raw("Compare it with the fingerprint papo-server logged when it started (ask whoever runs it). If they match, trust it: papo remembers it and warns if it ever changes."),
+                Line::raw(""),
+                Line::styled("y trust and connect · n or Esc quit", ACCENT),
+            ]);
+            (" Papo · new server ", ACCENT, lines)
+        }
+        TrustProblem::Changed { trusted, presented, file } => {
+            let mut lines = vec![
+                Line::styled(format!("The certificate of {server} CHANGED. Nothing was sent."), ERROR),
+                Line::raw("Trusted before:"),
+            ];
+            lines.extend(indent(trusted));
+            lines.push(Line::raw("Presented now:"));
+            lines.extend(indent(presented));
+            lines.extend([
+                Line::raw(""),
+                Line::raw("Someone on the network may be impersonating the server to read your password. If its certificate was replaced on purpose (ask whoever runs it), remove the line for this server from:"),
+                Line::raw(format!("  {}", file.display())),
+                Line::raw("then start papo again."),
+                Line::raw(""),
+                Line::styled("Esc or Ctrl+C quit", DIM),
+            ]);
+            (" Papo · certificate changed ", ERROR, lines)
+        }
+    };
+    let boxed = centered(frame.area(), 72, 18);
+    let block = Block::bordered().border_type(BorderType::Rounded).border_style(border).title(Span::styled(title, border));
+    let inner = block.inner(boxed);
+    frame.render_widget(Clear, boxed);
+    frame.render_widget(block, boxed);
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), inner);
+}
+
+/// A fingerprint as two lines of 16 bytes each, which fit a narrow box.
+fn fingerprint_lines(fingerprint: &Fingerprint) -> [String; 2] {
+    let shown = fingerprint.to_string();
+    let (first, second) = shown.split_at(47);
+    [first.to_owned(), second.trim_start_matches(':').to_owned()]
 }
 
 fn chat(model: &Model, frame: &mut Frame<'_>) {
