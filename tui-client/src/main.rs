@@ -90,8 +90,8 @@ struct AccountArgs {
     password_stdin: bool,
 
     /// Trust the server's TLS certificate if its SHA-256 fingerprint is this (as papo-server
-    /// logs it), instead of the one remembered in known_servers.
-    #[arg(long, env = "PAPO_TRUST_FINGERPRINT", value_name = "SHA256", conflicts_with = "plaintext")]
+    /// logs it), instead of the one remembered in known_servers. Ignored with --plaintext.
+    #[arg(long, env = "PAPO_TRUST_FINGERPRINT", value_name = "SHA256")]
     trust_fingerprint: Option<Fingerprint>,
 
     /// Talk to a server started with `papo-server --plaintext`: no TLS, everything in the clear.

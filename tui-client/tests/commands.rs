@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use papo_protocol::Fingerprint;
 use papo_server::testing::{unique_name, TestServer};
+use papo_server::tls::TlsMode;
 
 const PASSWORD: &str = "scripted password";
 
@@ -21,8 +23,14 @@ fn papo_with(server: &TestServer, args: &[&str], setup: impl FnOnce(&mut Command
         .env("PAPO_SERVER", server.addr.to_string())
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
         .env_remove("PAPO_PASSWORD")
-        .env_remove("PAPO_USER");
+        .env_remove("PAPO_USER")
+        .env_remove("PAPO_PLAINTEXT");
+    match server.fingerprint {
+        Some(fingerprint) => command.env("PAPO_TRUST_FINGERPRINT", fingerprint.to_string()),
+        None => command.env_remove("PAPO_TRUST_FINGERPRINT"),
+    };
     setup(&mut command);
     command.output().unwrap()
 }
@@ -41,6 +49,7 @@ fn register_send_history_and_contacts() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_papo"))
         .args(["register", "--server", &server.addr.to_string(), "--user", &bia, "--password-stdin"])
         .env_remove("PAPO_PASSWORD")
+        .env("PAPO_TRUST_FINGERPRINT", server.fingerprint.unwrap().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -105,4 +114,54 @@ fn failures_are_one_line_errors_with_exit_codes() {
     assert_eq!(unreachable.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unreachable.stderr)
         .starts_with("error: cannot reach the server at 127.0.0.1:1"));
+}
+
+fn stderr(output: &Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "expected a failure: {}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+#[test]
+fn a_certificate_is_used_only_once_trusted_and_a_mismatch_is_explained() {
+    let server = TestServer::start();
+    let shown = server.fingerprint.unwrap().to_string();
+    let ana = unique_name("ana");
+
+    let unknown = stderr(&papo_with(&server, &["register", "--user", &ana], |c| {
+        c.env("PAPO_PASSWORD", PASSWORD).env_remove("PAPO_TRUST_FINGERPRINT");
+    }));
+    assert!(unknown.contains(&shown) && unknown.contains("--trust-fingerprint"), "{unknown}");
+
+    let other = Fingerprint::of(b"another certificate").to_string();
+    let changed = stderr(&papo_with(&server, &["register", "--user", &ana], |c| {
+        c.env("PAPO_PASSWORD", PASSWORD).env("PAPO_TRUST_FINGERPRINT", &other);
+    }));
+    assert!(changed.contains("CHANGED") && changed.contains(&shown) && changed.contains(&other), "{changed}");
+
+    // Neither attempt created the account: nothing but the handshake reached the server.
+    let lowercase = shown.to_lowercase().replace(':', "");
+    let trusted = papo_with(&server, &["register", "--user", &ana, "--trust-fingerprint", &lowercase], |c| {
+        c.env("PAPO_PASSWORD", PASSWORD).env_remove("PAPO_TRUST_FINGERPRINT");
+    });
+    assert_eq!(stdout(&trusted), format!("created account {ana}\n"));
+
+    let garbled = papo(&server, &["contacts", "--user", &ana, "--trust-fingerprint", "12:34"]);
+    assert_eq!(garbled.status.code(), Some(2), "a bad fingerprint is a usage error");
+}
+
+#[test]
+fn talking_tls_to_a_plaintext_server_or_the_reverse_says_what_to_do() {
+    let tls = TestServer::start();
+    let plain = TestServer::start_with(|config| config.tls = TlsMode::Off);
+    let ana = unique_name("ana");
+
+    let to_tls = stderr(&papo(&tls, &["register", "--user", &ana, "--plaintext"]));
+    assert!(to_tls.contains("this server requires TLS"), "{to_tls}");
+
+    let to_plain = stderr(&papo_with(&plain, &["register", "--user", &ana], |c| {
+        c.env("PAPO_PASSWORD", PASSWORD).env("PAPO_TRUST_FINGERPRINT", Fingerprint::of(b"x").to_string());
+    }));
+    assert!(to_plain.contains("this server runs without TLS") && to_plain.contains("--plaintext"), "{to_plain}");
+
+    assert_eq!(stdout(&papo(&plain, &["register", "--user", &ana, "--plaintext"])), format!("created account {ana}\n"));
 }

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use papo::known_servers::KnownServers;
+use papo_protocol::Fingerprint;
 use papo_server::testing::{TestServer, PASSWORD};
 
 /// One tmux server of our own, so the test never touches the user's sessions.
@@ -29,7 +31,7 @@ impl Tmux {
     /// exits, the shell around it prints its exit status on the restored terminal.
     fn open(&self, session: &str, server: &str, home: &Path) {
         let command = format!(
-            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state TERM=xterm-256color {papo} {server}; echo \"papo exited with $?\"; sleep 60",
+            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state XDG_DATA_HOME={home}/data TERM=xterm-256color {papo} {server}; echo \"papo exited with $?\"; sleep 60",
             home = home.display(),
             papo = env!("CARGO_BIN_EXE_papo"),
         );
@@ -73,6 +75,15 @@ impl Tmux {
         self.wait_for(session, &format!("you: {text} ✓"));
     }
 
+    /// Answers the first-contact prompt after checking it shows the server's fingerprint.
+    fn trust(&self, session: &str, fingerprint: Fingerprint) {
+        let screen = self.wait_for(session, "Papo · new server");
+        let shown = fingerprint.to_string();
+        let (first, second) = shown.split_at(47);
+        assert!(screen.contains(first) && screen.contains(&second[1..]), "fingerprint not shown:\n{screen}");
+        self.keys(session, &["y"]);
+    }
+
     fn register(&self, session: &str, name: &str, password: &str) {
         self.wait_for(session, "Papo · log in");
         self.keys(session, &["F2"]);
@@ -105,10 +116,15 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     server.connect().register("carla", PASSWORD).unwrap();
     let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
 
+    let fingerprint = server.fingerprint.expect("a TLS server");
     tmux.open("ana", &address, homes[0].path());
+    tmux.trust("ana", fingerprint);
     tmux.register("ana", "ana", "ana's password");
     tmux.open("bia", &address, homes[1].path());
+    tmux.trust("bia", fingerprint);
     tmux.register("bia", "bia", "bia's password");
+    let remembered = std::fs::read_to_string(homes[0].path().join("data/papo/known_servers")).unwrap();
+    assert!(remembered.contains(&format!("{address} {fingerprint}")), "not remembered: {remembered}");
 
     // Ana finds bia with the quick switcher and writes.
     tmux.keys("ana", &["C-k"]);
@@ -129,7 +145,9 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     tmux.wait_for("bia", "Message to carla");
     tmux.say("bia", "carla, me liga quando chegar");
 
-    // Carla logs in later and finds it waiting.
+    // Carla logs in later, from a machine that trusted the server before (no prompt), and
+    // finds it waiting.
+    KnownServers::at(homes[2].path().join("data/papo/known_servers")).trust(&address, fingerprint).unwrap();
     tmux.open("carla", &address, homes[2].path());
     tmux.wait_for("carla", "Papo · log in");
     tmux.type_text("carla", "carla");
