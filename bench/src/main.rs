@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use papo_protocol::{Fingerprint, Security};
 
 use pairs::PairsConfig;
 use report::{latency_line, mib};
@@ -36,6 +37,14 @@ struct Cli {
     /// bcrypt cost of the started server; low by default so logins do not dominate.
     #[arg(long, global = true, default_value_t = 4)]
     bcrypt_cost: u32,
+
+    /// Run without TLS (starts the server with --plaintext), to measure what TLS costs.
+    #[arg(long, global = true)]
+    plaintext: bool,
+
+    /// With --server: the SHA-256 fingerprint of its certificate, as it logs it.
+    #[arg(long, global = true, value_name = "SHA256")]
+    trust_fingerprint: Option<Fingerprint>,
 
     /// Hard time limit of the measured phase, in seconds.
     #[arg(long, global = true, default_value_t = 120)]
@@ -107,13 +116,15 @@ fn main() -> Result<()> {
         _ => 10_000,
     };
     let target = match cli.server {
-        Some(addr) => Target::existing(addr),
+        Some(addr) if cli.plaintext => Target::existing(addr, Security::Plaintext),
+        Some(addr) => Target::existing(addr, Security::tls(cli.trust_fingerprint)),
         None => {
             let bin = cli.server_bin.unwrap_or_else(target::default_server_bin);
-            Target::spawn(&bin, cli.bcrypt_cost, max_connections)?
+            Target::spawn(&bin, cli.bcrypt_cost, max_connections, cli.plaintext)?
         }
     };
-    println!("server {} (bcrypt cost {})", target.addr, cli.bcrypt_cost);
+    let transport = if cli.plaintext { "plaintext" } else { "TLS" };
+    println!("server {} ({transport}, bcrypt cost {})", target.addr, cli.bcrypt_cost);
     let time_limit = Duration::from_secs(cli.time_limit);
     match cli.mode {
         Mode::Throughput { pairs, messages, window, body } => {

@@ -12,7 +12,8 @@ use anyhow::Result;
 use hdrhistogram::Histogram;
 
 use papo_protocol::{
-    ClientFrame, Event, FrameError, FrameReader, FrameWriter, Reply, Request, ServerFrame, SharedStream,
+    ClientFrame, Event, FrameError, FrameReader, FrameWriter, ReadHalf, Reply, Request, ServerFrame,
+    WriteHalf,
 };
 
 use crate::report;
@@ -106,7 +107,7 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
         senders.push(thread::spawn(move || send_loop(writer, &to, &config, &window, &clock)));
         let last_delivery = last_delivery.clone();
         receivers.push(thread::spawn(move || {
-            let _ = receiver_reader.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = receiver_reader.get_ref().socket().set_read_timeout(Some(Duration::from_millis(200)));
             receive_loop(&mut receiver_reader, total, start, deadline, &last_delivery)
         }));
     }
@@ -138,7 +139,7 @@ struct Clock {
 }
 
 fn send_loop(
-    mut writer: FrameWriter<SharedStream>,
+    mut writer: FrameWriter<WriteHalf>,
     to: &str,
     config: &PairsConfig,
     window: &Window,
@@ -190,7 +191,7 @@ enum Read {
     Closed,
 }
 
-fn next_frame(reader: &mut FrameReader<SharedStream>) -> Read {
+fn next_frame(reader: &mut FrameReader<ReadHalf>) -> Read {
     match reader.read_message::<ServerFrame>() {
         Ok(Some(frame)) => Read::Frame(frame),
         Err(FrameError::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -201,7 +202,7 @@ fn next_frame(reader: &mut FrameReader<SharedStream>) -> Read {
 }
 
 fn read_acks(
-    reader: &mut FrameReader<SharedStream>,
+    reader: &mut FrameReader<ReadHalf>,
     window: &Window,
     total: u64,
     start: Instant,
@@ -209,7 +210,7 @@ fn read_acks(
     last_ack: &AtomicU64,
     errors: &AtomicU64,
 ) -> u64 {
-    let _ = reader.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = reader.get_ref().socket().set_read_timeout(Some(Duration::from_millis(200)));
     let (mut acked, mut settled) = (0, 0);
     while settled < total && Instant::now() < deadline {
         let frame = match next_frame(reader) {
@@ -233,7 +234,7 @@ fn read_acks(
 }
 
 fn receive_loop(
-    reader: &mut FrameReader<SharedStream>,
+    reader: &mut FrameReader<ReadHalf>,
     total: u64,
     start: Instant,
     deadline: Instant,

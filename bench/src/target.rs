@@ -7,20 +7,28 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use papo_protocol::Client;
+use papo_protocol::{Client, Security};
 
 /// How the load generator reaches the server.
 #[derive(Debug)]
 pub struct Target {
     /// `HOST:PORT`.
     pub addr: String,
+    /// TLS pinned to the certificate the server logged, or plaintext.
+    pub security: Security,
     child: Option<Child>,
     _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Target {
-    /// Starts `server_bin` on `127.0.0.1` with an ephemeral port and waits until it listens.
-    pub fn spawn(server_bin: &Path, bcrypt_cost: u32, max_connections: usize) -> Result<Self> {
+    /// Starts `server_bin` on `127.0.0.1` with an ephemeral port (in plaintext if asked) and
+    /// waits until it listens.
+    pub fn spawn(
+        server_bin: &Path,
+        bcrypt_cost: u32,
+        max_connections: usize,
+        plaintext: bool,
+    ) -> Result<Self> {
         let data_dir = tempfile::tempdir().context("cannot create a data directory")?;
         let mut child = Command::new(server_bin)
             .args([
@@ -35,6 +43,7 @@ impl Target {
             .arg(max_connections.to_string())
             .arg("--data-dir")
             .arg(data_dir.path())
+            .args(plaintext.then_some("--plaintext"))
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
             .spawn()
@@ -43,9 +52,14 @@ impl Target {
             })?;
         let stderr = child.stderr.take().context("no stderr")?;
         let mut lines = BufReader::new(stderr).lines();
+        let mut security = Security::Plaintext;
         let addr = loop {
             let Some(line) = lines.next() else { bail!("papo-server exited before listening") };
             let line = line?;
+            if let Some(rest) = line.split("fingerprint=").nth(1) {
+                let logged = rest.split_whitespace().next().unwrap_or_default();
+                security = Security::tls(Some(logged.parse().context("the logged fingerprint")?));
+            }
             if line.contains("listening") {
                 if let Some(addr) =
                     line.split("address=").nth(1).and_then(|rest| rest.split_whitespace().next())
@@ -55,12 +69,12 @@ impl Target {
             }
         };
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| eprintln!("server: {line}")));
-        Ok(Self { addr, child: Some(child), _data_dir: Some(data_dir) })
+        Ok(Self { addr, security, child: Some(child), _data_dir: Some(data_dir) })
     }
 
     /// A server someone else runs.
-    pub fn existing(addr: String) -> Self {
-        Self { addr, child: None, _data_dir: None }
+    pub fn existing(addr: String, security: Security) -> Self {
+        Self { addr, security, child: None, _data_dir: None }
     }
 
     /// The server's resident memory in bytes, when it is our child.
@@ -70,7 +84,8 @@ impl Target {
 
     /// A handshaken connection.
     pub fn connect(&self) -> Result<Client> {
-        Client::connect(&self.addr, "papo-bench", Duration::from_secs(10)).context("cannot connect")
+        Client::connect(&self.addr, &self.security, "papo-bench", Duration::from_secs(10))
+            .context("cannot connect")
     }
 }
 

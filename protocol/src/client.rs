@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crate::tls::HandshakeError;
 use crate::{
-    frame, ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, Hello, HistoryPage, LoggedIn,
-    MessageId, Reply, Request, RequestId, Security, ServerFrame, TrustError, UnixMillis, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    frame, ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, Hello, HistoryPage,
+    LoggedIn, MessageId, Reply, Request, RequestId, Security, ServerFrame, TrustError, UnixMillis,
+    MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 
 /// Why a [`Client`] call failed.

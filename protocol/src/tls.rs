@@ -18,7 +18,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, OtherError, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, OtherError, SignatureScheme,
+};
 use sha2::{Digest, Sha256};
 
 /// The first byte of a TLS handshake record; a plaintext frame starts with a length byte,
@@ -151,7 +153,8 @@ impl TlsClient {
     /// and otherwise only the certificate whose fingerprint is `pinned`.
     pub fn new(pinned: Option<Fingerprint>) -> Self {
         let provider = provider();
-        let verifier = Arc::new(PinningVerifier { ca: ca_verifier(), pinned, provider: Arc::clone(&provider) });
+        let verifier =
+            Arc::new(PinningVerifier { ca: ca_verifier(), pinned, provider: Arc::clone(&provider) });
         let config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .expect("the ring provider supports TLS 1.3")

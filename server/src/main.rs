@@ -60,7 +60,13 @@ struct Cli {
 
     /// PEM certificate chain to serve instead of the self-signed one generated in the data
     /// directory (for example one signed by your organisation's CA). Needs --tls-key.
-    #[arg(long, env = "PAPO_TLS_CERT", value_name = "FILE", requires = "tls_key", conflicts_with = "plaintext")]
+    #[arg(
+        long,
+        env = "PAPO_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "plaintext"
+    )]
     tls_cert: Option<PathBuf>,
 
     /// PEM private key of --tls-cert.

@@ -67,7 +67,7 @@ struct Queue {
     /// Waiting for epoll to report the socket writable.
     armed: bool,
     closed: bool,
-    tls: Option<rustls::Connection>,
+    tls: Option<Box<rustls::Connection>>,
 }
 
 impl Queue {
@@ -109,7 +109,7 @@ impl Writer {
         self: &Arc<Self>,
         stream: Arc<TcpStream>,
         limit: usize,
-        tls: Option<rustls::Connection>,
+        tls: Option<Box<rustls::Connection>>,
     ) -> io::Result<Arc<Outbox>> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the `Outbox` owns a reference to the stream and deletes it from the poller

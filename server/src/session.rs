@@ -64,7 +64,7 @@ type Inbound<'s> = FrameReader<ReadHalf<Arc<Outbox>, &'s TcpStream>>;
 /// How a connection begins, judged from its first byte.
 enum Opening {
     Plain,
-    Tls(rustls::Connection),
+    Tls(Box<rustls::Connection>),
     /// The client speaks the other transport: told so in plaintext, which both kinds of
     /// client read (a TLS client checks for it before TLS), then closed.
     Refuse(ErrorCode, &'static str),

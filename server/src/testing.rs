@@ -59,7 +59,8 @@ impl TestServer {
         tweak(&mut config);
         // Prepared here as well as in `run` (which then loads the same files) to learn the
         // fingerprint clients must pin.
-        let fingerprint = crate::tls::prepare(&config.tls, dir).expect("TLS certificate").map(|tls| tls.fingerprint);
+        let fingerprint =
+            crate::tls::prepare(&config.tls, dir).expect("TLS certificate").map(|tls| tls.fingerprint);
         let security = match fingerprint {
             Some(_) => Security::tls(fingerprint),
             None => Security::Plaintext,
@@ -147,11 +148,14 @@ impl RecordingProxy {
                     let (from, to) = if to_server { (&client, &server) } else { (&server, &client) };
                     let (from, to) = (from.try_clone().expect("clone"), to.try_clone().expect("clone"));
                     let recording = Arc::clone(&recording);
-                    std::thread::spawn(move || pump(from, to, |bytes| {
-                        let mut all = recording.lock().expect("recording");
-                        let side = &mut all[index];
-                        if to_server { &mut side.to_server } else { &mut side.to_client }.extend_from_slice(bytes);
-                    }));
+                    std::thread::spawn(move || {
+                        pump(from, to, |bytes| {
+                            let mut all = recording.lock().expect("recording");
+                            let side = &mut all[index];
+                            if to_server { &mut side.to_server } else { &mut side.to_client }
+                                .extend_from_slice(bytes);
+                        })
+                    });
                 }
             }
         });

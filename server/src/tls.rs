@@ -94,7 +94,8 @@ pub fn prepare(mode: &TlsMode, data_dir: &Path) -> Result<Option<ServerTls>, Tls
     let chain = CertificateDer::pem_file_iter(&cert)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(|e| pem_error(&cert, e))?;
-    let leaf = chain.first().ok_or_else(|| TlsError::Pem { path: cert.clone(), what: "no certificate".into() })?;
+    let leaf =
+        chain.first().ok_or_else(|| TlsError::Pem { path: cert.clone(), what: "no certificate".into() })?;
     let fingerprint = Fingerprint::of(leaf);
     warn_if_exposed(&key);
     let private_key = PrivateKeyDer::from_pem_file(&key).map_err(|e| pem_error(&key, e))?;
@@ -109,11 +110,11 @@ pub fn prepare(mode: &TlsMode, data_dir: &Path) -> Result<Option<ServerTls>, Tls
 }
 
 /// A TLS session for one accepted connection.
-pub(crate) fn session(tls: &ServerTls) -> Result<rustls::Connection, rustls::Error> {
+pub(crate) fn session(tls: &ServerTls) -> Result<Box<rustls::Connection>, rustls::Error> {
     let mut conn = rustls::ServerConnection::new(Arc::clone(&tls.config))?;
     // The outbox bounds what a connection may queue; rustls must never refuse part of a frame.
     conn.set_buffer_limit(None);
-    Ok(rustls::Connection::Server(conn))
+    Ok(Box::new(rustls::Connection::Server(conn)))
 }
 
 fn pem_error(path: &Path, error: rustls::pki_types::pem::Error) -> TlsError {
@@ -150,8 +151,13 @@ fn generate_unless_present(cert: &Path, key: &Path) -> Result<bool, TlsError> {
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
     let file_err = |source| TlsError::File { path: path.to_owned(), source };
     let partial = path.with_extension("pem.partial");
-    let mut file =
-        OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&partial).map_err(file_err)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&partial)
+        .map_err(file_err)?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(file_err)?;
     fs::rename(&partial, path).map_err(file_err)
 }

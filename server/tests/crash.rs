@@ -42,7 +42,9 @@ fn body(sender: usize, client_msg_id: u64) -> String {
 /// Resends what was never acknowledged, then sends up to `new_messages` more, until the
 /// connection dies.
 fn run_sender(addr: &str, security: &Security, index: usize, state: &mut Sender, new_messages: u64) {
-    let Ok(mut client) = Client::connect(addr, security, "crash-test", Duration::from_secs(2)) else { return };
+    let Ok(mut client) = Client::connect(addr, security, "crash-test", Duration::from_secs(2)) else {
+        return;
+    };
     if client.stream().set_read_timeout(Some(Duration::from_secs(10))).is_err()
         || client.login(&format!("s{index}"), PASSWORD).is_err()
     {

@@ -7,11 +7,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{assert_healthy, next_message, TestServer};
-use papo_server::tls::TlsMode;
 use papo_protocol::{
     frame, ClientFrame, ErrorCode, Event, FrameReader, Hello, Request, ServerFrame, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
 };
+use papo_server::tls::TlsMode;
 
 fn raw(server: &TestServer) -> TcpStream {
     let stream = TcpStream::connect(server.addr).unwrap();
@@ -87,7 +87,10 @@ fn requests_before_hello_and_wrong_versions_are_refused() {
     let hello =
         ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION + 1, client_name: "future".into() });
     future.write_all(&frame::encode(&hello, MAX_FRAME_LEN).unwrap()).unwrap();
-    assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&future))), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(
+        fatal_code(&frames_until_close(FrameReader::new(&future))),
+        Some(ErrorCode::UnsupportedVersion)
+    );
     assert_healthy(&server);
 }
 

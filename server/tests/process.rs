@@ -87,7 +87,11 @@ fn hostile_clients_do_not_grow_server_memory() {
     let dir = tempfile::tempdir().unwrap();
     // Plaintext, so the attacks reach the frame decoder (TLS hides it behind the handshake;
     // hostile TLS bytes are covered in tests/tls.rs).
-    let server = process::spawn_with_args(dir.path(), "warn,papo_server::server=info", &["--bcrypt-cost", "4", "--plaintext"]);
+    let server = process::spawn_with_args(
+        dir.path(),
+        "warn,papo_server::server=info",
+        &["--bcrypt-cost", "4", "--plaintext"],
+    );
     let hello = frame::encode(
         &ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "hostile".into() }),
         MAX_FRAME_LEN,

@@ -142,7 +142,8 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
         None => {
             let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
             init_logging(cli.log_file)?;
-            let transport = if cli.plaintext { Transport::Plaintext } else { Transport::Tls(known_servers()?) };
+            let transport =
+                if cli.plaintext { Transport::Plaintext } else { Transport::Tls(known_servers()?) };
             tui::run(server, transport, utc_offset, random_id()?)
         }
         Some(Command::Register(account)) => commands::register(&account.resolve()?),

@@ -23,7 +23,12 @@ use crate::settings;
 const WHEEL_LINES: i32 = 3;
 
 /// Runs the full-screen client against `server` until the user quits.
-pub fn run(server: String, transport: Transport, utc_offset: UtcOffset, first_client_msg_id: u64) -> Result<()> {
+pub fn run(
+    server: String,
+    transport: Transport,
+    utc_offset: UtcOffset,
+    first_client_msg_id: u64,
+) -> Result<()> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let net = {
         let tx = tx.clone();

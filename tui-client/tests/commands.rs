@@ -117,7 +117,12 @@ fn failures_are_one_line_errors_with_exit_codes() {
 }
 
 fn stderr(output: &Output) -> String {
-    assert_eq!(output.status.code(), Some(1), "expected a failure: {}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected a failure: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
@@ -161,7 +166,13 @@ fn talking_tls_to_a_plaintext_server_or_the_reverse_says_what_to_do() {
     let to_plain = stderr(&papo_with(&plain, &["register", "--user", &ana], |c| {
         c.env("PAPO_PASSWORD", PASSWORD).env("PAPO_TRUST_FINGERPRINT", Fingerprint::of(b"x").to_string());
     }));
-    assert!(to_plain.contains("this server runs without TLS") && to_plain.contains("--plaintext"), "{to_plain}");
+    assert!(
+        to_plain.contains("this server runs without TLS") && to_plain.contains("--plaintext"),
+        "{to_plain}"
+    );
 
-    assert_eq!(stdout(&papo(&plain, &["register", "--user", &ana, "--plaintext"])), format!("created account {ana}\n"));
+    assert_eq!(
+        stdout(&papo(&plain, &["register", "--user", &ana, "--plaintext"])),
+        format!("created account {ana}\n")
+    );
 }

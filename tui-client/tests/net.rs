@@ -81,7 +81,8 @@ fn register_log_in_chat_and_get_receipts() {
     });
 
     let (_bia_client, bia) = server.user("bia");
-    let (bia_net, bia_events) = spawn(&addr, Transport::Tls(KnownServers::at(known.path().join("known_servers"))));
+    let (bia_net, bia_events) =
+        spawn(&addr, Transport::Tls(KnownServers::at(known.path().join("known_servers"))));
     login(&bia_net, &bia_events, bia.name.as_str());
     let outgoing = Outgoing { to: bia.name.clone(), body: "olá".into(), client_msg_id: 5 };
     ana_net.send(NetCommand::Send(outgoing));

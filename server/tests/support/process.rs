@@ -49,7 +49,9 @@ pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> Serv
     let mut security = Security::Plaintext;
     let mut seen = Vec::new();
     let addr = loop {
-        let Some(line) = lines.next() else { panic!("papo-server exited before listening:\n{}", seen.join("\n")) };
+        let Some(line) = lines.next() else {
+            panic!("papo-server exited before listening:\n{}", seen.join("\n"))
+        };
         let line = line.expect("read log");
         seen.push(line.clone());
         if let Some(rest) = line.split("fingerprint=").nth(1) {

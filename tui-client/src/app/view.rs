@@ -120,7 +120,8 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
 
 /// Asks to trust a new server's certificate, or explains why a changed one is refused.
 fn trust(problem: &TrustProblem, server: &str, frame: &mut Frame<'_>) {
-    let indent = |fingerprint: &Fingerprint| fingerprint_lines(fingerprint).map(|half| Line::raw(format!("  {half}")));
+    let indent =
+        |fingerprint: &Fingerprint| fingerprint_lines(fingerprint).map(|half| Line::raw(format!("  {half}")));
     let (title, border, lines) = match problem {
         TrustProblem::Unknown { presented } => {
             let mut lines = vec![
@@ -156,7 +157,10 @@ fn trust(problem: &TrustProblem, server: &str, frame: &mut Frame<'_>) {
         }
     };
     let boxed = centered(frame.area(), 72, 18);
-    let block = Block::bordered().border_type(BorderType::Rounded).border_style(border).title(Span::styled(title, border));
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(border)
+        .title(Span::styled(title, border));
     let inner = block.inner(boxed);
     frame.render_widget(Clear, boxed);
     frame.render_widget(block, boxed);
