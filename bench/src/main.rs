@@ -185,6 +185,9 @@ fn main() -> Result<()> {
     if let Some(rss) = target.rss_bytes() {
         println!("server RSS at end: {}", mib(rss));
     }
+    if let Some(cpu) = target.cpu_time() {
+        println!("server CPU time (user+system, whole run): {:.2}s", cpu.as_secs_f64());
+    }
     Ok(())
 }
 

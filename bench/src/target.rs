@@ -82,6 +82,18 @@ impl Target {
         rss_of(&self.child.as_ref()?.id().to_string())
     }
 
+    /// CPU time the server used so far, when it is our child: what TLS adds shows here even
+    /// when throughput is bound by disk flushes.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.as_ref()?.id())).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Some(Duration::from_secs_f64(ticks as f64 / per_second.max(1) as f64))
+    }
+
     /// A handshaken connection.
     pub fn connect(&self) -> Result<Client> {
         Client::connect(&self.addr, &self.security, "papo-bench", Duration::from_secs(10))

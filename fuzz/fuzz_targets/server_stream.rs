@@ -10,11 +10,17 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use papo_protocol::{frame, ClientFrame, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use papo_server::testing::TestServer;
+use papo_server::tls::TlsMode;
 
 fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let server = TestServer::start_with(|config| config.idle_timeout = Duration::from_millis(200));
+        // Plaintext, so the fuzzed bytes reach the frame decoder and the request handlers
+        // instead of stopping at the TLS handshake.
+        let server = TestServer::start_with(|config| {
+            config.idle_timeout = Duration::from_millis(200);
+            config.tls = TlsMode::Off;
+        });
         server.connect().register("fuzzer", "fuzzer password").expect("register");
         server
     })
