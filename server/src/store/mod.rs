@@ -162,7 +162,11 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        // No background flusher: the committer flushes every group before answering it, and
+        // a second flusher only competed with it (p99.9 at 10,000 msg/s: 5.6–12.4 ms with it,
+        // 4.6–4.9 ms without).
+        let db =
+            sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).flush_every_ms(None).open()?;
         let users = db.open_tree("users")?;
         let tokens = db.open_tree("tokens")?;
         let chat = db.open_tree("chat")?;
