@@ -27,6 +27,9 @@ use sha2::{Digest, Sha256};
 /// which is 0 for every frame under 16 MiB.
 pub const TLS_HANDSHAKE_BYTE: u8 = 0x16;
 
+/// The first byte of a TLS alert record (a server refusing our hello).
+const ALERT_BYTE: u8 = 0x15;
+
 /// Ciphertext read from the socket per call: small, because a server holds one per connection.
 const RAW_CHUNK: usize = 4 * 1024;
 
@@ -193,9 +196,6 @@ impl TlsClient {
         Ok(TlsStream::new(socket, conn))
     }
 }
-
-/// The first byte of a TLS alert record (a server refusing our hello).
-const ALERT_BYTE: u8 = 0x15;
 
 /// Whatever a non-TLS server sent, up to one frame, for decoding as a plaintext reply.
 fn read_plaintext_reply(mut socket: &TcpStream) -> Vec<u8> {

@@ -81,7 +81,8 @@ impl Tmux {
         let shown = fingerprint.to_string();
         let (first, second) = shown.split_at(47);
         assert!(screen.contains(first) && screen.contains(&second[1..]), "fingerprint not shown:\n{screen}");
-        self.keys(session, &["y"]);
+        self.type_text(session, "yes");
+        self.keys(session, &["Enter"]);
     }
 
     fn register(&self, session: &str, name: &str, password: &str) {

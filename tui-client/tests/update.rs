@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use papo::app::{update, Focus, LoginField, LoginMode, Model, Msg, Overlay, Screen};
-use papo::net::{NetCommand, NetEvent, Outgoing};
-use papo_protocol::{ErrorCode, Event, HistoryPage, ReceiptKind};
+use papo::net::{NetCommand, NetEvent, Outgoing, TrustProblem};
+use papo_protocol::{ErrorCode, Event, Fingerprint, HistoryPage, ReceiptKind};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use time::UtcOffset;
 
@@ -373,4 +373,51 @@ fn presence_events_update_and_add_contacts() {
     assert!(model.contact(&name("newbie")).is_some_and(|c| c.online));
     update(&mut model, Msg::Resize(100, 40));
     assert_eq!(model.viewport, (100, 40));
+}
+
+#[test]
+fn a_new_server_is_trusted_only_by_typing_yes_or_its_fingerprint() {
+    let mut model = fresh();
+    let presented = Fingerprint::of(b"server certificate");
+    update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+    // A name typed a moment too early neither reaches the hidden form nor trusts anything.
+    type_text(&mut model, "yann");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!(model.login.name.text(), "");
+    let prompt = model.trust.as_ref().unwrap();
+    assert!(prompt.error.as_deref().unwrap().contains("type yes"), "{prompt:?}");
+    // Another fingerprint is refused with a warning.
+    update(&mut model, Msg::Paste(Fingerprint::of(b"impostor").to_string()));
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert!(model.trust.as_ref().unwrap().error.as_deref().unwrap().contains("not the fingerprint"));
+    // Its own fingerprint, pasted, is accepted; so is "yes".
+    update(&mut model, Msg::Paste(format!("{presented}\n")));
+    assert_eq!(update(&mut model, key(KeyCode::Enter)), [NetCommand::Trust(presented)]);
+    assert_eq!(model.trust, None);
+    update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+    type_text(&mut model, "YES");
+    assert_eq!(update(&mut model, key(KeyCode::Enter)), [NetCommand::Trust(presented)]);
+    assert!(!model.quit);
+
+    update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+    update(&mut model, key(KeyCode::Esc));
+    assert!(model.quit, "Esc declines and quits");
+}
+
+#[test]
+fn a_changed_certificate_offers_no_way_to_trust_it() {
+    let mut model = fresh();
+    let problem = TrustProblem::Changed {
+        trusted: Fingerprint::of(b"old"),
+        presented: Fingerprint::of(b"new"),
+        file: "/home/ana/.local/share/papo/known_servers".into(),
+    };
+    update(&mut model, Msg::Net(NetEvent::Untrusted(problem.clone())));
+    type_text(&mut model, "yes");
+    update(&mut model, Msg::Paste(Fingerprint::of(b"new").to_string()));
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!(model.trust.as_ref().map(|p| &p.problem), Some(&problem));
+    assert!(!model.quit);
+    update(&mut model, key(KeyCode::Esc));
+    assert!(model.quit);
 }

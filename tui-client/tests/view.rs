@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use papo::app::{update, Model, Msg};
-use papo::net::{Link, NetEvent};
-use papo_protocol::{Event, HistoryPage, ReceiptKind};
+use papo::net::{Link, NetEvent, TrustProblem};
+use papo_protocol::{Event, Fingerprint, HistoryPage, ReceiptKind};
 use ratatui::crossterm::event::KeyCode;
 use std::time::Duration;
 use time::UtcOffset;
@@ -207,4 +207,36 @@ fn small_terminals_keep_everything_inside_the_panes() {
             }
         }
     }
+}
+
+#[test]
+fn the_trust_screens_show_whole_fingerprints_and_what_to_do() {
+    let mut model = Model::new("10.0.0.5:7878".into(), UtcOffset::UTC, (80, 24), 1);
+    let presented = Fingerprint::of(b"server certificate");
+    let shown = presented.to_string();
+    update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+    type_text(&mut model, "ye");
+    for (width, height) in (1..=40).flat_map(|w| (1..=16).map(move |h| (w, h))) {
+        render(&model, width, height); // Any size draws without panicking.
+    }
+    let screen = render(&model, 80, 24);
+    row_containing(&screen, "First connection to 10.0.0.5:7878");
+    row_containing(&screen, &shown[..47]);
+    row_containing(&screen, &shown[48..]);
+    assert!(row_containing(&screen, "Trust it? Type yes").contains("fingerprint): ye"));
+    assert!(!screen.concat().contains("Password"), "the login form must stay hidden");
+
+    let trusted = Fingerprint::of(b"old certificate").to_string();
+    let problem = TrustProblem::Changed {
+        trusted: Fingerprint::of(b"old certificate"),
+        presented,
+        file: "/home/ana/.local/share/papo/known_servers".into(),
+    };
+    update(&mut model, Msg::Net(NetEvent::Untrusted(problem)));
+    let screen = render(&model, 80, 24);
+    row_containing(&screen, "CHANGED. Nothing was sent.");
+    row_containing(&screen, &trusted[..47]);
+    row_containing(&screen, &shown[..47]);
+    row_containing(&screen, "/home/ana/.local/share/papo/known_servers");
+    assert!(!screen.concat().contains("Type yes"), "a changed certificate cannot be accepted here");
 }

@@ -21,7 +21,7 @@ pub struct Model {
     pub link: Link,
     /// Set while the server's certificate awaits the user's decision (or was refused); the
     /// login form stays hidden meanwhile, so no password can be typed for that server.
-    pub trust: Option<TrustProblem>,
+    pub trust: Option<TrustPrompt>,
     /// Which screen is up.
     pub screen: Screen,
     /// The login / create-account form.
@@ -52,6 +52,25 @@ pub struct Model {
     pub next_client_msg_id: u64,
     /// Set when the app should exit.
     pub quit: bool,
+}
+
+/// The question about a server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustPrompt {
+    /// What is wrong with the certificate.
+    pub problem: TrustProblem,
+    /// The answer being typed: `yes`, or the fingerprint itself (as SSH accepts). A single
+    /// key would let a name typed a moment too early trust a server unseen.
+    pub answer: Editor,
+    /// Why the last answer was not accepted.
+    pub error: Option<String>,
+}
+
+impl TrustPrompt {
+    /// A fresh question about `problem`.
+    pub fn new(problem: TrustProblem) -> Self {
+        Self { problem, answer: Editor::default(), error: None }
+    }
 }
 
 /// Which screen is up.

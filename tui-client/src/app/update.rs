@@ -10,6 +10,7 @@ use super::fuzzy;
 use super::history::lines_from_bottom;
 use super::model::{
     Conversation, Focus, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay, QuickSwitch, Screen,
+    TrustPrompt,
 };
 use super::view::ChatLayout;
 use crate::net::{Link, NetCommand, NetEvent, Outgoing, TrustProblem};
@@ -55,22 +56,36 @@ fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
     }
 }
 
-/// `y` trusts a new server's certificate; `n` or Esc quits. A changed certificate offers no
-/// key: the user must edit `known_servers` knowingly.
+/// A new server's certificate is trusted by typing `yes` (or its fingerprint) and Enter; Esc
+/// quits. A changed certificate offers no answer: the user must edit `known_servers`
+/// knowingly.
 fn trust_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
-    let Some(TrustProblem::Unknown { presented }) = model.trust else {
-        if matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
+    let Some(prompt) = &mut model.trust else { return };
+    let TrustProblem::Unknown { presented } = prompt.problem else {
+        if key.code == KeyCode::Esc {
             model.quit = true;
         }
         return;
     };
     match key.code {
-        KeyCode::Char('y' | 'Y') => {
-            model.trust = None;
-            out.push(NetCommand::Trust(presented));
+        KeyCode::Esc => model.quit = true,
+        KeyCode::Enter => {
+            let answer = prompt.answer.text().trim().to_owned();
+            let pasted = answer.parse::<papo_protocol::Fingerprint>().ok();
+            if answer.eq_ignore_ascii_case("yes") || pasted == Some(presented) {
+                model.trust = None;
+                out.push(NetCommand::Trust(presented));
+                return;
+            }
+            prompt.error = Some(match pasted {
+                Some(_) => "that is not the fingerprint this server presented; do not trust it".into(),
+                None => "type yes and press Enter to trust the server, or Esc to quit".into(),
+            });
+            prompt.answer = Editor::default();
         }
-        KeyCode::Char('n' | 'N') | KeyCode::Esc => model.quit = true,
-        _ => {}
+        _ => {
+            edit(&mut prompt.answer, key);
+        }
     }
 }
 
@@ -263,7 +278,10 @@ fn on_paste(model: &mut Model, text: &str) {
     // Terminals send pasted line breaks as CR.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     match (model.screen, &mut model.overlay) {
-        (Screen::Login, _) => model.login.focused_mut().insert(text.trim_end_matches('\n')),
+        (Screen::Login, _) => match &mut model.trust {
+            Some(prompt) => prompt.answer.insert(text.trim()),
+            None => model.login.focused_mut().insert(text.trim_end_matches('\n')),
+        },
         (Screen::Chat, Some(Overlay::QuickSwitch(switch))) => {
             switch.query.insert(text.lines().next().unwrap_or(""));
             let query = switch.query.text().to_owned();
@@ -468,7 +486,7 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         }
         NetEvent::Untrusted(problem) => {
             model.login.busy = false;
-            model.trust = Some(problem);
+            model.trust = Some(TrustPrompt::new(problem));
         }
         NetEvent::AuthFailed { message, .. } => {
             model.login.busy = false;

@@ -9,7 +9,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::history::lines_from_bottom;
 use super::keys::HELP;
-use super::model::{Focus, LoginField, LoginMode, Model, Overlay, QuickSwitch, Screen};
+use super::model::{Focus, LoginField, LoginMode, Model, Overlay, QuickSwitch, Screen, TrustPrompt};
 use crate::net::{Link, TrustProblem};
 use papo_protocol::Fingerprint;
 
@@ -63,8 +63,8 @@ pub fn view(model: &Model, frame: &mut Frame<'_>) {
 }
 
 fn login(model: &Model, frame: &mut Frame<'_>) {
-    if let Some(problem) = &model.trust {
-        return trust(problem, &model.server, frame);
+    if let Some(prompt) = &model.trust {
+        return trust(prompt, &model.server, frame);
     }
     let area = frame.area();
     let form = &model.login;
@@ -119,10 +119,10 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
 }
 
 /// Asks to trust a new server's certificate, or explains why a changed one is refused.
-fn trust(problem: &TrustProblem, server: &str, frame: &mut Frame<'_>) {
+fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
     let indent =
         |fingerprint: &Fingerprint| fingerprint_lines(fingerprint).map(|half| Line::raw(format!("  {half}")));
-    let (title, border, lines) = match problem {
+    let (title, border, lines, answer) = match &prompt.problem {
         TrustProblem::Unknown { presented } => {
             let mut lines = vec![
                 Line::raw(format!("First connection to {server}.")),
@@ -132,10 +132,8 @@ fn trust(problem: &TrustProblem, server: &str, frame: &mut Frame<'_>) {
             lines.extend([
                 Line::raw(""),
                 Line::raw("Compare it with the fingerprint papo-server logged when it started (ask whoever runs it). If they match, trust it: papo remembers it and warns if it ever changes."),
-                Line::raw(""),
-                Line::styled("y trust and connect · n or Esc quit", ACCENT),
             ]);
-            (" Papo · new server ", ACCENT, lines)
+            (" Papo · new server ", ACCENT, lines, Some(&prompt.answer))
         }
         TrustProblem::Changed { trusted, presented, file } => {
             let mut lines = vec![
@@ -150,10 +148,8 @@ fn trust(problem: &TrustProblem, server: &str, frame: &mut Frame<'_>) {
                 Line::raw("Someone on the network may be impersonating the server to read your password. If its certificate was replaced on purpose (ask whoever runs it), remove the line for this server from:"),
                 Line::raw(format!("  {}", file.display())),
                 Line::raw("then start papo again."),
-                Line::raw(""),
-                Line::styled("Esc or Ctrl+C quit", DIM),
             ]);
-            (" Papo · certificate changed ", ERROR, lines)
+            (" Papo · certificate changed ", ERROR, lines, None)
         }
     };
     let boxed = centered(frame.area(), 72, 18);
@@ -164,7 +160,21 @@ fn trust(problem: &TrustProblem, server: &str, frame: &mut Frame<'_>) {
     let inner = block.inner(boxed);
     frame.render_widget(Clear, boxed);
     frame.render_widget(block, boxed);
-    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), inner);
+    let [body, footer] = Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(inner);
+    let hint = match (&prompt.error, answer) {
+        (Some(error), _) => Line::styled(error.clone(), ERROR),
+        (None, Some(_)) => Line::styled("Enter to answer · Esc quit", DIM),
+        (None, None) => Line::styled("Esc or Ctrl+C quit", DIM),
+    };
+    let mut bottom = Vec::new();
+    if let Some(answer) = answer {
+        let label = "Trust it? Type yes (or paste the fingerprint): ";
+        bottom.push(Line::from(vec![Span::styled(label, ACCENT), Span::raw(answer.text().to_owned())]));
+        place_cursor(frame, footer, 0, label.width() + answer.cursor_position().1);
+    }
+    bottom.push(hint);
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), body);
+    frame.render_widget(Paragraph::new(bottom), footer);
 }
 
 /// A fingerprint as two lines of 16 bytes each, which fit a narrow box.
