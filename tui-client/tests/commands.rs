@@ -176,3 +176,48 @@ fn talking_tls_to_a_plaintext_server_or_the_reverse_says_what_to_do() {
         format!("created account {ana}\n")
     );
 }
+
+#[test]
+fn a_certificate_from_a_trusted_ca_needs_no_fingerprint_for_the_names_it_lists() {
+    // An organisation's CA, and a certificate it issued for 127.0.0.1.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let issued = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &rcgen::Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let (ca_file, cert, key) =
+        (dir.path().join("ca.pem"), dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert, issued.pem()).unwrap();
+    std::fs::write(&key, server_key.serialize_pem()).unwrap();
+    let server = TestServer::start_with(|config| config.tls = TlsMode::Files { cert, key });
+    let (ana, bia) = (unique_name("ana"), unique_name("bia"));
+
+    let with_ca = |user: &str, server_flag: Option<String>| {
+        let mut args = vec!["register".to_owned(), "--user".to_owned(), user.to_owned()];
+        args.extend(server_flag.into_iter().flat_map(|s| ["--server".to_owned(), s]));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        papo_with(&server, &args, |c| {
+            c.env("PAPO_PASSWORD", PASSWORD)
+                .env_remove("PAPO_TRUST_FINGERPRINT")
+                .env("SSL_CERT_FILE", &ca_file);
+        })
+    };
+    // No fingerprint anywhere: the CA vouches for the address dialled.
+    assert_eq!(stdout(&with_ca(&ana, None)), format!("created account {ana}\n"));
+    // Dialled by a name the certificate does not list, it is just an unknown certificate.
+    let by_name = with_ca(&bia, Some(format!("localhost:{}", server.addr.port())));
+    assert!(stderr(&by_name).contains("not signed by a trusted authority"));
+    // And without the CA it is unknown too.
+    let without_ca = papo_with(&server, &["register", "--user", &bia], |c| {
+        c.env("PAPO_PASSWORD", PASSWORD)
+            .env_remove("PAPO_TRUST_FINGERPRINT")
+            .env("SSL_CERT_FILE", "/nonexistent");
+    });
+    assert!(stderr(&without_ca).contains("not signed by a trusted authority"));
+}
