@@ -3,12 +3,13 @@
 #[path = "support/process.rs"]
 mod process;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use papo_protocol::{frame, ClientFrame, Event, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use papo_protocol::{frame, ClientFrame, Event, Hello, Security, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use papo_server::testing::PASSWORD;
+use process::ServerProcess;
 
 #[test]
 fn sigterm_and_sigint_stop_cleanly_and_data_survives() {
@@ -82,32 +83,14 @@ fn no_password_or_token_reaches_the_logs_or_the_data_directory() {
     assert!(info.iter().all(|line| !line.contains(body)), "a message body was logged at info");
 }
 
-#[test]
-fn hostile_clients_do_not_grow_server_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    // Plaintext, so the attacks reach the frame decoder (TLS hides it behind the handshake;
-    // hostile TLS bytes are covered in tests/tls.rs).
-    let server = process::spawn_with_args(
-        dir.path(),
-        "warn,papo_server::server=info",
-        &["--bcrypt-cost", "4", "--plaintext"],
-    );
-    let hello = frame::encode(
-        &ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "hostile".into() }),
-        MAX_FRAME_LEN,
-    )
-    .unwrap();
+/// Opens 200 connections per round, each sending one of `attacks` and staying open, for
+/// 11 rounds; returns the server's RSS in KiB after the first round and after the last.
+fn rss_around_attacks(server: &ServerProcess, attacks: &[Vec<u8>]) -> (u64, u64) {
     let round = || {
         let mut streams = Vec::new();
-        for attack in 0..200 {
+        for attack in attacks.iter().cycle().take(200) {
             let Ok(mut stream) = TcpStream::connect(&server.addr) else { continue };
-            let bytes: Vec<u8> = match attack % 4 {
-                0 => [hello.clone(), u32::MAX.to_be_bytes().to_vec()].concat(),
-                1 => vec![0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef],
-                2 => hello[..hello.len() - 2].to_vec(),
-                _ => [hello.clone(), vec![0, 0, 0xff, 0xff], vec![7; 60_000]].concat(),
-            };
-            let _ = stream.write_all(&bytes);
+            let _ = stream.write_all(attack);
             streams.push(stream);
         }
     };
@@ -118,9 +101,69 @@ fn hostile_clients_do_not_grow_server_memory() {
         round();
     }
     std::thread::sleep(Duration::from_millis(500));
-    let after = server.rss_kib();
-    assert!(after < before + 16 * 1024, "RSS grew from {before} KiB to {after} KiB");
-    eprintln!("server RSS {before} KiB before 2,000 hostile connections, {after} KiB after");
+    (before, server.rss_kib())
+}
+
+/// A genuine TLS ClientHello, as papo sends it, caught by a listener that then hangs up.
+fn client_hello() -> Vec<u8> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let dialer = std::thread::spawn(move || {
+        let _ = papo_protocol::Client::connect(
+            &addr,
+            &Security::tls(None),
+            "hello-catcher",
+            Duration::from_secs(2),
+        );
+    });
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut header = [0u8; 5];
+    stream.read_exact(&mut header).unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+    stream.read_exact(&mut body).unwrap();
+    drop(stream);
+    dialer.join().unwrap();
+    [header.to_vec(), body].concat()
+}
+
+#[test]
+fn hostile_clients_do_not_grow_server_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // In plaintext the attacks reach the frame decoder.
+    let server = process::spawn_with_args(
+        dir.path(),
+        "warn,papo_server::server=info",
+        &["--bcrypt-cost", "4", "--plaintext"],
+    );
+    let hello = frame::encode(
+        &ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "hostile".into() }),
+        MAX_FRAME_LEN,
+    )
+    .unwrap();
+    let frame_attacks = [
+        [hello.clone(), u32::MAX.to_be_bytes().to_vec()].concat(),
+        vec![0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef],
+        hello[..hello.len() - 2].to_vec(),
+        [hello.clone(), vec![0, 0, 0xff, 0xff], vec![7; 60_000]].concat(),
+    ];
+    let (before, after) = rss_around_attacks(&server, &frame_attacks);
+    assert!(after < before + 16 * 1024, "plaintext: RSS grew from {before} KiB to {after} KiB");
+    eprintln!("plaintext server RSS {before} KiB before 2,000 hostile connections, {after} KiB after");
+    server.connect("after-attack").register("still-ok", PASSWORD).unwrap();
+
+    // With TLS the attacks hit the handshake and the record layer.
+    let tls_dir = tempfile::tempdir().unwrap();
+    let server = process::spawn(tls_dir.path(), "warn,papo_server::server=info");
+    let client_hello = client_hello();
+    let tls_attacks = [
+        client_hello.clone(),
+        [client_hello.clone(), vec![0x17; 60_000]].concat(),
+        [vec![0x16, 0x03, 0x01, 0xff, 0xff], vec![7; 60_000]].concat(),
+        client_hello[..client_hello.len() / 2].to_vec(),
+    ];
+    let (before, after) = rss_around_attacks(&server, &tls_attacks);
+    assert!(after < before + 16 * 1024, "TLS: RSS grew from {before} KiB to {after} KiB");
+    eprintln!("TLS server RSS {before} KiB before 2,000 hostile connections, {after} KiB after");
     let mut client = server.connect("after-attack");
     client.register("still-ok", PASSWORD).unwrap();
 }
