@@ -122,7 +122,7 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
 fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
     let indent =
         |fingerprint: &Fingerprint| fingerprint_lines(fingerprint).map(|half| Line::raw(format!("  {half}")));
-    let (title, border, lines, answer) = match &prompt.problem {
+    let (title, border, lines, answer, height) = match &prompt.problem {
         TrustProblem::Unknown { presented } => {
             let mut lines = vec![
                 Line::raw(format!("First connection to {server}.")),
@@ -133,7 +133,7 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
                 Line::raw(""),
                 Line::raw("Compare it with the fingerprint papo-server logged when it started (ask whoever runs it). If they match, trust it: papo remembers it and warns if it ever changes."),
             ]);
-            (" Papo · new server ", ACCENT, lines, Some(&prompt.answer))
+            (" Papo · new server ", ACCENT, lines, Some(&prompt.answer), 15)
         }
         TrustProblem::Changed { trusted, presented, file } => {
             let mut lines = vec![
@@ -149,7 +149,7 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
                 Line::raw(format!("  {}", file.display())),
                 Line::raw("then start papo again."),
             ]);
-            (" Papo · certificate changed ", ERROR, lines, None)
+            (" Papo · certificate changed ", ERROR, lines, None, 18)
         }
     };
     let boxed = centered(frame.area(), 72, 18);
