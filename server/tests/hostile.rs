@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_healthy, next_message, TestServer};
 use papo_protocol::{
-    frame, ClientFrame, ErrorCode, Event, FrameReader, Hello, Request, ServerFrame, MAX_FRAME_LEN,
+    frame, Client, ClientFrame, ErrorCode, Event, FrameReader, Hello, Request, ServerFrame, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
 };
 use papo_server::tls::TlsMode;
@@ -147,6 +147,10 @@ fn connections_over_the_limit_are_told_the_server_is_full() {
     let (_first, _second) = (server.connect(), server.connect());
     let third = raw(&server);
     assert_eq!(fatal_code(&frames_until_close(FrameReader::new(&third))), Some(ErrorCode::ServerFull));
+    // A TLS client reads the same plaintext refusal instead of a broken handshake.
+    let refused =
+        Client::connect(&server.addr.to_string(), &server.security, "fourth", Duration::from_secs(5));
+    assert_eq!(refused.err().and_then(|e| e.code()), Some(ErrorCode::ServerFull));
 }
 
 #[test]
