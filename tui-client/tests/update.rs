@@ -421,3 +421,18 @@ fn a_changed_certificate_offers_no_way_to_trust_it() {
     update(&mut model, key(KeyCode::Esc));
     assert!(model.quit);
 }
+
+#[test]
+fn a_certificate_question_after_a_reconnect_interrupts_the_chat_until_answered() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
+    let presented = Fingerprint::of(b"server certificate");
+    update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+    update(&mut model, Msg::Paste("not for the chat".into()));
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!(model.input.text(), "", "nothing typed reaches the message box");
+    type_text(&mut model, "yes");
+    assert_eq!(update(&mut model, key(KeyCode::Enter)), [NetCommand::Trust(presented)]);
+    assert_eq!(model.screen, Screen::Chat, "the chat goes on once answered");
+    type_text(&mut model, "oi");
+    assert_eq!(model.input.text(), "oi");
+}

@@ -240,3 +240,17 @@ fn the_trust_screens_show_whole_fingerprints_and_what_to_do() {
     row_containing(&screen, "/home/ana/.local/share/papo/known_servers");
     assert!(!screen.concat().contains("Type yes"), "a changed certificate cannot be accepted here");
 }
+
+#[test]
+fn a_certificate_question_is_drawn_over_the_chat() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
+    let problem = TrustProblem::Changed {
+        trusted: Fingerprint::of(b"old"),
+        presented: Fingerprint::of(b"new"),
+        file: "/home/ana/.local/share/papo/known_servers".into(),
+    };
+    update(&mut model, Msg::Net(NetEvent::Untrusted(problem)));
+    let screen = render(&model, 80, 24);
+    row_containing(&screen, "CHANGED. Nothing was sent.");
+    assert!(!screen.concat().contains("Contacts"), "the chat is hidden behind the question");
+}

@@ -49,8 +49,12 @@ fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
         model.quit = true;
         return;
     }
+    // A certificate question comes first on any screen: after a reconnect it can interrupt
+    // a chat, and nothing else may reach the server until it is answered.
+    if model.trust.is_some() {
+        return trust_key(model, key, out);
+    }
     match model.screen {
-        Screen::Login if model.trust.is_some() => trust_key(model, key, out),
         Screen::Login => login_key(&mut model.login, key, out),
         Screen::Chat => chat_key(model, key, out),
     }
@@ -277,11 +281,11 @@ fn edit(editor: &mut Editor, key: KeyEvent) -> bool {
 fn on_paste(model: &mut Model, text: &str) {
     // Terminals send pasted line breaks as CR.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    if let Some(prompt) = &mut model.trust {
+        return prompt.answer.insert(text.trim());
+    }
     match (model.screen, &mut model.overlay) {
-        (Screen::Login, _) => match &mut model.trust {
-            Some(prompt) => prompt.answer.insert(text.trim()),
-            None => model.login.focused_mut().insert(text.trim_end_matches('\n')),
-        },
+        (Screen::Login, _) => model.login.focused_mut().insert(text.trim_end_matches('\n')),
         (Screen::Chat, Some(Overlay::QuickSwitch(switch))) => {
             switch.query.insert(text.lines().next().unwrap_or(""));
             let query = switch.query.text().to_owned();

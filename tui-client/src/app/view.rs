@@ -56,16 +56,14 @@ impl ChatLayout {
 
 /// Draws the whole screen.
 pub fn view(model: &Model, frame: &mut Frame<'_>) {
-    match model.screen {
-        Screen::Login => login(model, frame),
-        Screen::Chat => chat(model, frame),
+    match (&model.trust, model.screen) {
+        (Some(prompt), _) => trust(prompt, &model.server, frame),
+        (None, Screen::Login) => login(model, frame),
+        (None, Screen::Chat) => chat(model, frame),
     }
 }
 
 fn login(model: &Model, frame: &mut Frame<'_>) {
-    if let Some(prompt) = &model.trust {
-        return trust(prompt, &model.server, frame);
-    }
     let area = frame.area();
     let form = &model.login;
     let registering = form.mode == LoginMode::Register;
@@ -152,7 +150,7 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
             (" Papo · certificate changed ", ERROR, lines, None, 18)
         }
     };
-    let boxed = centered(frame.area(), 72, 18);
+    let boxed = centered(frame.area(), 72, height);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(border)
