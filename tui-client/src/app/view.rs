@@ -131,7 +131,7 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
                 Line::raw(""),
                 Line::raw("Compare it with the fingerprint papo-server logged when it started (ask whoever runs it). If they match, trust it: papo remembers it and warns if it ever changes."),
             ]);
-            (" Papo · new server ", ACCENT, lines, Some(&prompt.answer), 15)
+            (" Papo · new server ", ACCENT, lines, Some(&prompt.answer), 14)
         }
         TrustProblem::Changed { trusted, presented, file } => {
             let mut lines = vec![
