@@ -10,6 +10,7 @@
 mod auth;
 mod chat;
 mod config;
+mod deadline;
 mod hub;
 mod outbox;
 mod server;

@@ -11,6 +11,7 @@ use papo_protocol::{frame, ErrorCode, ErrorReply, Event, ServerFrame, UnixMillis
 use socket2::SockRef;
 use tracing::{debug, error, info, warn};
 
+use crate::deadline::HandshakeDeadlines;
 use crate::hub::Hub;
 use crate::outbox::Writer;
 use crate::session;
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub store: Store,
     pub hub: Hub,
     pub writer: Arc<Writer>,
+    /// Ends connections whose handshake drags on.
+    pub deadlines: Arc<HandshakeDeadlines>,
     pub throttle: LoginThrottle,
     /// Verified against when a login names an unknown user, so it costs the same.
     pub dummy_hash: String,
@@ -121,6 +124,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     let shared = Arc::new(Shared {
         throttle: LoginThrottle::new(config.throttle),
         writer: Writer::start().map_err(io_err("starting the writer thread"))?,
+        deadlines: HandshakeDeadlines::start().map_err(io_err("starting the handshake deadline thread"))?,
         hub: Hub::default(),
         store,
         dummy_hash,
@@ -146,6 +150,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     wait_for_sessions(&live);
     shared.store.flush()?;
     shared.writer.stop();
+    shared.deadlines.stop();
     info!("stopped");
     Ok(())
 }

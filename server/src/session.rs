@@ -7,7 +7,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use papo_protocol::tls::{TlsReader, TLS_HANDSHAKE_BYTE};
 use papo_protocol::{
@@ -90,6 +90,9 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
         }
     };
     let id = shared.next_session_id();
+    // The whole opening (TLS handshake and Hello) must fit the handshake timeout, not just
+    // each read.
+    shared.deadlines.watch(id, Instant::now() + shared.config.handshake_timeout, Arc::clone(&stream));
     let mut session = Session {
         shared,
         id,
@@ -102,13 +105,16 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
     if let Some((code, message)) = refusal {
         info!(%peer, "client speaks the other transport (TLS or plaintext); refusing");
         session.fatal(code, message.into());
+        shared.deadlines.done(id);
     } else {
         let mut reader = FrameReader::new(if is_tls {
             ReadHalf::Tls(TlsReader::new(outbox, &*stream))
         } else {
             ReadHalf::Plain(&*stream)
         });
-        if session.handshake(&mut reader) == Flow::Continue {
+        let flow = session.handshake(&mut reader);
+        shared.deadlines.done(id);
+        if flow == Flow::Continue {
             let _ = stream.set_read_timeout(Some(shared.config.idle_timeout));
             session.serve_requests(&mut reader);
         }

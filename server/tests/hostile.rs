@@ -241,3 +241,49 @@ fn requests_before_login_names_with_tricks_and_self_sends_get_typed_errors() {
     assert_eq!(ana.send(a.name.as_str(), "me", 3).unwrap_err().code(), Some(ErrorCode::InvalidRequest));
     assert_healthy(&server);
 }
+
+/// Sends `bytes` one every 100 ms (each arriving well within the per-read timeout) and
+/// returns how long the server took to close the connection, giving up after 8 s.
+fn time_until_cut_off(server: &TestServer, bytes: &[u8]) -> Duration {
+    let mut stream = raw(server);
+    let started = Instant::now();
+    for byte in bytes {
+        if stream.write_all(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        // A closed connection shows as a reset or end of stream on a non-blocking read.
+        stream.set_nonblocking(true).unwrap();
+        let mut probe = [0u8; 64];
+        let closed = matches!(stream.read(&mut probe), Ok(0))
+            || matches!(stream.read(&mut probe), Err(e) if e.kind() != std::io::ErrorKind::WouldBlock);
+        stream.set_nonblocking(false).unwrap();
+        if closed {
+            break;
+        }
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_handshake_trickled_byte_by_byte_is_cut_off_at_the_deadline() {
+    let tweak = |config: &mut papo_server::Config| config.handshake_timeout = Duration::from_millis(600);
+    // A long Hello (about 260 bytes, 26 s at this pace) to a plaintext server.
+    let plain = TestServer::start_with(|config| {
+        tweak(config);
+        config.tls = TlsMode::Off;
+    });
+    let long_hello =
+        ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "x".repeat(250) });
+    let took = time_until_cut_off(&plain, &frame::encode(&long_hello, MAX_FRAME_LEN).unwrap());
+    assert!(took < Duration::from_secs(3), "plaintext: still open after {took:?}");
+    assert_healthy(&plain);
+
+    // A TLS record header announcing a large hello, then its body, to a TLS server.
+    let tls = TestServer::start_with(tweak);
+    let mut record = vec![0x16, 0x03, 0x01, 0x01, 0x00];
+    record.extend(std::iter::repeat_n(0x01, 256));
+    let took = time_until_cut_off(&tls, &record);
+    assert!(took < Duration::from_secs(3), "TLS: still open after {took:?}");
+    assert_healthy(&tls);
+}
