@@ -2,8 +2,9 @@
 //! the server must answer or close, never crash, and keep serving the next input.
 #![no_main]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+#[path = "common.rs"]
+mod common;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,16 +28,6 @@ fn server() -> &'static TestServer {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let server = server();
     let hello = ClientFrame::Hello(Hello { protocol_version: PROTOCOL_VERSION, client_name: "fuzz".into() });
-    let mut stream = TcpStream::connect(server.addr).expect("the server is still accepting");
-    stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
-    let _ = stream.write_all(&frame::encode(&hello, MAX_FRAME_LEN).expect("hello encodes"));
-    let _ = stream.write_all(data);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut sink = [0u8; 4096];
-    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-    // The server is still there for everyone else.
-    let mut probe = server.connect();
-    assert_eq!(probe.request(papo_protocol::Request::Ping).expect("ping"), papo_protocol::Reply::Pong);
+    common::send_and_probe(server(), &frame::encode(&hello, MAX_FRAME_LEN).expect("hello encodes"), data);
 });

@@ -3,8 +3,9 @@
 //! never crash, and the server must keep serving TLS clients.
 #![no_main]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+#[path = "common.rs"]
+mod common;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -18,15 +19,5 @@ fn server() -> &'static TestServer {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let server = server();
-    let mut stream = TcpStream::connect(server.addr).expect("the server is still accepting");
-    stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
-    let _ = stream.write_all(&[TLS_HANDSHAKE_BYTE]);
-    let _ = stream.write_all(data);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut sink = [0u8; 4096];
-    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-    // The server is still there for everyone else, over TLS.
-    let mut probe = server.connect();
-    assert_eq!(probe.request(papo_protocol::Request::Ping).expect("ping"), papo_protocol::Reply::Pong);
+    common::send_and_probe(server(), &[TLS_HANDSHAKE_BYTE], data);
 });
