@@ -71,6 +71,10 @@ struct Queue {
 }
 
 impl Queue {
+    fn pending(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
     /// Moves the records TLS has sealed into the wire queue.
     fn take_sealed(&mut self) {
         if let Some(tls) = &mut self.tls {
@@ -80,12 +84,6 @@ impl Queue {
                 }
             }
         }
-    }
-}
-
-impl Queue {
-    fn pending(&self) -> usize {
-        self.buf.len() - self.sent
     }
 }
 
@@ -285,7 +283,7 @@ impl TlsEngine for Outbox {
     fn read_plaintext(&self, out: &mut [u8]) -> io::Result<Option<usize>> {
         match &mut lock(&self.queue).tls {
             Some(tls) => read_plaintext(tls, out),
-            None => Err(io::Error::new(io::ErrorKind::Unsupported, "not a TLS connection")),
+            None => Err(not_tls()),
         }
     }
 
@@ -294,9 +292,7 @@ impl TlsEngine for Outbox {
         if queue.closed {
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
-        let Some(tls) = &mut queue.tls else {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "not a TLS connection"));
-        };
+        let Some(tls) = &mut queue.tls else { return Err(not_tls()) };
         // Handshake records, or an alert after an error: either way they go out now.
         let absorbed = absorb(tls, ciphertext);
         queue.take_sealed();
@@ -305,6 +301,11 @@ impl TlsEngine for Outbox {
         }
         absorbed
     }
+}
+
+/// A plaintext connection's outbox was asked to act as TLS state.
+fn not_tls() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "not a TLS connection")
 }
 
 impl Drop for Outbox {

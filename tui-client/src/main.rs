@@ -102,25 +102,28 @@ struct AccountArgs {
 impl AccountArgs {
     fn resolve(self) -> Result<Account> {
         let server = settings::choose_server(None, self.server.as_deref())?;
-        let known_servers = known_servers()?;
-        let security = match (self.plaintext, self.trust_fingerprint) {
-            (true, _) => Security::Plaintext,
-            (false, Some(fingerprint)) => Security::tls(Some(fingerprint)),
-            (false, None) => Security::tls(known_servers.lookup(&server)?),
+        let transport = transport(self.plaintext)?;
+        let security = match (&transport, self.trust_fingerprint) {
+            (Transport::Tls(_), Some(fingerprint)) => Security::tls(Some(fingerprint)),
+            _ => transport.security(&server)?,
         };
         Ok(Account {
             server,
             password: commands::password(self.password_stdin)?,
             user: self.user,
             security,
-            known_servers: known_servers.path().to_owned(),
+            known_servers: transport.known_servers_file(),
         })
     }
 }
 
-fn known_servers() -> Result<KnownServers> {
+/// In the clear if asked, else TLS trusting what the user's `known_servers` file remembers.
+fn transport(plaintext: bool) -> Result<Transport> {
+    if plaintext {
+        return Ok(Transport::Plaintext);
+    }
     let path = settings::known_servers_file().context("no home directory for the known_servers file")?;
-    Ok(KnownServers::at(path))
+    Ok(Transport::Tls(KnownServers::at(path)))
 }
 
 fn main() -> ExitCode {
@@ -142,8 +145,7 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
         None => {
             let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
             init_logging(cli.log_file)?;
-            let transport =
-                if cli.plaintext { Transport::Plaintext } else { Transport::Tls(known_servers()?) };
+            let transport = transport(cli.plaintext)?;
             tui::run(server, transport, utc_offset, random_id()?)
         }
         Some(Command::Register(account)) => commands::register(&account.resolve()?),

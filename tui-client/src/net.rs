@@ -123,6 +123,25 @@ pub enum Transport {
     Tls(KnownServers),
 }
 
+impl Transport {
+    /// How to connect to `server` now: in the clear, or TLS pinned to the fingerprint
+    /// `known_servers` remembers for it (if any).
+    pub fn security(&self, server: &str) -> anyhow::Result<Security> {
+        Ok(match self {
+            Self::Plaintext => Security::Plaintext,
+            Self::Tls(known) => Security::tls(known.lookup(server)?),
+        })
+    }
+
+    /// The `known_servers` file a user edits when a certificate changed legitimately.
+    pub fn known_servers_file(&self) -> PathBuf {
+        match self {
+            Self::Tls(known) => known.path().to_owned(),
+            Self::Plaintext => PathBuf::new(),
+        }
+    }
+}
+
 /// Why the client will not talk to the server until the user acts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrustProblem {
@@ -339,12 +358,9 @@ impl Net {
 
     fn connect(&mut self) {
         (self.emit)(NetEvent::Link(Link::Connecting));
-        let security = match &self.transport {
-            Transport::Plaintext => Security::Plaintext,
-            Transport::Tls(known) => match known.lookup(&self.server) {
-                Ok(pinned) => Security::tls(pinned),
-                Err(e) => return self.schedule_retry(format!("{e:#}")),
-            },
+        let security = match self.transport.security(&self.server) {
+            Ok(security) => security,
+            Err(e) => return self.schedule_retry(format!("{e:#}")),
         };
         let name = concat!("papo ", env!("CARGO_PKG_VERSION"));
         let client = match Client::connect(&self.server, &security, name, CONNECT_TIMEOUT) {
@@ -399,13 +415,11 @@ impl Net {
         self.retry_at = None;
         let problem = match refusal {
             TrustError::Unknown { presented } => TrustProblem::Unknown { presented },
-            TrustError::Changed { pinned, presented } => {
-                let file = match &self.transport {
-                    Transport::Tls(known) => known.path().to_owned(),
-                    Transport::Plaintext => PathBuf::new(),
-                };
-                TrustProblem::Changed { trusted: pinned, presented, file }
-            }
+            TrustError::Changed { pinned, presented } => TrustProblem::Changed {
+                trusted: pinned,
+                presented,
+                file: self.transport.known_servers_file(),
+            },
         };
         (self.emit)(NetEvent::Untrusted(problem));
     }
