@@ -1,20 +1,25 @@
 //! The committer: one thread applies every write, in groups, and makes each group durable
-//! with a single flush before anyone hears that their write happened.
+//! with a single log append before anyone hears that their write happened.
 //!
-//! A flush costs about a millisecond and a half whatever it carries, so durability per
+//! A sync costs a good part of a millisecond whatever it carries, so durability per
 //! message would cap the server at a few thousand messages a second, and a lock around
 //! sled writes lets one stalled writer hold up everyone. Instead sessions queue operations
-//! here; while one group is being flushed the next one gathers, so groups grow with load.
+//! here; while one group is being synced the next one gathers, so groups grow with load.
+//! Each group goes to sled in memory and to the write-ahead log ([`super::wal`]) on disk;
+//! a checkpointer thread flushes sled and deletes the log segments that flush covers.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tracing::{error, info};
 
 use papo_protocol::Username;
 
+use super::wal::{self, Wal};
 use super::{decode, encode, keys, Answer, StoreError, Summary};
 
 /// Most operations in one group, bounding a group's batch and latency.
@@ -32,28 +37,84 @@ struct Job {
     reply: Reply,
 }
 
-/// Writes of the current group to the `chat` tree, visible to later operations of the same
-/// group before they reach sled.
+/// The trees the committer writes.
+#[derive(Debug, Clone)]
+pub struct Trees {
+    /// The database, for checkpoints.
+    pub db: sled::Db,
+    /// Messages and their bookkeeping.
+    pub chat: sled::Tree,
+    /// Accounts.
+    pub users: sled::Tree,
+    /// Resume tokens.
+    pub tokens: sled::Tree,
+}
+
+/// Which tree a write goes to, as the log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TreeName {
+    /// [`Trees::chat`].
+    Chat,
+    /// [`Trees::users`].
+    Users,
+    /// [`Trees::tokens`].
+    Tokens,
+}
+
+/// One write of a group: a new value, or `None` to remove the key.
+type Write = (TreeName, Vec<u8>, Option<Vec<u8>>);
+
+impl Trees {
+    fn tree(&self, name: TreeName) -> &sled::Tree {
+        match name {
+            TreeName::Chat => &self.chat,
+            TreeName::Users => &self.users,
+            TreeName::Tokens => &self.tokens,
+        }
+    }
+
+    /// Applies a group's writes in memory.
+    ///
+    /// One by one, not as sled batches: a batch makes sled write out its buffers twice
+    /// (`PageCache::pin_log` rolls the I/O buffer before and after), which woke its I/O
+    /// threads for every group. Atomicity comes from the log instead: after a crash the whole
+    /// group is replayed from it.
+    fn apply(&self, writes: &[Write]) -> Result<(), sled::Error> {
+        for (tree, key, value) in writes {
+            let tree = self.tree(*tree);
+            match value {
+                Some(value) => tree.insert(key.as_slice(), value.as_slice())?,
+                None => tree.remove(key.as_slice())?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Applies one group read back from the log.
+    pub fn replay(&self, record: &[u8]) -> Result<(), StoreError> {
+        let writes: Vec<Write> = decode(b"write-ahead log record", record)?;
+        Ok(self.apply(&writes)?)
+    }
+}
+
+/// Writes of the current group, visible to later operations of the same group before they
+/// reach sled.
 pub struct Staged<'a> {
-    chat: &'a sled::Tree,
-    writes: HashMap<Vec<u8>, Vec<u8>>,
+    trees: &'a Trees,
+    writes: HashMap<(TreeName, Vec<u8>), Option<Vec<u8>>>,
     /// Decoded conversation summaries, changed in place by the group's operations and
     /// encoded once at the end (many messages of a group share a conversation).
     summaries: HashMap<Vec<u8>, Summary>,
     /// The newest message id handed out.
     pub last_id: &'a mut u64,
-    /// Trees besides `chat`, written directly (they are flushed with the group).
-    pub users: &'a sled::Tree,
-    /// Resume tokens.
-    pub tokens: &'a sled::Tree,
 }
 
 impl<'a> Staged<'a> {
-    /// The value under `key`, including this group's staged writes.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
-        match self.writes.get(key) {
-            Some(staged) => Ok(Some(staged.clone())),
-            None => Ok(self.chat.get(key)?.map(|v| v.to_vec())),
+    /// The value under `key` in `tree`, including this group's staged writes.
+    pub fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
+        match self.writes.get(&(tree, key.to_vec())) {
+            Some(staged) => Ok(staged.clone()),
+            None => Ok(self.trees.tree(tree).get(key)?.map(|v| v.to_vec())),
         }
     }
 
@@ -63,7 +124,7 @@ impl<'a> Staged<'a> {
         let summary = match self.summaries.entry(key) {
             Entry::Occupied(cached) => cached.into_mut(),
             Entry::Vacant(missing) => {
-                let stored = match self.chat.get(missing.key())? {
+                let stored = match self.trees.chat.get(missing.key())? {
                     Some(raw) => decode(missing.key(), &raw)?,
                     None => Summary::default(),
                 };
@@ -73,27 +134,29 @@ impl<'a> Staged<'a> {
         Ok(summary)
     }
 
-    /// Stages an insert; a later insert of the same key in the group replaces it.
-    pub fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, value);
+    /// Stages an insert; a later write of the same key in the group replaces it.
+    pub fn insert(&mut self, tree: TreeName, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert((tree, key), Some(value));
     }
 
-    /// The group's writes as one atomic sled batch.
-    fn into_batch(self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.writes {
-            batch.insert(key, value);
-        }
-        for (key, summary) in self.summaries {
-            batch.insert(key, encode(&summary));
-        }
-        batch
+    /// Stages a removal; a later write of the same key in the group replaces it.
+    pub fn remove(&mut self, tree: TreeName, key: Vec<u8>) {
+        self.writes.insert((tree, key), None);
     }
 
     /// Reads of ranges go straight to sled; callers only range over data older than the
     /// group (a conversation's messages), which staged writes never change.
     pub fn chat(&self) -> &'a sled::Tree {
-        self.chat
+        &self.trees.chat
+    }
+
+    fn into_writes(self) -> Vec<Write> {
+        let mut writes: Vec<Write> =
+            self.writes.into_iter().map(|((tree, key), value)| (tree, key, value)).collect();
+        for (key, summary) in self.summaries {
+            writes.push((TreeName::Chat, key, Some(encode(&summary))));
+        }
+        writes
     }
 }
 
@@ -109,25 +172,15 @@ impl std::fmt::Debug for Committer {
     }
 }
 
-/// The trees the committer writes.
-#[derive(Debug, Clone)]
-pub struct Trees {
-    /// The database, for flushing.
-    pub db: sled::Db,
-    /// Messages and their bookkeeping.
-    pub chat: sled::Tree,
-    /// Accounts.
-    pub users: sled::Tree,
-    /// Resume tokens.
-    pub tokens: sled::Tree,
-}
-
 impl Committer {
-    /// Starts the committer over `trees`, handing out ids after `last_id`.
-    pub fn start(trees: Trees, last_id: u64) -> std::io::Result<Self> {
+    /// Starts the committer over `trees`, logging to `wal` and handing out ids after
+    /// `last_id`.
+    pub fn start(trees: Trees, wal: Wal, last_id: u64) -> std::io::Result<Self> {
+        let checkpointer = Checkpointer::start(trees.db.clone())?;
         let (queue, jobs) = mpsc::channel();
-        let thread =
-            thread::Builder::new().name("committer".into()).spawn(move || run(&trees, last_id, &jobs))?;
+        let thread = thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || run(&trees, wal, checkpointer, last_id, &jobs))?;
         Ok(Self { queue: Some(queue), thread: Some(thread) })
     }
 
@@ -155,29 +208,28 @@ impl Drop for Committer {
     }
 }
 
-fn run(trees: &Trees, mut last_id: u64, jobs: &Receiver<Job>) {
+fn run(trees: &Trees, mut wal: Wal, checkpointer: Checkpointer, mut last_id: u64, jobs: &Receiver<Job>) {
     let mut stats = Stats::default();
     while let Ok(first) = jobs.recv() {
         let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter().take(MAX_GROUP - 1)).collect();
         let size = group.len();
         let (works, replies): (Vec<Work>, Vec<Reply>) =
             group.into_iter().map(|job| (job.work, job.reply)).unzip();
-        let mut staged = Staged {
-            chat: &trees.chat,
-            writes: HashMap::new(),
-            summaries: HashMap::new(),
-            last_id: &mut last_id,
-            users: &trees.users,
-            tokens: &trees.tokens,
-        };
+        let mut staged =
+            Staged { trees, writes: HashMap::new(), summaries: HashMap::new(), last_id: &mut last_id };
         let staging = Instant::now();
         let answers: Vec<_> = works.into_iter().map(|work| work(&mut staged)).collect();
-        let batch = staged.into_batch();
+        let writes = staged.into_writes();
         let applying = Instant::now();
-        let applied = trees.chat.apply_batch(batch);
-        let flushing = Instant::now();
-        let durable = applied.and_then(|()| trees.db.flush().map(drop));
-        stats.record(size, [applying - staging, flushing - applying, flushing.elapsed()]);
+        let applied = trees.apply(&writes).map_err(|e| e.to_string());
+        let syncing = Instant::now();
+        // A group that changed nothing (a flush, a watermark that did not move) has nothing
+        // to make durable: earlier groups were synced before their answers.
+        let durable = applied.and_then(|()| match writes.is_empty() {
+            true => Ok(()),
+            false => wal.append(&encode(&writes)).map_err(|e| e.to_string()),
+        });
+        stats.record(size, [applying - staging, syncing - applying, syncing.elapsed()]);
         if let Err(e) = &durable {
             // Nothing of this group may be acknowledged; clients retry.
             error!(error = %e, "cannot make a group of writes durable");
@@ -185,13 +237,72 @@ fn run(trees: &Trees, mut last_id: u64, jobs: &Receiver<Job>) {
         for (reply, answer) in replies.into_iter().zip(answers) {
             let answer = match &durable {
                 Ok(()) => answer,
-                Err(e) => Err(StoreError::NotDurable(e.to_string())),
+                Err(e) => Err(StoreError::NotDurable(e.clone())),
             };
             // A session that went away no longer needs its answer.
             let _ = reply.send(answer);
         }
+        match wal.rotate_if_needed() {
+            Ok(Some(left)) => checkpointer.retire(left),
+            Ok(None) => {}
+            Err(e) => {
+                error!(error = %e, "cannot start a new write-ahead log segment; retrying after the next group")
+            }
+        }
+    }
+    // Stopping: sled takes over everything, and the log is left empty.
+    let mut left = checkpointer.stop();
+    left.push(wal.current());
+    match trees.db.flush() {
+        Ok(_) => {
+            if let Err(e) = wal::retire(&left) {
+                error!(error = %e, "cannot delete the write-ahead log; it is replayed on the next start");
+            }
+        }
+        Err(e) => {
+            error!(error = %e, "cannot flush the database; the write-ahead log is replayed on the next start")
+        }
     }
     stats.log();
+}
+
+/// The thread that flushes sled and then deletes the log segments the flush made redundant,
+/// off the committer's path (a flush of a whole segment's writes takes milliseconds).
+struct Checkpointer {
+    full: Sender<PathBuf>,
+    thread: JoinHandle<Vec<PathBuf>>,
+}
+
+impl Checkpointer {
+    fn start(db: sled::Db) -> std::io::Result<Self> {
+        let (full, segments) = mpsc::channel::<PathBuf>();
+        let thread = thread::Builder::new().name("checkpointer".into()).spawn(move || {
+            // Segments not yet retired: all of them were applied before the flush that retires them.
+            let mut unretired = Vec::new();
+            for segment in segments {
+                unretired.push(segment);
+                let retired = db.flush().map_err(std::io::Error::other).and_then(|_| wal::retire(&unretired));
+                match retired {
+                    Ok(()) => unretired.clear(),
+                    Err(e) => error!(error = %e, "checkpoint failed; the write-ahead log keeps the writes"),
+                }
+            }
+            unretired
+        })?;
+        Ok(Self { full, thread })
+    }
+
+    /// Hands over a segment no longer written, whose every record has been applied to sled.
+    fn retire(&self, segment: PathBuf) {
+        // The thread only ends when `stop` closes the channel.
+        let _ = self.full.send(segment);
+    }
+
+    /// Waits for the checkpoints under way; returns the segments still to retire.
+    fn stop(self) -> Vec<PathBuf> {
+        drop(self.full);
+        self.thread.join().unwrap_or_default()
+    }
 }
 
 /// Totals for the shutdown log line, which tells how well grouping works.
@@ -199,9 +310,9 @@ fn run(trees: &Trees, mut last_id: u64, jobs: &Receiver<Job>) {
 struct Stats {
     groups: u64,
     operations: u64,
-    /// Time staging, applying and flushing.
+    /// Time staging, applying and syncing the log.
     phases: [Duration; 3],
-    /// The slowest commit (apply and flush).
+    /// The slowest commit (apply and sync).
     slowest: Duration,
     /// Commits slower than two milliseconds, the latency budget of a message.
     over_2ms: u64,
@@ -228,7 +339,7 @@ impl Stats {
             operations_per_group = format!("{:.1}", self.operations as f64 / groups),
             stage_ms = format!("{:.3}", mean_ms(self.phases[0])),
             apply_ms = format!("{:.3}", mean_ms(self.phases[1])),
-            flush_ms = format!("{:.3}", mean_ms(self.phases[2])),
+            sync_ms = format!("{:.3}", mean_ms(self.phases[2])),
             slowest_commit_ms = format!("{:.3}", self.slowest.as_secs_f64() * 1000.0),
             commits_over_2ms = self.over_2ms,
             "committer stopped"
