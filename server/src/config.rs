@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::store::DEFAULT_WAL_SEGMENT;
 use crate::throttle::ThrottlePolicy;
 use crate::tls::TlsMode;
 
@@ -29,6 +30,9 @@ pub struct Config {
     pub throttle: ThrottlePolicy,
     /// How long a resume token stays valid.
     pub token_lifetime: Duration,
+    /// Bytes of write-ahead log between checkpoints of the database; after a crash, up to
+    /// this much is replayed at start.
+    pub wal_segment_bytes: u64,
 }
 
 impl Config {
@@ -45,6 +49,7 @@ impl Config {
             thread_stack_size: 256 * 1024,
             throttle: ThrottlePolicy::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+            wal_segment_bytes: DEFAULT_WAL_SEGMENT,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::thread;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use papo_server::store::DEFAULT_WAL_SEGMENT;
 use papo_server::tls::TlsMode;
 use papo_server::{Config, Shutdown};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -78,6 +79,12 @@ struct Cli {
     #[arg(long, env = "PAPO_PLAINTEXT")]
     plaintext: bool,
 
+    /// KiB of write-ahead log between checkpoints of the database. Larger means fewer
+    /// checkpoints, and more to replay when starting after a crash or power loss.
+    #[arg(long, env = "PAPO_WAL_SEGMENT_KIB", default_value_t = DEFAULT_WAL_SEGMENT / 1024, value_name = "KIB",
+          value_parser = clap::value_parser!(u64).range(64..=4 * 1024 * 1024))]
+    wal_segment_kib: u64,
+
     /// Log filter, e.g. `info`, `debug` or `papo_server=debug` (logs go to stderr).
     #[arg(long, env = "PAPO_LOG", default_value = "info", value_name = "FILTER")]
     log: String,
@@ -129,6 +136,7 @@ fn main() -> Result<()> {
     let mut config = Config::new(data_dir);
     config.bcrypt_cost = cli.bcrypt_cost;
     config.max_connections = cli.max_connections;
+    config.wal_segment_bytes = cli.wal_segment_kib * 1024;
     config.tls = match (cli.plaintext, cli.tls_cert, cli.tls_key) {
         (true, ..) => TlsMode::Off,
         (false, Some(cert), Some(key)) => TlsMode::Files { cert, key },

@@ -99,7 +99,7 @@ impl Drop for LiveGuard {
 pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), ServerError> {
     let io_err = |context| move |source| ServerError::Io { context, source };
     let opened = Instant::now();
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open_with_segments(&config.data_dir, config.wal_segment_bytes)?;
     info!(
         data_dir = %config.data_dir.display(),
         newest_message = store.last_message_id()?,

@@ -25,6 +25,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use commit::{Committer, Reply, Staged, TreeName, Trees};
 use wal::Wal;
 
+/// Bytes of write-ahead log between checkpoints, unless configured otherwise: at 10,000
+/// messages a second a checkpoint every few seconds, and a bounded replay after a crash.
+pub const DEFAULT_WAL_SEGMENT: u64 = 16 << 20;
+
 /// How many bytes of a body a conversation summary keeps as its preview.
 const PREVIEW_LEN: usize = 60;
 
@@ -162,8 +166,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, with write-ahead log segments of the default
+    /// size.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_segments(dir, DEFAULT_WAL_SEGMENT)
+    }
+
+    /// Opens (or creates) the store in `dir`, checkpointing every `wal_segment` bytes of log.
+    pub fn open_with_segments(dir: &Path, wal_segment: u64) -> Result<Self> {
         // No background flusher: the write-ahead log makes writes durable, and sled is
         // flushed only at its checkpoints.
         let db =
@@ -173,7 +183,7 @@ impl Store {
         let chat = db.open_tree("chat")?;
         let trees =
             Trees { db: db.clone(), chat: chat.clone(), users: users.clone(), tokens: tokens.clone() };
-        let (wal, replayed) = Wal::open(&dir.join("wal"), |record| trees.replay(record))?;
+        let (wal, replayed) = Wal::open(&dir.join("wal"), wal_segment, |record| trees.replay(record))?;
         if !replayed.is_empty() {
             db.flush()?;
             wal::retire(&replayed)?;
@@ -607,6 +617,33 @@ mod tests {
         assert_eq!(store.mark_read(&bob, &ana, ids[0]).unwrap(), None);
         let page = store.history(&ana, &bob, None, 10).unwrap();
         assert_eq!(page.peer_read_up_to, ids[1]);
+    }
+
+    #[test]
+    fn a_clean_stop_after_many_segments_leaves_no_log_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ana, bob) = (name("ana"), name("bob"));
+        let segments = |dir: &Path| {
+            std::fs::read_dir(dir.join("wal"))
+                .unwrap()
+                .filter(|entry| entry.as_ref().unwrap().path().extension().is_some_and(|ext| ext == "log"))
+                .count()
+        };
+        {
+            let store = Store::open_with_segments(dir.path(), 64 * 1024).unwrap();
+            let appends = Appends::new();
+            for i in 0..2_000 {
+                store
+                    .append(&ana, &bob, &format!("message {i} {}", "x".repeat(100)), i, 0, &appends)
+                    .unwrap();
+            }
+            (0..2_000).for_each(|_| drop(appends.next().unwrap()));
+        }
+        assert_eq!(segments(dir.path()), 0, "a clean stop checkpoints and retires the whole log");
+        let store = Store::open_with_segments(dir.path(), 64 * 1024).unwrap();
+        let page = store.history(&bob, &ana, None, 1).unwrap();
+        assert_eq!(page.messages[0].body, format!("message 1999 {}", "x".repeat(100)));
+        assert_eq!(store.last_message_id().unwrap(), 2_000);
     }
 
     #[test]

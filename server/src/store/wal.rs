@@ -29,10 +29,6 @@ use tracing::info;
 /// Bytes of a record's header.
 const HEADER: usize = 8;
 
-/// A segment this large is closed and a new one started, which bounds both the log on disk
-/// and the replay after a crash (a segment replays in well under a second).
-pub const SEGMENT_LIMIT: u64 = 16 << 20;
-
 /// The file the next segment is made from: a retired segment, or zeros.
 const SPARE: &str = "spare";
 
@@ -43,6 +39,7 @@ const SPARE_UNFINISHED: &str = "spare.unfinished";
 #[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
+    segment_limit: u64,
     file: File,
     sequence: u64,
     written: u64,
@@ -53,11 +50,13 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// Opens the log in `dir`, first handing every record of the previous run to `replay`,
-    /// oldest first. Returns the log, writing to a new segment, and the segments replayed:
-    /// they must be deleted (with [`retire`]) only once what they hold is durable elsewhere.
+    /// Opens the log in `dir`, with segments of about `segment_limit` bytes, first handing
+    /// every record of the previous run to `replay`, oldest first. Returns the log, writing
+    /// to a new segment, and the segments replayed: they must be retired (with [`retire`])
+    /// only once what they hold is durable elsewhere.
     pub fn open<E: From<io::Error>>(
         dir: &Path,
+        segment_limit: u64,
         mut replay: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(Self, Vec<PathBuf>), E> {
         fs::create_dir_all(dir)?;
@@ -72,9 +71,9 @@ impl Wal {
         for (_, path) in &segments {
             replay_segment(path, &mut replay)?;
         }
-        prepare_spare(dir)?;
+        prepare_spare(dir, segment_limit)?;
         let next = segments.last().map_or(1, |(sequence, _)| sequence + 1);
-        let wal = Self::create(dir, next)?;
+        let wal = Self::create(dir, segment_limit, next)?;
         Ok((wal, segments.into_iter().map(|(_, path)| path).collect()))
     }
 
@@ -105,11 +104,11 @@ impl Wal {
     /// Starts a new segment if the current one is full or ends in a failed write, returning
     /// the path of the one left: it is to be retired once sled holds its records durably.
     pub fn rotate_if_needed(&mut self) -> io::Result<Option<PathBuf>> {
-        if self.written < SEGMENT_LIMIT && !self.torn {
+        if self.written < self.segment_limit && !self.torn {
             return Ok(None);
         }
         let left = self.current();
-        *self = Self::create(&self.dir, self.sequence + 1)?;
+        *self = Self::create(&self.dir, self.segment_limit, self.sequence + 1)?;
         Ok(Some(left))
     }
 
@@ -118,7 +117,7 @@ impl Wal {
         segment_path(&self.dir, self.sequence)
     }
 
-    fn create(dir: &Path, sequence: u64) -> io::Result<Self> {
+    fn create(dir: &Path, segment_limit: u64, sequence: u64) -> io::Result<Self> {
         let path = segment_path(dir, sequence);
         let file = match fs::rename(dir.join(SPARE), &path) {
             Ok(()) => OpenOptions::new().write(true).open(&path)?,
@@ -130,12 +129,20 @@ impl Wal {
         };
         // The new name must survive a crash before any record in it is acknowledged.
         File::open(dir)?.sync_all()?;
-        Ok(Self { dir: dir.to_owned(), file, sequence, written: 0, torn: false, scratch: Vec::new() })
+        Ok(Self {
+            dir: dir.to_owned(),
+            segment_limit,
+            file,
+            sequence,
+            written: 0,
+            torn: false,
+            scratch: Vec::new(),
+        })
     }
 }
 
 /// Fills a spare segment with zeros, unless one is ready.
-fn prepare_spare(dir: &Path) -> io::Result<()> {
+fn prepare_spare(dir: &Path, segment_limit: u64) -> io::Result<()> {
     let spare = dir.join(SPARE);
     if spare.exists() {
         return Ok(());
@@ -143,8 +150,11 @@ fn prepare_spare(dir: &Path) -> io::Result<()> {
     let unfinished = dir.join(SPARE_UNFINISHED);
     let mut file = File::create(&unfinished)?;
     let zeros = vec![0; 1 << 20];
-    for _ in 0..SEGMENT_LIMIT.div_ceil(zeros.len() as u64) {
-        file.write_all(&zeros)?;
+    let mut left = segment_limit;
+    while left > 0 {
+        let chunk = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..chunk])?;
+        left -= chunk as u64;
     }
     file.sync_all()?;
     fs::rename(unfinished, spare)?;
@@ -236,9 +246,12 @@ fn sequence_of(path: &Path) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// Small segments, so tests rotate quickly.
+    const LIMIT: u64 = 64 * 1024;
+
     fn reopen(dir: &Path) -> (Wal, Vec<Vec<u8>>, Vec<PathBuf>) {
         let mut records = Vec::new();
-        let (wal, replayed) = Wal::open(dir, |record| {
+        let (wal, replayed) = Wal::open(dir, LIMIT, |record| {
             records.push(record.to_vec());
             Ok::<_, io::Error>(())
         })
@@ -251,7 +264,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, records, _) = reopen(dir.path());
         assert!(records.is_empty());
-        let big = vec![7u8; SEGMENT_LIMIT as usize];
+        let big = vec![7u8; LIMIT as usize];
         wal.append(b"first").unwrap();
         wal.append(&big).unwrap();
         let full = wal.rotate_if_needed().unwrap().expect("the segment is over the limit");
@@ -316,7 +329,7 @@ mod tests {
         wal.torn = true;
         wal.rotate_if_needed().unwrap();
         let reused = fs::metadata(wal.current()).unwrap().len();
-        assert!(reused >= SEGMENT_LIMIT, "the segment reuses a file whose blocks exist ({reused} bytes)");
+        assert!(reused >= LIMIT, "the segment reuses a file whose blocks exist ({reused} bytes)");
         // Same length as the first stale record, so "stale two" follows, whole and framed,
         // with a checksum that was right for its old sequence number.
         wal.append(b"fresh one").unwrap();
