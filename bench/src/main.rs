@@ -5,6 +5,7 @@
 //! Every run is bounded in message count and in time.
 
 mod connections;
+mod disk;
 mod login;
 mod pairs;
 mod report;
@@ -14,7 +15,7 @@ mod users;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use papo_protocol::{Fingerprint, Security};
 
@@ -125,6 +126,10 @@ fn main() -> Result<()> {
     };
     let transport = if cli.plaintext { "plaintext" } else { "TLS" };
     println!("server {} ({transport}, bcrypt cost {})", target.addr, cli.bcrypt_cost);
+    if let Some(dir) = target.data_dir() {
+        let syncs = disk::sync_latency(dir).context("cannot time the disk under the data directory")?;
+        println!("{}", latency_line("disk: 512-byte overwrite + fdatasync", &syncs));
+    }
     let time_limit = Duration::from_secs(cli.time_limit);
     match cli.mode {
         Mode::Throughput { pairs, messages, window, body } => {

@@ -17,7 +17,7 @@ pub struct Target {
     /// TLS pinned to the certificate the server logged, or plaintext.
     pub security: Security,
     child: Option<Child>,
-    _data_dir: Option<tempfile::TempDir>,
+    data_dir: Option<tempfile::TempDir>,
 }
 
 impl Target {
@@ -69,12 +69,17 @@ impl Target {
             }
         };
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| eprintln!("server: {line}")));
-        Ok(Self { addr, security, child: Some(child), _data_dir: Some(data_dir) })
+        Ok(Self { addr, security, child: Some(child), data_dir: Some(data_dir) })
     }
 
     /// A server someone else runs.
     pub fn existing(addr: String, security: Security) -> Self {
-        Self { addr, security, child: None, _data_dir: None }
+        Self { addr, security, child: None, data_dir: None }
+    }
+
+    /// The data directory of a server we started.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// The server's resident memory in bytes, when it is our child.
