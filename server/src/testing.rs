@@ -56,6 +56,9 @@ impl TestServer {
         let addr = listener.local_addr().expect("listener address");
         let mut config = Config::new(dir);
         config.bcrypt_cost = 4;
+        // Small log segments: tests start many servers (each zero-fills its first spare
+        // segment), and traffic in tests then passes through checkpoints too.
+        config.wal_segment_bytes = 256 * 1024;
         tweak(&mut config);
         // Prepared here as well as in `run` (which then loads the same files) to learn the
         // fingerprint clients must pin.

@@ -16,7 +16,8 @@
 //! Syncing a write that grows a file also writes its inode, which on our machines is a second
 //! disk write per sync (0.23 against 0.15 ms). So segments are written over files whose blocks
 //! already exist: a retired segment becomes the spare the next segment is made from, its old
-//! records rejected by the checksum, which covers the sequence number; only the first spare
+//! records rejected by the checksum, which covers the sequence number (a spare's name keeps
+//! the newest sequence it may hold, and sequence numbers only grow); only the first spare
 //! is filled with zeros (a zero length also ends the records).
 
 use std::fs::{self, File, OpenOptions};
@@ -29,10 +30,14 @@ use tracing::info;
 /// Bytes of a record's header.
 const HEADER: usize = 8;
 
-/// The file the next segment is made from: a retired segment, or zeros.
+/// Extension of a segment's file, named by its sequence number in hex.
+const SEGMENT: &str = "log";
+
+/// Extension of the file the next segment is made from (a retired segment, or zeros), named
+/// by the newest sequence whose records it may hold.
 const SPARE: &str = "spare";
 
-/// A spare being filled; renamed to [`SPARE`] once complete and durable.
+/// A spare being filled with zeros; renamed once complete and durable.
 const SPARE_UNFINISHED: &str = "spare.unfinished";
 
 /// The log's current segment, which records are appended to.
@@ -60,20 +65,16 @@ impl Wal {
         mut replay: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(Self, Vec<PathBuf>), E> {
         fs::create_dir_all(dir)?;
-        let mut segments = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
-            if let Some(sequence) = sequence_of(&path) {
-                segments.push((sequence, path));
-            }
-        }
+        let mut segments = files(dir, SEGMENT)?;
         segments.sort_unstable();
-        for (_, path) in &segments {
-            replay_segment(path, &mut replay)?;
+        for (sequence, path) in &segments {
+            replay_segment(*sequence, path, &mut replay)?;
         }
         prepare_spare(dir, segment_limit)?;
-        let next = segments.last().map_or(1, |(sequence, _)| sequence + 1);
-        let wal = Self::create(dir, segment_limit, next)?;
+        // Never a sequence number a file here may still hold records of.
+        let spares = files(dir, SPARE)?;
+        let newest = segments.iter().chain(&spares).map(|(sequence, _)| *sequence).max().unwrap_or(0);
+        let wal = Self::create(dir, segment_limit, newest + 1)?;
         Ok((wal, segments.into_iter().map(|(_, path)| path).collect()))
     }
 
@@ -114,18 +115,18 @@ impl Wal {
 
     /// The segment being written.
     pub fn current(&self) -> PathBuf {
-        segment_path(&self.dir, self.sequence)
+        file_path(&self.dir, self.sequence, SEGMENT)
     }
 
     fn create(dir: &Path, segment_limit: u64, sequence: u64) -> io::Result<Self> {
-        let path = segment_path(dir, sequence);
-        let file = match fs::rename(dir.join(SPARE), &path) {
-            Ok(()) => OpenOptions::new().write(true).open(&path)?,
-            // No spare ready: an empty file works, only its syncs cost more.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                OpenOptions::new().write(true).create_new(true).open(&path)?
-            }
-            Err(e) => return Err(e),
+        let path = file_path(dir, sequence, SEGMENT);
+        let spare = files(dir, SPARE)?.pop();
+        let file = match spare.map(|(_, spare)| fs::rename(spare, &path)) {
+            Some(Ok(())) => OpenOptions::new().write(true).open(&path)?,
+            // No spare ready (or the checkpointer just took it): an empty file works, only
+            // its syncs cost more.
+            Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => OpenOptions::new().write(true).create_new(true).open(&path)?,
         };
         // The new name must survive a crash before any record in it is acknowledged.
         File::open(dir)?.sync_all()?;
@@ -143,8 +144,7 @@ impl Wal {
 
 /// Fills a spare segment with zeros, unless one is ready.
 fn prepare_spare(dir: &Path, segment_limit: u64) -> io::Result<()> {
-    let spare = dir.join(SPARE);
-    if spare.exists() {
+    if !files(dir, SPARE)?.is_empty() {
         return Ok(());
     }
     let unfinished = dir.join(SPARE_UNFINISHED);
@@ -157,7 +157,7 @@ fn prepare_spare(dir: &Path, segment_limit: u64) -> io::Result<()> {
         left -= chunk as u64;
     }
     file.sync_all()?;
-    fs::rename(unfinished, spare)?;
+    fs::rename(unfinished, file_path(dir, 0, SPARE))?;
     File::open(dir)?.sync_all()
 }
 
@@ -169,11 +169,11 @@ pub fn retire(segments: &[PathBuf]) -> io::Result<()> {
     for path in older {
         remove_if_present(path)?;
     }
-    let spare = dir.join(SPARE);
-    if spare.exists() {
-        remove_if_present(newest)?;
+    let sequence = sequence_of(newest, SEGMENT).ok_or_else(|| io::Error::other("not a log segment"))?;
+    if files(dir, SPARE)?.is_empty() {
+        fs::rename(newest, file_path(dir, sequence, SPARE))?;
     } else {
-        fs::rename(newest, spare)?;
+        remove_if_present(newest)?;
     }
     File::open(dir)?.sync_all()
 }
@@ -186,10 +186,10 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 }
 
 fn replay_segment<E: From<io::Error>>(
+    sequence: u64,
     path: &Path,
     replay: &mut impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
-    let sequence = sequence_of(path).ok_or_else(|| io::Error::other("not a log segment"))?;
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut rest = bytes.as_slice();
@@ -230,12 +230,24 @@ fn checksum(sequence: u64, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-fn segment_path(dir: &Path, sequence: u64) -> PathBuf {
-    dir.join(format!("{sequence:016x}.log"))
+fn file_path(dir: &Path, sequence: u64, extension: &str) -> PathBuf {
+    dir.join(format!("{sequence:016x}.{extension}"))
 }
 
-fn sequence_of(path: &Path) -> Option<u64> {
-    let name = path.file_name()?.to_str()?.strip_suffix(".log")?;
+/// The files in `dir` with `extension`, and their sequence numbers.
+fn files(dir: &Path, extension: &str) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if let Some(sequence) = sequence_of(&path, extension) {
+            found.push((sequence, path));
+        }
+    }
+    Ok(found)
+}
+
+fn sequence_of(path: &Path, extension: &str) -> Option<u64> {
+    let name = path.file_name()?.to_str()?.strip_suffix(extension)?.strip_suffix('.')?;
     if name.len() != 16 {
         return None;
     }
@@ -339,9 +351,28 @@ mod tests {
     }
 
     #[test]
+    fn a_log_emptied_by_a_clean_stop_never_reuses_a_sequence_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _, _) = reopen(dir.path());
+        wal.append(b"stale one").unwrap();
+        wal.append(b"stale two").unwrap();
+        let current = wal.current();
+        drop(wal);
+        retire(&[current]).unwrap(); // As a clean stop does: no segment is left.
+        let (mut wal, records, replayed) = reopen(dir.path());
+        assert!(records.is_empty() && replayed.is_empty());
+        wal.append(b"fresh one").unwrap();
+        drop(wal); // A crash: this segment is replayed on the next start.
+        let (_, records, _) = reopen(dir.path());
+        assert_eq!(records, [b"fresh one".to_vec()]);
+    }
+
+    #[test]
     fn only_segment_names_are_read() {
-        assert_eq!(sequence_of(Path::new("/d/000000000000002a.log")), Some(42));
-        assert_eq!(sequence_of(Path::new("/d/2a.log")), None);
-        assert_eq!(sequence_of(Path::new("/d/000000000000002a.tmp")), None);
+        assert_eq!(sequence_of(Path::new("/d/000000000000002a.log"), SEGMENT), Some(42));
+        assert_eq!(sequence_of(Path::new("/d/000000000000002a.spare"), SPARE), Some(42));
+        assert_eq!(sequence_of(Path::new("/d/2a.log"), SEGMENT), None);
+        assert_eq!(sequence_of(Path::new("/d/000000000000002a.tmp"), SEGMENT), None);
+        assert_eq!(sequence_of(Path::new("/d/000000000000002alog"), SEGMENT), None);
     }
 }
