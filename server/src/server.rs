@@ -151,6 +151,11 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     shared.store.flush()?;
     shared.writer.stop();
     shared.deadlines.stop();
+    if Arc::strong_count(&shared) > 1 {
+        warn!("a session outlived the drain timeout; the database closes when it ends");
+    }
+    // Closing the store checkpoints the database and empties the write-ahead log.
+    drop(shared);
     info!("stopped");
     Ok(())
 }
@@ -180,6 +185,9 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, live: &Arc<Live>, s
         let spawned = thread::Builder::new().stack_size(shared.config.thread_stack_size).spawn(move || {
             let _guard = guard;
             session::serve(stream, &shared);
+            // Before the guard tells `run` this session is over: the last reference to the
+            // store must go inside `run`, which closes it (and frees its lock) before returning.
+            drop(shared);
         });
         if let Err(e) = spawned {
             // The closure (with the stream and guard) was dropped, closing the connection.
