@@ -151,6 +151,7 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
     let mut inbox = server.connect("crash-test");
     inbox.login(INBOX, PASSWORD).unwrap();
     let (mut acked_total, mut lost, mut duplicates) = (0, 0, 0);
+    let mut lost_examples = Vec::new();
     for (index, state) in senders.iter().enumerate() {
         assert!(state.conflicts.is_empty(), "{:?}", state.conflicts);
         assert!(state.unacked.is_empty(), "s{index} still has unacknowledged messages: {:?}", state.unacked);
@@ -163,8 +164,12 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
         }
         for (&cmid, &id) in &state.acked {
             acked_total += 1;
-            if seen.get(body(index, cmid).as_str()) != Some(&id) {
+            let stored_as = seen.get(body(index, cmid).as_str());
+            if stored_as != Some(&id) {
                 lost += 1;
+                lost_examples.push(format!(
+                    "s{index} client id {cmid}: acknowledged as {id}, stored as {stored_as:?}"
+                ));
             }
         }
     }
@@ -185,5 +190,5 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
         newest_segment > 2 * cycles as u64 + 2,
         "segment {newest_segment} after {cycles} restarts: the log never rotated, so no checkpoint was tested"
     );
-    assert_eq!((lost, duplicates), (0, 0));
+    assert_eq!((lost, duplicates), (0, 0), "lost: {lost_examples:#?}");
 }

@@ -5,8 +5,8 @@
 //! message would cap the server at a few thousand messages a second, and a lock around
 //! sled writes lets one stalled writer hold up everyone. Instead sessions queue operations
 //! here; while one group is being synced the next one gathers, so groups grow with load.
-//! Each group goes to sled in memory and to the write-ahead log ([`super::wal`]) on disk;
-//! a checkpointer thread flushes sled and deletes the log segments that flush covers.
+//! Each group goes to the write-ahead log ([`super::wal`]) on disk, then to sled in memory;
+//! a checkpointer thread flushes sled and retires the log segments that flush covers.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::PathBuf;
@@ -215,29 +215,31 @@ fn run(trees: &Trees, mut wal: Wal, checkpointer: Checkpointer, mut last_id: u64
         let size = group.len();
         let (works, replies): (Vec<Work>, Vec<Reply>) =
             group.into_iter().map(|job| (job.work, job.reply)).unzip();
+        let staging = Instant::now();
         let mut staged =
             Staged { trees, writes: HashMap::new(), summaries: HashMap::new(), last_id: &mut last_id };
-        let staging = Instant::now();
         let answers: Vec<_> = works.into_iter().map(|work| work(&mut staged)).collect();
         let writes = staged.into_writes();
-        let applying = Instant::now();
-        let applied = trees.apply(&writes).map_err(|e| e.to_string());
         let syncing = Instant::now();
-        // A group that changed nothing (a flush, a watermark that did not move) has nothing
-        // to make durable: earlier groups were synced before their answers.
-        let durable = applied.and_then(|()| match writes.is_empty() {
-            true => Ok(()),
-            false => wal.append(&encode(&writes)).map_err(|e| e.to_string()),
-        });
-        stats.record(size, [applying - staging, syncing - applying, syncing.elapsed()]);
-        if let Err(e) = &durable {
+        // Logged before sled sees any of it: sled may write out part of a group at any time
+        // (its inserts are not atomic), and only a group the log holds whole is completed by
+        // the replay after a crash. A group that changed nothing (a flush, a watermark that
+        // did not move) has nothing to log: earlier groups were synced before their answers.
+        let logged = if writes.is_empty() { Ok(()) } else { wal.append(&encode(&writes)) };
+        let applying = Instant::now();
+        let failure = match logged {
+            Ok(()) => trees.apply(&writes).err().map(|e| format!("logged, but sled failed: {e}")),
+            Err(e) => Some(e.to_string()),
+        };
+        stats.record(size, [syncing - staging, applying.elapsed(), applying - syncing]);
+        if let Some(e) = &failure {
             // Nothing of this group may be acknowledged; clients retry.
             error!(error = %e, "cannot make a group of writes durable");
         }
         for (reply, answer) in replies.into_iter().zip(answers) {
-            let answer = match &durable {
-                Ok(()) => answer,
-                Err(e) => Err(StoreError::NotDurable(e.clone())),
+            let answer = match &failure {
+                None => answer,
+                Some(e) => Err(StoreError::NotDurable(e.clone())),
             };
             // A session that went away no longer needs its answer.
             let _ = reply.send(answer);

@@ -5,9 +5,9 @@
 //! conversation summaries under the keys of [`keys`].
 //!
 //! Reads go straight to sled from any thread. Every write goes through the [`commit`]
-//! thread, which applies a whole group of operations to sled and appends it to the
-//! write-ahead log ([`wal`]) as one record before answering: an answer means durable, and a
-//! crash never leaves, say, a dedup entry without its message.
+//! thread, which appends a whole group of operations to the write-ahead log ([`wal`]) as one
+//! synced record, then applies it to sled, then answers: an answer means durable, and after
+//! a crash the log's replay never leaves, say, a dedup entry without its message.
 
 mod commit;
 mod keys;

@@ -2,11 +2,12 @@
 //!
 //! sled's own flush hands its buffers to a pool of I/O threads and waits for them, which on
 //! our 2-core machines cost more CPU than the writes themselves (at 10,000 messages a
-//! second, four fifths of the server's samples were sled's I/O threads waking). So every
-//! group goes to sled in memory only, and durability comes from appending the group as one
-//! checksummed record to this log and syncing it on the committer's own thread. sled is
-//! flushed at checkpoints, after which the log segments it covers are deleted; on start, the
-//! segments left by the previous run are replayed into sled before anything else happens.
+//! second, four fifths of the server's samples were sled's I/O threads waking). So durability
+//! comes from appending each group as one checksummed record to this log and syncing it on
+//! the committer's own thread, before sled sees the group at all; sled is flushed only at
+//! checkpoints, after which the log segments it covers are retired. On start, the segments
+//! left by the previous run are replayed into sled before anything else happens, completing
+//! any group sled had written out only in part.
 //!
 //! A record is `[payload length: u32 LE][CRC-32 of the segment's sequence number (u64 LE)
 //! and the payload: u32 LE][payload]`. A record that is cut short or fails its checksum ends
