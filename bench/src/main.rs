@@ -12,7 +12,7 @@ mod report;
 mod target;
 mod users;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -57,6 +57,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Mode {
+    #[command(flatten)]
+    Load(Load),
+    /// The disk alone: small overwrites + fdatasync back to back, as a loaded committer
+    /// syncs, optionally with cores kept busy; starts no server.
+    Disk {
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Threads spinning meanwhile, standing in for a busy server and load generator.
+        #[arg(long, default_value_t = 0)]
+        busy_threads: usize,
+        /// Directory to probe, on the disk a server's data directory would use [default: a
+        /// temporary directory].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The modes that drive a server.
+#[derive(Debug, Subcommand)]
+enum Load {
     /// Pairs sending as fast as acknowledgements allow.
     Throughput {
         /// Concurrent sending pairs.
@@ -112,27 +133,38 @@ enum Mode {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let max_connections = match &cli.mode {
-        Mode::Connections { count, .. } => count + 100,
+    let time_limit = Duration::from_secs(cli.time_limit);
+    match cli.mode {
+        Mode::Disk { seconds, busy_threads, ref dir } => {
+            print_disk(Duration::from_secs(seconds).min(time_limit), busy_threads, dir.as_deref())
+        }
+        Mode::Load(ref load) => run_load(&cli, load, time_limit),
+    }
+}
+
+/// Starts or reaches the server, runs `load` against it and prints the results.
+fn run_load(cli: &Cli, load: &Load, time_limit: Duration) -> Result<()> {
+    let max_connections = match load {
+        Load::Connections { count, .. } => count + 100,
         _ => 10_000,
     };
-    let target = match cli.server {
+    let target = match cli.server.clone() {
         Some(addr) if cli.plaintext => Target::existing(addr, Security::Plaintext),
         Some(addr) => Target::existing(addr, Security::tls(cli.trust_fingerprint)),
         None => {
-            let bin = cli.server_bin.unwrap_or_else(target::default_server_bin);
+            let bin = cli.server_bin.clone().unwrap_or_else(target::default_server_bin);
             Target::spawn(&bin, cli.bcrypt_cost, max_connections, cli.plaintext)?
         }
     };
     let transport = if cli.plaintext { "plaintext" } else { "TLS" };
     println!("server {} ({transport}, bcrypt cost {})", target.addr, cli.bcrypt_cost);
     if let Some(dir) = target.data_dir() {
-        let syncs = disk::sync_latency(dir).context("cannot time the disk under the data directory")?;
-        println!("{}", latency_line("disk: 512-byte overwrite + fdatasync", &syncs));
+        let probe = disk::sync_latency(dir, disk::QUICK_PROBE, Duration::MAX)
+            .context("cannot time the disk under the data directory")?;
+        println!("{}", latency_line("disk: 512-byte overwrite + fdatasync", &probe.latency));
     }
-    let time_limit = Duration::from_secs(cli.time_limit);
-    match cli.mode {
-        Mode::Throughput { pairs, messages, window, body } => {
+    match *load {
+        Load::Throughput { pairs, messages, window, body } => {
             let config = PairsConfig {
                 pairs,
                 messages_per_pair: messages,
@@ -143,7 +175,7 @@ fn main() -> Result<()> {
             };
             print_pairs(&target, &config)?;
         }
-        Mode::Latency { rate, pairs, seconds } => {
+        Load::Latency { rate, pairs, seconds } => {
             let messages_per_pair = (rate * seconds as f64 / pairs as f64) as u64;
             let config = PairsConfig {
                 pairs,
@@ -155,7 +187,7 @@ fn main() -> Result<()> {
             };
             print_pairs(&target, &config)?;
         }
-        Mode::Connections { count, rate, seconds } => {
+        Load::Connections { count, rate, seconds } => {
             let result = connections::run(&target, count, rate, seconds)?;
             println!("idle clients: {} logged in in {:.1}s", result.idle, result.setup.as_secs_f64());
             if let (Some(before), Some(with)) = (result.rss_before, result.rss_with_clients) {
@@ -171,7 +203,7 @@ fn main() -> Result<()> {
             println!("errors: {}", result.active.errors);
             anyhow::ensure!(result.active.errors == 0, "{} sends failed", result.active.errors);
         }
-        Mode::Login { logins, resumes, threads } => {
+        Load::Login { logins, resumes, threads } => {
             let result = login::run(&target, logins, resumes, threads)?;
             println!(
                 "password logins: {} in {:.2}s = {:.1}/s",
@@ -193,6 +225,27 @@ fn main() -> Result<()> {
     if let Some(cpu) = target.cpu_time() {
         println!("server CPU time (user+system, whole run): {:.2}s", cpu.as_secs_f64());
     }
+    Ok(())
+}
+
+fn print_disk(duration: Duration, busy_threads: usize, dir: Option<&Path>) -> Result<()> {
+    let scratch = tempfile::tempdir().context("cannot create a directory to probe")?;
+    let dir = dir.unwrap_or(scratch.path());
+    let probe = disk::sync_latency_under_load(dir, duration, busy_threads)
+        .with_context(|| format!("cannot time the disk under {}", dir.display()))?;
+    println!(
+        "disk under {} with {busy_threads} busy threads, {:.1}s",
+        dir.display(),
+        probe.elapsed.as_secs_f64()
+    );
+    println!("{}", latency_line("512-byte overwrite + fdatasync", &probe.latency));
+    let budget = Duration::from_millis(2);
+    let slow = probe.syncs_over(budget);
+    println!(
+        "syncs over 2 ms: {slow} ({:.1}/s); messages waiting over 2 ms for the sync in progress alone: {:.2}%",
+        slow as f64 / probe.elapsed.as_secs_f64(),
+        100.0 * probe.share_beyond(budget)
+    );
     Ok(())
 }
 
