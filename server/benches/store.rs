@@ -2,20 +2,30 @@
 //!
 //! `cargo bench -p papo-server --bench store` builds the conversation once (about a minute),
 //! then measures with criterion, prints p50/p99 of 10,000 random pages, and times
-//! `papo-server` from start to listening on that data directory. PAPO_BENCH_MESSAGES
-//! changes the size.
+//! `papo-server` from start to listening on that data directory: after a clean stop, then
+//! after kills with SIGKILL at random moments under load, when the write-ahead log must be
+//! replayed first. PAPO_BENCH_MESSAGES changes the size.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_main, Criterion};
-use papo_protocol::Username;
+use papo_protocol::{Client, Request, Username};
 use papo_server::store::{Appends, Store};
+use papo_server::testing::PASSWORD;
 
 #[path = "../tests/support/process.rs"]
 mod process;
 
 const PAGE: usize = 50;
+
+/// Kills under load, each followed by a timed restart.
+const KILLS: usize = 10;
+
+/// Clients sending while the server is killed; they send to each other.
+const SENDERS: usize = 4;
 
 fn messages() -> u64 {
     std::env::var("PAPO_BENCH_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000_000)
@@ -82,17 +92,87 @@ fn history(c: &mut Criterion) {
     cold_start(dir.path(), count);
 }
 
-/// Time from spawning `papo-server` (bcrypt cost 12) to its "listening" line.
-fn cold_start(dir: &std::path::Path, count: u64) {
+/// Spawns `papo-server` (bcrypt cost 12, as deployed) on `dir`; returns it and the time it
+/// took to listen.
+fn start(dir: &Path) -> (process::ServerProcess, Duration) {
     let started = Instant::now();
-    let mut server = process::spawn_with_cost(dir, "info", 12);
-    let took = started.elapsed();
+    let server = process::spawn_with_cost(dir, "warn,papo_server::server=info", 12);
+    (server, started.elapsed())
+}
+
+/// Time to listening after a clean stop, then after each of [`KILLS`] kills with SIGKILL
+/// while [`SENDERS`] clients send as fast as they can: a crash leaves up to a segment of
+/// write-ahead log (and one being checkpointed) to replay before the server listens.
+fn cold_start(dir: &Path, count: u64) {
+    let (mut server, clean) = start(dir);
     eprintln!(
         "papo-server cold start on {count} messages (bcrypt cost 12): {:.0} ms",
-        took.as_secs_f64() * 1000.0
+        clean.as_secs_f64() * 1000.0
+    );
+    {
+        let mut client = server.connect("bench");
+        for i in 0..SENDERS {
+            client.register(&format!("load{i}"), PASSWORD).unwrap();
+        }
+    }
+    let mut seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut after_kill = Vec::new();
+    for _ in 0..KILLS {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let kill_after = Duration::from_millis(500 + seed % 2000);
+        let killed = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for i in 0..SENDERS {
+                let (client, killed) = (server.connect("bench"), &killed);
+                scope.spawn(move || send_until_killed(client, i, killed));
+            }
+            std::thread::sleep(kill_after);
+            killed.store(true, Ordering::Relaxed);
+            server.signal(libc::SIGKILL);
+        });
+        server.wait_exit();
+        let restarted;
+        (server, restarted) = start(dir);
+        after_kill.push(restarted);
+    }
+    after_kill.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    eprintln!(
+        "papo-server cold start after kill -9 under load, {KILLS} kills: median {:.0} ms, max {:.0} ms",
+        ms(after_kill[KILLS / 2]),
+        ms(after_kill[KILLS - 1])
     );
     server.signal(libc::SIGTERM);
     server.wait_exit();
+}
+
+/// Logs in as `load{index}` and sends pipelined messages to the next sender until the server
+/// is gone; every message is acknowledged before the next window goes out.
+fn send_until_killed(mut client: Client, index: usize, killed: &AtomicBool) {
+    if client.login(&format!("load{index}"), PASSWORD).is_err() {
+        return;
+    }
+    let to = format!("load{}", (index + 1) % SENDERS);
+    let body = "a message sent while the server is about to be killed";
+    let mut client_msg_id = 0;
+    while !killed.load(Ordering::Relaxed) {
+        let mut window = Vec::new();
+        for _ in 0..64 {
+            client_msg_id += 1;
+            let send = Request::Send { to: to.clone(), body: body.into(), client_msg_id };
+            match client.send_request(send) {
+                Ok(request) => window.push(request),
+                Err(_) => return,
+            }
+        }
+        for request in window {
+            if client.wait_reply(request).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 // criterion's macros generate undocumented items.

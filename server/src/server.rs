@@ -99,7 +99,18 @@ impl Drop for LiveGuard {
 pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), ServerError> {
     let io_err = |context| move |source| ServerError::Io { context, source };
     let opened = Instant::now();
-    let store = Store::open_with_segments(&config.data_dir, config.wal_segment_bytes)?;
+    // bcrypt's self-timed dummy hash is pure CPU, and opening the store (sled's recovery, the
+    // log's replay) mostly waits on the disk: side by side, start-up costs the longer of the
+    // two instead of both.
+    let (store, hashed) = thread::scope(|scope| {
+        let hashing = scope.spawn(|| {
+            let started = Instant::now();
+            auth::dummy_hash(config.bcrypt_cost).map(|hash| (hash, started.elapsed()))
+        });
+        let store = Store::open_with_segments(&config.data_dir, config.wal_segment_bytes);
+        (store, hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let store = store?;
     info!(
         data_dir = %config.data_dir.display(),
         newest_message = store.last_message_id()?,
@@ -117,10 +128,9 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
         }
         None => warn!("TLS is OFF (--plaintext): passwords and messages cross the network in the clear"),
     }
-    let hashing = Instant::now();
-    let dummy_hash = auth::dummy_hash(config.bcrypt_cost)
-        .map_err(|source| ServerError::BcryptCost { cost: config.bcrypt_cost, source })?;
-    info!(cost = config.bcrypt_cost, ms_per_login = hashing.elapsed().as_millis() as u64, "bcrypt ready");
+    let (dummy_hash, hashing) =
+        hashed.map_err(|source| ServerError::BcryptCost { cost: config.bcrypt_cost, source })?;
+    info!(cost = config.bcrypt_cost, ms_per_login = hashing.as_millis() as u64, "bcrypt ready");
     let shared = Arc::new(Shared {
         throttle: LoginThrottle::new(config.throttle),
         writer: Writer::start().map_err(io_err("starting the writer thread"))?,
