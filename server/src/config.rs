@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::store::DEFAULT_WAL_SEGMENT;
+use crate::store::StoreOptions;
 use crate::throttle::ThrottlePolicy;
 use crate::tls::TlsMode;
 
@@ -30,9 +30,8 @@ pub struct Config {
     pub throttle: ThrottlePolicy,
     /// How long a resume token stays valid.
     pub token_lifetime: Duration,
-    /// Bytes of write-ahead log between checkpoints of the database; after a crash, up to
-    /// this much is replayed at start.
-    pub wal_segment_bytes: u64,
+    /// Write-ahead log segments and group commit.
+    pub store: StoreOptions,
 }
 
 impl Config {
@@ -49,7 +48,7 @@ impl Config {
             thread_stack_size: 256 * 1024,
             throttle: ThrottlePolicy::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
-            wal_segment_bytes: DEFAULT_WAL_SEGMENT,
+            store: StoreOptions::default(),
         }
     }
 }

@@ -107,7 +107,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
             let started = Instant::now();
             auth::dummy_hash(config.bcrypt_cost).map(|hash| (hash, started.elapsed()))
         });
-        let store = Store::open_with_segments(&config.data_dir, config.wal_segment_bytes);
+        let store = Store::open_with(&config.data_dir, config.store);
         (store, hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
     let store = store?;

@@ -58,7 +58,7 @@ impl TestServer {
         config.bcrypt_cost = 4;
         // Small log segments: tests start many servers (each zero-fills its first spare
         // segment), and traffic in tests then passes through checkpoints too.
-        config.wal_segment_bytes = 256 * 1024;
+        config.store.wal_segment = 256 * 1024;
         tweak(&mut config);
         // Prepared here as well as in `run` (which then loads the same files) to learn the
         // fingerprint clients must pin.

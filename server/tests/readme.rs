@@ -21,7 +21,8 @@ fn server_flags_match_the_help() {
 /// `--flag` → `(env, default)` as `papo-server --help` prints them (`[env: NAME=]`,
 /// `[default: VALUE]`, the default up to its first comma, which starts an example).
 fn help_env_and_defaults() -> BTreeMap<String, (String, String)> {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_papo-server")).arg("--help").output().unwrap();
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_papo-server")).arg("--help").output().unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
     let mut found = BTreeMap::new();
     let mut current: Option<(String, String, String)> = None;

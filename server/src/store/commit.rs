@@ -173,14 +173,14 @@ impl std::fmt::Debug for Committer {
 }
 
 impl Committer {
-    /// Starts the committer over `trees`, logging to `wal` and handing out ids after
-    /// `last_id`.
-    pub fn start(trees: Trees, wal: Wal, last_id: u64) -> std::io::Result<Self> {
+    /// Starts the committer over `trees`, logging to `wal`, handing out ids after `last_id`
+    /// and leaving at least `gap` between the end of one sync and the start of the next.
+    pub fn start(trees: Trees, wal: Wal, last_id: u64, gap: Duration) -> std::io::Result<Self> {
         let checkpointer = Checkpointer::start(trees.db.clone())?;
         let (queue, jobs) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run(&trees, wal, checkpointer, last_id, &jobs))?;
+            .spawn(move || run(&trees, wal, checkpointer, last_id, gap, &jobs))?;
         Ok(Self { queue: Some(queue), thread: Some(thread) })
     }
 
@@ -208,9 +208,19 @@ impl Drop for Committer {
     }
 }
 
-fn run(trees: &Trees, mut wal: Wal, checkpointer: Checkpointer, mut last_id: u64, jobs: &Receiver<Job>) {
+fn run(
+    trees: &Trees,
+    mut wal: Wal,
+    checkpointer: Checkpointer,
+    mut last_id: u64,
+    gap: Duration,
+    jobs: &Receiver<Job>,
+) {
     let mut stats = Stats::default();
+    let mut next_sync = Instant::now();
     while let Ok(first) = jobs.recv() {
+        // Whatever arrives during the rest of the gap joins this group.
+        thread::sleep(next_sync.saturating_duration_since(Instant::now()));
         let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter().take(MAX_GROUP - 1)).collect();
         let size = group.len();
         let (works, replies): (Vec<Work>, Vec<Reply>) =
@@ -225,7 +235,10 @@ fn run(trees: &Trees, mut wal: Wal, checkpointer: Checkpointer, mut last_id: u64
         // (its inserts are not atomic), and only a group the log holds whole is completed by
         // the replay after a crash. A group that changed nothing (a flush, a watermark that
         // did not move) has nothing to log: earlier groups were synced before their answers.
-        let logged = if writes.is_empty() { Ok(()) } else { wal.append(&encode(&writes)) };
+        let logged = match writes.is_empty() {
+            true => Ok(()),
+            false => wal.append(&encode(&writes)).inspect(|()| next_sync = Instant::now() + gap),
+        };
         let applying = Instant::now();
         let failure = match logged {
             Ok(()) => trees.apply(&writes).err().map(|e| format!("logged, but sled failed: {e}")),
