@@ -234,7 +234,7 @@ fn print_disk(duration: Duration, busy_threads: usize, dir: Option<&Path>) -> Re
     let probe = disk::sync_latency_under_load(dir, duration, busy_threads)
         .with_context(|| format!("cannot time the disk under {}", dir.display()))?;
     println!(
-        "disk under {} with {busy_threads} busy threads, {:.1}s",
+        "disk under {}: {:.1}s with {busy_threads} spinning thread(s)",
         dir.display(),
         probe.elapsed.as_secs_f64()
     );
