@@ -2,6 +2,7 @@
 //! of unacknowledged messages, optionally paced to a total rate, and receivers time each
 //! message from send to delivery.
 
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -241,21 +242,25 @@ fn receive_loop(
     last_delivery: &AtomicU64,
 ) -> (u64, Histogram<u64>) {
     let mut latency = report::histogram();
-    let mut received = 0;
-    while received < total && Instant::now() < deadline {
+    // A message committed while this receiver's login still streamed its backlog may arrive
+    // twice (the protocol lets clients de-duplicate by id): count and time it once.
+    let mut received = HashSet::new();
+    while (received.len() as u64) < total && Instant::now() < deadline {
         let frame = match next_frame(reader) {
             Read::Frame(frame) => frame,
             Read::TimedOut => continue,
             Read::Closed => break,
         };
         if let ServerFrame::Event(Event::Message(message)) = frame {
+            if !received.insert(message.id) {
+                continue;
+            }
             let now = start.elapsed().as_nanos() as u64;
             if let Some(sent_at) = message.body.get(..20).and_then(|t| t.parse::<u64>().ok()) {
                 let _ = latency.record(now.saturating_sub(sent_at) / 1000);
             }
-            received += 1;
         }
     }
     last_delivery.fetch_max(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    (received, latency)
+    (received.len() as u64, latency)
 }
