@@ -229,8 +229,14 @@ fn run_load(cli: &Cli, load: &Load, time_limit: Duration) -> Result<()> {
 }
 
 fn print_disk(duration: Duration, busy_threads: usize, dir: Option<&Path>) -> Result<()> {
-    let scratch = tempfile::tempdir().context("cannot create a directory to probe")?;
-    let dir = dir.unwrap_or(scratch.path());
+    let scratch;
+    let dir = match dir {
+        Some(dir) => dir,
+        None => {
+            scratch = tempfile::tempdir().context("cannot create a directory to probe")?;
+            scratch.path()
+        }
+    };
     let probe = disk::sync_latency_under_load(dir, duration, busy_threads)
         .with_context(|| format!("cannot time the disk under {}", dir.display()))?;
     println!(
