@@ -12,6 +12,7 @@
 mod process;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use papo_protocol::{Client, Reply, Request, Security};
@@ -21,6 +22,11 @@ const SENDERS: usize = 4;
 const WINDOW: usize = 8;
 /// New messages per sender per cycle at most: the loop is bounded even if the kill is late.
 const PER_CYCLE: u64 = 20_000;
+/// Acknowledgements each cycle waits for before its kill timer starts: about three 64 KiB
+/// segments of log, so every cycle rotates the log and checkpoints.
+const ACKED_BEFORE_KILL: u64 = 3_000;
+/// How long a cycle waits for those acknowledgements before killing anyway (and failing).
+const CYCLE_DEADLINE: Duration = Duration::from_secs(30);
 const INBOX: &str = "inbox";
 /// Warnings, and the line that tells the port.
 const QUIET: &str = "warn,papo_server::server=info";
@@ -43,8 +49,15 @@ fn body(sender: usize, client_msg_id: u64) -> String {
 }
 
 /// Resends what was never acknowledged, then sends up to `new_messages` more, until the
-/// connection dies.
-fn run_sender(addr: &str, security: &Security, index: usize, state: &mut Sender, new_messages: u64) {
+/// connection dies, counting acknowledgements in `acked`.
+fn run_sender(
+    addr: &str,
+    security: &Security,
+    index: usize,
+    state: &mut Sender,
+    new_messages: u64,
+    acked: &AtomicU64,
+) {
     let Ok(mut client) = Client::connect(addr, security, "crash-test", Duration::from_secs(2)) else {
         return;
     };
@@ -77,6 +90,7 @@ fn run_sender(addr: &str, security: &Security, index: usize, state: &mut Sender,
             match client.wait_reply(request) {
                 Ok(Reply::Sent { id, .. }) => {
                     state.unacked.remove(&cmid);
+                    acked.fetch_add(1, Ordering::Relaxed);
                     if let Some(previous) = state.acked.insert(cmid, id) {
                         if previous != id {
                             state.conflicts.push(format!("s{index}:{cmid} acked as {previous} then {id}"));
@@ -126,13 +140,26 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
     }
     let mut senders: Vec<Sender> = (0..SENDERS).map(|_| Sender::default()).collect();
     let started = Instant::now();
+    let acked_now = AtomicU64::new(0);
+    let mut short_cycles = 0;
     for _ in 0..cycles {
-        let kill_after = Duration::from_millis(50 + random(400));
+        let kill_after = Duration::from_millis(random(300));
         let (addr, security) = (server.addr.clone(), server.security.clone());
+        let cycle_start = acked_now.load(Ordering::Relaxed);
+        let acked_now = &acked_now;
         std::thread::scope(|scope| {
             for (index, state) in senders.iter_mut().enumerate() {
                 let (addr, security) = (&addr, &security);
-                scope.spawn(move || run_sender(addr, security, index, state, PER_CYCLE));
+                scope.spawn(move || run_sender(addr, security, index, state, PER_CYCLE, acked_now));
+            }
+            let deadline = Instant::now() + CYCLE_DEADLINE;
+            while acked_now.load(Ordering::Relaxed) - cycle_start < ACKED_BEFORE_KILL
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if acked_now.load(Ordering::Relaxed) - cycle_start < ACKED_BEFORE_KILL {
+                short_cycles += 1;
             }
             std::thread::sleep(kill_after);
             server.signal(libc::SIGKILL);
@@ -143,8 +170,8 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
     // A last round with the server left alive settles every resend.
     std::thread::scope(|scope| {
         for (index, state) in senders.iter_mut().enumerate() {
-            let (addr, security) = (&server.addr, &server.security);
-            scope.spawn(move || run_sender(addr, security, index, state, 0));
+            let (addr, security, acked_now) = (&server.addr, &server.security, &acked_now);
+            scope.spawn(move || run_sender(addr, security, index, state, 0, acked_now));
         }
     });
 
@@ -173,11 +200,6 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
             }
         }
     }
-    eprintln!(
-        "crash test: {cycles} kill -9 cycles in {:.1}s, {acked_total} messages acknowledged, {lost} lost, {duplicates} stored twice",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(acked_total > 0, "nothing was acknowledged; the kills came too early");
     let newest_segment = std::fs::read_dir(dir.path().join("wal"))
         .unwrap()
         .filter_map(|entry| {
@@ -186,9 +208,19 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
         })
         .max()
         .unwrap();
+    // Every start opens the next segment number (the first is 1), and so does every rotation.
+    let rotations = newest_segment - (cycles as u64 + 1);
+    eprintln!(
+        "crash test: {cycles} kill -9 cycles in {:.1}s, {acked_total} messages acknowledged, {rotations} log rotations, {lost} lost, {duplicates} stored twice",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        short_cycles, 0,
+        "cycles that did not reach {ACKED_BEFORE_KILL} acknowledgements in {CYCLE_DEADLINE:?}"
+    );
     assert!(
-        newest_segment > 2 * cycles as u64 + 2,
-        "segment {newest_segment} after {cycles} restarts: the log never rotated, so no checkpoint was tested"
+        rotations >= cycles as u64,
+        "{rotations} log rotations in {cycles} cycles (newest segment {newest_segment}): the kills did not meet checkpoints"
     );
     assert_eq!((lost, duplicates), (0, 0), "lost: {lost_examples:#?}");
 }
