@@ -209,7 +209,7 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
         .max()
         .unwrap();
     // Every start opens the next segment number (the first is 1), and so does every rotation.
-    let rotations = newest_segment - (cycles as u64 + 1);
+    let rotations = newest_segment.saturating_sub(cycles as u64 + 1);
     eprintln!(
         "crash test: {cycles} kill -9 cycles in {:.1}s, {acked_total} messages acknowledged, {rotations} log rotations, {lost} lost, {duplicates} stored twice",
         started.elapsed().as_secs_f64()
@@ -218,8 +218,9 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
         short_cycles, 0,
         "cycles that did not reach {ACKED_BEFORE_KILL} acknowledgements in {CYCLE_DEADLINE:?}"
     );
+    // ACKED_BEFORE_KILL fills about three segments a cycle: two is the least to expect.
     assert!(
-        rotations >= cycles as u64,
+        rotations >= 2 * cycles as u64,
         "{rotations} log rotations in {cycles} cycles (newest segment {newest_segment}): the kills did not meet checkpoints"
     );
     assert_eq!((lost, duplicates), (0, 0), "lost: {lost_examples:#?}");
