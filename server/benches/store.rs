@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_main, Criterion};
 use papo_protocol::{Client, Request, Username};
@@ -115,13 +115,9 @@ fn cold_start(dir: &Path, count: u64) {
             client.register(&format!("load{i}"), PASSWORD).unwrap();
         }
     }
-    let mut seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let mut after_kill = Vec::new();
     for _ in 0..KILLS {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let kill_after = Duration::from_millis(500 + seed % 2000);
+        let kill_after = Duration::from_millis(500 + fastrand::u64(..2000));
         let killed = AtomicBool::new(false);
         std::thread::scope(|scope| {
             for i in 0..SENDERS {

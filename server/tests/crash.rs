@@ -13,7 +13,7 @@ mod process;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use papo_protocol::{Client, Reply, Request, Security};
 use papo_server::testing::PASSWORD;
@@ -121,14 +121,6 @@ fn conversation(client: &mut Client, sender: &str) -> Vec<(u64, String)> {
 #[test]
 fn acknowledged_messages_survive_kill_9_exactly_once() {
     let cycles: usize = std::env::var("PAPO_CRASH_CYCLES").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
-    let mut seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    eprintln!("crash test seed {seed}");
-    let mut random = move |below: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % below
-    };
     let dir = tempfile::tempdir().unwrap();
     let mut server = process::spawn_with_args(dir.path(), QUIET, SERVER_ARGS);
     {
@@ -143,7 +135,7 @@ fn acknowledged_messages_survive_kill_9_exactly_once() {
     let acked_now = AtomicU64::new(0);
     let mut short_cycles = 0;
     for _ in 0..cycles {
-        let kill_after = Duration::from_millis(random(300));
+        let kill_after = Duration::from_millis(fastrand::u64(..300));
         let (addr, security) = (server.addr.clone(), server.security.clone());
         let cycle_start = acked_now.load(Ordering::Relaxed);
         let acked_now = &acked_now;

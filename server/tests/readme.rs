@@ -6,7 +6,7 @@ mod readme;
 
 use std::collections::BTreeMap;
 
-use readme::{flags, help_flags, section};
+use readme::{flags, help, help_flags, section};
 
 #[test]
 fn server_flags_match_the_help() {
@@ -21,9 +21,7 @@ fn server_flags_match_the_help() {
 /// `--flag` → `(env, default)` as `papo-server --help` prints them (`[env: NAME=]`,
 /// `[default: VALUE]`, the default up to its first comma, which starts an example).
 fn help_env_and_defaults() -> BTreeMap<String, (String, String)> {
-    let output =
-        std::process::Command::new(env!("CARGO_BIN_EXE_papo-server")).arg("--help").output().unwrap();
-    let help = String::from_utf8(output.stdout).unwrap();
+    let help = help(env!("CARGO_BIN_EXE_papo-server"), &[]);
     let mut found = BTreeMap::new();
     let mut current: Option<(String, String, String)> = None;
     let bracketed = |line: &str, tag: &str| {

@@ -24,11 +24,16 @@ pub fn flags(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The flags a binary's `--help` lists, without `--help` and `--version`.
-pub fn help_flags(binary: &str, args: &[&str]) -> BTreeSet<String> {
+/// What `binary args… --help` prints.
+pub fn help(binary: &str, args: &[&str]) -> String {
     let output = std::process::Command::new(binary).args(args).arg("--help").output().expect("run --help");
     assert!(output.status.success(), "{binary} {args:?} --help failed");
-    let mut found = flags(&String::from_utf8(output.stdout).expect("utf-8 help"));
+    String::from_utf8(output.stdout).expect("utf-8 help")
+}
+
+/// The flags a binary's `--help` lists, without `--help` and `--version`.
+pub fn help_flags(binary: &str, args: &[&str]) -> BTreeSet<String> {
+    let mut found = flags(&help(binary, args));
     found.remove("--help");
     found.remove("--version");
     found
