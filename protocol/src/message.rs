@@ -357,4 +357,6 @@ pub enum ErrorCode {
     TlsRequired,
     /// A TLS client reached a server started with `--plaintext`.
     PlaintextOnly,
+    /// The server's disk is full: nothing was stored; try again later.
+    StorageFull,
 }

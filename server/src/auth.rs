@@ -6,9 +6,9 @@ use papo_protocol::{ErrorCode, ErrorReply, LoggedIn, Reply, Username, PASSWORD_L
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::server::now_millis;
+use crate::clock::now_millis;
 use crate::session::{internal, Identity, Outcome, Session};
-use crate::store::{TokenRecord, UserRecord};
+use crate::store::{StoreError, TokenRecord, UserRecord};
 
 /// Creates an account.
 pub(crate) fn register(session: &Session<'_>, name: &str, password: &str) -> Outcome {
@@ -73,13 +73,12 @@ pub(crate) fn resume(session: &mut Session<'_>, token: &str) -> Outcome {
     let token_hash = hash_token(token);
     let invalid =
         || ErrorReply::new(ErrorCode::InvalidToken, "the saved session expired; log in with your password");
-    let record = store.token(&token_hash).map_err(|e| internal(&e))?.ok_or_else(invalid)?;
+    // The token is single-use, taken on the committer: of several sessions resuming with it
+    // at once, exactly one succeeds. Resuming hands out a fresh one.
+    let record = store.take_token(&token_hash).map_err(|e| internal(&e))?.ok_or_else(invalid)?;
     if record.expires_at <= now_millis() {
-        store.remove_token(&token_hash).map_err(|e| internal(&e))?;
         return Err(invalid());
     }
-    // The token is single-use: resuming hands out a fresh one.
-    store.remove_token(&token_hash).map_err(|e| internal(&e))?;
     start_session(session, record.user)
 }
 
@@ -103,7 +102,15 @@ fn start_session(session: &mut Session<'_>, name: Username) -> Outcome {
     let token_hash = hash_token(&token);
     let lifetime = i64::try_from(shared.config.token_lifetime.as_millis()).unwrap_or(i64::MAX);
     let record = TokenRecord { user: name.clone(), expires_at: now_millis().saturating_add(lifetime) };
-    shared.store.put_token(&token_hash, &record).map_err(|e| internal(&e))?;
+    match shared.store.put_token(&token_hash, &record) {
+        Ok(()) => {}
+        // A full disk must not keep people out: the session works, only resuming it later
+        // asks for the password again.
+        Err(e @ StoreError::StorageFull { .. }) => {
+            warn!(user = %name, error = %e, "logging in without a saved session: the disk is full")
+        }
+        Err(e) => return Err(internal(&e)),
+    }
     let pending = shared.store.pending_count(&name).map_err(|e| internal(&e))?;
     shared.hub.join(&name, session.id, session.outbox.clone());
     info!(user = %name, peer = %session.peer, pending, "logged in");

@@ -7,7 +7,7 @@ use papo_protocol::{
     ServerFrame, Username, MAX_BODY_LEN, MAX_HISTORY_PAGE,
 };
 
-use crate::server::now_millis;
+use crate::clock::now_millis;
 use crate::session::{encode, encode_into, internal, Outcome, Session};
 
 /// Contacts per page; with names and previews this stays well inside one frame.
@@ -94,7 +94,7 @@ pub(crate) fn contacts(session: &Session<'_>, after: Option<&str>) -> Outcome {
         }
         let summary = shared.store.summary(me, &name).map_err(|e| internal(&e))?;
         let online = shared.hub.is_online(&name);
-        contacts.push(Contact { name, online, unread: summary.unread, last: summary.last });
+        contacts.push(Contact { name, online, unread: summary.unread, last: summary.last.map(Into::into) });
     }
     let next_after = if more || contacts.len() == CONTACTS_PAGE {
         contacts.last().map(|contact| contact.name.clone())

@@ -9,6 +9,7 @@
 
 mod auth;
 mod chat;
+mod clock;
 mod config;
 mod deadline;
 mod hub;

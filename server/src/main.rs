@@ -93,6 +93,18 @@ struct Cli {
           value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=100_000))]
     commit_gap_us: u64,
 
+    /// MiB of memory the database may use as its cache.
+    #[arg(long, env = "PAPO_CACHE_MIB", default_value_t = StoreOptions::default().cache_bytes >> 20, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(8..=1024 * 1024))]
+    cache_mib: u64,
+
+    /// MiB to keep free on the data directory's disk. Below it, new messages, accounts and
+    /// saved sessions are refused (senders are told the disk is full, nothing is lost, and
+    /// reading and logging in go on) until space is freed; then storing resumes by itself.
+    /// 0 turns the check off.
+    #[arg(long, env = "PAPO_MIN_FREE_MIB", default_value_t = StoreOptions::default().reserve_bytes >> 20, value_name = "MIB")]
+    min_free_mib: u64,
+
     /// Log filter, e.g. `info`, `debug` or `papo_server=debug` (logs go to stderr).
     #[arg(long, env = "PAPO_LOG", default_value = "info", value_name = "FILTER")]
     log: String,
@@ -100,6 +112,10 @@ struct Cli {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Everything the server creates (the database, the log, the TLS key) holds messages or
+    // secrets: readable by its owner only, whoever else shares the machine.
+    // SAFETY: umask only sets this process's file creation mask.
+    unsafe { libc::umask(0o077) };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
@@ -115,8 +131,6 @@ fn main() -> Result<()> {
             .data_dir()
             .to_owned(),
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     raise_file_limit(cli.max_connections);
 
     let listener = bind(cli.listen).with_context(|| {
@@ -147,6 +161,8 @@ fn main() -> Result<()> {
     config.store = StoreOptions {
         wal_segment: cli.wal_segment_kib * 1024,
         commit_gap: Duration::from_micros(cli.commit_gap_us),
+        cache_bytes: cli.cache_mib << 20,
+        reserve_bytes: cli.min_free_mib << 20,
     };
     config.tls = match (cli.plaintext, cli.tls_cert, cli.tls_key) {
         (true, ..) => TlsMode::Off,

@@ -5,9 +5,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use papo_protocol::{frame, ErrorCode, ErrorReply, Event, ServerFrame, UnixMillis, MAX_FRAME_LEN};
+use papo_protocol::{frame, ErrorCode, ErrorReply, Event, ServerFrame, MAX_FRAME_LEN};
 use socket2::SockRef;
 use tracing::{debug, error, info, warn};
 
@@ -29,6 +29,9 @@ pub enum ServerError {
     /// The data directory could not be opened or flushed.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The store failed while serving: it answers nothing more.
+    #[error("storage failed: {0}; the server stopped so that its supervisor restarts it, and the write-ahead log replays what is on disk")]
+    StoreFailed(String),
     /// The listener or a helper thread failed.
     #[error("{context}: {source}")]
     Io {
@@ -144,6 +147,11 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     });
     let local = listener.local_addr().map_err(io_err("reading the listener address"))?;
     shutdown.watch(local);
+    {
+        // A failed store answers nothing more, so serving on would only hang clients.
+        let shutdown = shutdown.clone();
+        shared.store.on_failure(move || shutdown.trigger());
+    }
     info!(address = %local, "listening");
 
     let live = Arc::new(Live::default());
@@ -156,6 +164,11 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     for outbox in shared.writer.outboxes() {
         let _ = outbox.push(&goodbye);
         outbox.close();
+    }
+    if let Some(failure) = shared.store.failure() {
+        // No drain, no flush: nothing more can be made durable, and the supervisor should
+        // restart the server (whose replay settles what is on disk) as soon as possible.
+        return Err(ServerError::StoreFailed(failure.to_owned()));
     }
     wait_for_sessions(&live);
     shared.store.flush()?;
@@ -224,10 +237,4 @@ fn wait_for_sessions(live: &Live) {
         };
         lock = live.none_left.wait_timeout(lock, left).unwrap_or_else(PoisonError::into_inner).0;
     }
-}
-
-/// The current time as the protocol carries it.
-pub(crate) fn now_millis() -> UnixMillis {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

@@ -120,11 +120,18 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
         }
         session.finish_sends();
     }
-    if let Some(identity) = &session.identity {
-        shared.hub.leave(&identity.name, id);
-        debug!(user = %identity.name, %peer, "session ended");
+}
+
+impl Drop for Session<'_> {
+    /// However the session ends (a panic included), it leaves the hub and closes its
+    /// connection: otherwise its user would show online for ever and its queue would leak.
+    fn drop(&mut self) {
+        if let Some(identity) = &self.identity {
+            self.shared.hub.leave(&identity.name, self.id);
+            debug!(user = %identity.name, peer = %self.peer, "session ended");
+        }
+        self.outbox.close();
     }
-    session.outbox.close();
 }
 
 /// Waits (up to the handshake timeout) for the first byte; `None` if none comes.
@@ -194,7 +201,9 @@ impl Session<'_> {
                 Ok(Some(frame)) => Ok(Some(frame)),
                 Ok(None) => {
                     // About to block on the socket: settle every pipelined send first.
-                    self.finish_sends();
+                    if self.finish_sends() == Flow::Close {
+                        return;
+                    }
                     reader.read_message()
                 }
                 Err(e) => Err(e),
@@ -214,8 +223,8 @@ impl Session<'_> {
             if self.handle(id, request) == Flow::Close {
                 return;
             }
-            if self.unacked.len() >= MAX_UNACKED {
-                self.finish_sends();
+            if self.unacked.len() >= MAX_UNACKED && self.finish_sends() == Flow::Close {
+                return;
             }
         }
     }
@@ -261,20 +270,32 @@ impl Session<'_> {
 
     /// Acknowledges every queued send as it becomes durable, and delivers them; frames to
     /// the same connection go out in one write.
-    fn finish_sends(&mut self) {
+    ///
+    /// If the store stopped before answering, the outcome of those sends is unknown, and no
+    /// reply may claim either way: the connection closes, and the client resends them (with
+    /// the same client ids) once it reconnects.
+    fn finish_sends(&mut self) -> Flow {
         if self.unacked.is_empty() {
-            return;
+            return Flow::Continue;
         }
         let mut replies = Vec::new();
         let mut fresh = Vec::new();
+        let mut flow = Flow::Continue;
         for id in std::mem::take(&mut self.unacked) {
             let result = match self.appends.next() {
-                Ok(Appended { message, duplicate }) => {
+                Ok(Appended::New(message)) => {
                     let sent = Reply::Sent { id: message.id, sent_at: message.sent_at };
-                    if !duplicate {
-                        fresh.push(message);
-                    }
+                    fresh.push(message);
                     Ok(sent)
+                }
+                Ok(Appended::Resent(message)) => Ok(Reply::Sent { id: message.id, sent_at: message.sent_at }),
+                Ok(Appended::Reused { original }) => Err(ErrorReply::new(
+                    ErrorCode::InvalidRequest,
+                    format!("this client_msg_id was already used for another message (id {original}); nothing was stored"),
+                )),
+                Err(StoreError::Stopped) => {
+                    flow = Flow::Close;
+                    continue;
                 }
                 Err(e) => Err(internal(&e)),
             };
@@ -282,6 +303,7 @@ impl Session<'_> {
         }
         self.push(&replies);
         chat::deliver(self, fresh);
+        flow
     }
 
     /// Pushes the messages that waited for this user, oldest first, at the client's pace.
@@ -378,8 +400,19 @@ pub(crate) fn encode_into(frame: &ServerFrame, out: &mut Vec<u8>) {
     }
 }
 
-/// The reply to a request that failed inside the server.
+/// The reply to a request that failed inside the server; none of them stored anything.
 pub(crate) fn internal(error: &StoreError) -> ErrorReply {
-    warn!(%error, "storage failure");
-    ErrorReply::new(ErrorCode::Internal, "the server could not complete the request; try again")
+    match error {
+        StoreError::StorageFull { .. } => ErrorReply::new(
+            ErrorCode::StorageFull,
+            "the server's disk is full, so nothing was stored; try again later (the server's administrator has been told)",
+        ),
+        StoreError::Stopped => {
+            ErrorReply::new(ErrorCode::ShuttingDown, "the server is stopping; try again when it is back")
+        }
+        _ => {
+            warn!(%error, "storage failure");
+            ErrorReply::new(ErrorCode::Internal, "the server could not complete the request, and stored nothing; try again")
+        }
+    }
 }

@@ -125,9 +125,10 @@ fn a_one_megabyte_body_is_refused_by_the_client_codec_and_by_the_server() {
 
 #[test]
 fn silent_connections_are_dropped() {
+    // The idle timeout leaves the healthy clients at the end room for a busy machine's stalls.
     let server = TestServer::start_with(|config| {
         config.handshake_timeout = Duration::from_millis(300);
-        config.idle_timeout = Duration::from_millis(300);
+        config.idle_timeout = Duration::from_millis(1500);
     });
     let silent = raw(&server);
     let started = Instant::now();

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{contacts, history, next_message, TestServer};
-use papo_protocol::{Client, ErrorCode, Event, ReceiptKind, Reply, Request};
+use papo_protocol::{Client, ClientError, ErrorCode, Event, ReceiptKind, Reply, Request};
 
 #[test]
 fn live_message_reaches_the_recipient_and_is_acknowledged_with_its_id() {
@@ -68,9 +68,20 @@ fn resending_a_client_msg_id_stores_once() {
     assert_eq!(first, again);
     let page = history(&mut bia, a.name.as_str(), None, 50);
     assert_eq!(page.messages.len(), 1);
-    // The same client id to another recipient is still the same message.
-    let (_cris, c) = server.user("cris");
-    assert_eq!(ana.send(c.name.as_str(), "once", 99).unwrap(), first);
+    // The same client id for another message is a client's mistake, refused, never taken
+    // for a resend: cris must not be told bia's message was sent to her.
+    let (mut cris, c) = server.user("cris");
+    for (to, body) in [(c.name.as_str(), "once"), (b.name.as_str(), "other text")] {
+        match ana.send(to, body, 99) {
+            Err(ClientError::Rejected(e)) => {
+                assert_eq!(e.code, ErrorCode::InvalidRequest);
+                assert!(e.message.contains("already used"), "{}", e.message);
+            }
+            other => panic!("expected an InvalidRequest error, got {other:?}"),
+        }
+    }
+    assert!(history(&mut cris, a.name.as_str(), None, 50).messages.is_empty());
+    assert_eq!(history(&mut bia, a.name.as_str(), None, 50).messages.len(), 1);
 }
 
 #[test]

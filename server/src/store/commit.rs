@@ -6,36 +6,43 @@
 //! sled writes lets one stalled writer hold up everyone. Instead sessions queue operations
 //! here; while one group is being synced the next one gathers, so groups grow with load.
 //! Each group goes to the write-ahead log ([`super::wal`]) on disk, then to sled in memory;
-//! a checkpointer thread flushes sled and retires the log segments that flush covers.
+//! the checkpointer ([`super::checkpoint`]) flushes sled and retires the log segments that
+//! flush covers.
+//!
+//! What an answer means is the store's whole promise, so each failure is told apart:
+//! - the disk is nearly full: operations that would grow the store are refused before they
+//!   are staged (`StorageFull`: not stored), and accepted again once there is room;
+//! - the group's record could not be written: every operation of the group is answered
+//!   `NotStored`, and nothing of it reaches sled or any replay;
+//! - the record was written but its sync failed, sled failed after the log took the group,
+//!   or the log or the database was deleted: the outcome cannot be promised either way, so
+//!   the group is not answered at all and the store fails as a whole (the server exits and
+//!   its supervisor restarts it; the log's replay then settles what is on disk, and clients
+//!   resend with their client ids, which the replay lets the store recognise).
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::{error, info};
 
-use papo_protocol::Username;
+use papo_protocol::{MessageId, Username};
 
-use super::wal::{self, Wal};
-use super::{decode, encode, keys, Answer, StoreError, Summary};
+use super::checkpoint::{Checkpoint, Checkpointer};
+use super::fatal::Fatal;
+use super::files::{self, Sentinel};
+use super::records::{decode, encode, MessageRecord, Summary};
+use super::wal::{AppendError, Wal};
+use super::{keys, Result, StoreError};
 
 /// Most operations in one group, bounding a group's batch and latency.
 const MAX_GROUP: usize = 4096;
-
-/// A unit of work for the committer: stage writes, return the answer.
-pub type Work = Box<dyn FnOnce(&mut Staged<'_>) -> Result<Answer, StoreError> + Send>;
-
-/// Where an answer goes once its group is durable.
-pub type Reply = Sender<Result<Answer, StoreError>>;
-
-/// An operation and where its answer goes.
-struct Job {
-    work: Work,
-    reply: Reply,
-}
 
 /// The trees the committer writes.
 #[derive(Debug, Clone)]
@@ -65,7 +72,8 @@ pub enum TreeName {
 type Write = (TreeName, Vec<u8>, Option<Vec<u8>>);
 
 impl Trees {
-    fn tree(&self, name: TreeName) -> &sled::Tree {
+    /// The tree called `name`.
+    pub fn tree(&self, name: TreeName) -> &sled::Tree {
         match name {
             TreeName::Chat => &self.chat,
             TreeName::Users => &self.users,
@@ -91,47 +99,104 @@ impl Trees {
     }
 
     /// Applies one group read back from the log.
-    pub fn replay(&self, record: &[u8]) -> Result<(), StoreError> {
+    pub fn replay(&self, record: &[u8]) -> Result<()> {
         let writes: Vec<Write> = decode(b"write-ahead log record", record)?;
         Ok(self.apply(&writes)?)
+    }
+
+    /// The commit number of the newest group sled holds.
+    pub fn applied_commit(&self) -> Result<u64> {
+        self.chat.get(keys::COMMIT)?.map_or(Ok(0), |raw| decode(keys::COMMIT, &raw))
+    }
+
+    /// The newest message id handed out.
+    pub fn last_id(&self) -> Result<MessageId> {
+        self.chat.get(keys::LAST_ID)?.map_or(Ok(0), |raw| decode(keys::LAST_ID, &raw))
     }
 }
 
 /// Writes of the current group, visible to later operations of the same group before they
 /// reach sled.
+///
+/// An operation must finish every read that can fail before its first change, so that an
+/// error leaves the group as the operation found it.
 pub struct Staged<'a> {
     trees: &'a Trees,
     writes: HashMap<(TreeName, Vec<u8>), Option<Vec<u8>>>,
     /// Decoded conversation summaries, changed in place by the group's operations and
-    /// encoded once at the end (many messages of a group share a conversation).
-    summaries: HashMap<Vec<u8>, Summary>,
-    /// The newest message id handed out.
-    pub last_id: &'a mut u64,
+    /// encoded once at the end (many messages of a group share a conversation), with
+    /// whether they changed: a receipt that moves nothing writes nothing.
+    summaries: HashMap<Vec<u8>, (Summary, bool)>,
+    /// Keys of the messages this group stores, for lookups by position.
+    new_messages: BTreeSet<Vec<u8>>,
+    /// The newest message id handed out, including this group's.
+    pub last_id: MessageId,
 }
 
 impl<'a> Staged<'a> {
+    fn new(trees: &'a Trees, last_id: MessageId) -> Self {
+        Self {
+            trees,
+            writes: HashMap::new(),
+            summaries: HashMap::new(),
+            new_messages: BTreeSet::new(),
+            last_id,
+        }
+    }
+
     /// The value under `key` in `tree`, including this group's staged writes.
-    pub fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
+    pub fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.writes.get(&(tree, key.to_vec())) {
             Some(staged) => Ok(staged.clone()),
             None => Ok(self.trees.tree(tree).get(key)?.map(|v| v.to_vec())),
         }
     }
 
-    /// `owner`'s summary of the conversation with `peer`, to read or change.
-    pub fn summary(&mut self, owner: &Username, peer: &Username) -> Result<&mut Summary, StoreError> {
-        let key = keys::summary(owner, peer);
-        let summary = match self.summaries.entry(key) {
-            Entry::Occupied(cached) => cached.into_mut(),
-            Entry::Vacant(missing) => {
-                let stored = match self.trees.chat.get(missing.key())? {
-                    Some(raw) => decode(missing.key(), &raw)?,
-                    None => Summary::default(),
-                };
-                missing.insert(stored)
-            }
+    /// Loads `owner`'s summary of the conversation with `peer`, so that [`Self::summary`]
+    /// cannot fail.
+    pub fn load_summary(&mut self, owner: &Username, peer: &Username) -> Result<()> {
+        if let Entry::Vacant(missing) = self.summaries.entry(keys::summary(owner, peer)) {
+            let stored = match self.trees.chat.get(missing.key())? {
+                Some(raw) => decode(missing.key(), &raw)?,
+                None => Summary::default(),
+            };
+            missing.insert((stored, false));
+        }
+        Ok(())
+    }
+
+    /// `owner`'s summary of the conversation with `peer`, loaded before.
+    pub fn peek_summary(&self, owner: &Username, peer: &Username) -> &Summary {
+        &self.summaries.get(&keys::summary(owner, peer)).expect("summaries are loaded before they are read").0
+    }
+
+    /// `owner`'s summary of the conversation with `peer`, loaded before, to change.
+    pub fn summary(&mut self, owner: &Username, peer: &Username) -> &mut Summary {
+        let (summary, changed) = self
+            .summaries
+            .get_mut(&keys::summary(owner, peer))
+            .expect("summaries are loaded before they change");
+        *changed = true;
+        summary
+    }
+
+    /// The newest message between `a` and `b` with an id up to `up_to`, this group's included.
+    pub fn message_at_or_before(
+        &self,
+        a: &Username,
+        b: &Username,
+        up_to: MessageId,
+    ) -> Result<Option<(MessageId, MessageRecord)>> {
+        let range = (Bound::Included(keys::message(a, b, 0)), Bound::Included(keys::message(a, b, up_to)));
+        let staged = self.new_messages.range::<Vec<u8>, _>(range.clone()).next_back().cloned();
+        let key = match staged {
+            Some(key) => Some(key),
+            None => self.trees.chat.range(range).next_back().transpose()?.map(|(key, _)| key.to_vec()),
         };
-        Ok(summary)
+        let Some(key) = key else { return Ok(None) };
+        let raw = self.get(TreeName::Chat, &key)?.ok_or_else(|| super::records::corrupt(&key, "vanished"))?;
+        let id = keys::trailing_id(&key).ok_or_else(|| super::records::corrupt(&key, "short key"))?;
+        Ok(Some((id, decode(&key, &raw)?)))
     }
 
     /// Stages an insert; a later write of the same key in the group replaces it.
@@ -139,30 +204,149 @@ impl<'a> Staged<'a> {
         self.writes.insert((tree, key), Some(value));
     }
 
+    /// Stages a new message under `key`.
+    pub fn insert_message(&mut self, key: Vec<u8>, record: &MessageRecord) {
+        self.new_messages.insert(key.clone());
+        self.insert(TreeName::Chat, key, encode(record));
+    }
+
     /// Stages a removal; a later write of the same key in the group replaces it.
     pub fn remove(&mut self, tree: TreeName, key: Vec<u8>) {
         self.writes.insert((tree, key), None);
     }
 
-    /// Reads of ranges go straight to sled; callers only range over data older than the
-    /// group (a conversation's messages), which staged writes never change.
-    pub fn chat(&self) -> &'a sled::Tree {
-        &self.trees.chat
-    }
-
-    fn into_writes(self) -> Vec<Write> {
+    /// The group's writes, with the group's commit number and newest id.
+    fn into_writes(self, commit: u64, last_id_moved: bool) -> (Vec<Write>, MessageId) {
         let mut writes: Vec<Write> =
             self.writes.into_iter().map(|((tree, key), value)| (tree, key, value)).collect();
-        for (key, summary) in self.summaries {
-            writes.push((TreeName::Chat, key, Some(encode(&summary))));
+        for (key, (summary, changed)) in self.summaries {
+            if changed {
+                writes.push((TreeName::Chat, key, Some(encode(&summary))));
+            }
         }
-        writes
+        if !writes.is_empty() {
+            if last_id_moved {
+                writes.push((TreeName::Chat, keys::LAST_ID.to_vec(), Some(encode(&self.last_id))));
+            }
+            writes.push((TreeName::Chat, keys::COMMIT.to_vec(), Some(encode(&commit))));
+        }
+        (writes, self.last_id)
     }
+}
+
+/// How an operation's group ended, as its answer learns it.
+#[derive(Debug, Clone)]
+pub enum GroupOutcome {
+    /// Durable.
+    Durable,
+    /// Refused or not written: nothing of it is stored.
+    NotStored(Failure),
+}
+
+/// Why a group, or an operation, was not stored; cheap to hand to every operation.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The disk is nearly full.
+    StorageFull {
+        /// The data directory.
+        dir: PathBuf,
+        /// Bytes left.
+        free: u64,
+        /// Bytes the store keeps free.
+        reserve: u64,
+    },
+    /// The log could not take the group.
+    NotWritten(String),
+}
+
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::StorageFull { dir, free, reserve } => StoreError::StorageFull { dir, free, reserve },
+            Failure::NotWritten(reason) => StoreError::NotStored(reason),
+        }
+    }
+}
+
+/// Whether an operation makes the store bigger (refused while the disk is nearly full) or
+/// only keeps it current (a watermark, a revoked token: still accepted from the reserve).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    /// A message, an account, a token.
+    Grows,
+    /// Overwrites or removes what exists.
+    Maintains,
+}
+
+/// An operation queued for the committer, with where its typed answer goes.
+trait Operation: Send {
+    fn growth(&self) -> Growth;
+    /// Stages the operation; returns how to answer once the group's outcome is known.
+    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Box<dyn FnOnce(GroupOutcome) + Send>;
+    fn refuse(self: Box<Self>, failure: Failure);
+}
+
+struct Typed<T, F> {
+    growth: Growth,
+    work: F,
+    reply: SyncSender<Result<T>>,
+}
+
+impl<T, F> Operation for Typed<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Staged<'_>) -> Result<T> + Send,
+{
+    fn growth(&self) -> Growth {
+        self.growth
+    }
+
+    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Box<dyn FnOnce(GroupOutcome) + Send> {
+        let Self { work, reply, .. } = *self;
+        let answer = work(staged);
+        Box::new(move |outcome| {
+            let answer = match outcome {
+                GroupOutcome::Durable => answer,
+                GroupOutcome::NotStored(failure) => Err(failure.into()),
+            };
+            // A session that went away no longer needs its answer.
+            let _ = reply.send(answer);
+        })
+    }
+
+    fn refuse(self: Box<Self>, failure: Failure) {
+        let _ = self.reply.send(Err(failure.into()));
+    }
+}
+
+/// Where a queued operation's answer arrives, once its group is settled.
+pub type Answer<T> = Receiver<Result<T>>;
+
+/// Everything the committer thread needs to start.
+pub struct Start {
+    /// The trees to write.
+    pub trees: Trees,
+    /// The log, at its new segment.
+    pub wal: Wal,
+    /// The newest message id handed out.
+    pub last_id: MessageId,
+    /// The commit number of the newest group applied.
+    pub last_commit: u64,
+    /// Sync spacing.
+    pub gap: Duration,
+    /// Free bytes to keep on the data directory's disk.
+    pub reserve: u64,
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The database file, watched for deletion.
+    pub db_file: Sentinel,
+    /// Where the store's failure is raised.
+    pub fatal: Arc<Fatal>,
 }
 
 /// The committer thread and the queue into it.
 pub struct Committer {
-    queue: Option<Sender<Job>>,
+    queue: Option<Sender<Box<dyn Operation>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -173,29 +357,44 @@ impl std::fmt::Debug for Committer {
 }
 
 impl Committer {
-    /// Starts the committer over `trees`, logging to `wal`, handing out ids after `last_id`
-    /// and leaving at least `gap` between the end of one sync and the start of the next.
-    pub fn start(trees: Trees, wal: Wal, last_id: u64, gap: Duration) -> std::io::Result<Self> {
-        let checkpointer = Checkpointer::start(trees.db.clone())?;
+    /// Starts the committer and its checkpointer.
+    pub fn start(start: Start) -> Result<Self> {
+        let checkpointer =
+            Checkpointer::start(start.trees.db.clone(), start.dir.clone(), Arc::clone(&start.fatal))?;
         let (queue, jobs) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run(&trees, wal, checkpointer, last_id, gap, &jobs))?;
+            .spawn(move || run(start, checkpointer, &jobs))
+            .map_err(|e| StoreError::Thread("the committer", e))?;
         Ok(Self { queue: Some(queue), thread: Some(thread) })
     }
 
-    /// Queues `work`; its answer arrives on `reply` once durable.
-    pub fn submit(&self, work: Work, reply: Reply) -> Result<(), StoreError> {
+    /// Queues `work`; its answer arrives once its group is settled.
+    pub fn submit<T, F>(&self, growth: Growth, work: F) -> Result<Answer<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Staged<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
         let queue = self.queue.as_ref().ok_or(StoreError::Stopped)?;
-        queue.send(Job { work, reply }).map_err(|_| StoreError::Stopped)
+        queue.send(Box::new(Typed { growth, work, reply })).map_err(|_| StoreError::Stopped)?;
+        Ok(answer)
     }
 
-    /// Runs `work` and waits until it is durable.
-    pub fn call(&self, work: Work) -> Result<Answer, StoreError> {
-        let (reply, answer) = mpsc::channel();
-        self.submit(work, reply)?;
-        answer.recv().map_err(|_| StoreError::Stopped)?
+    /// Runs `work` and waits until its group is settled.
+    pub fn call<T, F>(&self, growth: Growth, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Staged<'_>) -> Result<T> + Send + 'static,
+    {
+        wait(&self.submit(growth, work)?)
     }
+}
+
+/// Waits for a queued operation's answer.
+pub fn wait<T>(answer: &Answer<T>) -> Result<T> {
+    // No answer ever comes if the store failed: the operation was dropped unanswered.
+    answer.recv().map_err(|_| StoreError::Stopped)?
 }
 
 impl Drop for Committer {
@@ -208,57 +407,93 @@ impl Drop for Committer {
     }
 }
 
-fn run(
-    trees: &Trees,
-    mut wal: Wal,
-    checkpointer: Checkpointer,
-    mut last_id: u64,
-    gap: Duration,
-    jobs: &Receiver<Job>,
-) {
+/// Raises the store's failure if the committer thread ends any way but a clean stop.
+struct UnlessStopped<'a>(&'a Fatal, bool);
+
+impl Drop for UnlessStopped<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.raise(&StoreError::Thread("the committer", std::io::Error::other("it panicked")));
+        }
+    }
+}
+
+fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operation>>) {
+    let Start { trees, mut wal, mut last_id, mut last_commit, gap, reserve, dir, db_file, fatal } = start;
+    let mut guard = UnlessStopped(&fatal, false);
     let mut stats = Stats::default();
     let mut next_sync = Instant::now();
+    let mut room = Room::new(dir.clone(), reserve);
     while let Ok(first) = jobs.recv() {
         // Whatever arrives during the rest of the gap joins this group.
         thread::sleep(next_sync.saturating_duration_since(Instant::now()));
-        let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter().take(MAX_GROUP - 1)).collect();
+        let group: Vec<_> = std::iter::once(first).chain(jobs.try_iter().take(MAX_GROUP - 1)).collect();
         let size = group.len();
-        let (works, replies): (Vec<Work>, Vec<Reply>) =
-            group.into_iter().map(|job| (job.work, job.reply)).unzip();
+        if let Err(e) = wal.check_linked().and_then(|()| db_file.check()) {
+            // Nothing written now would survive: stop before acknowledging anything.
+            fatal.raise(&e);
+            guard.1 = true;
+            return;
+        }
+        let full = room.check();
         let staging = Instant::now();
-        let mut staged =
-            Staged { trees, writes: HashMap::new(), summaries: HashMap::new(), last_id: &mut last_id };
-        let answers: Vec<_> = works.into_iter().map(|work| work(&mut staged)).collect();
-        let writes = staged.into_writes();
+        let mut staged = Staged::new(&trees, last_id);
+        let mut settles = Vec::with_capacity(size);
+        for operation in group {
+            match (&full, operation.growth()) {
+                (Some(failure), Growth::Grows) => operation.refuse(failure.clone()),
+                _ => settles.push(operation.stage(&mut staged)),
+            }
+        }
+        let moved = staged.last_id != last_id;
+        let (writes, group_last_id) = staged.into_writes(last_commit + 1, moved);
         let syncing = Instant::now();
+        let mut applied_in = Duration::ZERO;
         // Logged before sled sees any of it: sled may write out part of a group at any time
         // (its inserts are not atomic), and only a group the log holds whole is completed by
-        // the replay after a crash. A group that changed nothing (a flush, a watermark that
-        // did not move) has nothing to log: earlier groups were synced before their answers.
-        let logged = match writes.is_empty() {
-            true => Ok(()),
-            false => wal.append(&encode(&writes)).inspect(|()| next_sync = Instant::now() + gap),
+        // the replay after a crash. A group that changed nothing (a watermark that did not
+        // move) has nothing to log: earlier groups were synced before their answers.
+        let outcome = if writes.is_empty() {
+            GroupOutcome::Durable
+        } else {
+            match wal.append(last_commit + 1, &encode(&writes)) {
+                Ok(()) => {
+                    next_sync = Instant::now() + gap;
+                    last_commit += 1;
+                    let applying = Instant::now();
+                    let applied = trees.apply(&writes);
+                    applied_in = applying.elapsed();
+                    if let Err(e) = applied {
+                        // Durable in the log, but sled now misses part of it and will fail
+                        // again: only a restart's replay makes the store whole.
+                        fatal.raise(&StoreError::Sled(e));
+                        guard.1 = true;
+                        return;
+                    }
+                    last_id = group_last_id;
+                    GroupOutcome::Durable
+                }
+                Err(AppendError::NotWritten(e)) => {
+                    error!(error = %e, segment = %wal.current().display(), "cannot write a group of writes to the log; it is not stored");
+                    GroupOutcome::NotStored(room.classify(&e))
+                }
+                Err(AppendError::SyncFailed(e)) => {
+                    // fsyncgate: after a failed sync the kernel may have dropped the pages,
+                    // so no retry could tell what is on disk.
+                    fatal.raise(&StoreError::SyncFailed { path: wal.current(), source: e });
+                    guard.1 = true;
+                    return;
+                }
+            }
         };
-        let applying = Instant::now();
-        let failure = match logged {
-            Ok(()) => trees.apply(&writes).err().map(|e| format!("logged, but sled failed: {e}")),
-            Err(e) => Some(e.to_string()),
-        };
-        stats.record(size, [syncing - staging, applying.elapsed(), applying - syncing]);
-        if let Some(e) = &failure {
-            // Nothing of this group may be acknowledged; clients retry.
-            error!(error = %e, "cannot make a group of writes durable");
-        }
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let answer = match &failure {
-                None => answer,
-                Some(e) => Err(StoreError::NotDurable(e.clone())),
-            };
-            // A session that went away no longer needs its answer.
-            let _ = reply.send(answer);
+        stats.record(size, [syncing - staging, applied_in, syncing.elapsed() - applied_in]);
+        for settle in settles {
+            settle(outcome.clone());
         }
         match wal.rotate_if_needed() {
-            Ok(Some(left)) => checkpointer.retire(left),
+            Ok(Some(left)) => {
+                checkpointer.retire(Checkpoint { segment: left, commit: last_commit, last_id });
+            }
             Ok(None) => {}
             Err(e) => {
                 error!(error = %e, "cannot start a new write-ahead log segment; retrying after the next group")
@@ -266,57 +501,60 @@ fn run(
         }
     }
     // Stopping: sled takes over everything, and the log is left empty.
-    let mut left = checkpointer.stop();
-    left.push(wal.current());
-    match trees.db.flush() {
-        Ok(_) => {
-            if let Err(e) = wal::retire(&left) {
-                error!(error = %e, "cannot delete the write-ahead log; it is replayed on the next start");
-            }
-        }
-        Err(e) => {
-            error!(error = %e, "cannot flush the database; the write-ahead log is replayed on the next start")
-        }
-    }
+    guard.1 = true;
+    checkpointer.stop(Checkpoint { segment: wal.current(), commit: last_commit, last_id });
     stats.log();
 }
 
-/// The thread that flushes sled and then deletes the log segments the flush made redundant,
-/// off the committer's path (a flush of a whole segment's writes takes milliseconds).
-struct Checkpointer {
-    full: Sender<PathBuf>,
-    thread: JoinHandle<Vec<PathBuf>>,
+/// Whether the data directory's disk has room for growth, with the transitions logged.
+struct Room {
+    dir: PathBuf,
+    reserve: u64,
+    full: bool,
 }
 
-impl Checkpointer {
-    fn start(db: sled::Db) -> std::io::Result<Self> {
-        let (full, segments) = mpsc::channel::<PathBuf>();
-        let thread = thread::Builder::new().name("checkpointer".into()).spawn(move || {
-            // Segments not yet retired: all of them were applied before the flush that retires them.
-            let mut unretired = Vec::new();
-            for segment in segments {
-                unretired.push(segment);
-                let retired = db.flush().map_err(std::io::Error::other).and_then(|_| wal::retire(&unretired));
-                match retired {
-                    Ok(()) => unretired.clear(),
-                    Err(e) => error!(error = %e, "checkpoint failed; the write-ahead log keeps the writes"),
+impl Room {
+    fn new(dir: PathBuf, reserve: u64) -> Self {
+        Self { dir, reserve, full: false }
+    }
+
+    /// The failure to give growing operations now, if the disk is nearly full.
+    fn check(&mut self) -> Option<Failure> {
+        if self.reserve == 0 {
+            return None;
+        }
+        let free = match files::free_space(&self.dir) {
+            Ok(free) => free,
+            Err(e) => {
+                error!(error = %e, data_dir = %self.dir.display(), "cannot read the free space of the data directory's disk");
+                return None;
+            }
+        };
+        let full = free < self.reserve;
+        if full != self.full {
+            self.full = full;
+            match full {
+                true => error!(
+                    data_dir = %self.dir.display(),
+                    free_bytes = free,
+                    reserve_bytes = self.reserve,
+                    "the data directory's disk is full: new messages, accounts and saved sessions are refused (nothing is lost; reading works) until space is freed"
+                ),
+                false => {
+                    info!(data_dir = %self.dir.display(), free_bytes = free, "the data directory's disk has room again: storing new messages")
                 }
             }
-            unretired
-        })?;
-        Ok(Self { full, thread })
+        }
+        full.then(|| Failure::StorageFull { dir: self.dir.clone(), free, reserve: self.reserve })
     }
 
-    /// Hands over a segment no longer written, whose every record has been applied to sled.
-    fn retire(&self, segment: PathBuf) {
-        // The thread only ends when `stop` closes the channel.
-        let _ = self.full.send(segment);
-    }
-
-    /// Waits for the checkpoints under way; returns the segments still to retire.
-    fn stop(self) -> Vec<PathBuf> {
-        drop(self.full);
-        self.thread.join().unwrap_or_default()
+    /// The failure a log write's error means for its senders.
+    fn classify(&self, error: &std::io::Error) -> Failure {
+        if error.raw_os_error() == Some(libc::ENOSPC) {
+            Failure::StorageFull { dir: self.dir.clone(), free: 0, reserve: self.reserve }
+        } else {
+            Failure::NotWritten(error.to_string())
+        }
     }
 }
 

@@ -7,11 +7,27 @@
 use papo_protocol::{MessageId, Username};
 
 const MESSAGE: u8 = b'm';
-const DEDUP: u8 = b'd';
 const SUMMARY: u8 = b's';
+/// Resend entries of format 1: `D`, generation (u32 BE), sender, 0, client id (u64 BE).
+const DEDUP: u8 = b'D';
+/// Resend entries of format 0: `d`, sender, 0, client id; migrated to [`DEDUP`].
+pub const DEDUP_FORMAT0: &[u8] = b"d";
 
 /// Holds the newest message id handed out.
 pub const LAST_ID: &[u8] = b"n";
+
+/// Holds the commit number of the newest group of writes applied.
+pub const COMMIT: &[u8] = b"c";
+
+/// The prefix of every message key.
+pub const MESSAGES: &[u8] = &[MESSAGE];
+
+/// The prefix of every summary key.
+pub const SUMMARIES: &[u8] = &[SUMMARY];
+
+/// How long one generation of resend entries lasts: a resend is recognised for at least
+/// this long after the first send (one to two generations), then forgotten.
+pub const DEDUP_GENERATION_MS: i64 = 32 * 24 * 60 * 60 * 1000;
 
 fn with_names(kind: u8, names: &[&Username], extra: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + names.iter().map(|n| n.as_str().len() + 1).sum::<usize>() + extra);
@@ -39,11 +55,48 @@ pub fn message(a: &Username, b: &Username, id: MessageId) -> Vec<u8> {
     key
 }
 
-/// The id a sender's `client_msg_id` was stored under.
-pub fn dedup(sender: &Username, client_msg_id: u64) -> Vec<u8> {
-    let mut key = with_names(DEDUP, &[sender], 8);
+/// The generation of resend entries written at `now`.
+pub fn dedup_generation(now: i64) -> u32 {
+    u32::try_from(now.max(0) / DEDUP_GENERATION_MS).unwrap_or(u32::MAX)
+}
+
+/// Where a sender's `client_msg_id`, first sent in `generation`, is remembered.
+pub fn dedup(generation: u32, sender: &Username, client_msg_id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 4 + sender.as_str().len() + 1 + 8);
+    key.push(DEDUP);
+    key.extend_from_slice(&generation.to_be_bytes());
+    key.extend_from_slice(sender.as_str().as_bytes());
+    key.push(0);
     key.extend_from_slice(&client_msg_id.to_be_bytes());
     key
+}
+
+/// The range of resend entries older than `generation`, to forget.
+pub fn dedup_before(generation: u32) -> std::ops::Range<Vec<u8>> {
+    let mut end = vec![DEDUP];
+    end.extend_from_slice(&generation.to_be_bytes());
+    vec![DEDUP]..end
+}
+
+/// The sender and client id of a format-0 resend entry's key.
+pub fn dedup_format0_parts(key: &[u8]) -> Option<(Username, u64)> {
+    let rest = key.strip_prefix(DEDUP_FORMAT0)?;
+    let split = rest.len().checked_sub(9)?;
+    let (name, tail) = rest.split_at(split);
+    let id = tail.strip_prefix(&[0])?;
+    let sender = Username::parse(std::str::from_utf8(name).ok()?).ok()?;
+    Some((sender, u64::from_be_bytes(id.try_into().ok()?)))
+}
+
+/// The conversation prefix of a message key (both names), and the names.
+pub fn conversation_of(key: &[u8]) -> Option<(&[u8], Username, Username)> {
+    let rest = key.strip_prefix(MESSAGES)?;
+    let prefix_len = key.len().checked_sub(8)?;
+    let names = rest.get(..rest.len().checked_sub(8)?)?.strip_suffix(&[0])?;
+    let (a, b) = names.split_at(names.iter().position(|&byte| byte == 0)?);
+    let a = Username::parse(std::str::from_utf8(a).ok()?).ok()?;
+    let b = Username::parse(std::str::from_utf8(&b[1..]).ok()?).ok()?;
+    Some((&key[..prefix_len], a, b))
 }
 
 /// `owner`'s view of the conversation with `peer`: unread count, watermarks, last message.
@@ -74,6 +127,35 @@ mod tests {
 
     fn name(raw: &str) -> Username {
         Username::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn keys_have_fixed_bytes() {
+        let (ana, bob) = (name("ana"), name("bob"));
+        assert_eq!(message(&bob, &ana, 258), b"mana\0bob\0\0\0\0\0\0\0\x01\x02");
+        assert_eq!(summary(&ana, &bob), b"sana\0bob\0");
+        assert_eq!(dedup(7, &ana, 1), b"D\0\0\0\x07ana\0\0\0\0\0\0\0\0\x01");
+        assert_eq!((LAST_ID, COMMIT), (b"n".as_slice(), b"c".as_slice()));
+    }
+
+    #[test]
+    fn dedup_generations_order_and_expire_by_range() {
+        let ana = name("ana");
+        let old = dedup(dedup_generation(DEDUP_GENERATION_MS - 1), &ana, u64::MAX);
+        let new = dedup(dedup_generation(DEDUP_GENERATION_MS), &ana, 0);
+        let expired = dedup_before(1);
+        assert!(expired.contains(&old) && !expired.contains(&new));
+        assert!(!expired.contains(&message(&ana, &ana, 0)));
+    }
+
+    #[test]
+    fn format0_dedup_keys_and_conversations_parse() {
+        let mut key = b"dana\0".to_vec();
+        key.extend_from_slice(&42u64.to_be_bytes());
+        assert_eq!(dedup_format0_parts(&key), Some((name("ana"), 42)));
+        let key = message(&name("bob"), &name("ana"), 9);
+        let (prefix, a, b) = conversation_of(&key).unwrap();
+        assert_eq!((prefix, a, b), (&key[..key.len() - 8], name("ana"), name("bob")));
     }
 
     #[test]

@@ -1,0 +1,494 @@
+//! The store's API against real sled files in temporary directories.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+
+fn name(raw: &str) -> Username {
+    Username::parse(raw).unwrap()
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn append(store: &Store, from: &Username, to: &Username, body: &str, client_msg_id: u64) -> Appended {
+    append_at(store, from, to, body, client_msg_id, crate::clock::now_millis())
+}
+
+fn append_at(
+    store: &Store,
+    from: &Username,
+    to: &Username,
+    body: &str,
+    client_msg_id: u64,
+    now: i64,
+) -> Appended {
+    let appends = Appends::new();
+    store.append(from, to, body, client_msg_id, now, &appends).unwrap();
+    appends.next().unwrap()
+}
+
+fn stored(appended: Appended) -> ChatMessage {
+    match appended {
+        Appended::New(message) => message,
+        other => panic!("expected a new message, got {other:?}"),
+    }
+}
+
+#[test]
+fn append_dedups_resends_and_counts_unread() {
+    let (_dir, store) = open();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let first = stored(append(&store, &ana, &bob, "oi", 1));
+    assert_eq!(append(&store, &ana, &bob, "oi", 1), Appended::Resent(first.clone()));
+    let second = stored(append(&store, &ana, &bob, "tudo bem?", 2));
+    assert_eq!(second.id, first.id + 1);
+    assert_eq!(store.summary(&bob, &ana).unwrap().unread, 2);
+    assert_eq!(store.summary(&ana, &bob).unwrap().unread, 0);
+    assert_eq!(store.pending_count(&bob).unwrap(), 2);
+}
+
+#[test]
+fn a_client_id_reused_for_another_message_is_refused_and_stores_nothing() {
+    let (_dir, store) = open();
+    let (ana, bob, eve) = (name("ana"), name("bob"), name("eve"));
+    let first = stored(append(&store, &ana, &bob, "oi", 1));
+    assert_eq!(append(&store, &ana, &eve, "oi", 1), Appended::Reused { original: first.id });
+    assert_eq!(append(&store, &ana, &bob, "other text", 1), Appended::Reused { original: first.id });
+    assert_eq!(store.last_message_id().unwrap(), first.id);
+    assert_eq!(store.history(&ana, &eve, None, 10).unwrap().messages, []);
+}
+
+#[test]
+fn pipelined_appends_in_one_group_see_each_other() {
+    let (_dir, store) = open();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let appends = Appends::new();
+    for i in 0..50 {
+        // Every message twice: the resend must find the first even in the same group.
+        store.append(&ana, &bob, &format!("m{i}"), i, 0, &appends).unwrap();
+        store.append(&ana, &bob, &format!("m{i}"), i, 0, &appends).unwrap();
+    }
+    let answers: Vec<_> = (0..100).map(|_| appends.next().unwrap()).collect();
+    assert_eq!(answers.iter().filter(|a| matches!(a, Appended::Resent(_))).count(), 50);
+    assert_eq!(store.summary(&bob, &ana).unwrap().unread, 50);
+    assert_eq!(store.last_message_id().unwrap(), 50);
+}
+
+#[test]
+fn history_pages_newest_first() {
+    let (_dir, store) = open();
+    let (ana, bob, eve) = (name("ana"), name("bob"), name("eve"));
+    for i in 0..25 {
+        append(&store, &ana, &bob, &format!("m{i}"), i);
+        append(&store, &eve, &ana, "noise", i);
+    }
+    let first = store.history(&bob, &ana, None, 10).unwrap();
+    assert!(first.more);
+    assert_eq!(first.messages[0].body, "m24");
+    let last_id = first.messages.last().unwrap().id;
+    let second = store.history(&bob, &ana, Some(last_id), 10).unwrap();
+    assert_eq!(second.messages[0].body, "m14");
+    let third = store.history(&bob, &ana, Some(second.messages[9].id), 10).unwrap();
+    assert_eq!(third.messages.len(), 5);
+    assert!(!third.more);
+}
+
+#[test]
+fn delivered_and_read_move_watermarks() {
+    let (_dir, store) = open();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let ids: Vec<_> = (0..3).map(|i| stored(append(&store, &ana, &bob, "x", i)).id).collect();
+    let eve = name("eve");
+    let from_eve = stored(append(&store, &eve, &bob, "y", 0)).id;
+    // The sender cannot confirm their own messages for the recipient.
+    assert_eq!(store.mark_delivered(&ana, &bob, ids[2]).unwrap(), None);
+    assert_eq!(store.pending_count(&bob).unwrap(), 4);
+    assert_eq!(store.mark_delivered(&bob, &ana, ids[1]).unwrap(), Some(ids[1]));
+    assert_eq!(store.mark_delivered(&bob, &ana, ids[0]).unwrap(), None, "watermarks never go back");
+    assert_eq!(store.pending_count(&bob).unwrap(), 2);
+    let pending: Vec<_> = store.pending_after(&bob, 0, 10).unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(pending, [ids[2], from_eve]);
+    assert_eq!(store.pending_after(&bob, ids[2], 10).unwrap().len(), 1);
+    assert_eq!(store.mark_read(&bob, &ana, ids[1]).unwrap(), Some(ids[1]));
+    assert_eq!(store.summary(&bob, &ana).unwrap().unread, 1);
+    assert_eq!(store.mark_read(&bob, &ana, ids[0]).unwrap(), None);
+    let page = store.history(&ana, &bob, None, 10).unwrap();
+    assert_eq!(page.peer_read_up_to, ids[1]);
+}
+
+#[test]
+fn unread_counts_match_a_recount_for_any_watermark() {
+    let (_dir, store) = open();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut sent = Vec::new();
+    for i in 0..300 {
+        let (from, to) = if rng.bool() { (&ana, &bob) } else { (&bob, &ana) };
+        sent.push((stored(append(&store, from, to, "x", i)).id, from.clone()));
+        if rng.u8(..) < 40 {
+            // Up to any id: one of ana's own, one of bob's, or between conversations' ids.
+            let up_to = rng.u64(0..=sent.len() as u64 + 3);
+            store.mark_read(&bob, &ana, up_to).unwrap();
+            let read_up_to = store.summary(&bob, &ana).unwrap().read_up_to;
+            let recount = sent.iter().filter(|(id, from)| *from == ana && *id > read_up_to).count();
+            assert_eq!(store.summary(&bob, &ana).unwrap().unread, recount as u64, "after {i} messages");
+        }
+    }
+}
+
+#[test]
+fn mark_read_counts_a_message_staged_in_the_same_group() {
+    let (_dir, store) = open();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let first = stored(append(&store, &ana, &bob, "one", 1));
+    // Both reach the committer before it syncs: the read moves over the first message while
+    // a second one is staged in the same group, and only the first may count as read.
+    let appends = Appends::new();
+    let staged = store.committer.submit(Growth::Grows, {
+        let (ana, bob) = (ana.clone(), bob.clone());
+        move |staged: &mut commit::Staged<'_>| {
+            let second = writes::append(
+                staged,
+                writes::NewMessage {
+                    from: ana.clone(),
+                    to: bob.clone(),
+                    body: "two".into(),
+                    client_msg_id: 2,
+                    now: 0,
+                },
+            )?;
+            let moved = writes::mark_read(staged, &bob, &ana, first.id)?;
+            Ok((second, moved))
+        }
+    });
+    let (second, moved) = commit::wait(&staged.unwrap()).unwrap();
+    assert!(matches!(second, Appended::New(_)));
+    assert_eq!(moved, Some(first.id));
+    assert_eq!(store.summary(&bob, &ana).unwrap().unread, 1, "the staged second message is unread");
+    store.append(&ana, &bob, "three", 3, 0, &appends).unwrap();
+    appends.next().unwrap();
+    assert_eq!(store.summary(&bob, &ana).unwrap().unread, 2);
+}
+
+#[test]
+fn a_single_use_token_taken_at_once_by_many_goes_to_one() {
+    let (_dir, store) = open();
+    let store = Arc::new(store);
+    let record = TokenRecord { user: name("ana"), expires_at: i64::MAX };
+    store.put_token(b"hash", &record).unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.take_token(b"hash").unwrap()
+            })
+        })
+        .collect();
+    let got: Vec<_> = takers.into_iter().filter_map(|taker| taker.join().unwrap()).collect();
+    assert_eq!(got, [record]);
+    assert_eq!(store.token(b"hash").unwrap(), None);
+}
+
+#[test]
+fn pruning_forgets_expired_tokens_and_old_resend_entries_only() {
+    let (_dir, store) = open();
+    let (ana, bob) = (name("ana"), name("bob"));
+    store.put_token(b"old", &TokenRecord { user: ana.clone(), expires_at: 10 }).unwrap();
+    store.put_token(b"new", &TokenRecord { user: ana.clone(), expires_at: i64::MAX }).unwrap();
+    let generation = keys::DEDUP_GENERATION_MS;
+    let old = stored(append_at(&store, &ana, &bob, "old", 1, generation + 1));
+    stored(append_at(&store, &ana, &bob, "recent", 2, generation * 2));
+
+    // One generation later, the first is still recognised.
+    let within = generation * 2 + 1;
+    assert_eq!(store.prune(within).unwrap(), Pruned { tokens: 1, resends: 0 });
+    assert_eq!(append_at(&store, &ana, &bob, "old", 1, within), Appended::Resent(old));
+    // Two generations later it is forgotten; the message itself stays.
+    assert_eq!(store.prune(generation * 3).unwrap(), Pruned { tokens: 0, resends: 1 });
+    assert_eq!(store.token(b"new").unwrap().map(|t| t.user), Some(ana.clone()));
+    assert_eq!(store.history(&ana, &bob, None, 5).unwrap().messages.len(), 2);
+}
+
+#[test]
+fn a_full_disk_refuses_growth_with_storage_full_and_keeps_maintaining() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let first = {
+        let store = Store::open(dir.path()).unwrap();
+        stored(append(&store, &ana, &bob, "before", 1))
+    };
+    let full = StoreOptions { reserve_bytes: u64::MAX, ..StoreOptions::default() };
+    let store = Store::open_with(dir.path(), full).unwrap();
+    let appends = Appends::new();
+    store.append(&ana, &bob, "refused", 2, 0, &appends).unwrap();
+    assert!(matches!(appends.next(), Err(StoreError::StorageFull { .. })));
+    let user = UserRecord { password_hash: "h".into(), created_at: 0 };
+    assert!(matches!(store.create_user(&bob, &user), Err(StoreError::StorageFull { .. })));
+    assert_eq!(store.mark_read(&bob, &ana, first.id).unwrap(), Some(first.id), "receipts still work");
+    assert_eq!(store.history(&bob, &ana, None, 5).unwrap().messages, std::slice::from_ref(&first));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.last_message_id().unwrap(), first.id, "nothing refused was stored");
+    assert_eq!(stored(append(&store, &ana, &bob, "refused", 2)).id, first.id + 1, "and its resend is new");
+}
+
+#[test]
+fn a_clean_stop_after_many_segments_leaves_no_log_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let small_segments = StoreOptions { wal_segment: 64 * 1024, ..StoreOptions::default() };
+    let segments = |dir: &Path| {
+        fs::read_dir(dir.join("wal"))
+            .unwrap()
+            .filter(|entry| entry.as_ref().unwrap().path().extension().is_some_and(|ext| ext == "log"))
+            .count()
+    };
+    {
+        let store = Store::open_with(dir.path(), small_segments).unwrap();
+        let appends = Appends::new();
+        for i in 0..2_000 {
+            store.append(&ana, &bob, &format!("message {i} {}", "x".repeat(100)), i, 0, &appends).unwrap();
+        }
+        (0..2_000).for_each(|_| drop(appends.next().unwrap()));
+    }
+    assert_eq!(segments(dir.path()), 0, "a clean stop checkpoints and retires the whole log");
+    let store = Store::open_with(dir.path(), small_segments).unwrap();
+    let page = store.history(&bob, &ana, None, 1).unwrap();
+    assert_eq!(page.messages[0].body, format!("message 1999 {}", "x".repeat(100)));
+    assert_eq!(store.last_message_id().unwrap(), 2_000);
+}
+
+#[test]
+fn writes_arriving_within_the_commit_gap_wait_for_it_and_share_one_sync() {
+    let gap = Duration::from_millis(300);
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open_with(dir.path(), StoreOptions { commit_gap: gap, ..StoreOptions::default() }).unwrap();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let first = std::time::Instant::now();
+    append(&store, &ana, &bob, "first", 1);
+    assert!(first.elapsed() < gap, "nothing synced before, so nothing to wait for");
+    let synced = std::time::Instant::now();
+    let appends = Appends::new();
+    for i in 2..=11 {
+        store.append(&ana, &bob, &format!("message {i}"), i, 1_000, &appends).unwrap();
+    }
+    let answered: Vec<Duration> = (2..=11)
+        .map(|_| {
+            appends.next().unwrap();
+            synced.elapsed()
+        })
+        .collect();
+    assert!(answered[0] >= gap - Duration::from_millis(50), "answered after {:?}", answered[0]);
+    assert!(answered[9] - answered[0] < gap, "ten syncs of their own would take ten gaps: {answered:?}");
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bob) = (name("ana"), name("bob"));
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let record = UserRecord { password_hash: "h".into(), created_at: 1 };
+        assert!(store.create_user(&ana, &record).unwrap());
+        assert!(!store.create_user(&ana, &record).unwrap());
+        append(&store, &ana, &bob, "persist", 9);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.user_exists(&ana).unwrap());
+    assert_eq!(store.last_message_id().unwrap(), 1);
+    assert_eq!(store.history(&ana, &bob, None, 5).unwrap().messages[0].body, "persist");
+    assert!(matches!(append(&store, &ana, &bob, "persist", 9), Appended::Resent(_)));
+    assert_eq!(stored(append(&store, &ana, &bob, "next", 10)).id, 2);
+}
+
+#[test]
+fn a_second_store_on_the_same_directory_is_refused_by_name() {
+    let (dir, _store) = open();
+    match Store::open(dir.path()) {
+        Err(StoreError::InUse { dir: named, pid }) => {
+            assert_eq!((named.as_path(), pid), (dir.path(), Some(std::process::id())));
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_database_emptied_under_its_manifest_is_refused_not_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bob) = (name("ana"), name("bob"));
+    {
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..20 {
+            append(&store, &ana, &bob, "kept", i);
+        }
+    }
+    // What a power cut on a disk that ignored sled's flushes leaves: empty sled files.
+    for file in ["db", "conf"] {
+        fs::write(dir.path().join(file), b"").unwrap();
+    }
+    for entry in fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("snap.") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    match Store::open(dir.path()) {
+        Err(StoreError::LostWrites { found: 0, expected, messages: 20, .. }) => assert!(expected > 0),
+        other => panic!("expected LostWrites, got {other:?}"),
+    }
+    // Refusing changed nothing: the manifest still says what was lost.
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::LostWrites { .. })));
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let newer = manifest::Manifest { format: manifest::FORMAT + 1, ..manifest::Manifest::new() };
+    newer.write(dir.path()).unwrap();
+    match Store::open(dir.path()) {
+        Err(e @ StoreError::NewerFormat { found, supported, .. }) => {
+            assert_eq!((found, supported), (manifest::FORMAT + 1, manifest::FORMAT));
+            assert!(e.to_string().contains("run a newer papo-server"), "{e}");
+        }
+        other => panic!("expected NewerFormat, got {other:?}"),
+    }
+}
+
+/// A store as format 0 wrote it: sled records without counts, resend entries without
+/// generations, no manifest, and a log segment left by a crash.
+mod format0_store {
+    use serde::Serialize;
+
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Message<'a> {
+        from: &'a Username,
+        to: &'a Username,
+        body: &'a str,
+        sent_at: i64,
+    }
+
+    #[derive(Serialize)]
+    struct Summary {
+        unread: u64,
+        read_up_to: u64,
+        delivered_up_to: u64,
+        last_received: u64,
+        last: Option<records::StoredLast>,
+    }
+
+    /// ana and bob exchange `count` messages (ana sends the even ones); bob has read up
+    /// to `bob_read`. The last message reaches sled only through the log.
+    fn write(dir: &Path, count: u64, bob_read: u64) {
+        let (ana, bob) = (name("ana"), name("bob"));
+        let db = sled::Config::new().path(dir).open().unwrap();
+        let chat = db.open_tree("chat").unwrap();
+        let mut groups = Vec::new();
+        for id in 1..=count {
+            let (from, to) = if id % 2 == 0 { (&ana, &bob) } else { (&bob, &ana) };
+            let message = Message { from, to, body: "old", sent_at: 5 };
+            let dedup = (id, to.clone());
+            let writes: Vec<(commit::TreeName, Vec<u8>, Option<Vec<u8>>)> = vec![
+                (commit::TreeName::Chat, keys::message(from, to, id), Some(encode(&message))),
+                (commit::TreeName::Chat, format0_dedup(from, id), Some(encode(&dedup))),
+                (commit::TreeName::Chat, keys::LAST_ID.to_vec(), Some(encode(&id))),
+            ];
+            if id < count {
+                for (_, key, value) in &writes {
+                    chat.insert(key.as_slice(), value.clone().unwrap()).unwrap();
+                }
+            } else {
+                groups.push(encode(&writes));
+            }
+        }
+        let from_ana = (1..=count).filter(|id| id % 2 == 0).count() as u64;
+        let read = (1..=bob_read).filter(|id| id % 2 == 0).count() as u64;
+        let bob_view = Summary {
+            unread: from_ana - read,
+            read_up_to: bob_read,
+            delivered_up_to: bob_read,
+            last_received: count - count % 2,
+            last: None,
+        };
+        chat.insert(keys::summary(&bob, &ana), encode(&bob_view)).unwrap();
+        db.flush().unwrap();
+        drop((chat, db));
+        // The format-0 log: no header, records of [length][CRC of sequence and payload].
+        fs::create_dir_all(dir.join("wal")).unwrap();
+        let mut segment = Vec::new();
+        for payload in groups {
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&1u64.to_le_bytes());
+            hasher.update(&payload);
+            segment.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            segment.extend_from_slice(&hasher.finalize().to_le_bytes());
+            segment.extend_from_slice(&payload);
+        }
+        segment.resize(64 * 1024, 0);
+        fs::write(dir.join("wal/0000000000000001.log"), segment).unwrap();
+    }
+
+    fn format0_dedup(sender: &Username, client_msg_id: u64) -> Vec<u8> {
+        let mut key = b"d".to_vec();
+        key.extend_from_slice(sender.as_str().as_bytes());
+        key.push(0);
+        key.extend_from_slice(&client_msg_id.to_be_bytes());
+        key
+    }
+
+    #[test]
+    fn is_replayed_migrated_and_kept_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ana, bob) = (name("ana"), name("bob"));
+        write(dir.path(), 41, 20);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(dir.path().join(manifest::FILE).exists());
+        assert_eq!(store.last_message_id().unwrap(), 41, "the log's last group was replayed");
+        let bob_view = store.summary(&bob, &ana).unwrap();
+        assert_eq!((bob_view.received, bob_view.unread), (20, 10));
+        // Resends of format-0 entries are still recognised; new messages continue the ids.
+        assert!(matches!(append(&store, &ana, &bob, "old", 40), Appended::Resent(m) if m.id == 40));
+        assert_eq!(stored(append(&store, &ana, &bob, "new", 1000)).id, 42);
+        assert_eq!(store.summary(&bob, &ana).unwrap().unread, 11);
+        assert_eq!(store.mark_read(&bob, &ana, 41).unwrap(), Some(41));
+        assert_eq!(store.summary(&bob, &ana).unwrap().unread, 1);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.history(&ana, &bob, None, 200).unwrap().messages.len(), 42);
+    }
+
+    #[test]
+    fn a_migration_cut_short_runs_again_to_the_same_result() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 30, 11);
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let chat = db.open_tree("chat").unwrap();
+        let trees = commit::Trees {
+            db: db.clone(),
+            chat,
+            users: db.open_tree("users").unwrap(),
+            tokens: db.open_tree("tokens").unwrap(),
+        };
+        let first = migrate::run(&trees, 0).unwrap();
+        assert_eq!(first.messages, 29);
+        let again = migrate::run(&trees, 0).unwrap();
+        assert_eq!((again.messages, again.resends), (29, 0));
+        let summary: Summary2 =
+            decode(b"s", &trees.chat.get(keys::summary(&name("bob"), &name("ana"))).unwrap().unwrap())
+                .unwrap();
+        assert_eq!((summary.received, summary.unread), (14, 9));
+    }
+
+    use records::Summary as Summary2;
+}

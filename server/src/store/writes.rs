@@ -1,0 +1,148 @@
+//! The committer's half of each write: what an operation stages in its group.
+//!
+//! Each function finishes every read that can fail before its first change (see
+//! [`Staged`]), and none costs more than a few lookups, however long the conversation: the
+//! committer is one thread, and a slow operation there delays everyone's messages.
+
+use papo_protocol::{ChatMessage, MessageId, UnixMillis, Username};
+
+use super::commit::{Staged, TreeName};
+use super::records::{corrupt, decode, encode, DedupRecord, MessageRecord, StoredLast, TokenRecord};
+use super::{keys, preview, Result};
+
+/// What storing a message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now.
+    New(ChatMessage),
+    /// The sender had stored this `client_msg_id` before: the original message.
+    Resent(ChatMessage),
+    /// The sender had used this `client_msg_id` for a message to someone else (or with
+    /// another text): refused, nothing stored.
+    Reused {
+        /// The id it was used for.
+        original: MessageId,
+    },
+}
+
+/// A message to store.
+pub struct NewMessage {
+    pub from: Username,
+    pub to: Username,
+    pub body: String,
+    pub client_msg_id: u64,
+    pub now: UnixMillis,
+}
+
+/// Stores a message, unless its sender stored this client id before.
+pub fn append(staged: &mut Staged<'_>, message: NewMessage) -> Result<Appended> {
+    let NewMessage { from, to, body, client_msg_id, now } = message;
+    let generation = keys::dedup_generation(now);
+    for seen_in in [generation, generation.saturating_sub(1)] {
+        let key = keys::dedup(seen_in, &from, client_msg_id);
+        if let Some(raw) = staged.get(TreeName::Chat, &key)? {
+            let first: DedupRecord = decode(&key, &raw)?;
+            let message_key = keys::message(&from, &first.to, first.id);
+            let raw = staged.get(TreeName::Chat, &message_key)?.ok_or_else(|| corrupt(&key, "no message"))?;
+            let original: MessageRecord = decode(&message_key, &raw)?;
+            if original.to != to || original.body != body {
+                return Ok(Appended::Reused { original: first.id });
+            }
+            return Ok(Appended::Resent(to_chat(first.id, original)));
+        }
+    }
+    staged.load_summary(&from, &to)?;
+    staged.load_summary(&to, &from)?;
+
+    let id = staged.last_id + 1;
+    staged.last_id = id;
+    let last = Some(StoredLast { id, from: from.clone(), sent_at: now, preview: preview(&body) });
+    let sender_view = staged.summary(&from, &to);
+    sender_view.last.clone_from(&last);
+    let reverse = sender_view.received;
+    let recipient_view = staged.summary(&to, &from);
+    recipient_view.last = last;
+    recipient_view.last_received = id;
+    recipient_view.unread += 1;
+    recipient_view.received += 1;
+    let position = recipient_view.received;
+
+    let record = MessageRecord { from: from.clone(), to: to.clone(), body, sent_at: now, position, reverse };
+    staged.insert_message(keys::message(&from, &to, id), &record);
+    staged.insert(
+        TreeName::Chat,
+        keys::dedup(generation, &from, client_msg_id),
+        encode(&DedupRecord { id, to: to.clone() }),
+    );
+    Ok(Appended::New(to_chat(id, record)))
+}
+
+/// How many messages from `peer` a conversation holds up to and including `record`.
+pub fn received_before_or_at(record: &MessageRecord, peer: &Username) -> u64 {
+    if record.from == *peer {
+        record.position
+    } else {
+        record.reverse
+    }
+}
+
+/// Moves `user`'s read watermark for `peer`'s messages to `up_to`, with the unread count.
+pub fn mark_read(
+    staged: &mut Staged<'_>,
+    user: &Username,
+    peer: &Username,
+    up_to: MessageId,
+) -> Result<Option<MessageId>> {
+    staged.load_summary(user, peer)?;
+    let view = staged.peek_summary(user, peer);
+    let read_up_to = up_to.min(view.last_received);
+    if read_up_to <= view.read_up_to {
+        return Ok(None);
+    }
+    let read = match staged.message_at_or_before(user, peer, read_up_to)? {
+        Some((_, record)) => received_before_or_at(&record, peer),
+        None => 0,
+    };
+    let view = staged.summary(user, peer);
+    view.read_up_to = read_up_to;
+    view.delivered_up_to = view.delivered_up_to.max(read_up_to);
+    view.unread = view.received.saturating_sub(read);
+    Ok(Some(read_up_to))
+}
+
+/// Moves `user`'s delivered watermark for messages from `from` to `up_to`.
+pub fn mark_delivered(
+    staged: &mut Staged<'_>,
+    user: &Username,
+    from: &Username,
+    up_to: MessageId,
+) -> Result<Option<MessageId>> {
+    staged.load_summary(user, from)?;
+    let delivered_up_to = up_to.min(staged.peek_summary(user, from).last_received);
+    if delivered_up_to <= staged.peek_summary(user, from).delivered_up_to {
+        return Ok(None);
+    }
+    staged.summary(user, from).delivered_up_to = delivered_up_to;
+    Ok(Some(delivered_up_to))
+}
+
+/// Creates an account unless the name is taken.
+pub fn create_user(staged: &mut Staged<'_>, key: Vec<u8>, value: Vec<u8>) -> Result<bool> {
+    if staged.get(TreeName::Users, &key)?.is_some() {
+        return Ok(false);
+    }
+    staged.insert(TreeName::Users, key, value);
+    Ok(true)
+}
+
+/// Removes a token, returning its record if it was there.
+pub fn take_token(staged: &mut Staged<'_>, key: Vec<u8>) -> Result<Option<TokenRecord>> {
+    let Some(raw) = staged.get(TreeName::Tokens, &key)? else { return Ok(None) };
+    let record = decode(&key, &raw)?;
+    staged.remove(TreeName::Tokens, key);
+    Ok(Some(record))
+}
+
+fn to_chat(id: MessageId, record: MessageRecord) -> ChatMessage {
+    ChatMessage { id, from: record.from, to: record.to, body: record.body, sent_at: record.sent_at }
+}
