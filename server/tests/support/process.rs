@@ -18,6 +18,8 @@ pub struct ServerProcess {
     pub security: Security,
     /// Every log line after "listening".
     pub log: Receiver<String>,
+    /// The log lines before it.
+    pub log_before_listening: Vec<String>,
 }
 
 /// Starts the binary on `127.0.0.1:0` with `data_dir` and bcrypt cost 4, and waits until
@@ -71,7 +73,7 @@ pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> Serv
             let _ = tx.send(line);
         }
     });
-    ServerProcess { child, addr, security, log }
+    ServerProcess { child, addr, security, log, log_before_listening: seen }
 }
 
 impl ServerProcess {
@@ -112,4 +114,34 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the binary on `data_dir` with `args` expecting it to fail before it listens: its
+/// exit status and everything it logged. Panics if it starts listening.
+pub fn fails_to_start(data_dir: &Path, args: &[&str]) -> (ExitStatus, String) {
+    fails_to_start_with(data_dir, args, |_| {})
+}
+
+/// [`fails_to_start`], with the command adjusted first (to run as another user, say).
+pub fn fails_to_start_with(
+    data_dir: &Path,
+    args: &[&str],
+    adjust: impl FnOnce(&mut Command),
+) -> (ExitStatus, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_papo-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--log", "info", "--bcrypt-cost", "4"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    adjust(&mut command);
+    let mut child = command.spawn().expect("spawn papo-server");
+    let log: Vec<String> =
+        BufReader::new(child.stderr.take().expect("stderr")).lines().map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    let log = log.join("\n");
+    assert!(!log.contains("listening"), "papo-server started, expected a refusal:\n{log}");
+    (status, log)
 }
