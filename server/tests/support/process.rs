@@ -36,6 +36,16 @@ pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> S
 
 /// Starts the binary on `127.0.0.1:0` with `data_dir` and `args`, and waits until it listens.
 pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> ServerProcess {
+    try_spawn_with_args(data_dir, log_filter, args)
+        .unwrap_or_else(|log| panic!("papo-server exited before listening:\n{log}"))
+}
+
+/// [`spawn_with_args`], or the server's log if it exits before listening.
+pub fn try_spawn_with_args(
+    data_dir: &Path,
+    log_filter: &str,
+    args: &[&str],
+) -> Result<ServerProcess, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_papo-server"))
         .args(["--listen", "127.0.0.1:0", "--log", log_filter])
         .args(args)
@@ -49,10 +59,11 @@ pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> Serv
     let mut security = Security::Plaintext;
     let mut seen = Vec::new();
     let addr = loop {
-        let Some(line) = lines.next() else {
-            panic!("papo-server exited before listening:\n{}", seen.join("\n"))
+        let Some(Ok(line)) = lines.next() else {
+            let status = child.wait().expect("wait");
+            seen.push(format!("(papo-server exited: {status})"));
+            return Err(seen.join("\n"));
         };
-        let line = line.expect("read log");
         seen.push(line.clone());
         if let Some(rest) = line.split("fingerprint=").nth(1) {
             let logged = rest.split_whitespace().next().expect("fingerprint");
@@ -71,7 +82,7 @@ pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> Serv
             let _ = tx.send(line);
         }
     });
-    ServerProcess { child, addr, security, log }
+    Ok(ServerProcess { child, addr, security, log })
 }
 
 impl ServerProcess {
