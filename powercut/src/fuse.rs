@@ -164,11 +164,14 @@ impl Filesystem for PowerCutFs {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.shared.tree().write(ino.0, offset, data) {
+        // The kernel sends no fsync for these in direct I/O mode: the write itself must sync.
+        // O_SYNC includes the O_DSYNC bit.
+        let sync = flags.0 & libc::O_DSYNC != 0;
+        match self.shared.tree().write(ino.0, offset, data, sync) {
             Ok(written) => reply.written(written),
             Err(e) => reply.error(e),
         }
@@ -240,10 +243,11 @@ impl Filesystem for PowerCutFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let (blocks, free, _, block) = self.shared.tree().space();
+        let (blocks, free, inodes, block) = self.shared.tree().space();
         let block = block as u32;
         // Inodes are only limited by memory, so the count of free ones is just large.
-        reply.statfs(blocks, free, free, 0, u64::from(u32::MAX), block, 255, block);
+        let free_inodes = u64::from(u32::MAX);
+        reply.statfs(blocks, free, free, inodes + free_inodes, free_inodes, block, 255, block);
     }
 
     fn create(

@@ -24,10 +24,11 @@
 //!   warns ("Calling fsync() does not necessarily ensure that the entry in the directory
 //!   containing the file has also reached disk"), and a new file in a synced directory
 //!   that was itself never synced comes back empty.
+//! - A write to a file opened with `O_SYNC` or `O_DSYNC` makes that file's bytes and size
+//!   durable as it returns, as an fdatasync after it would.
 //! - Nothing else makes anything durable. `sync_file_range(2)` never reaches a FUSE file
 //!   system (and on a disk it writes no metadata and flushes no cache: it is no sync);
-//!   `sync(2)`, `syncfs(2)` and `close(2)` do not reach it either. `O_SYNC` and `O_DSYNC`
-//!   opens count only through the fsyncs the kernel sends for them (not tested here).
+//!   `sync(2)`, `syncfs(2)` and `close(2)` do not reach it either.
 //!
 //! The root directory itself always exists. A cut must come after every process using the
 //! mount has died (the test kills it and waits for its exit): the cut waits a few seconds
@@ -67,7 +68,9 @@
 //! that would pass it fails with ENOSPC (whole: nothing of it is written), and so does a
 //! create or `mkdir` once nothing is free; `statfs` reports the capacity and what is free.
 //! [`Mount::fail_next_fsync`] makes the next fsync of a file or directory whose name
-//! contains a fragment fail with EIO; [`Stats::injected_faults`] counts those that fired.
+//! contains a fragment fail with EIO (or the next `O_SYNC` or `O_DSYNC` write to such a
+//! file, whose bytes stay visible but not durable); [`Stats::injected_faults`] counts those
+//! that fired.
 
 mod data;
 mod fuse;
@@ -98,7 +101,8 @@ pub struct Mount {
 /// What the file system has seen since it was mounted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// `fsync` and `fdatasync` requests for files, failed ones included.
+    /// `fsync` and `fdatasync` requests for files, failed ones included (writes that sync
+    /// because of `O_SYNC` or `O_DSYNC` are not counted).
     pub fsyncs: u64,
     /// `fsync` requests for directories, failed ones included.
     pub dir_fsyncs: u64,
@@ -180,7 +184,8 @@ impl Mount {
     }
 
     /// Makes the next fsync of a file or directory whose name contains `name_fragment`
-    /// fail with EIO; each call adds one such fault.
+    /// (or the next `O_SYNC` or `O_DSYNC` write to such a file) fail with EIO; each call
+    /// adds one such fault.
     pub fn fail_next_fsync(&self, name_fragment: &str) {
         self.shared.tree().fail_next_fsync(name_fragment);
     }

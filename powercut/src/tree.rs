@@ -277,8 +277,13 @@ impl Tree {
         }
     }
 
-    /// Writes `bytes` to `ino` at `offset`, all of them or (past the capacity) none.
-    pub fn write(&mut self, ino: Ino, offset: u64, bytes: &[u8]) -> Result<u32, Errno> {
+    /// Writes `bytes` to `ino` at `offset`, all of them or (past the capacity) none; a
+    /// `sync` write (to a file opened `O_SYNC` or `O_DSYNC`) is durable once it returns, or
+    /// fails with EIO if a fault waits for the file's name.
+    pub fn write(&mut self, ino: Ino, offset: u64, bytes: &[u8], sync: bool) -> Result<u32, Errno> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
         let written = u32::try_from(bytes.len()).map_err(|_| Errno::EFBIG)?;
         let end = offset.checked_add(bytes.len() as u64).ok_or(Errno::EFBIG)?;
         let len = self.file_len(ino)?;
@@ -290,6 +295,9 @@ impl Tree {
         let now = SystemTime::now();
         (inode.mtime, inode.ctime) = (now, now);
         self.used += end.saturating_sub(len);
+        if sync {
+            self.make_durable(ino)?;
+        }
         Ok(written)
     }
 
@@ -327,6 +335,10 @@ impl Tree {
     /// with EIO if a fault waits for its name.
     pub fn fsync(&mut self, ino: Ino) -> Result<(), Errno> {
         self.stats.fsyncs += 1;
+        self.make_durable(ino)
+    }
+
+    fn make_durable(&mut self, ino: Ino) -> Result<(), Errno> {
         self.take_fault(ino)?;
         match &mut self.inode_mut(ino)?.node {
             Node::File { current, durable, unsynced } => {
@@ -381,7 +393,8 @@ impl Tree {
         self.capacity = capacity;
     }
 
-    /// Makes the next fsync of a file or directory whose name contains `fragment` fail.
+    /// Makes the next fsync (or syncing write) of a file or directory whose name contains
+    /// `fragment` fail.
     pub fn fail_next_fsync(&mut self, fragment: &str) {
         self.fsync_faults.push(fragment.to_owned());
     }

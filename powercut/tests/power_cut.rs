@@ -5,7 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -228,6 +228,20 @@ fn size_changes_are_durable_with_the_bytes() {
     assert_eq!(bytes.len(), 20_000);
     assert_all(&bytes[..100], 7, 100, "the synced truncation");
     assert_all(&bytes[100..], 0, 19_900, "an extension reads as zeros");
+}
+
+#[test]
+fn a_write_to_a_file_opened_o_dsync_is_durable_at_once() {
+    let fx = Fixture::new();
+    write_synced(&fx.path("f"), b"");
+    sync_dir(fx.mount.path());
+    let fsyncs = fx.mount.stats().fsyncs;
+    let mut file = OpenOptions::new().write(true).custom_flags(libc::O_DSYNC).open(fx.path("f")).unwrap();
+    file.write_all(b"durable").unwrap();
+    drop(file);
+    assert_eq!(fx.mount.stats().fsyncs, fsyncs, "the kernel sent no fsync: the write itself syncs");
+    fx.cut();
+    assert_eq!(fs::read(fx.path("f")).unwrap(), b"durable");
 }
 
 #[test]
