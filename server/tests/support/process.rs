@@ -38,23 +38,50 @@ pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> S
 
 /// Starts the binary on `127.0.0.1:0` with `data_dir` and `args`, and waits until it listens.
 pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_papo-server"))
+    try_spawn_with_args(data_dir, log_filter, args)
+        .unwrap_or_else(|exited| panic!("papo-server exited before listening:\n{}", exited.log))
+}
+
+/// How a server that never listened ended.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    /// Everything it logged.
+    pub log: String,
+}
+
+/// [`spawn_with_args`], or how the server ended if it exits before listening.
+pub fn try_spawn_with_args(
+    data_dir: &Path,
+    log_filter: &str,
+    args: &[&str],
+) -> Result<ServerProcess, Exited> {
+    try_spawn(command(data_dir, log_filter, args))
+}
+
+/// The command line of a server on `127.0.0.1:0` and `data_dir`.
+fn command(data_dir: &Path, log_filter: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_papo-server"));
+    command
         .args(["--listen", "127.0.0.1:0", "--log", log_filter])
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn papo-server");
+        .stderr(Stdio::piped());
+    command
+}
+
+fn try_spawn(mut command: Command) -> Result<ServerProcess, Exited> {
+    let mut child = command.spawn().expect("spawn papo-server");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let mut security = Security::Plaintext;
     let mut seen = Vec::new();
     let addr = loop {
-        let Some(line) = lines.next() else {
-            panic!("papo-server exited before listening:\n{}", seen.join("\n"))
+        let Some(Ok(line)) = lines.next() else {
+            let status = child.wait().expect("wait");
+            return Err(Exited { status, log: seen.join("\n") });
         };
-        let line = line.expect("read log");
         seen.push(line.clone());
         if let Some(rest) = line.split("fingerprint=").nth(1) {
             let logged = rest.split_whitespace().next().expect("fingerprint");
@@ -73,7 +100,7 @@ pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> Serv
             let _ = tx.send(line);
         }
     });
-    ServerProcess { child, addr, security, log, log_before_listening: seen }
+    Ok(ServerProcess { child, addr, security, log, log_before_listening: seen })
 }
 
 impl ServerProcess {
@@ -128,20 +155,12 @@ pub fn fails_to_start_with(
     args: &[&str],
     adjust: impl FnOnce(&mut Command),
 ) -> (ExitStatus, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_papo-server"));
-    command
-        .args(["--listen", "127.0.0.1:0", "--log", "info", "--bcrypt-cost", "4"])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped());
+    let mut command = command(data_dir, "info", &[&["--bcrypt-cost", "4"], args].concat());
     adjust(&mut command);
-    let mut child = command.spawn().expect("spawn papo-server");
-    let log: Vec<String> =
-        BufReader::new(child.stderr.take().expect("stderr")).lines().map_while(Result::ok).collect();
-    let status = child.wait().expect("wait");
-    let log = log.join("\n");
-    assert!(!log.contains("listening"), "papo-server started, expected a refusal:\n{log}");
-    (status, log)
+    match try_spawn(command) {
+        Ok(server) => {
+            panic!("papo-server started, expected a refusal:\n{}", server.log_before_listening.join("\n"))
+        }
+        Err(Exited { status, log }) => (status, log),
+    }
 }
