@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use papo::commands::{self, Account};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
-use papo::{settings, tui};
+use papo::{sanitize, settings, tui};
 use papo_protocol::{Fingerprint, Security};
 use time::UtcOffset;
 
@@ -133,9 +133,18 @@ fn main() -> ExitCode {
     match run(cli, utc_offset) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error for the terminal: on one line with every unsafe character escaped, since any
+/// part of it may come from the server; only our own certificate advice keeps its lines.
+fn report(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<commands::TrustAdvice>() {
+        Some(advice) => sanitize::text(&advice.0).into_owned(),
+        None => sanitize::line(&format!("{error:#}")).into_owned(),
     }
 }
 

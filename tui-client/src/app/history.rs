@@ -9,6 +9,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::model::{Conversation, Delivery, OutgoingView};
 use super::wrap::wrap;
+use crate::sanitize;
 
 /// Style of the other side's name.
 const PEER: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
@@ -81,7 +82,7 @@ fn message_lines(
 
 fn outgoing_lines(pending: &OutgoingView, width: usize, offline: bool) -> Vec<Line<'static>> {
     let suffix = match &pending.failed {
-        Some(reason) => Span::styled(format!(" ✗ {reason}"), Style::new().fg(Color::Red)),
+        Some(reason) => Span::styled(format!(" ✗ {}", sanitize::line(reason)), Style::new().fg(Color::Red)),
         None if offline => Span::styled(" ◷ queued", Style::new().fg(Color::Yellow)),
         None => delivery_mark(Delivery::Sending),
     };

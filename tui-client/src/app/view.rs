@@ -11,6 +11,7 @@ use super::history::lines_from_bottom;
 use super::keys::HELP;
 use super::model::{Focus, LoginField, LoginMode, Model, Overlay, QuickSwitch, Screen, TrustPrompt};
 use crate::net::{Link, TrustProblem};
+use crate::sanitize;
 use papo_protocol::Fingerprint;
 
 const ACCENT: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
@@ -102,7 +103,7 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     }
     lines.push(Line::raw(""));
     let status = match (&form.error, form.busy) {
-        (Some(error), _) => Line::styled(error.clone(), ERROR),
+        (Some(error), _) => Line::styled(sanitize::line(error).into_owned(), ERROR),
         (None, true) => Line::styled("working…", DIM),
         (None, false) => Line::raw(""),
     };
@@ -311,7 +312,7 @@ fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         spans.push(Span::styled(format!(" │ {unread} unread"), ACCENT));
     }
     match &model.notice {
-        Some(notice) => spans.push(Span::styled(format!(" │ {notice}"), ERROR)),
+        Some(notice) => spans.push(Span::styled(format!(" │ {}", sanitize::line(notice)), ERROR)),
         None => spans.push(Span::styled(" │ ? or F1 help · Ctrl+C quit", DIM)),
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -322,7 +323,11 @@ fn link_span(link: &Link, server: &str) -> Span<'static> {
         Link::Connecting => Span::styled(format!("{server} ◌ connecting…"), DIM),
         Link::Online => Span::styled(format!("{server} ● online"), ONLINE),
         Link::Offline { reason, retry_in } => Span::styled(
-            format!("{server} ○ offline: {reason}; retrying in {:.0}s", retry_in.as_secs_f32().ceil()),
+            format!(
+                "{server} ○ offline: {}; retrying in {:.0}s",
+                sanitize::line(reason),
+                retry_in.as_secs_f32().ceil()
+            ),
             ERROR,
         ),
     }
