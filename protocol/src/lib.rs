@@ -22,7 +22,7 @@ pub use name::{InvalidName, Username};
 pub use tls::{Fingerprint, Security, TrustError};
 
 /// Version of the message set in this crate; bumped on every incompatible wire change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// TCP port the server listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 7878;

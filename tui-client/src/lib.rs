@@ -7,6 +7,7 @@ pub mod app;
 pub mod commands;
 pub mod known_servers;
 pub mod net;
+pub mod outbox;
 pub mod sanitize;
 pub mod settings;
 pub mod tui;

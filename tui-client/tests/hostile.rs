@@ -155,7 +155,7 @@ fn history_prints_one_line_per_message_whatever_the_body_holds() {
 
 fn spawn(server: &str) -> (NetHandle, mpsc::Receiver<NetEvent>) {
     let (tx, rx) = mpsc::channel();
-    let handle = NetHandle::spawn(server.to_owned(), Transport::Plaintext, move |event| {
+    let handle = NetHandle::spawn(papo::net::NetConfig::new(server, Transport::Plaintext), move |event| {
         let _ = tx.send(event);
     })
     .unwrap();
