@@ -300,7 +300,7 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
 }
 
-/// "▼ 12 more · 2 unread": how many contacts are out of sight, and whether any has news.
+/// "▼ 12 more", or "▼ 12 · 2 unread": how many contacts are out of sight, and whether any has news.
 fn more_line(arrow: &str, hidden: &[ContactEntry], width: usize) -> Line<'static> {
     if hidden.is_empty() {
         return Line::raw("");
@@ -308,7 +308,7 @@ fn more_line(arrow: &str, hidden: &[ContactEntry], width: usize) -> Line<'static
     let unread = hidden.iter().filter(|c| c.unread > 0).count();
     let text = match unread {
         0 => format!("{arrow} {} more", hidden.len()),
-        n => format!("{arrow} {} more · {n} unread", hidden.len()),
+        n => format!("{arrow} {} · {n} unread", hidden.len()),
     };
     Line::styled(truncate(&text, width), if unread > 0 { ACCENT } else { DIM })
 }
@@ -344,9 +344,11 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
     let height = (inner.height as usize).saturating_sub(top.len() + bottom.len());
     let width = inner.width as usize;
-    let needed = conversation.scroll + height;
+    // The hint covers the bottom row rather than pushing the view up: the top stays put.
+    let from_bottom = conversation.scroll + bottom.len();
+    let needed = from_bottom + height;
     let lines = lines_from_bottom(conversation, me, model.utc_offset, width, needed, model.is_offline());
-    let scroll = conversation.scroll.min(lines.len().saturating_sub(height));
+    let scroll = from_bottom.min(lines.len().saturating_sub(height));
     let mut window: Vec<Line<'_>> = lines.into_iter().skip(scroll).take(height).collect();
     window.reverse();
     // Short conversations sit at the bottom, next to the input box.
@@ -387,7 +389,7 @@ fn input(model: &Model, frame: &mut Frame<'_>, area: Rect) {
 fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let width = area.width as usize;
     let me = model.me.as_ref().map_or("?", |me| me.as_str());
-    let who = format!(" {me} @ ");
+    let who = format!(" {me}");
     let (link_text, link_style) = link_text(model);
     let unread = model.total_unread();
     let unread = if unread > 0 { format!(" │ {unread} unread") } else { String::new() };
@@ -395,7 +397,7 @@ fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         Some(notice) => (format!(" │ {}", sanitize::line(notice)), ERROR),
         None => (" │ ? or F1 help · Ctrl+C quit".to_owned(), DIM),
     };
-    let fixed = who.width() + unread.width();
+    let fixed = who.width() + " @ ".width() + unread.width();
     if fixed + link_text.width() + tail.width() > width && model.notice.is_none() {
         tail.clear();
     }
@@ -405,7 +407,7 @@ fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
     let link_room = width.saturating_sub(fixed + tail.width());
     let spans = vec![
-        Span::styled(who.trim_end_matches("@ ").to_owned(), ACCENT),
+        Span::styled(who, ACCENT),
         Span::raw(" @ "),
         Span::styled(truncate(&link_text, link_room), link_style),
         Span::styled(unread, ACCENT),
