@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use papo_protocol::{frame, ClientFrame, ServerFrame, MAX_FRAME_LEN};
 
-type ToServerRule = Box<dyn FnMut(&ClientFrame) -> bool + Send>;
-type ToClientRule = Box<dyn FnMut(&ServerFrame) -> bool + Send>;
+/// Picks the frame to drop.
+type Rule<T> = Box<dyn FnMut(&T) -> bool + Send>;
+type ToServerRule = Rule<ClientFrame>;
+type ToClientRule = Rule<ServerFrame>;
 
 /// Which way bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +185,7 @@ fn decide(id: usize, direction: Direction, bytes: &[u8], state: &Mutex<State>) -
 }
 
 /// Removes and reports the first rule that matches `frame`.
-fn take_rule<T>(rules: &mut Vec<Box<dyn FnMut(&T) -> bool + Send>>, frame: &T) -> bool {
+fn take_rule<T>(rules: &mut Vec<Rule<T>>, frame: &T) -> bool {
     match rules.iter_mut().position(|pick| pick(frame)) {
         Some(at) => {
             drop(rules.remove(at));
