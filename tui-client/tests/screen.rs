@@ -206,7 +206,7 @@ fn the_help_fits_narrow_screens_wraps_and_scrolls() {
     }
     let screen = render(&model, 40, 12);
     assert_ne!(screen.join("\n"), before, "it scrolled");
-    row(&screen, "log out and quit");
+    row(&screen, "Ctrl+C");
     assert!(matches!(model.overlay, Some(Overlay::Help(_))));
     // At 100 columns nothing is cut: the longest description shows whole.
     model.viewport = (100, 30);
