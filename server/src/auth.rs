@@ -30,6 +30,7 @@ pub(crate) fn register(session: &Session<'_>, name: &str, password: &str) -> Out
         return Err(ErrorReply::new(ErrorCode::NameTaken, format!("the name {name} is taken; pick another")));
     }
     info!(user = %name, peer = %session.peer, "account created");
+    shared.hub.announce_user(&name);
     Ok(Reply::Registered)
 }
 

@@ -126,10 +126,15 @@ pub(crate) fn delivered(session: &Session<'_>, from: &str, up_to: MessageId) -> 
     Ok(Reply::Done)
 }
 
+/// Tells `sender` how far this user got with their messages, and this user's other
+/// sessions that this one got there, so they all show the same unread counts.
 fn receipt(session: &Session<'_>, sender: &Username, kind: ReceiptKind, up_to: MessageId) {
-    let me = logged_in(session).clone();
-    let event = ServerFrame::Event(Event::Receipt { peer: me, kind, up_to });
-    session.shared.hub.send_to(sender, &encode(&event), None);
+    let me = logged_in(session);
+    let hub = &session.shared.hub;
+    let event = ServerFrame::Event(Event::Receipt { peer: me.clone(), kind, up_to });
+    hub.send_to(sender, &encode(&event), None);
+    let own = ServerFrame::Event(Event::OwnReceipt { peer: sender.clone(), kind, up_to });
+    hub.send_to(me, &encode(&own), Some(session.id));
 }
 
 fn logged_in<'s>(session: &'s Session<'_>) -> &'s Username {

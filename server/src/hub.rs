@@ -52,6 +52,17 @@ impl Hub {
         }
     }
 
+    /// Tells every presence subscriber (every session that listed contacts) about a new
+    /// account, so contact lists grow without a restart.
+    pub fn announce_user(&self, user: &Username) {
+        let event = ServerFrame::Event(Event::UserRegistered { user: user.clone() });
+        let encoded = frame::encode(&event, MAX_FRAME_LEN).expect("a registration event fits a frame");
+        let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
+        for member in online.values().flatten().filter(|member| member.wants_presence) {
+            let _ = member.outbox.push(&encoded);
+        }
+    }
+
     /// Whether any session of `user` is online.
     pub fn is_online(&self, user: &Username) -> bool {
         self.online.read().unwrap_or_else(PoisonError::into_inner).contains_key(user)

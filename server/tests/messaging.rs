@@ -195,6 +195,59 @@ fn delivered_and_read_receipts_reach_the_sender() {
     assert_eq!(history(&mut bia, a.name.as_str(), None, 10).peer_read_up_to, 0);
 }
 
+#[test]
+fn a_sessions_own_receipts_reach_the_users_other_sessions_only() {
+    let server = TestServer::start();
+    let (mut ana, a) = server.user("ana");
+    let (mut bob_desk, b) = server.user("bob");
+    let (mut bob_laptop, _) = server.login(b.name.as_str());
+    let (id, _) = ana.send(b.name.as_str(), "read me on one machine", 1).unwrap();
+    assert_eq!(next_message(&mut bob_desk).id, id);
+    assert_eq!(next_message(&mut bob_laptop).id, id);
+
+    bob_desk.request(Request::Delivered { from: a.name.to_string(), up_to: id }).unwrap();
+    bob_desk.request(Request::MarkRead { with: a.name.to_string(), up_to: id }).unwrap();
+    let own = |client: &mut Client| loop {
+        if let Event::OwnReceipt { peer, kind, up_to } = client.next_event().unwrap() {
+            return (peer.to_string(), kind, up_to);
+        }
+    };
+    assert_eq!(own(&mut bob_laptop), (a.name.to_string(), ReceiptKind::Delivered, id));
+    assert_eq!(own(&mut bob_laptop), (a.name.to_string(), ReceiptKind::Read, id));
+    // The sender hears only the ordinary receipts; the session that moved hears nothing.
+    assert_eq!(next_receipt(&mut ana), (b.name.to_string(), ReceiptKind::Delivered, id));
+    assert_eq!(next_receipt(&mut ana), (b.name.to_string(), ReceiptKind::Read, id));
+    bob_desk.request(Request::Ping).unwrap();
+    assert!(bob_desk.stream().set_read_timeout(Some(std::time::Duration::from_millis(300))).is_ok());
+    assert!(bob_desk.next_event().is_err(), "the moving session got an event of its own");
+    // A watermark that does not move sends nothing.
+    bob_desk.request(Request::MarkRead { with: a.name.to_string(), up_to: id }).unwrap();
+    bob_laptop.request(Request::Ping).unwrap();
+    bob_laptop.stream().set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    assert!(bob_laptop.next_event().is_err(), "an unmoved watermark was announced");
+}
+
+#[test]
+fn new_accounts_are_announced_to_sessions_that_listed_contacts() {
+    let server = TestServer::start();
+    let (mut watcher, _) = server.user("watch");
+    let (mut quiet, _) = server.user("quiet");
+    contacts(&mut watcher);
+    let newbie = papo_server::testing::unique_name("newbie");
+    server.connect().register(&newbie, papo_server::testing::PASSWORD).unwrap();
+    let announced = loop {
+        if let Event::UserRegistered { user } = watcher.next_event().unwrap() {
+            break user;
+        }
+    };
+    assert_eq!(announced.as_str(), newbie);
+    assert!(contacts(&mut watcher).iter().any(|c| c.name == announced && !c.online));
+    // A session that never asked for contacts is not told.
+    quiet.request(Request::Ping).unwrap();
+    quiet.stream().set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    assert!(quiet.next_event().is_err());
+}
+
 fn next_presence(client: &mut Client) -> (String, bool) {
     loop {
         if let Event::Presence { user, online } = client.next_event().unwrap() {

@@ -4,12 +4,14 @@ use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use papo_protocol::{
     ChatMessage, Client, ClientError, Request, Security, TrustError, UnixMillis, MAX_HISTORY_PAGE,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use crate::sanitize;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,6 +29,12 @@ pub struct Account {
     /// The `known_servers` file, named in advice about a changed certificate.
     pub known_servers: PathBuf,
 }
+
+/// Advice of several lines about an untrusted certificate: our own text, so its line breaks
+/// may reach the terminal (every other error is printed on one line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TrustAdvice(pub String);
 
 /// Reads the password from `PAPO_PASSWORD` or, if asked, the first line of standard input.
 pub fn password(from_stdin: bool) -> Result<String> {
@@ -83,7 +91,7 @@ pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write
             rfc3339(message.sent_at),
             message.from,
             message.to,
-            one_line(&message.body)
+            sanitize::script_line(&message.body)
         )?;
     }
     Ok(())
@@ -104,7 +112,7 @@ pub fn contacts(account: &Account, out: &mut impl Write) -> Result<()> {
 fn connect(account: &Account) -> Result<Client> {
     let name = concat!("papo-cli ", env!("CARGO_PKG_VERSION"));
     Client::connect(&account.server, &account.security, name, CONNECT_TIMEOUT).map_err(|e| match e {
-        ClientError::Trust(refusal) => anyhow!(trust_advice(&refusal, account)),
+        ClientError::Trust(refusal) => anyhow::Error::new(TrustAdvice(trust_advice(&refusal, account))),
         other => other.into(),
     })
 }
@@ -152,28 +160,13 @@ fn rfc3339(at: UnixMillis) -> String {
         .unwrap_or_else(|| at.to_string())
 }
 
-/// Keeps one message per output line: line breaks and control characters are escaped.
-fn one_line(body: &str) -> String {
-    let mut out = String::with_capacity(body.len());
-    for c in body.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn times_are_rfc3339_utc_and_bodies_stay_on_one_line() {
+    fn times_are_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(one_line("a\nb\\c\x1b"), "a\\nb\\\\c\\u{1b}");
     }
 }

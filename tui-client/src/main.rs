@@ -1,5 +1,6 @@
 //! `papo`: the command-line front of the Papo client.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use papo::commands::{self, Account};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
-use papo::{settings, tui};
+use papo::{sanitize, settings, tui};
 use papo_protocol::{Fingerprint, Security};
 use time::UtcOffset;
 
@@ -25,12 +26,12 @@ use time::UtcOffset;
 #[derive(Debug, Parser)]
 #[command(name = "papo", version, about, long_about, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// Server as HOST or HOST:PORT.
-    #[arg(value_name = "SERVER")]
+    /// Server as HOST, HOST:PORT or [IPv6]:PORT.
+    #[arg(value_name = "SERVER", value_parser = settings::server_address)]
     server: Option<String>,
 
     /// Server as HOST or HOST:PORT (same as the SERVER argument).
-    #[arg(long = "server", env = "PAPO_SERVER", value_name = "SERVER")]
+    #[arg(long = "server", env = "PAPO_SERVER", value_name = "SERVER", value_parser = settings::server_address)]
     server_flag: Option<String>,
 
     /// Talk to a server started with `papo-server --plaintext`: no TLS, everything in the clear.
@@ -78,7 +79,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct AccountArgs {
     /// Server as HOST or HOST:PORT [default: PAPO_SERVER, then the server used last].
-    #[arg(long, env = "PAPO_SERVER", value_name = "SERVER")]
+    #[arg(long, env = "PAPO_SERVER", value_name = "SERVER", value_parser = settings::server_address)]
     server: Option<String>,
 
     /// Account name.
@@ -130,12 +131,25 @@ fn main() -> ExitCode {
     // Read before any thread exists: the local offset is only available while single-threaded.
     let utc_offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
     let cli = Cli::parse();
+    if cli.command.is_none() && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        eprintln!("error: papo needs a terminal; for scripts use papo send/history/contacts");
+        return ExitCode::from(2);
+    }
     match run(cli, utc_offset) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error for the terminal: on one line with every unsafe character escaped, since any
+/// part of it may come from the server; only our own certificate advice keeps its lines.
+fn report(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<commands::TrustAdvice>() {
+        Some(advice) => sanitize::text(&advice.0).into_owned(),
+        None => sanitize::line(&format!("{error:#}")).into_owned(),
     }
 }
 
@@ -146,7 +160,18 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
             init_logging(cli.log_file)?;
             let transport = transport(cli.plaintext)?;
-            tui::run(server, transport, utc_offset, random_id()?)
+            let ending = tui::run(server, transport, utc_offset, random_id()?)?;
+            if ending.unsent > 0 {
+                let what = match ending.unsent {
+                    1 => "1 message".to_owned(),
+                    n => format!("{n} messages"),
+                };
+                let user = ending.user.unwrap_or_default();
+                println!(
+                    "{what} will be sent when the server is back (the next time papo logs in as {user})"
+                );
+            }
+            Ok(())
         }
         Some(Command::Register(account)) => commands::register(&account.resolve()?),
         Some(Command::Send { account, to, message }) => {

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,7 @@ use papo_protocol::{
 use tracing::{debug, info, warn};
 
 use crate::known_servers::KnownServers;
+use crate::outbox::OutboxFile;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,6 +29,38 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEPALIVE: Duration = Duration::from_secs(30);
 /// Silence after which the server is presumed gone (it answers every Ping).
 const SERVER_SILENCE: Duration = Duration::from_secs(75);
+/// How long quitting waits for the acknowledgements of messages already sent.
+const QUIT_ACK_WAIT: Duration = Duration::from_secs(1);
+
+/// What the network thread needs to know.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// `HOST:PORT` of the server.
+    pub server: String,
+    /// Plaintext or TLS, and which certificates to trust.
+    pub transport: Transport,
+    /// Where unsent messages are kept between runs (`$XDG_DATA_HOME/papo/outbox`); `None`
+    /// keeps them in memory only.
+    pub outbox_dir: Option<PathBuf>,
+    /// Idle time after which a Ping is sent.
+    pub keepalive: Duration,
+    /// Silence after which the connection is presumed dead; longer than `keepalive`.
+    pub silence: Duration,
+}
+
+impl NetConfig {
+    /// The defaults for `server`: no outbox on disk, a Ping after 30 s idle, 75 s of
+    /// silence tolerated.
+    pub fn new(server: impl Into<String>, transport: Transport) -> Self {
+        Self {
+            server: server.into(),
+            transport,
+            outbox_dir: None,
+            keepalive: KEEPALIVE,
+            silence: SERVER_SILENCE,
+        }
+    }
+}
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// History page size the client asks for.
@@ -182,6 +217,11 @@ pub enum NetEvent {
         /// Messages that arrived while away.
         pending: u64,
     },
+    /// The session was resumed after a reconnect: anything may have happened meanwhile,
+    /// so the UI refetches what it shows (the contacts follow by themselves).
+    Resumed,
+    /// Messages queued by an earlier run (from the outbox file), being sent now.
+    Restored(Vec<Outgoing>),
     /// The saved session could not be resumed; the user must log in again.
     SessionExpired,
     /// Every contact.
@@ -209,6 +249,17 @@ pub enum NetEvent {
         /// Why.
         reason: String,
     },
+    /// A history request failed; the UI may ask again.
+    HistoryFailed {
+        /// The peer.
+        with: Username,
+        /// What was asked.
+        before: Option<MessageId>,
+        /// The server's code.
+        code: ErrorCode,
+        /// Why, ready to show.
+        reason: String,
+    },
     /// Something the server pushed.
     Server(Event),
     /// A request other than a send failed; the text is ready to show.
@@ -220,19 +271,17 @@ pub enum NetEvent {
 pub struct NetHandle {
     input: Sender<Input>,
     thread: Option<thread::JoinHandle<()>>,
+    unsent: Arc<AtomicUsize>,
 }
 
 impl NetHandle {
-    /// Starts the network thread for `server`; `emit` receives every [`NetEvent`].
-    pub fn spawn(
-        server: String,
-        transport: Transport,
-        emit: impl Fn(NetEvent) + Send + 'static,
-    ) -> std::io::Result<Self> {
+    /// Starts the network thread; `emit` receives every [`NetEvent`].
+    pub fn spawn(config: NetConfig, emit: impl Fn(NetEvent) + Send + 'static) -> std::io::Result<Self> {
         let (input_tx, input) = mpsc::channel();
-        let net = Net::new(server, transport, Box::new(emit), input_tx.clone());
+        let unsent = Arc::new(AtomicUsize::new(0));
+        let net = Net::new(config, Box::new(emit), input_tx.clone(), Arc::clone(&unsent));
         let thread = thread::Builder::new().name("net".into()).spawn(move || net.run(&input))?;
-        Ok(Self { input: input_tx, thread: Some(thread) })
+        Ok(Self { input: input_tx, thread: Some(thread), unsent })
     }
 
     /// Hands a command to the network thread.
@@ -241,10 +290,12 @@ impl NetHandle {
         let _ = self.input.send(Input::Command(command));
     }
 
-    /// Logs out and disconnects, waiting at most `timeout` for the goodbye to be written.
-    pub fn quit(mut self, timeout: Duration) {
+    /// Logs out and disconnects, waiting at most `timeout` for messages in flight to be
+    /// acknowledged and the goodbye to be written. Returns how many messages are still
+    /// unsent: they wait in the outbox file for the next login.
+    pub fn quit(mut self, timeout: Duration) -> usize {
         self.send(NetCommand::Quit);
-        let Some(thread) = self.thread.take() else { return };
+        let Some(thread) = self.thread.take() else { return self.unsent.load(Ordering::SeqCst) };
         let (done_tx, done) = mpsc::channel();
         let waiter = thread::spawn(move || {
             let _ = thread.join();
@@ -253,6 +304,7 @@ impl NetHandle {
         if done.recv_timeout(timeout).is_ok() {
             let _ = waiter.join();
         }
+        self.unsent.load(Ordering::SeqCst)
     }
 }
 
@@ -281,6 +333,9 @@ struct Connected {
 struct Net {
     server: String,
     transport: Transport,
+    outbox_dir: Option<PathBuf>,
+    keepalive: Duration,
+    silence: Duration,
     emit: Box<dyn Fn(NetEvent) + Send>,
     input_tx: Sender<Input>,
     link: Option<Connected>,
@@ -290,20 +345,30 @@ struct Net {
     token: Option<String>,
     me: Option<Username>,
     unacked: Vec<Outgoing>,
+    /// The user whose outbox file `unacked` is mirrored to.
+    outbox_of: Option<Username>,
+    /// How many messages `unacked` holds, for [`NetHandle::quit`].
+    unsent: Arc<AtomicUsize>,
+    /// History requests to send once logged in: asked while offline, or lost with a
+    /// connection.
+    reissue: Vec<(Username, Option<MessageId>)>,
     backoff: Duration,
     retry_at: Option<Instant>,
 }
 
 impl Net {
     fn new(
-        server: String,
-        transport: Transport,
+        config: NetConfig,
         emit: Box<dyn Fn(NetEvent) + Send>,
         input_tx: Sender<Input>,
+        unsent: Arc<AtomicUsize>,
     ) -> Self {
         Self {
-            server,
-            transport,
+            server: config.server,
+            transport: config.transport,
+            outbox_dir: config.outbox_dir,
+            keepalive: config.keepalive,
+            silence: config.silence,
             emit,
             input_tx,
             link: None,
@@ -313,6 +378,9 @@ impl Net {
             token: None,
             me: None,
             unacked: Vec::new(),
+            outbox_of: None,
+            unsent,
+            reissue: Vec::new(),
             backoff: Duration::from_millis(500),
             retry_at: Some(Instant::now()),
         }
@@ -327,7 +395,7 @@ impl Net {
             };
             match next {
                 Ok(Input::Command(NetCommand::Quit)) | Err(RecvTimeoutError::Disconnected) => {
-                    self.quit();
+                    self.quit(input);
                     return;
                 }
                 Ok(Input::Command(command)) => self.command(command),
@@ -343,13 +411,13 @@ impl Net {
 
     fn next_deadline(&self) -> Option<Instant> {
         match &self.link {
-            Some(link) => Some(link.last_write + KEEPALIVE),
+            Some(link) => Some(link.last_write + self.keepalive),
             None => self.retry_at,
         }
     }
 
     fn timer(&mut self) {
-        if self.link.as_ref().is_some_and(|link| link.last_write.elapsed() >= KEEPALIVE) {
+        if self.link.as_ref().is_some_and(|link| link.last_write.elapsed() >= self.keepalive) {
             self.request(Request::Ping, Pending::Quiet);
         } else if self.link.is_none() && self.retry_at.is_some_and(|at| at <= Instant::now()) {
             self.connect();
@@ -370,7 +438,7 @@ impl Net {
         };
         let (conn, early_events) = client.into_parts();
         let _ = conn.stream().set_write_timeout(Some(Duration::from_secs(10)));
-        let _ = conn.stream().set_read_timeout(Some(SERVER_SILENCE));
+        let _ = conn.stream().set_read_timeout(Some(self.silence));
         self.generation += 1;
         let (reader, writer) = conn.split();
         if let Err(e) = self.spawn_reader(reader) {
@@ -448,9 +516,14 @@ impl Net {
         if let Some(link) = self.link.take() {
             let _ = link.writer.get_ref().socket().shutdown(std::net::Shutdown::Both);
         }
-        // Sends stay in `unacked` and go out again after the reconnect; anything else that
-        // was in flight is simply asked again by the UI when needed.
-        self.in_flight.clear();
+        // Sends stay in `unacked` and history requests are asked again after the reconnect;
+        // the contacts are refetched anyway, and receipts are sent again by the UI once it
+        // sees the refetched unread counts.
+        for (_, pending) in self.in_flight.drain() {
+            if let Pending::History { with, before } = pending {
+                self.reissue.push((with, before));
+            }
+        }
         self.schedule_retry(reason);
     }
 
@@ -469,13 +542,17 @@ impl Net {
             }
             NetCommand::Send(outgoing) => {
                 self.unacked.push(outgoing.clone());
+                self.save_outbox();
                 if self.me.is_some() && self.link.is_some() {
                     self.send_message(&outgoing);
                 }
             }
             NetCommand::History { with, before } => {
-                let request = Request::History { with: with.to_string(), before, limit: HISTORY_PAGE };
-                self.request(request, Pending::History { with, before });
+                if self.me.is_some() && self.link.is_some() {
+                    self.history(with, before);
+                } else if !self.reissue.contains(&(with.clone(), before)) {
+                    self.reissue.push((with, before));
+                }
             }
             NetCommand::MarkRead { with, up_to } => {
                 self.request(Request::MarkRead { with: with.to_string(), up_to }, Pending::Quiet);
@@ -493,6 +570,11 @@ impl Net {
         let message = format!("not connected to {} yet; retrying", self.server);
         (self.emit)(NetEvent::AuthFailed { code: None, message });
         false
+    }
+
+    fn history(&mut self, with: Username, before: Option<MessageId>) {
+        let request = Request::History { with: with.to_string(), before, limit: HISTORY_PAGE };
+        self.request(request, Pending::History { with, before });
     }
 
     fn send_message(&mut self, outgoing: &Outgoing) {
@@ -539,12 +621,13 @@ impl Net {
             }
             (Pending::Login, Ok(Reply::LoggedIn(session))) => {
                 if self.me.as_ref().is_some_and(|me| *me != session.name) {
-                    self.drop_unacked("you logged in as someone else");
+                    self.set_aside_unacked();
                 }
-                self.start_session(session.name.clone(), session.token);
-                (self.emit)(NetEvent::LoggedIn { name: session.name, pending: session.pending });
+                (self.emit)(NetEvent::LoggedIn { name: session.name.clone(), pending: session.pending });
+                self.start_session(session.name, session.token);
             }
             (Pending::Resume, Ok(Reply::LoggedIn(session))) => {
+                (self.emit)(NetEvent::Resumed);
                 self.start_session(session.name, session.token);
             }
             (Pending::Resume, Err(e)) => {
@@ -557,6 +640,9 @@ impl Net {
             (Pending::Send(client_msg_id), result) => self.send_settled(client_msg_id, result),
             (Pending::History { with, before }, Ok(Reply::History(page))) => {
                 (self.emit)(NetEvent::History { with, before, page });
+            }
+            (Pending::History { with, before }, Err(e)) => {
+                (self.emit)(NetEvent::HistoryFailed { with, before, code: e.code, reason: e.message });
             }
             (Pending::Contacts(mut so_far), Ok(Reply::Contacts(page))) => {
                 so_far.extend(page.contacts);
@@ -576,13 +662,73 @@ impl Net {
     }
 
     fn start_session(&mut self, name: Username, token: String) {
-        self.me = Some(name);
+        self.me = Some(name.clone());
         self.token = Some(token);
+        self.restore_outbox(&name);
         (self.emit)(NetEvent::Link(Link::Online));
         self.request(Request::Contacts { after: None }, Pending::Contacts(Vec::new()));
+        for (with, before) in std::mem::take(&mut self.reissue) {
+            self.history(with, before);
+        }
         for outgoing in self.unacked.clone() {
             self.send_message(&outgoing);
         }
+    }
+
+    fn outbox_file(&self, user: &Username) -> Option<OutboxFile> {
+        self.outbox_dir.as_deref().map(|dir| OutboxFile::new(dir, &self.server, user))
+    }
+
+    /// Takes up what an earlier run left queued for `user` (once per user and run).
+    fn restore_outbox(&mut self, user: &Username) {
+        if self.outbox_of.as_ref() == Some(user) {
+            return;
+        }
+        self.outbox_of = Some(user.clone());
+        let Some(file) = self.outbox_file(user) else { return };
+        let restored: Vec<Outgoing> = match file.load() {
+            Ok(queued) => queued
+                .into_iter()
+                .filter(|o| !self.unacked.iter().any(|u| u.client_msg_id == o.client_msg_id))
+                .collect(),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "cannot read the outbox; leaving it alone");
+                self.outbox_of = None;
+                return;
+            }
+        };
+        if restored.is_empty() {
+            return self.save_outbox();
+        }
+        info!(count = restored.len(), "sending messages queued by an earlier run");
+        self.unacked.splice(0..0, restored.iter().cloned());
+        self.save_outbox();
+        (self.emit)(NetEvent::Restored(restored));
+    }
+
+    /// Mirrors `unacked` to the user's outbox file.
+    fn save_outbox(&mut self) {
+        self.unsent.store(self.unacked.len(), Ordering::SeqCst);
+        let Some(file) = self.outbox_of.clone().and_then(|user| self.outbox_file(&user)) else { return };
+        if let Err(e) = file.save(&self.unacked) {
+            warn!(error = %format!("{e:#}"), "cannot write the outbox");
+            (self.emit)(NetEvent::Notice(format!("cannot keep unsent messages on disk: {e:#}")));
+        }
+    }
+
+    /// Logging in as someone else: the other user's unsent messages stay in their outbox
+    /// file for their next login, and leave this session's queue.
+    fn set_aside_unacked(&mut self) {
+        let kept = self.outbox_of.clone();
+        for outgoing in std::mem::take(&mut self.unacked) {
+            let reason = match &kept {
+                Some(user) if self.outbox_dir.is_some() => format!("kept for the next login as {user}"),
+                _ => "you logged in as someone else".to_owned(),
+            };
+            (self.emit)(NetEvent::SendFailed { client_msg_id: outgoing.client_msg_id, reason });
+        }
+        self.outbox_of = None;
+        self.unsent.store(0, Ordering::SeqCst);
     }
 
     fn send_settled(&mut self, client_msg_id: u64, result: Result<Reply, ErrorReply>) {
@@ -590,6 +736,7 @@ impl Net {
             return; // A resend of something already settled.
         };
         let outgoing = self.unacked.remove(at);
+        self.save_outbox();
         match result {
             Ok(Reply::Sent { id, sent_at }) => {
                 let Some(from) = self.me.clone() else { return };
@@ -600,15 +747,9 @@ impl Net {
             Err(e) if e.code == ErrorCode::Internal || e.code == ErrorCode::NotLoggedIn => {
                 // Worth another try: keep it queued for the next connection.
                 self.unacked.insert(at, outgoing);
+                self.save_outbox();
             }
             Err(e) => (self.emit)(NetEvent::SendFailed { client_msg_id, reason: e.message }),
-        }
-    }
-
-    fn drop_unacked(&mut self, reason: &str) {
-        for outgoing in std::mem::take(&mut self.unacked) {
-            let reason = reason.to_owned();
-            (self.emit)(NetEvent::SendFailed { client_msg_id: outgoing.client_msg_id, reason });
         }
     }
 
@@ -622,7 +763,19 @@ impl Net {
         (self.emit)(NetEvent::Server(event));
     }
 
-    fn quit(&mut self) {
+    /// Gives messages already written a moment to be acknowledged (what is still unsent
+    /// stays in the outbox file), then logs out.
+    fn quit(&mut self, input: &Receiver<Input>) {
+        let deadline = Instant::now() + QUIT_ACK_WAIT;
+        while self.me.is_some() && self.in_flight.values().any(|p| matches!(p, Pending::Send(_))) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            match input.recv_timeout(left) {
+                Ok(Input::Frame { generation, frame }) if generation == self.generation => self.frame(frame),
+                Ok(Input::Closed { generation, .. }) if generation == self.generation => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
         if self.me.is_some() {
             self.request(Request::Logout, Pending::Quiet);
         }

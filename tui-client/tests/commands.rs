@@ -221,3 +221,31 @@ fn a_certificate_from_a_trusted_ca_needs_no_fingerprint_for_the_names_it_lists()
     });
     assert!(stderr(&without_ca).contains("not signed by a trusted authority"));
 }
+
+#[test]
+fn without_a_terminal_papo_says_what_to_use_and_exits_2() {
+    let server = TestServer::start();
+    let output = papo_with(&server, &[], |c| {
+        c.stdin(Stdio::null());
+    });
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr, "error: papo needs a terminal; for scripts use papo send/history/contacts\n");
+}
+
+#[test]
+fn a_bad_server_address_is_a_usage_error_before_anything_is_tried() {
+    let server = TestServer::start();
+    for bad in ["127.0.0.1:99999", "lab:http", "fe80::1::2:7878", "bad host"] {
+        let output = papo(&server, &[bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("invalid value") && stderr.contains(bad), "{stderr}");
+        let output = papo(&server, &["contacts", "--user", "ana", "--server", bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+    }
+    let output = papo_with(&server, &["contacts", "--user", "ana"], |c| {
+        c.env("PAPO_SERVER", "127.0.0.1:99999");
+    });
+    assert_eq!(output.status.code(), Some(2), "PAPO_SERVER is checked too");
+}

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 fn spawn(server: &str, transport: Transport) -> (NetHandle, Receiver<NetEvent>) {
     let (tx, rx) = mpsc::channel();
-    let handle = NetHandle::spawn(server.to_owned(), transport, move |event| {
+    let handle = NetHandle::spawn(papo::net::NetConfig::new(server, transport), move |event| {
         let _ = tx.send(event);
     })
     .unwrap();

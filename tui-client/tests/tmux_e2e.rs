@@ -15,8 +15,9 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn new() -> Option<Self> {
-        let socket = format!("papo-e2e-{}", std::process::id());
+    /// A tmux server for one test (`tag` keeps tests that run at once apart).
+    fn new(tag: &str) -> Option<Self> {
+        let socket = format!("papo-e2e-{}-{tag}", std::process::id());
         Command::new("tmux").arg("-V").output().ok().filter(|o| o.status.success())?;
         Some(Self { socket })
     }
@@ -31,7 +32,7 @@ impl Tmux {
     /// exits, the shell around it prints its exit status on the restored terminal.
     fn open(&self, session: &str, server: &str, home: &Path) {
         let command = format!(
-            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state XDG_DATA_HOME={home}/data TERM=xterm-256color {papo} {server}; echo \"papo exited with $?\"; sleep 60",
+            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state XDG_DATA_HOME={home}/data TERM=xterm-256color LANG=C.UTF-8 {papo} {server}; echo \"papo exited with $?\"; sleep 60",
             home = home.display(),
             papo = env!("CARGO_BIN_EXE_papo"),
         );
@@ -85,6 +86,32 @@ impl Tmux {
         self.keys(session, &["Enter"]);
     }
 
+    /// A tmux variable of the session's pane, such as `alternate_on`.
+    fn pane_flag(&self, session: &str, flag: &str) -> String {
+        self.run(&["display-message", "-p", "-t", session, &format!("#{{{flag}}}")]).trim().to_owned()
+    }
+
+    /// The pid of the papo running in the session (the child of the pane's shell).
+    fn papo_pid(&self, session: &str) -> String {
+        let shell = self.pane_flag(session, "pane_pid");
+        let output = Command::new("pgrep").args(["-P", &shell]).output().expect("run pgrep");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .expect("papo runs in the pane")
+            .trim()
+            .to_owned()
+    }
+
+    fn log_in(&self, session: &str, name: &str, password: &str) {
+        self.wait_for(session, "Papo · log in");
+        self.type_text(session, name);
+        self.keys(session, &["Tab"]);
+        self.type_text(session, password);
+        self.keys(session, &["Enter"]);
+        self.wait_for(session, &format!(" {name} @ "));
+    }
+
     fn register(&self, session: &str, name: &str, password: &str) {
         self.wait_for(session, "Papo · log in");
         self.keys(session, &["F2"]);
@@ -107,7 +134,7 @@ impl Drop for Tmux {
 
 #[test]
 fn two_people_chat_switch_recipients_and_get_offline_messages() {
-    let Some(tmux) = Tmux::new() else {
+    let Some(tmux) = Tmux::new("chat") else {
         assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
         eprintln!("skipped: tmux is not installed");
         return;
@@ -176,4 +203,61 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
         assert!(Instant::now() < deadline, "ana still online after Ctrl+C");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
+    let Some(tmux) = Tmux::new("quit") else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let addr = server.addr;
+    let address = addr.to_string();
+    server.connect().register("erin", PASSWORD).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    KnownServers::at(home.path().join("data/papo/known_servers"))
+        .trust(&address, server.fingerprint.unwrap())
+        .unwrap();
+
+    tmux.open("carol", &address, home.path());
+    tmux.register("carol", "carol", "carol's password");
+    tmux.keys("carol", &["C-k"]);
+    tmux.type_text("carol", "erin");
+    tmux.keys("carol", &["Enter"]);
+    tmux.wait_for("carol", "Message to erin");
+
+    // The server goes away; a message typed now is queued, and Ctrl+C says it will be sent.
+    server.stop().unwrap();
+    tmux.wait_for("carol", "offline");
+    tmux.type_text("carol", "queued then quit");
+    tmux.keys("carol", &["Enter"]);
+    tmux.wait_for("carol", "queued then quit ◷ queued");
+    tmux.keys("carol", &["C-c"]);
+    let screen = tmux.wait_for("carol", "papo exited with");
+    assert!(screen.contains("papo exited with 0"), "{screen}");
+    assert!(screen.contains("1 message will be sent when the server is back"), "{screen}");
+
+    // Back, and papo started again: logging in sends it, exactly once.
+    let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
+    tmux.open("again", &address, home.path());
+    tmux.log_in("again", "carol", "carol's password");
+    tmux.keys("again", &["M-1"]);
+    tmux.wait_for("again", "you: queued then quit ✓");
+    let (mut erin, _) = server.login("erin");
+    let bodies: Vec<String> =
+        erin.history("carol", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
+    assert_eq!(bodies, ["queued then quit"]);
+
+    // SIGTERM: the terminal is given back (no alternate screen, no mouse tracking), exit 0.
+    assert_eq!(tmux.pane_flag("again", "alternate_on"), "1");
+    let pid = tmux.papo_pid("again");
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let screen = tmux.wait_for("again", "papo exited with");
+    assert!(screen.contains("papo exited with 0"), "{screen}");
+    assert_eq!(tmux.pane_flag("again", "alternate_on"), "0", "still on the alternate screen");
+    assert_eq!(tmux.pane_flag("again", "mouse_any_flag"), "0", "mouse tracking left on");
 }

@@ -9,6 +9,16 @@ use papo_protocol::{ErrorCode, Event, Fingerprint, HistoryPage, ReceiptKind};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use time::UtcOffset;
 
+fn page_of(peer: &str, oldest_first: Vec<papo_protocol::ChatMessage>) -> Msg {
+    let page = HistoryPage {
+        messages: oldest_first.into_iter().rev().collect(),
+        more: false,
+        peer_delivered_up_to: 0,
+        peer_read_up_to: 0,
+    };
+    Msg::Net(NetEvent::History { with: name(peer), before: None, page })
+}
+
 fn fresh() -> Model {
     Model::new("lab:7878".into(), UtcOffset::UTC, (80, 24), 1000)
 }
@@ -101,13 +111,11 @@ fn ctrl_n_and_ctrl_p_walk_contacts_and_load_and_mark_read() {
     let mut model = logged_in(vec![contact("bia", true, 2, 7), contact("caio", true, 0, 0)]);
     let commands = update(&mut model, ctrl('n'));
     assert_eq!(model.selected, Some(name("bia")));
-    assert_eq!(
-        commands,
-        [
-            NetCommand::History { with: name("bia"), before: None },
-            NetCommand::MarkRead { with: name("bia"), up_to: 7 }
-        ]
-    );
+    assert_eq!(commands, [NetCommand::History { with: name("bia"), before: None }]);
+    // Marked read once what it shows is on screen.
+    let commands =
+        update(&mut model, page_of("bia", (6..=7).map(|id| message(id, "bia", "ana", "oi")).collect()));
+    assert_eq!(commands, [NetCommand::MarkRead { with: name("bia"), up_to: 7 }]);
     assert_eq!(model.contact(&name("bia")).unwrap().unread, 0);
     update(&mut model, ctrl('n'));
     assert_eq!(model.selected, Some(name("caio")));
@@ -189,9 +197,16 @@ fn readline_keys_edit_the_input() {
 #[test]
 fn slash_commands() {
     let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
+    type_text(&mut model, "/msg nobody hi");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!(model.notice.as_deref(), Some("there is no user called nobody"));
+    assert!(model.contact(&name("nobody")).is_none(), "no phantom contact");
+    assert_eq!(model.input.text(), "/msg nobody hi", "the typed command is kept");
+    update(&mut model, ctrl('u'));
+    update(&mut model, Msg::Net(NetEvent::Server(Event::UserRegistered { user: name("caio") })));
     type_text(&mut model, "/msg caio oi caio");
     let commands = update(&mut model, key(KeyCode::Enter));
-    assert_eq!(model.selected, Some(name("caio")), "works for users not yet in the list");
+    assert_eq!(model.selected, Some(name("caio")), "works for users who registered since the list loaded");
     assert!(
         matches!(&commands[..], [NetCommand::History { .. }, NetCommand::Send(o)] if o.body == "oi caio" && o.to.as_str() == "caio")
     );
@@ -204,12 +219,14 @@ fn slash_commands() {
     let commands = update(&mut model, key(KeyCode::Enter));
     assert!(matches!(&commands[..], [NetCommand::Send(o)] if o.body == "/not a command"));
 
-    type_text(&mut model, "/nope");
+    type_text(&mut model, "/nope and text");
     update(&mut model, key(KeyCode::Enter));
     assert!(model.notice.as_deref().unwrap().contains("unknown command /nope"));
+    assert_eq!(model.input.text(), "/nope and text", "an unknown command keeps what was typed");
+    update(&mut model, ctrl('u'));
     type_text(&mut model, "/help");
     update(&mut model, key(KeyCode::Enter));
-    assert_eq!(model.overlay, Some(Overlay::Help));
+    assert!(matches!(model.overlay, Some(Overlay::Help(_))));
     update(&mut model, key(KeyCode::Esc));
     type_text(&mut model, "/quit");
     update(&mut model, key(KeyCode::Enter));
@@ -237,11 +254,16 @@ fn quick_switch_fuzzy_finds_and_opens() {
 fn help_opens_with_question_mark_or_f1_and_any_key_closes_it() {
     let mut model = logged_in(vec![]);
     update(&mut model, key(KeyCode::Char('?')));
-    assert_eq!(model.overlay, Some(Overlay::Help));
-    update(&mut model, key(KeyCode::Char('x')));
+    assert!(matches!(model.overlay, Some(Overlay::Help(_))));
+    update(&mut model, key(KeyCode::Esc));
     assert_eq!((model.overlay.clone(), model.input.text()), (None, ""));
+    // A character right after the '?' meant a message starting with '?': nothing is lost.
+    update(&mut model, key(KeyCode::Char('?')));
+    update(&mut model, key(KeyCode::Char('x')));
+    assert_eq!((model.overlay.clone(), model.input.text()), (None, "?x"));
+    update(&mut model, ctrl('u'));
     update(&mut model, key(KeyCode::F(1)));
-    assert_eq!(model.overlay, Some(Overlay::Help));
+    assert!(matches!(model.overlay, Some(Overlay::Help(_))));
     update(&mut model, key(KeyCode::Esc));
     // With text typed, '?' is just a character.
     type_text(&mut model, "why?");
@@ -268,7 +290,9 @@ fn incoming_messages_count_unread_unless_open_and_reorder_contacts() {
     let commands =
         update(&mut model, Msg::Net(NetEvent::Server(Event::Message(message(40, "caio", "ana", "psst")))));
     assert!(commands.is_empty());
-    assert_eq!(model.contacts[0].name.as_str(), "caio", "unread goes first");
+    assert_eq!(model.contacts[0].name.as_str(), "bia", "no re-sort while walking the list");
+    type_text(&mut model, "x");
+    assert_eq!(model.contacts[0].name.as_str(), "caio", "unread goes first once the walk ends");
     assert_eq!(model.contacts[0].unread, 1);
     assert_eq!(model.total_unread(), 1);
 

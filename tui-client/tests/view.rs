@@ -73,9 +73,9 @@ fn contacts_pane_shows_presence_and_unread_badges() {
         contact("davi", false, 0, 0),
     ]);
     let screen = render(&model, 80, 20);
-    assert!(row_containing(&screen, "caio").starts_with("│○ caio"));
-    assert!(row_containing(&screen, "caio").contains("12│"));
-    assert!(row_containing(&screen, "bia").starts_with("│● bia"));
+    assert!(row_containing(&screen, "○ caio").starts_with("│1 ○ caio"));
+    assert!(row_containing(&screen, "○ caio").contains("12│"));
+    assert!(row_containing(&screen, "● bia").starts_with("│2 ● bia"));
     // Unread first, then online.
     let position = |n: &str| screen.iter().position(|row| row.contains(n)).unwrap();
     assert!(position("caio") < position("bia") && position("bia") < position("davi"));
@@ -191,7 +191,7 @@ fn small_terminals_keep_everything_inside_the_panes() {
     for row in &screen[..14] {
         assert!(row.ends_with('│') || row.ends_with('╮') || row.ends_with('╯'), "row spills: {row:?}");
     }
-    row_containing(&screen, "│● maria-da-c…│");
+    row_containing(&screen, "│1 ● maria-da…│");
     row_containing(&screen, "hello there");
     // Any size at all, with and without overlays, draws without panicking.
     let mut login = Model::new("lab:7878".into(), UtcOffset::UTC, (1, 1), 1);

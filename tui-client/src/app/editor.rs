@@ -101,6 +101,49 @@ impl Editor {
         (line, before[line_start..].width())
     }
 
+    /// How many lines the text has (a trailing line break starts an empty last line).
+    pub fn line_count(&self) -> usize {
+        self.text.split('\n').count()
+    }
+
+    /// Moves to the line above at the same column (in cells); `false` on the first line.
+    pub fn up(&mut self) -> bool {
+        let (line, column) = self.cursor_position();
+        if line == 0 {
+            return false;
+        }
+        self.cursor = self.line_start(line - 1) + self.byte_at_column(line - 1, column);
+        true
+    }
+
+    /// Moves to the line below at the same column (in cells); `false` on the last line.
+    pub fn down(&mut self) -> bool {
+        let (line, column) = self.cursor_position();
+        if line + 1 >= self.line_count() {
+            return false;
+        }
+        self.cursor = self.line_start(line + 1) + self.byte_at_column(line + 1, column);
+        true
+    }
+
+    fn line_start(&self, line: usize) -> usize {
+        self.text.split('\n').take(line).map(|l| l.len() + 1).sum()
+    }
+
+    /// The byte offset in line `line` of the last character boundary at most `column`
+    /// cells from its start.
+    fn byte_at_column(&self, line: usize, column: usize) -> usize {
+        let text = self.text.split('\n').nth(line).unwrap_or("");
+        let mut width = 0;
+        for (at, c) in text.char_indices() {
+            width += c.to_string().width();
+            if width > column {
+                return at;
+            }
+        }
+        text.len()
+    }
+
     fn prev_boundary(&self) -> Option<usize> {
         self.text[..self.cursor].char_indices().next_back().map(|(at, _)| at)
     }
@@ -146,6 +189,21 @@ mod tests {
         e.left();
         e.delete_to_start();
         assert_eq!((e.text(), e.at_end()), ("y", false));
+    }
+
+    #[test]
+    fn up_and_down_move_by_line_keeping_the_column() {
+        let mut e = editor("first line\n日本\nthird");
+        assert!(!e.down());
+        assert!(e.up());
+        assert_eq!(e.cursor_position(), (1, 4));
+        assert!(e.up());
+        assert_eq!(e.cursor_position(), (0, 4));
+        assert!(!e.up());
+        e.home();
+        assert!(e.down() && e.down());
+        assert_eq!(e.cursor_position(), (2, 0));
+        assert_eq!(editor("one\n").line_count(), 2);
     }
 
     #[test]

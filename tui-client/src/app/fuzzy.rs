@@ -5,9 +5,7 @@ use nucleo_matcher::{Config, Matcher};
 use papo_protocol::Username;
 
 /// Names matching `query`, best first; all of them, in the given order, for an empty query.
-///
-/// A query that is itself a valid name is offered last even if unknown, so a user who
-/// registered after the contact list loaded can still be reached.
+/// Only known names: the contact list learns of new accounts as they register.
 pub fn rank<'a>(query: &str, names: impl IntoIterator<Item = &'a Username>) -> Vec<Username> {
     let names: Vec<&Username> = names.into_iter().collect();
     let query = query.trim();
@@ -19,13 +17,7 @@ pub fn rank<'a>(query: &str, names: impl IntoIterator<Item = &'a Username>) -> V
     let mut scored = pattern.match_list(names, &mut matcher);
     // Equal scores: the shorter name is the closer match ("bia" before "bianca").
     scored.sort_by_key(|(name, score)| (std::cmp::Reverse(*score), name.as_str().len()));
-    let mut ranked: Vec<Username> = scored.into_iter().map(|(name, _)| name.clone()).collect();
-    if let Ok(typed) = Username::parse(query) {
-        if !ranked.contains(&typed) {
-            ranked.push(typed);
-        }
-    }
-    ranked
+    scored.into_iter().map(|(name, _)| name.clone()).collect()
 }
 
 #[cfg(test)]
@@ -46,9 +38,9 @@ mod tests {
     }
 
     #[test]
-    fn empty_query_keeps_order_and_unknown_valid_names_are_offered() {
+    fn empty_query_keeps_order_and_unknown_names_are_not_offered() {
         let all = names(&["zeca", "ana"]);
         assert_eq!(rank("", &all), all);
-        assert_eq!(rank("newbie", &all), names(&["newbie"]));
+        assert_eq!(rank("newbie", &all), names(&[]));
     }
 }

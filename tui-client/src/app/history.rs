@@ -9,6 +9,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::model::{Conversation, Delivery, OutgoingView};
 use super::wrap::wrap;
+use crate::sanitize;
 
 /// Style of the other side's name.
 const PEER: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
@@ -36,12 +37,14 @@ pub fn lines_from_bottom(
         push_reversed(&mut lines, outgoing_lines(pending, width, offline));
     }
     let messages = &conversation.messages;
+    let newest_read = newest_read(conversation, me);
     for (at, message) in messages.iter().enumerate().rev() {
         if lines.len() >= needed {
             return lines;
         }
         let status = (message.from == *me).then(|| conversation.delivery(message.id));
-        push_reversed(&mut lines, message_lines(message, me, status, offset, width));
+        let labelled = Some(message.id) == newest_read;
+        push_reversed(&mut lines, message_lines(message, me, status, labelled, offset, width));
         let older = at.checked_sub(1).map(|before| &messages[before]);
         let new_day = older.is_none_or(|older| day(older.sent_at, offset) != day(message.sent_at, offset));
         if new_day && (older.is_some() || !conversation.more) {
@@ -56,6 +59,43 @@ pub fn lines_from_bottom(
     lines
 }
 
+/// How many lines the newest `count` stored messages take (with their date separators): what
+/// a view scrolled back must move by to stay where it is.
+pub fn newest_height(
+    conversation: &Conversation,
+    me: &Username,
+    offset: UtcOffset,
+    width: usize,
+    count: usize,
+) -> usize {
+    let messages = &conversation.messages;
+    let newest_read = newest_read(conversation, me);
+    let mut height = 0;
+    for at in (messages.len().saturating_sub(count)..messages.len()).rev() {
+        let message = &messages[at];
+        let status = (message.from == *me).then(|| conversation.delivery(message.id));
+        let labelled = Some(message.id) == newest_read;
+        height += message_lines(message, me, status, labelled, offset, width).len();
+        let older = at.checked_sub(1).map(|before| &messages[before]);
+        let new_day = older.is_none_or(|older| day(older.sent_at, offset) != day(message.sent_at, offset));
+        if new_day && (older.is_some() || !conversation.more) {
+            height += 1;
+        }
+    }
+    height
+}
+
+/// My newest message the peer has read: it carries the word "read", so read and delivered
+/// differ by more than colour.
+fn newest_read(conversation: &Conversation, me: &Username) -> Option<u64> {
+    let read = conversation.peer_read_up_to;
+    if read == 0 {
+        return None;
+    }
+    let end = conversation.messages.partition_point(|m| m.id <= read);
+    conversation.messages[..end].iter().rev().find(|m| m.from == *me).map(|m| m.id)
+}
+
 fn push_reversed(lines: &mut Vec<Line<'static>>, block: Vec<Line<'static>>) {
     lines.extend(block.into_iter().rev());
 }
@@ -64,13 +104,17 @@ fn message_lines(
     message: &ChatMessage,
     me: &Username,
     status: Option<Delivery>,
+    labelled: bool,
     offset: UtcOffset,
     width: usize,
 ) -> Vec<Line<'static>> {
     let time = clock(message.sent_at, offset);
     let (name, style) =
         if message.from == *me { ("you".to_owned(), ME) } else { (message.from.to_string(), PEER) };
-    let suffix = status.map(delivery_mark);
+    let suffix = status.map(|status| match status {
+        Delivery::Read if labelled => Span::styled(" ✓✓ read", READ),
+        status => delivery_mark(status),
+    });
     layout(
         vec![Span::styled(format!("{time} "), DIM), Span::styled(format!("{name}: "), style)],
         &message.body,
@@ -81,7 +125,7 @@ fn message_lines(
 
 fn outgoing_lines(pending: &OutgoingView, width: usize, offline: bool) -> Vec<Line<'static>> {
     let suffix = match &pending.failed {
-        Some(reason) => Span::styled(format!(" ✗ {reason}"), Style::new().fg(Color::Red)),
+        Some(reason) => Span::styled(format!(" ✗ {}", sanitize::line(reason)), Style::new().fg(Color::Red)),
         None if offline => Span::styled(" ◷ queued", Style::new().fg(Color::Yellow)),
         None => delivery_mark(Delivery::Sending),
     };
@@ -93,15 +137,19 @@ fn outgoing_lines(pending: &OutgoingView, width: usize, offline: bool) -> Vec<Li
     )
 }
 
-/// The mark after one of my messages.
+/// The mark after one of my messages. Read messages are blue and bold, and the newest of
+/// them also says "read", so the difference survives a terminal without colour.
 pub fn delivery_mark(delivery: Delivery) -> Span<'static> {
     match delivery {
         Delivery::Sending => Span::styled(" …", DIM),
         Delivery::Sent => Span::styled(" ✓", DIM),
         Delivery::Delivered => Span::styled(" ✓✓", DIM),
-        Delivery::Read => Span::styled(" ✓✓", Style::new().fg(Color::LightBlue).add_modifier(Modifier::BOLD)),
+        Delivery::Read => Span::styled(" ✓✓", READ),
     }
 }
+
+/// Style of the read mark.
+const READ: Style = Style::new().fg(Color::LightBlue).add_modifier(Modifier::BOLD);
 
 /// Prefix spans, then the body wrapped under an indent as wide as the prefix (or on its own
 /// lines when the pane is too narrow for that), then the suffix where it fits.

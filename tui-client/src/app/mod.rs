@@ -10,6 +10,9 @@ mod update;
 mod view;
 mod wrap;
 
-pub use model::{ContactEntry, Conversation, Delivery, Focus, LoginField, LoginMode, Model, Overlay, Screen};
+pub use model::{
+    ContactEntry, Conversation, Delivery, Focus, HelpState, LoginField, LoginMode, Look, Model, Overlay,
+    Screen,
+};
 pub use update::{update, Msg};
 pub use view::view;

@@ -34,8 +34,10 @@ pub struct Model {
     pub selected: Option<Username>,
     /// Loaded conversations by peer.
     pub conversations: HashMap<Username, Conversation>,
-    /// The message input box.
+    /// The message input box, holding the open conversation's draft.
     pub input: Editor,
+    /// Drafts of the conversations not open now.
+    pub drafts: HashMap<Username, Editor>,
     /// Earlier inputs, oldest first, for Up/Down recall.
     pub input_history: Vec<String>,
     /// Position in `input_history` while recalling.
@@ -46,6 +48,14 @@ pub struct Model {
     pub overlay: Option<Overlay>,
     /// A highlighted line such as "3 messages arrived while you were away".
     pub banner: Option<String>,
+    /// The server said it is stopping; cleared once the link is back.
+    pub server_stopping: bool,
+    /// The user is walking the contact list: the list keeps its order meanwhile.
+    pub navigating: bool,
+    /// New activity asked for a re-sort while the user was navigating.
+    pub resort_pending: bool,
+    /// Colour and character set of the terminal.
+    pub look: Look,
     /// The latest error or warning, cleared by the next key.
     pub notice: Option<String>,
     /// Next client-side message id; starts random so ids never repeat across runs.
@@ -91,13 +101,53 @@ pub enum Focus {
     Input,
 }
 
+/// What the terminal can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    /// Colours (off with `NO_COLOR`): without them, shapes and attributes carry the meaning.
+    pub color: bool,
+    /// Unicode box drawing and marks (off when the locale is not UTF-8): ASCII instead.
+    pub unicode: bool,
+}
+
+impl Default for Look {
+    fn default() -> Self {
+        Self { color: true, unicode: true }
+    }
+}
+
+impl Look {
+    /// What the environment asks for: `NO_COLOR` (set and not empty) turns colour off, and
+    /// a locale that is not UTF-8 (`LC_ALL`, else `LC_CTYPE`, else `LANG`) turns Unicode off.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
+        let color = var("NO_COLOR").is_none_or(|value| value.is_empty());
+        let locale =
+            ["LC_ALL", "LC_CTYPE", "LANG"].into_iter().find_map(|name| var(name).filter(|v| !v.is_empty()));
+        let unicode = locale.is_some_and(|locale| {
+            let locale = locale.to_ascii_lowercase();
+            locale.contains("utf-8") || locale.contains("utf8")
+        });
+        Self { color, unicode }
+    }
+}
+
 /// A box over the chat screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
     /// Every shortcut.
-    Help,
+    Help(HelpState),
     /// Fuzzy contact search (Ctrl+K).
     QuickSwitch(QuickSwitch),
+}
+
+/// State of the help overlay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HelpState {
+    /// Lines scrolled down.
+    pub scroll: usize,
+    /// Opened by typing `?` into an empty input: a character typed next was meant for the
+    /// message, so it closes the help and both characters go to the input.
+    pub by_question_mark: bool,
 }
 
 /// State of the quick switcher.
@@ -186,6 +236,9 @@ pub struct Conversation {
     pub scroll: usize,
     /// Messages that arrived while scrolled up.
     pub new_below: usize,
+    /// The connection was lost since the newest page was fetched: fetch it again when the
+    /// conversation is opened.
+    pub stale: bool,
 }
 
 /// A message on its way out, as shown.
@@ -231,11 +284,16 @@ impl Model {
             selected: None,
             conversations: HashMap::new(),
             input: Editor::default(),
+            drafts: HashMap::new(),
             input_history: Vec::new(),
             recall: None,
             focus: Focus::Input,
             overlay: None,
             banner: None,
+            server_stopping: false,
+            navigating: false,
+            resort_pending: false,
+            look: Look::default(),
             notice: None,
             next_client_msg_id: first_client_msg_id,
             quit: false,
@@ -350,6 +408,29 @@ impl Conversation {
             }
         }
         added
+    }
+
+    /// Merges a page, by id. A newest page that does not reach the loaded messages (more
+    /// than a page arrived while away) replaces them, so no gap is ever shown.
+    pub fn merge_page(&mut self, before: Option<MessageId>, messages: Vec<ChatMessage>, more: bool) {
+        let oldest_in_page = messages.iter().map(|m| m.id).min();
+        let newest_loaded = self.messages.last().map(|m| m.id);
+        let gap = before.is_none()
+            && more
+            && matches!((oldest_in_page, newest_loaded), (Some(oldest), Some(newest)) if oldest > newest);
+        if gap {
+            self.messages.clear();
+            self.scroll = 0;
+            self.new_below = 0;
+        }
+        let sets_more = match before {
+            None => gap || self.messages.is_empty(),
+            Some(before) => Some(before) == self.oldest_id(),
+        };
+        if sets_more {
+            self.more = more;
+        }
+        self.insert(messages);
     }
 
     /// How far my message `id` got.

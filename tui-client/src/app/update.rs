@@ -1,19 +1,22 @@
 //! Every state change: key presses, pastes, scrolling and network events in, commands for
 //! the network thread out. No I/O happens here, so all of it is tested as plain functions.
 
-use papo_protocol::{ChatMessage, Event, ReceiptKind, Username, MAX_BODY_LEN};
+use std::time::Duration;
+
+use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, Username, MAX_BODY_LEN};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 
 use super::editor::Editor;
 use super::fuzzy;
-use super::history::lines_from_bottom;
+use super::history::{lines_from_bottom, newest_height};
 use super::model::{
-    Conversation, Focus, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay, QuickSwitch, Screen,
-    TrustPrompt,
+    Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay,
+    QuickSwitch, Screen, TrustPrompt,
 };
-use super::view::ChatLayout;
+use super::view::{contacts_rows, help_max_scroll, ChatLayout};
 use crate::net::{Link, NetCommand, NetEvent, Outgoing, TrustProblem};
+use crate::sanitize;
 
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,10 @@ pub enum Msg {
     Resize(u16, u16),
     /// The network thread reported something.
     Net(NetEvent),
+    /// Time passed (about a second, while a countdown is shown).
+    Tick(Duration),
+    /// SIGTERM, SIGHUP or SIGINT: quit as Ctrl+C does.
+    Terminate,
 }
 
 /// Applies `msg` to `model`; returns what the network thread must do.
@@ -40,6 +47,12 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<NetCommand> {
         Msg::Scroll(lines) => scroll(model, lines, &mut commands),
         Msg::Resize(width, height) => model.viewport = (width, height),
         Msg::Net(event) => on_net(model, event, &mut commands),
+        Msg::Tick(elapsed) => {
+            if let Link::Offline { retry_in, .. } = &mut model.link {
+                *retry_in = retry_in.saturating_sub(elapsed);
+            }
+        }
+        Msg::Terminate => model.quit = true,
     }
     commands
 }
@@ -152,13 +165,29 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
 fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
     model.notice = None;
     match model.overlay.take() {
-        Some(Overlay::Help) => return, // Any key closes it.
+        Some(Overlay::Help(help)) => return help_key(model, help, key, out),
         Some(Overlay::QuickSwitch(switch)) => return quick_switch_key(model, switch, key, out),
         None => {}
     }
     let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let contacts_focused = model.focus == Focus::Contacts;
+    let walking = match key.code {
+        KeyCode::Char('n' | 'p') => key.modifiers.contains(KeyModifiers::CONTROL),
+        KeyCode::Down | KeyCode::Up | KeyCode::Char('1'..='9') => alt || contacts_focused,
+        KeyCode::PageUp | KeyCode::PageDown | KeyCode::Home | KeyCode::End | KeyCode::Char('j' | 'k') => {
+            contacts_focused
+        }
+        _ => false,
+    };
+    // The list keeps its order while the user walks it; what changed meanwhile is sorted in
+    // once they do anything else.
+    model.navigating = walking;
+    if !walking && model.resort_pending {
+        model.resort_pending = false;
+        model.sort_contacts();
+    }
     match key.code {
-        KeyCode::F(1) => model.overlay = Some(Overlay::Help),
+        KeyCode::F(1) => model.overlay = Some(Overlay::Help(HelpState::default())),
         KeyCode::Char('k') if ctrl(&key, 'k') => open_quick_switch(model),
         KeyCode::Char('n') if ctrl(&key, 'n') => select_relative(model, 1, out),
         KeyCode::Char('p') if ctrl(&key, 'p') => select_relative(model, -1, out),
@@ -170,9 +199,9 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
                 select(model, name, out);
             }
         }
-        KeyCode::PageUp => scroll(model, page(model) as i32, out),
-        KeyCode::PageDown => scroll(model, -(page(model) as i32), out),
-        KeyCode::End if key.modifiers.contains(KeyModifiers::CONTROL) => jump_to_newest(model),
+        KeyCode::PageUp if !contacts_focused => scroll(model, page(model) as i32, out),
+        KeyCode::PageDown if !contacts_focused => scroll(model, -(page(model) as i32), out),
+        KeyCode::End if key.modifiers.contains(KeyModifiers::CONTROL) => jump_to_newest(model, out),
         KeyCode::Tab | KeyCode::BackTab => {
             model.focus = match model.focus {
                 Focus::Contacts => Focus::Input,
@@ -188,11 +217,18 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
 }
 
 fn contacts_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    let page = contacts_rows(model).max(1) as isize;
     match key.code {
         KeyCode::Down | KeyCode::Char('j') => select_relative(model, 1, out),
         KeyCode::Up | KeyCode::Char('k') => select_relative(model, -1, out),
+        KeyCode::PageDown => select_clamped(model, page, out),
+        KeyCode::PageUp => select_clamped(model, -page, out),
+        KeyCode::Home => select_clamped(model, isize::MIN / 2, out),
+        KeyCode::End => select_clamped(model, isize::MAX / 2, out),
         KeyCode::Enter | KeyCode::Right => model.focus = Focus::Input,
-        KeyCode::Char('?') => model.overlay = Some(Overlay::Help),
+        KeyCode::Char('?') if model.input.is_empty() => {
+            model.overlay = Some(Overlay::Help(HelpState { scroll: 0, by_question_mark: true }));
+        }
         KeyCode::Char(_) => {
             model.focus = Focus::Input;
             input_key(model, key, out);
@@ -206,10 +242,22 @@ fn input_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
     match key.code {
         KeyCode::Enter if alt => model.input.insert("\n"),
         KeyCode::Enter => submit_input(model, out),
-        KeyCode::Up if !model.input.text().contains('\n') => recall(model, -1),
-        KeyCode::Down if !model.input.text().contains('\n') => recall(model, 1),
-        KeyCode::End if model.input.at_end() => jump_to_newest(model),
-        KeyCode::Char('?') if model.input.is_empty() => model.overlay = Some(Overlay::Help),
+        // Up and Down move between the lines of a message, and recall earlier inputs from
+        // its first and last line (a message of several lines is never replaced by a recall).
+        KeyCode::Up => {
+            if !model.input.up() && model.input.line_count() == 1 {
+                recall(model, -1);
+            }
+        }
+        KeyCode::Down => {
+            if !model.input.down() && model.input.line_count() == 1 {
+                recall(model, 1);
+            }
+        }
+        KeyCode::End if model.input.at_end() => jump_to_newest(model, out),
+        KeyCode::Char('?') if model.input.is_empty() => {
+            model.overlay = Some(Overlay::Help(HelpState { scroll: 0, by_question_mark: true }));
+        }
         _ => {
             if edit(&mut model.input, key) {
                 model.recall = None;
@@ -218,13 +266,42 @@ fn input_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
     }
 }
 
+/// Keys while the help is open: arrows and paging scroll it, Esc, Enter, F1 and `?` close it.
+/// Any other key closes it too; a character typed right after a `?` that opened the help was
+/// meant for a message starting with `?`, so both go to the input.
+fn help_key(model: &mut Model, mut help: HelpState, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    let max = help_max_scroll(model.viewport);
+    match key.code {
+        KeyCode::Down => help.scroll = (help.scroll + 1).min(max),
+        KeyCode::Up => help.scroll = help.scroll.saturating_sub(1),
+        KeyCode::PageDown | KeyCode::Char(' ') => help.scroll = (help.scroll + 10).min(max),
+        KeyCode::PageUp => help.scroll = help.scroll.saturating_sub(10),
+        KeyCode::Home => help.scroll = 0,
+        KeyCode::End => help.scroll = max,
+        KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) | KeyCode::Char('?') => return,
+        KeyCode::Char(_) if help.by_question_mark && !key.modifiers.contains(KeyModifiers::CONTROL) => {
+            model.focus = Focus::Input;
+            model.input.insert("?");
+            return input_key(model, key, out);
+        }
+        _ => return,
+    }
+    model.overlay = Some(Overlay::Help(help));
+}
+
 fn quick_switch_key(model: &mut Model, mut switch: QuickSwitch, key: KeyEvent, out: &mut Vec<NetCommand>) {
     match key.code {
         KeyCode::Esc => return,
         KeyCode::Enter => {
-            if let Some(name) = switch.matches.get(switch.selected).cloned() {
-                select(model, name, out);
-                model.focus = Focus::Input;
+            match switch.matches.get(switch.selected).cloned() {
+                Some(name) => {
+                    select(model, name, out);
+                    model.focus = Focus::Input;
+                }
+                None => {
+                    let typed = switch.query.text().trim();
+                    model.notice = Some(format!("there is no user called {}", sanitize::line(typed)));
+                }
             }
             return;
         }
@@ -296,11 +373,15 @@ fn on_paste(model: &mut Model, text: &str) {
             }
         }
         (Screen::Chat, _) => {
+            model.overlay = None;
             model.focus = Focus::Input;
             model.input.insert(&text);
         }
     }
 }
+
+/// The slash commands there are; anything else is kept in the input as typed.
+const COMMANDS: &[&str] = &["help", "h", "quit", "q", "exit", "msg", "m"];
 
 fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
     let text = model.input.text().to_owned();
@@ -308,7 +389,6 @@ fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
         return;
     }
     if let Some(command) = text.strip_prefix('/').filter(|rest| !rest.starts_with('/')) {
-        remember_input(model);
         return slash_command(model, command, out);
     }
     // "//text" sends "/text".
@@ -344,16 +424,31 @@ fn send(model: &mut Model, to: Username, body: String, out: &mut Vec<NetCommand>
     out.push(NetCommand::Send(outgoing));
 }
 
+/// Runs a command; a command that fails or does not exist leaves the input as typed.
 fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
     let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    if !COMMANDS.contains(&name) {
+        model.notice = Some(format!(
+            "unknown command /{}; /help lists them, //text sends text starting with /",
+            sanitize::line(name)
+        ));
+        return;
+    }
     match name {
-        "help" | "h" => model.overlay = Some(Overlay::Help),
+        "help" | "h" => {
+            remember_input(model);
+            model.overlay = Some(Overlay::Help(HelpState::default()));
+        }
         "quit" | "q" | "exit" => model.quit = true,
-        "msg" | "m" => {
+        _ => {
             let (user, text) = rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
             let user = match Username::parse(user) {
                 Ok(user) if Some(&user) == model.me.as_ref() => {
                     model.notice = Some("that is you; pick someone else".into());
+                    return;
+                }
+                Ok(user) if model.contact(&user).is_none() => {
+                    model.notice = Some(format!("there is no user called {user}"));
                     return;
                 }
                 Ok(user) => user,
@@ -362,14 +457,14 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
                     return;
                 }
             };
+            let text = text.trim().to_owned();
+            remember_input(model);
             select(model, user.clone(), out);
             model.focus = Focus::Input;
-            let text = text.trim();
             if !text.is_empty() {
-                send(model, user, text.to_owned(), out);
+                send(model, user, text, out);
             }
         }
-        other => model.notice = Some(format!("unknown command /{other}; try /help")),
     }
 }
 
@@ -407,12 +502,40 @@ fn select_relative(model: &mut Model, step: isize, out: &mut Vec<NetCommand>) {
     select(model, name, out);
 }
 
-/// Opens the conversation with `peer`, loading it if needed and marking it read.
+/// Moves the selection by `step` rows without wrapping (PageUp/PageDown, Home/End).
+fn select_clamped(model: &mut Model, step: isize, out: &mut Vec<NetCommand>) {
+    let count = model.contacts.len() as isize;
+    if count == 0 {
+        return;
+    }
+    let current = model.selected.as_ref().and_then(|s| model.contacts.iter().position(|c| c.name == *s));
+    let next = current.map_or(0, |at| (at as isize).saturating_add(step).clamp(0, count - 1));
+    let name = model.contacts[next as usize].name.clone();
+    select(model, name, out);
+}
+
+/// Opens the conversation with `peer` (with its own draft), loading it if needed and
+/// marking read what it shows.
 fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
+    if model.selected.as_ref() != Some(&peer) {
+        let draft = model.drafts.remove(&peer).unwrap_or_default();
+        let previous = std::mem::replace(&mut model.input, draft);
+        match model.selected.take() {
+            Some(old) if !previous.is_empty() => {
+                model.drafts.insert(old, previous);
+            }
+            Some(_) => {}
+            // Typed before anyone was picked: it was meant for whoever is picked now.
+            None if model.input.is_empty() => model.input = previous,
+            None => {}
+        }
+        model.recall = None;
+    }
     model.contact_mut(&peer);
     let conversation = model.conversations.entry(peer.clone()).or_default();
-    if !conversation.requested {
+    if (!conversation.requested || conversation.stale) && !conversation.loading {
         conversation.requested = true;
+        conversation.stale = false;
         conversation.loading = true;
         out.push(NetCommand::History { with: peer.clone(), before: None });
     }
@@ -420,21 +543,34 @@ fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
     mark_read(model, out);
 }
 
-/// Marks the open conversation read if it has unread messages.
+/// Marks the open conversation read up to the newest message on screen: only when the
+/// chat shows it at the bottom (not scrolled back, not covered by a box), and only what is
+/// loaded.
 fn mark_read(model: &mut Model, out: &mut Vec<NetCommand>) {
     let Some(peer) = model.selected.clone() else { return };
-    if model.screen != Screen::Chat {
+    if model.screen != Screen::Chat || model.overlay.is_some() || model.is_offline() {
         return;
     }
-    let newest_loaded = model.conversations.get(&peer).and_then(|c| c.messages.last()).map_or(0, |m| m.id);
+    let Some(conversation) = model.conversations.get(&peer) else { return };
+    if conversation.scroll > 0 || conversation.loading && conversation.messages.is_empty() {
+        return;
+    }
+    let Some(newest) = conversation.messages.last().map(|m| m.id) else { return };
     let contact = model.contact_mut(&peer);
     if contact.unread == 0 {
         return;
     }
     contact.unread = 0;
-    let up_to = contact.last_id.max(newest_loaded);
-    out.push(NetCommand::MarkRead { with: peer, up_to });
-    model.sort_contacts();
+    out.push(NetCommand::MarkRead { with: peer, up_to: newest });
+}
+
+/// Sorts the contacts now, or once the user stops walking the list.
+fn resort(model: &mut Model) {
+    if model.navigating {
+        model.resort_pending = true;
+    } else {
+        model.sort_contacts();
+    }
 }
 
 fn page(model: &Model) -> usize {
@@ -443,7 +579,7 @@ fn page(model: &Model) -> usize {
 
 fn history_size(model: &Model) -> (usize, usize) {
     let (width, height) = model.viewport;
-    ChatLayout::new(Rect::new(0, 0, width, height), model.input.text().lines().count().max(1)).history_inner()
+    ChatLayout::new(Rect::new(0, 0, width, height), model.input.line_count()).history_inner()
 }
 
 /// Scrolls the open conversation by `lines` (positive: back in time), fetching older pages
@@ -463,6 +599,7 @@ fn scroll(model: &mut Model, lines: i32, out: &mut Vec<NetCommand>) {
     if available < wanted + 2 * height {
         fetch_older(&peer, conversation, out);
     }
+    mark_read(model, out);
 }
 
 fn fetch_older(peer: &Username, conversation: &mut Conversation, out: &mut Vec<NetCommand>) {
@@ -472,21 +609,43 @@ fn fetch_older(peer: &Username, conversation: &mut Conversation, out: &mut Vec<N
     }
 }
 
-fn jump_to_newest(model: &mut Model) {
+fn jump_to_newest(model: &mut Model, out: &mut Vec<NetCommand>) {
     let selected = model.selected.clone();
     if let Some(conversation) = selected.and_then(|peer| model.conversations.get_mut(&peer)) {
         conversation.scroll = 0;
         conversation.new_below = 0;
+    }
+    mark_read(model, out);
+}
+
+/// After every (re)connect: the open conversation's newest page is fetched again and merged,
+/// and every other loaded conversation is fetched again when next opened; the contacts (with
+/// their unread counts) come by themselves.
+fn refetch(model: &mut Model, out: &mut Vec<NetCommand>) {
+    let selected = model.selected.clone();
+    for (peer, conversation) in &mut model.conversations {
+        if !conversation.requested {
+            continue;
+        }
+        if Some(peer) == selected.as_ref() {
+            conversation.loading = true;
+            out.push(NetCommand::History { with: peer.clone(), before: None });
+        } else {
+            conversation.stale = true;
+        }
     }
 }
 
 fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
     match event {
         NetEvent::Link(link) => {
-            if matches!(link, Link::Offline { .. }) {
-                model.login.busy = false;
+            match link {
+                Link::Offline { .. } => model.login.busy = false,
+                Link::Online => model.server_stopping = false,
+                Link::Connecting => {}
             }
             model.link = link;
+            mark_read(model, out);
         }
         NetEvent::Untrusted(problem) => {
             model.login.busy = false;
@@ -497,6 +656,18 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             model.login.error = Some(message);
         }
         NetEvent::LoggedIn { name, pending } => {
+            if model.me.as_ref().is_some_and(|me| *me != name) {
+                let fresh = Model::new(
+                    model.server.clone(),
+                    model.utc_offset,
+                    model.viewport,
+                    model.next_client_msg_id,
+                );
+                let (link, look) = (model.link.clone(), model.look);
+                *model = fresh;
+                model.link = link;
+                model.look = look;
+            }
             model.me = Some(name);
             model.screen = Screen::Chat;
             model.focus = Focus::Input;
@@ -505,33 +676,70 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 1 => "1 message arrived while you were away".to_owned(),
                 n => format!("{n} messages arrived while you were away"),
             });
+            refetch(model, out);
+        }
+        NetEvent::Resumed => refetch(model, out),
+        NetEvent::Restored(queued) => {
+            for outgoing in queued {
+                let conversation = model.conversations.entry(outgoing.to.clone()).or_default();
+                if !conversation.outgoing.iter().any(|o| o.outgoing.client_msg_id == outgoing.client_msg_id) {
+                    model.contact_mut(&outgoing.to);
+                    let conversation = model.conversations.entry(outgoing.to.clone()).or_default();
+                    conversation.outgoing.push(OutgoingView { outgoing, failed: None });
+                }
+            }
         }
         NetEvent::SessionExpired => {
             let fresh =
                 Model::new(model.server.clone(), model.utc_offset, model.viewport, model.next_client_msg_id);
-            let link = model.link.clone();
+            let (link, look) = (model.link.clone(), model.look);
             *model = fresh;
             model.link = link;
+            model.look = look;
             model.login.error = Some("your session expired; log in again".into());
         }
         NetEvent::Contacts(contacts) => {
             let me = model.me.clone();
-            model.contacts =
-                contacts.into_iter().filter(|c| Some(&c.name) != me.as_ref()).map(Into::into).collect();
-            model.sort_contacts();
+            let mut fresh: Vec<_> = contacts.into_iter().filter(|c| Some(&c.name) != me.as_ref()).collect();
+            // Known contacts keep their place until the next sort; new ones are added.
+            let mut merged = Vec::with_capacity(fresh.len());
+            for known in &model.contacts {
+                if let Some(at) = fresh.iter().position(|c| c.name == known.name) {
+                    merged.push(fresh.swap_remove(at).into());
+                }
+            }
+            merged.extend(fresh.into_iter().map(Into::into));
+            model.contacts = merged;
+            resort(model);
             mark_read(model, out);
         }
         NetEvent::History { with, before, page } => {
             let conversation = model.conversations.entry(with).or_default();
             conversation.requested = true;
             conversation.loading = false;
-            if before.is_none() || before == conversation.oldest_id() {
-                conversation.more = page.more;
-            }
             conversation.peer_delivered_up_to =
                 conversation.peer_delivered_up_to.max(page.peer_delivered_up_to);
             conversation.peer_read_up_to = conversation.peer_read_up_to.max(page.peer_read_up_to);
-            conversation.insert(page.messages);
+            conversation.merge_page(before, page.messages, page.more);
+            mark_read(model, out);
+        }
+        NetEvent::HistoryFailed { with, code, reason, .. } => {
+            if code == ErrorCode::UnknownUser {
+                // Never a contact that does not exist.
+                model.contacts.retain(|c| c.name != with);
+                model.conversations.remove(&with);
+                model.drafts.remove(&with);
+                if model.selected.as_ref() == Some(&with) {
+                    model.selected = None;
+                }
+                model.notice = Some(reason);
+                return;
+            }
+            if let Some(conversation) = model.conversations.get_mut(&with) {
+                conversation.loading = false;
+                conversation.stale = true;
+            }
+            model.notice = Some(format!("cannot load the conversation with {with}: {reason}"));
         }
         NetEvent::Sent { client_msg_id, message } => {
             let conversation = model.conversations.entry(message.to.clone()).or_default();
@@ -551,9 +759,9 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         }
         NetEvent::Server(Event::Message(message)) => receive(model, message, out),
         NetEvent::Server(Event::Presence { user, online }) => {
+            // Presence is no activity: the list keeps its order.
             if Some(&user) != model.me.as_ref() {
                 model.contact_mut(&user).online = online;
-                model.sort_contacts();
             }
         }
         NetEvent::Server(Event::Receipt { peer, kind, up_to }) => {
@@ -563,9 +771,22 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 conversation.peer_read_up_to = conversation.peer_read_up_to.max(up_to);
             }
         }
-        NetEvent::Server(Event::ShuttingDown) => {
-            model.notice = Some("the server is shutting down; Papo reconnects when it is back".into());
+        NetEvent::Server(Event::OwnReceipt { peer, kind: ReceiptKind::Read, up_to }) => {
+            // Read on another machine: what is still unread here is what came after.
+            let newer = model.conversations.get(&peer).map_or(0, |c| {
+                c.messages.iter().rev().take_while(|m| m.id > up_to).filter(|m| m.from == peer).count() as u64
+            });
+            let contact = model.contact_mut(&peer);
+            contact.unread = if up_to >= contact.last_id { 0 } else { contact.unread.min(newer) };
         }
+        NetEvent::Server(Event::OwnReceipt { kind: ReceiptKind::Delivered, .. }) => {}
+        NetEvent::Server(Event::UserRegistered { user }) => {
+            if Some(&user) != model.me.as_ref() && model.contact(&user).is_none() {
+                model.contact_mut(&user);
+                resort(model);
+            }
+        }
+        NetEvent::Server(Event::ShuttingDown) => model.server_stopping = true,
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }
@@ -576,11 +797,16 @@ fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
     let from_peer = message.from != me;
     let peer = if from_peer { message.from.clone() } else { message.to.clone() };
     let (id, sent_at) = (message.id, message.sent_at);
+    let (width, _) = history_size(model);
+    let offset = model.utc_offset;
     let conversation = model.conversations.entry(peer.clone()).or_default();
+    let newest_before = conversation.messages.last().map_or(0, |m| m.id);
     if conversation.insert([message]) == 0 {
         return; // Already known: a backlog message that also arrived live.
     }
-    if conversation.scroll > 0 {
+    if conversation.scroll > 0 && id > newest_before {
+        // Scrolled back: the view stays where it is, so it moves up by what was added.
+        conversation.scroll += newest_height(conversation, &me, offset, width, 1);
         conversation.new_below += 1;
     }
     let viewing = model.selected.as_ref() == Some(&peer);
@@ -595,7 +821,7 @@ fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
             mark_read(model, out);
         }
     }
-    model.sort_contacts();
+    resort(model);
 }
 
 fn ctrl(key: &KeyEvent, c: char) -> bool {

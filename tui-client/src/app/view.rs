@@ -1,5 +1,6 @@
 //! Drawing: a pure function of the [`Model`]. Nothing here changes state or does I/O.
 
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -9,8 +10,11 @@ use unicode_width::UnicodeWidthStr;
 
 use super::history::lines_from_bottom;
 use super::keys::HELP;
-use super::model::{Focus, LoginField, LoginMode, Model, Overlay, QuickSwitch, Screen, TrustPrompt};
+use super::model::{
+    ContactEntry, Focus, LoginField, LoginMode, Look, Model, Overlay, QuickSwitch, Screen, TrustPrompt,
+};
 use crate::net::{Link, TrustProblem};
+use crate::sanitize;
 use papo_protocol::Fingerprint;
 
 const ACCENT: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
@@ -19,8 +23,8 @@ const ERROR: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
 const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
 const ONLINE: Style = Style::new().fg(Color::Green);
 
-/// Most input lines shown before the box scrolls.
-const MAX_INPUT_LINES: usize = 5;
+/// Widest the help box gets.
+const HELP_WIDTH: u16 = 78;
 
 /// Where the chat screen's panes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +40,11 @@ pub struct ChatLayout {
 }
 
 impl ChatLayout {
-    /// Splits `area` for an input of `input_lines` lines.
+    /// Splits `area` for an input of `input_lines` lines: the box grows with its text up to
+    /// a third of the screen, then scrolls.
     pub fn new(area: Rect, input_lines: usize) -> Self {
-        let input_height = input_lines.clamp(1, MAX_INPUT_LINES) as u16 + 2;
+        let most = (area.height / 3).saturating_sub(2).max(1) as usize;
+        let input_height = input_lines.clamp(1, most) as u16 + 2;
         let [main, input, status] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(input_height), Constraint::Length(1)])
                 .areas(area);
@@ -61,6 +67,52 @@ pub fn view(model: &Model, frame: &mut Frame<'_>) {
         (None, Screen::Login) => login(model, frame),
         (None, Screen::Chat) => chat(model, frame),
     }
+    restrict(model.look, frame.buffer_mut());
+}
+
+/// Takes colour out (`NO_COLOR`: attributes such as bold and reverse stay), and replaces
+/// what a terminal without UTF-8 cannot draw with ASCII.
+fn restrict(look: Look, buffer: &mut Buffer) {
+    if look.color && look.unicode {
+        return;
+    }
+    for cell in &mut buffer.content {
+        if !look.color {
+            cell.fg = Color::Reset;
+            cell.bg = Color::Reset;
+        }
+        if !look.unicode {
+            let ascii = match cell.symbol() {
+                "─" | "—" | "═" | "━" => "-",
+                "│" | "║" | "┃" => "|",
+                "╭" | "╮" | "╰" | "╯" | "┌" | "┐" | "└" | "┘" | "╔" | "╗" | "╚" | "╝" | "┏" | "┓" | "┗"
+                | "┛" => "+",
+                "●" | "★" | "•" => "*",
+                "○" => "o",
+                "◌" | "…" | "·" => ".",
+                "✓" => "+",
+                "✗" => "x",
+                "◷" => "~",
+                "▼" | "↓" => "v",
+                "▲" | "↑" => "^",
+                "›" => ">",
+                _ => continue,
+            };
+            cell.set_symbol(ascii);
+        }
+    }
+}
+
+/// Contact rows the contacts pane shows at once (for PageUp/PageDown there).
+pub fn contacts_rows(model: &Model) -> usize {
+    let (width, height) = model.viewport;
+    let layout = ChatLayout::new(Rect::new(0, 0, width, height), model.input.line_count());
+    let inner = layout.contacts.height.saturating_sub(2) as usize;
+    if model.contacts.len() > inner {
+        inner.saturating_sub(2).max(1)
+    } else {
+        inner
+    }
 }
 
 fn login(model: &Model, frame: &mut Frame<'_>) {
@@ -75,8 +127,7 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     frame.render_widget(Clear, boxed);
     frame.render_widget(block, boxed);
 
-    let mut lines =
-        vec![Line::from(vec![Span::raw("Server   "), link_span(&model.link, &model.server)]), Line::raw("")];
+    let mut lines = vec![Line::from(vec![Span::raw("Server   "), link_span(model)]), Line::raw("")];
     let mut cursor = None;
     for &field in form.fields() {
         let (label, editor, secret) = match field {
@@ -102,7 +153,7 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     }
     lines.push(Line::raw(""));
     let status = match (&form.error, form.busy) {
-        (Some(error), _) => Line::styled(error.clone(), ERROR),
+        (Some(error), _) => Line::styled(sanitize::line(error).into_owned(), ERROR),
         (None, true) => Line::styled("working…", DIM),
         (None, false) => Line::raw(""),
     };
@@ -183,13 +234,13 @@ fn fingerprint_lines(fingerprint: &Fingerprint) -> [String; 2] {
 }
 
 fn chat(model: &Model, frame: &mut Frame<'_>) {
-    let layout = ChatLayout::new(frame.area(), model.input.text().lines().count().max(1));
+    let layout = ChatLayout::new(frame.area(), model.input.line_count());
     contacts(model, frame, layout.contacts);
     history(model, frame, layout.history);
     input(model, frame, layout.input);
     status(model, frame, layout.status);
     match &model.overlay {
-        Some(Overlay::Help) => help(frame),
+        Some(Overlay::Help(state)) => help(state.scroll, frame),
         Some(Overlay::QuickSwitch(switch)) => quick_switch(switch, frame),
         None => {}
     }
@@ -197,47 +248,74 @@ fn chat(model: &Model, frame: &mut Frame<'_>) {
 
 fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let focused = model.focus == Focus::Contacts && model.overlay.is_none();
-    let block = pane(" Contacts ", focused);
+    let block = pane(" Contacts ", focused, model.look);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = inner.height as usize;
+    let total = model.contacts.len();
+    // More contacts than rows: one row above and one below say what is out of sight.
+    let overflow = total > height;
+    let room = if overflow { height.saturating_sub(2).max(1) } else { height };
     let selected_at = model.selected.as_ref().and_then(|s| model.contacts.iter().position(|c| c.name == *s));
-    let first = selected_at.map_or(0, |at| (at + 1).saturating_sub(height));
+    let first = selected_at.map_or(0, |at| (at + 1).saturating_sub(room)).min(total.saturating_sub(room));
     let width = inner.width as usize;
-    let lines: Vec<Line<'_>> = model
-        .contacts
-        .iter()
-        .skip(first)
-        .take(height)
-        .map(|contact| {
-            let (dot, dot_style) = if contact.online { ("●", ONLINE) } else { ("○", DIM) };
-            let badge = if contact.unread > 0 { format!(" {}", contact.unread) } else { String::new() };
-            let name_room = width.saturating_sub(2 + badge.width());
-            let name = truncate(contact.name.as_str(), name_room);
-            let pad = " ".repeat(name_room.saturating_sub(name.width()));
-            let mut line = Line::from(vec![
-                Span::styled(dot, dot_style),
-                Span::raw(" "),
-                Span::raw(name),
-                Span::raw(pad),
-                Span::styled(badge, ACCENT),
-            ]);
-            if Some(&contact.name) == model.selected.as_ref() {
-                line = line.patch_style(SELECTED);
-            }
-            line
-        })
-        .collect();
-    if lines.is_empty() {
+    let offline = model.is_offline();
+    let mut lines: Vec<Line<'_>> = Vec::with_capacity(height);
+    if overflow {
+        lines.push(more_line("▲", &model.contacts[..first], width));
+    }
+    for (at, contact) in model.contacts.iter().enumerate().skip(first).take(room) {
+        // While we are offline nobody's presence is known.
+        let (dot, dot_style) = match (offline, contact.online) {
+            (true, _) => ("◌", DIM),
+            (false, true) => ("●", ONLINE),
+            (false, false) => ("○", DIM),
+        };
+        let number = if at < 9 { format!("{}", at + 1) } else { " ".to_owned() };
+        let badge = if contact.unread > 0 { format!(" {}", contact.unread) } else { String::new() };
+        let name_room = width.saturating_sub(4 + badge.width());
+        let name = truncate(contact.name.as_str(), name_room);
+        let pad = " ".repeat(name_room.saturating_sub(name.width()));
+        let mut line = Line::from(vec![
+            Span::styled(number, DIM),
+            Span::raw(" "),
+            Span::styled(dot, dot_style),
+            Span::raw(" "),
+            Span::raw(name),
+            Span::raw(pad),
+            Span::styled(badge, ACCENT),
+        ]);
+        if Some(&contact.name) == model.selected.as_ref() {
+            line = line.patch_style(SELECTED);
+        }
+        lines.push(line);
+    }
+    if overflow {
+        lines.push(more_line("▼", &model.contacts[(first + room).min(total)..], width));
+    }
+    if total == 0 {
         frame.render_widget(Paragraph::new(Line::styled("nobody else yet", DIM)), inner);
     } else {
         frame.render_widget(Paragraph::new(lines), inner);
     }
 }
 
+/// "▼ 12 more", or "▼ 12 · 2 unread": how many contacts are out of sight, and whether any has news.
+fn more_line(arrow: &str, hidden: &[ContactEntry], width: usize) -> Line<'static> {
+    if hidden.is_empty() {
+        return Line::raw("");
+    }
+    let unread = hidden.iter().filter(|c| c.unread > 0).count();
+    let text = match unread {
+        0 => format!("{arrow} {} more", hidden.len()),
+        n => format!("{arrow} {} · {n} unread", hidden.len()),
+    };
+    Line::styled(truncate(&text, width), if unread > 0 { ACCENT } else { DIM })
+}
+
 fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let Some((peer, conversation)) = model.current() else {
-        let block = pane(" Papo ", false);
+        let block = pane(" Papo ", false, model.look);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let mut lines = banner_lines(model);
@@ -249,11 +327,12 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         return;
     };
     let online = model.contact(peer).is_some_and(|c| c.online);
-    let title = Line::from(vec![
-        Span::raw(format!(" {peer} ")),
-        if online { Span::styled("● online ", ONLINE) } else { Span::styled("○ offline ", DIM) },
-    ]);
-    let block = pane("", false).title(title);
+    let presence = match (model.is_offline(), online) {
+        (true, _) => Span::styled("◌ presence unknown while offline ", DIM),
+        (false, true) => Span::styled("● online ", ONLINE),
+        (false, false) => Span::styled("○ offline ", DIM),
+    };
+    let block = pane("", false, model.look).title(Line::from(vec![Span::raw(format!(" {peer} ")), presence]));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let (Some(conversation), Some(me)) = (conversation, model.me.as_ref()) else { return };
@@ -265,9 +344,11 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
     let height = (inner.height as usize).saturating_sub(top.len() + bottom.len());
     let width = inner.width as usize;
-    let needed = conversation.scroll + height;
+    // The hint covers the bottom row rather than pushing the view up: the top stays put.
+    let from_bottom = conversation.scroll + bottom.len();
+    let needed = from_bottom + height;
     let lines = lines_from_bottom(conversation, me, model.utc_offset, width, needed, model.is_offline());
-    let scroll = conversation.scroll.min(lines.len().saturating_sub(height));
+    let scroll = from_bottom.min(lines.len().saturating_sub(height));
     let mut window: Vec<Line<'_>> = lines.into_iter().skip(scroll).take(height).collect();
     window.reverse();
     // Short conversations sit at the bottom, next to the input box.
@@ -288,7 +369,7 @@ fn input(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         Some(peer) => format!(" Message to {peer} "),
         None => " Message (pick a contact first) ".to_owned(),
     };
-    let block = pane(&title, focused);
+    let block = pane(&title, focused, model.look);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let (row, column) = model.input.cursor_position();
@@ -302,47 +383,111 @@ fn input(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
 }
 
+/// The status line, fitted to its width: the hint goes first, then the notice and the link's
+/// explanation are shortened, so what is said is always about the present and never cut
+/// off mid-word without a mark.
 fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
+    let width = area.width as usize;
     let me = model.me.as_ref().map_or("?", |me| me.as_str());
-    let mut spans =
-        vec![Span::styled(format!(" {me}"), ACCENT), Span::raw(" @ "), link_span(&model.link, &model.server)];
+    let who = format!(" {me}");
+    let (link_text, link_style) = link_text(model);
     let unread = model.total_unread();
-    if unread > 0 {
-        spans.push(Span::styled(format!(" │ {unread} unread"), ACCENT));
+    let unread = if unread > 0 { format!(" │ {unread} unread") } else { String::new() };
+    let (mut tail, tail_style) = match &model.notice {
+        Some(notice) => (format!(" │ {}", sanitize::line(notice)), ERROR),
+        None => (" │ ? or F1 help · Ctrl+C quit".to_owned(), DIM),
+    };
+    let fixed = who.width() + " @ ".width() + unread.width();
+    if fixed + link_text.width() + tail.width() > width && model.notice.is_none() {
+        tail.clear();
     }
-    match &model.notice {
-        Some(notice) => spans.push(Span::styled(format!(" │ {notice}"), ERROR)),
-        None => spans.push(Span::styled(" │ ? or F1 help · Ctrl+C quit", DIM)),
+    let tail_room = width.saturating_sub(fixed + link_text.width().min(width / 2));
+    if tail.width() > tail_room {
+        tail = truncate(&tail, tail_room);
     }
+    let link_room = width.saturating_sub(fixed + tail.width());
+    let spans = vec![
+        Span::styled(who, ACCENT),
+        Span::raw(" @ "),
+        Span::styled(truncate(&link_text, link_room), link_style),
+        Span::styled(unread, ACCENT),
+        Span::styled(tail, tail_style),
+    ];
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn link_span(link: &Link, server: &str) -> Span<'static> {
-    match link {
-        Link::Connecting => Span::styled(format!("{server} ◌ connecting…"), DIM),
-        Link::Online => Span::styled(format!("{server} ● online"), ONLINE),
-        Link::Offline { reason, retry_in } => Span::styled(
-            format!("{server} ○ offline: {reason}; retrying in {:.0}s", retry_in.as_secs_f32().ceil()),
-            ERROR,
-        ),
+/// The server and the state of the link, as now.
+fn link_text(model: &Model) -> (String, Style) {
+    let server = &model.server;
+    match &model.link {
+        Link::Connecting => (format!("{server} ◌ connecting…"), DIM),
+        Link::Online => (format!("{server} ● online"), ONLINE),
+        Link::Offline { reason, retry_in } => {
+            let reason = if model.server_stopping {
+                "the server is restarting".into()
+            } else {
+                sanitize::line(reason)
+            };
+            let retry = match retry_in.as_secs_f32().ceil() {
+                0.0 => "retrying now".to_owned(),
+                secs => format!("retrying in {secs:.0}s"),
+            };
+            (format!("{server} ○ offline: {reason}; {retry}"), ERROR)
+        }
     }
 }
 
-fn help(frame: &mut Frame<'_>) {
-    let area = centered(frame.area(), 64, HELP.len() as u16 + 4);
-    let block =
+fn link_span(model: &Model) -> Span<'static> {
+    let (text, style) = link_text(model);
+    Span::styled(text, style)
+}
+
+/// The help's lines for a box `width` cells wide inside: keys in a column, what they do
+/// wrapped beside them.
+fn help_lines(width: usize) -> Vec<Line<'static>> {
+    let key_width = HELP.iter().map(|(key, _)| key.width()).max().unwrap_or(0).min(width / 2);
+    let text_width = width.saturating_sub(key_width + 2).max(1);
+    let mut lines = Vec::new();
+    for (key, what) in HELP {
+        let key = truncate(key, key_width);
+        for (at, text) in super::wrap::wrap(what, text_width).into_iter().enumerate() {
+            let key = if at == 0 { format!("{key:<key_width$}  ") } else { " ".repeat(key_width + 2) };
+            lines.push(Line::from(vec![Span::styled(key, ACCENT), Span::raw(text)]));
+        }
+    }
+    lines
+}
+
+fn help_area(area: Rect) -> Rect {
+    let width = HELP_WIDTH.min(area.width);
+    let lines = help_lines(width.saturating_sub(2) as usize).len() as u16;
+    centered(area, width, lines.saturating_add(2))
+}
+
+/// How far the help can scroll on a `viewport`-sized screen.
+pub fn help_max_scroll(viewport: (u16, u16)) -> usize {
+    let area = help_area(Rect::new(0, 0, viewport.0, viewport.1));
+    let lines = help_lines(area.width.saturating_sub(2) as usize).len();
+    lines.saturating_sub(area.height.saturating_sub(2) as usize)
+}
+
+fn help(scroll: usize, frame: &mut Frame<'_>) {
+    let area = help_area(frame.area());
+    let lines = help_lines(area.width.saturating_sub(2) as usize);
+    let room = area.height.saturating_sub(2) as usize;
+    let scroll = scroll.min(lines.len().saturating_sub(room));
+    let mut block =
         Block::bordered().border_type(BorderType::Rounded).title(Span::styled(" Keys · Esc closes ", ACCENT));
+    if scroll + room < lines.len() {
+        block = block.title_bottom(Span::styled(" ↓ more: Down, PageDown ", ACCENT));
+    } else if scroll > 0 {
+        block = block.title_bottom(Span::styled(" ↑ Up, PageUp ", ACCENT));
+    }
     let inner = block.inner(area);
     frame.render_widget(Clear, area);
     frame.render_widget(block, area);
-    let key_width = HELP.iter().map(|(key, _)| key.width()).max().unwrap_or(0);
-    let lines: Vec<Line<'_>> = HELP
-        .iter()
-        .map(|(key, what)| {
-            Line::from(vec![Span::styled(format!("{key:<key_width$}  "), ACCENT), Span::raw(*what)])
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(lines), inner);
+    let shown: Vec<Line<'_>> = lines.into_iter().skip(scroll).take(room).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
 }
 
 fn quick_switch(switch: &QuickSwitch, frame: &mut Frame<'_>) {
@@ -367,9 +512,11 @@ fn quick_switch(switch: &QuickSwitch, frame: &mut Frame<'_>) {
     place_cursor(frame, inner, 0, 2 + switch.query.cursor_position().1);
 }
 
-fn pane(title: &str, focused: bool) -> Block<'static> {
+/// A pane's frame; the focused one is yellow, or drawn with a heavier line without colour.
+fn pane(title: &str, focused: bool, look: Look) -> Block<'static> {
     let border = if focused { Style::new().fg(Color::Yellow) } else { DIM };
-    Block::bordered().border_type(BorderType::Rounded).border_style(border).title(title.to_owned())
+    let kind = if focused && !look.color { BorderType::Thick } else { BorderType::Rounded };
+    Block::bordered().border_type(kind).border_style(border).title(title.to_owned())
 }
 
 /// A `width` × `height` rectangle in the middle of `area`, shrunk to fit.

@@ -2,31 +2,25 @@
 
 use unicode_width::UnicodeWidthChar;
 
-/// Width of one character in cells; control characters are made visible first.
+use crate::sanitize;
+
+/// Width of one character in cells.
 pub fn char_width(c: char) -> usize {
     c.width().unwrap_or(0)
 }
 
-/// Replaces characters that would act on the terminal (escape sequences from a hostile
-/// peer, bells, carriage returns) with a visible stand-in; tabs become spaces.
-pub fn sanitize(c: char) -> char {
-    match c {
-        '\t' => ' ',
-        c if c.is_control() => '\u{fffd}',
-        c => c,
-    }
-}
-
 /// Splits `text` into lines at most `width` cells wide: at `\n`, else between words, else
-/// inside a word that is wider than a line.
+/// inside a word that is wider than a line. Characters that would act on the terminal are
+/// made visible first ([`sanitize::text`]).
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(2);
+    let text = sanitize::text(text);
     let mut lines = Vec::new();
     for paragraph in text.split('\n') {
         let mut line = String::new();
         let mut line_width = 0;
         for word in split_keeping_spaces(paragraph) {
-            let word_width: usize = word.chars().map(|c| char_width(sanitize(c))).sum();
+            let word_width: usize = word.chars().map(char_width).sum();
             if line_width + word_width > width && line_width > 0 {
                 lines.push(std::mem::take(&mut line).trim_end().to_owned());
                 line_width = 0;
@@ -34,7 +28,7 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
                     continue;
                 }
             }
-            for c in word.chars().map(sanitize) {
+            for c in word.chars() {
                 let w = char_width(c);
                 if line_width + w > width {
                     lines.push(std::mem::take(&mut line));
@@ -88,6 +82,7 @@ mod tests {
 
     #[test]
     fn keeps_explicit_newlines_and_neutralises_control_characters() {
-        assert_eq!(wrap("a\n\nb\x1b[31m\tc", 20), ["a", "", "b\u{fffd}[31m c"]);
+        assert_eq!(wrap("a\n\nb\x1b[31m\tc", 20), ["a", "", "b\\u{1b}[31m c"]);
+        assert_eq!(wrap("x\u{2028}y", 20), ["x\\u{2028}y"]);
     }
 }

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this helper.
 
+pub mod device;
+pub mod fault_proxy;
+
 use papo::app::{update, Model, Msg};
 use papo::net::{NetCommand, NetEvent};
 use papo_protocol::{ChatMessage, Contact, LastMessage, Username};

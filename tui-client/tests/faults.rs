@@ -1,0 +1,212 @@
+//! The client path under injected faults (a proxy between papo and a real plaintext server):
+//! a lost acknowledgement, a connection cut mid-reply, a machine frozen until the server gives
+//! up on it, two machines of one user, and messages queued across a quit.
+
+mod common;
+
+use common::device::{until_both, Device};
+use common::fault_proxy::{Direction, FaultProxy};
+use common::{ctrl, key, type_text};
+use papo::app::{Model, Msg};
+use papo::net::{NetCommand, Outgoing};
+use papo_protocol::{Reply, ServerFrame, Username};
+use papo_server::testing::{unique_name, TestServer, PASSWORD};
+use papo_server::tls::TlsMode;
+use ratatui::crossterm::event::KeyCode;
+
+fn plaintext_server() -> TestServer {
+    TestServer::start_with(|config| config.tls = TlsMode::Off)
+}
+
+fn register(server: &TestServer, prefix: &str) -> String {
+    let name = unique_name(prefix);
+    server.connect().register(&name, PASSWORD).unwrap();
+    name
+}
+
+/// Opens the conversation with `peer` through the quick switcher, as a user would.
+fn open(device: &mut Device, peer: &str) {
+    device.apply(ctrl('k'));
+    for msg in type_text_msgs(peer) {
+        device.apply(msg);
+    }
+    device.apply(key(KeyCode::Enter));
+    let peer = Username::parse(peer).unwrap();
+    device.until("the conversation is open", |m| {
+        m.selected.as_ref() == Some(&peer) && m.conversations.get(&peer).is_some_and(|c| !c.loading)
+    });
+}
+
+fn type_text_msgs(text: &str) -> Vec<Msg> {
+    text.chars().map(|c| key(KeyCode::Char(c))).collect()
+}
+
+fn bodies(model: &Model, peer: &str) -> Vec<(u64, String)> {
+    let peer = Username::parse(peer).unwrap();
+    model
+        .conversations
+        .get(&peer)
+        .map_or(Vec::new(), |c| c.messages.iter().map(|m| (m.id, m.body.clone())).collect())
+}
+
+fn unread(model: &Model) -> Vec<(String, u64)> {
+    let mut counts: Vec<_> = model.contacts.iter().map(|c| (c.name.to_string(), c.unread)).collect();
+    counts.sort();
+    counts
+}
+
+#[test]
+fn a_send_whose_ack_is_lost_is_resent_with_its_id_and_shown_once() {
+    let server = plaintext_server();
+    let (me, peer) = (register(&server, "me"), register(&server, "peer"));
+    let proxy = FaultProxy::start(server.addr);
+    let mut device = Device::start(&proxy.addr.to_string(), None);
+    device.log_in(&me);
+    open(&mut device, &peer);
+    proxy.drop_to_client(|frame| matches!(frame, ServerFrame::Reply { result: Ok(Reply::Sent { .. }), .. }));
+    type_text(&mut device.model, "exactly once");
+    device.apply(key(KeyCode::Enter));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proxy.dropped() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the acknowledgement never passed the proxy");
+        device.pump(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(device.model.conversations.values().map(|c| c.outgoing.len()).sum::<usize>(), 1);
+    proxy.cut_current();
+    device.until("the resend is acknowledged", |m| m.conversations.values().all(|c| c.outgoing.is_empty()));
+    assert!(proxy.connections() >= 2, "it reconnected");
+    let shown: Vec<_> =
+        bodies(&device.model, &peer).into_iter().filter(|(_, b)| b == "exactly once").collect();
+    assert_eq!(shown.len(), 1, "shown once: {shown:?}");
+    let (mut reader, _) = server.login(&peer);
+    let stored = reader.history(&me, None, 50).unwrap();
+    assert_eq!(stored.messages.len(), 1, "stored once");
+    assert_eq!(stored.messages[0].id, shown[0].0, "the resend got the first id");
+}
+
+#[test]
+fn a_history_reply_cut_mid_frame_is_asked_again_after_the_reconnect() {
+    let server = plaintext_server();
+    let (me, peer) = (register(&server, "me"), register(&server, "peer"));
+    let (mut writer, _) = server.login(&peer);
+    for i in 0..5 {
+        writer.send(&me, &format!("history {i}"), i).unwrap();
+    }
+    let proxy = FaultProxy::start(server.addr);
+    let mut device = Device::start(&proxy.addr.to_string(), None);
+    device.log_in(&me);
+    // The next bytes from the server (the History reply) are cut after 6 bytes.
+    proxy.cut_after(Direction::ToClient, 6);
+    open(&mut device, &peer);
+    device.until("the page arrived", |m| bodies(m, &peer).len() == 5);
+    assert!(proxy.connections() >= 2, "the first connection was cut");
+
+    // A dropped reply, then a cut connection: the request is reissued too.
+    let other = register(&server, "other");
+    let (mut third, _) = server.login(&other);
+    third.send(&me, "from other", 1).unwrap();
+    device.until("the message arrived", |m| !bodies(m, &other).is_empty());
+    proxy.drop_to_client(|frame| matches!(frame, ServerFrame::Reply { result: Ok(Reply::History(_)), .. }));
+    device.send(NetCommand::History { with: Username::parse(&other).unwrap(), before: None });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proxy.dropped() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the reply never passed the proxy");
+        device.pump(std::time::Duration::from_millis(20));
+    }
+    proxy.cut_current();
+    let before = proxy.connections();
+    device.until("reconnected", |_| proxy.connections() > before);
+    device.until("loaded", |m| {
+        m.conversations.get(&Username::parse(&other).unwrap()).is_some_and(|c| c.requested && !c.loading)
+    });
+}
+
+#[test]
+fn two_devices_of_one_user_end_with_the_same_messages_and_unread_counts() {
+    let server = plaintext_server();
+    let (bob, alice, carol) =
+        (register(&server, "bob"), register(&server, "alice"), register(&server, "carol"));
+    let proxy = FaultProxy::start(server.addr);
+    // The laptop goes through the proxy, the desk directly.
+    let mut laptop = Device::start(&proxy.addr.to_string(), None);
+    let mut desk = Device::start(&server.addr.to_string(), None);
+    laptop.log_in(&bob);
+    desk.log_in(&bob);
+    open(&mut laptop, &alice);
+    open(&mut desk, &alice);
+
+    // The laptop freezes; meanwhile alice and carol write and the desk reads alice's.
+    proxy.hold_current();
+    let (mut alice_client, _) = server.login(&alice);
+    let (mut carol_client, _) = server.login(&carol);
+    alice_client.send(&bob, "while you were frozen", 1).unwrap();
+    alice_client.send(&bob, "and another", 2).unwrap();
+    carol_client.send(&bob, "unread on both", 1).unwrap();
+    desk.until("the desk has both", |m| bodies(m, &alice).len() == 2);
+    desk.until("the desk sees carol's", |m| {
+        m.contacts.iter().any(|c| c.name.as_str() == carol && c.unread == 1)
+    });
+    // The laptop notices the silence, reconnects (pending is 0: the desk confirmed them) and
+    // catches up from the server.
+    until_both(&mut laptop, &mut desk, "both show the same conversation", |m| bodies(m, &alice).len() == 2);
+    until_both(&mut laptop, &mut desk, "both show the same unread counts", |m| {
+        m.contacts.iter().any(|c| c.name.as_str() == carol && c.unread == 1)
+            && m.contacts.iter().any(|c| c.name.as_str() == alice && c.unread == 0)
+    });
+    assert!(proxy.connections() >= 2, "the laptop reconnected");
+    assert_eq!(bodies(&laptop.model, &alice), bodies(&desk.model, &alice));
+    assert_eq!(unread(&laptop.model), unread(&desk.model));
+
+    // Reading carol's on the desk clears it on the laptop too, live.
+    open(&mut desk, &carol);
+    until_both(&mut laptop, &mut desk, "carol's read everywhere", |m| {
+        m.contacts.iter().any(|c| c.name.as_str() == carol && c.unread == 0)
+    });
+    assert_eq!(unread(&laptop.model), unread(&desk.model));
+}
+
+#[test]
+fn messages_queued_when_quitting_are_sent_exactly_once_at_the_next_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |config| config.tls = TlsMode::Off);
+    let addr = server.addr;
+    let (me, peer) = (register(&server, "me"), register(&server, "peer"));
+    let mut device = Device::start(&addr.to_string(), Some(outbox.path()));
+    device.log_in(&me);
+    open(&mut device, &peer);
+    server.stop().unwrap();
+    device.until("offline", papo::app::Model::is_offline);
+    type_text(&mut device.model, "queued then quit");
+    device.apply(key(KeyCode::Enter));
+    device.send(NetCommand::Send(Outgoing {
+        to: Username::parse(&peer).unwrap(),
+        body: "a second one".into(),
+        client_msg_id: 42,
+    }));
+    assert_eq!(device.quit(), 2, "both wait in the outbox");
+    drop(device);
+
+    let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |c| {
+        c.tls = TlsMode::Off
+    });
+    let mut again = Device::start(&addr.to_string(), Some(outbox.path()));
+    again.log_in(&me);
+    again.until("both are sent", |m| {
+        bodies(m, &peer).len() == 2 && m.conversations.values().all(|c| c.outgoing.is_empty())
+    });
+    assert_eq!(again.quit(), 0);
+    let (mut reader, _) = server.login(&peer);
+    let mut stored: Vec<_> =
+        reader.history(&me, None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
+    stored.sort();
+    assert_eq!(stored, ["a second one", "queued then quit"], "each stored exactly once");
+    assert_eq!(
+        std::fs::read_dir(outbox.path())
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .count(),
+        0,
+        "the outbox is empty"
+    );
+}
