@@ -159,7 +159,13 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
         .open(&partial)
         .map_err(file_err)?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(file_err)?;
-    fs::rename(&partial, path).map_err(file_err)
+    fs::rename(&partial, path).map_err(file_err)?;
+    // The new name survives a power cut only once its directory is synced: otherwise the
+    // server would generate another certificate, and every client would see it change.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| TlsError::File { path: dir.to_owned(), source })
 }
 
 fn warn_if_exposed(key: &Path) {

@@ -15,7 +15,6 @@ mod crash_load;
 #[path = "support/process.rs"]
 mod process;
 
-use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,13 +34,12 @@ fn acknowledged_messages_survive_power_cuts_exactly_once() {
     let cuts: usize = std::env::var("PAPO_POWERCUT_CYCLES").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
     let mountpoint = tempfile::tempdir().unwrap();
     let mount = Mount::new(mountpoint.path()).unwrap_or_else(|e| panic!("{e}"));
-    // The data directory exists, durably, before the server first starts, as an operator's
-    // volume does: what is under test is what the server writes inside it.
+    // The server creates its data directory itself: making that name durable is its job too.
     let data = mount.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    File::open(mount.path()).unwrap().sync_all().unwrap();
 
     let mut server = process::spawn_with_args(&data, QUIET, SERVER_ARGS);
+    // Clients pinned this certificate: a cut must not make the server generate another.
+    let fingerprint = server.fingerprint;
     let mut load = Load::register(&server);
     let started = Instant::now();
     let mut cycles: Vec<(CycleEnd, CutReport)> = Vec::new();
@@ -69,6 +67,7 @@ fn acknowledged_messages_survive_power_cuts_exactly_once() {
                 exited.status, exited.log
             )
         });
+        assert_eq!(server.fingerprint, fingerprint, "the certificate changed after cut {cut}");
     }
     load.settle(&server);
 
@@ -111,4 +110,57 @@ fn left_in(data: &Path) -> Vec<String> {
     }
     left.sort();
     left
+}
+
+#[test]
+fn a_cut_right_after_the_first_start_keeps_the_certificate_and_the_account() {
+    let mountpoint = tempfile::tempdir().unwrap();
+    let mount = Mount::new(mountpoint.path()).unwrap_or_else(|e| panic!("{e}"));
+    let data = mount.path().join("data");
+    let mut server = process::spawn_with_args(&data, QUIET, SERVER_ARGS);
+    let fingerprint = server.fingerprint;
+    server.connect("power-cut").register("early", papo_server::testing::PASSWORD).unwrap();
+    // No checkpoint has run since the start: only the server's own syncs stand between the
+    // account, the certificate and the cut.
+    server.signal(libc::SIGKILL);
+    server.wait_exit();
+    let cut = mount.power_cut().expect("the server has exited");
+    let server = process::try_spawn_with_args(&data, QUIET, SERVER_ARGS)
+        .unwrap_or_else(|exited| panic!("no start after a cut that dropped {cut:?}:\n{}", exited.log));
+    assert_eq!(server.fingerprint, fingerprint, "the certificate changed");
+    server.connect("power-cut").login("early", papo_server::testing::PASSWORD).expect("the account survived");
+}
+
+#[test]
+fn a_failed_log_sync_stops_the_server_unacknowledged_and_the_resend_is_stored_once() {
+    let mountpoint = tempfile::tempdir().unwrap();
+    let mount = Mount::new(mountpoint.path()).unwrap_or_else(|e| panic!("{e}"));
+    let data = mount.path().join("data");
+    let mut server = process::spawn_with_args(&data, QUIET, SERVER_ARGS);
+    let mut client = server.connect("power-cut");
+    client.register("ana", papo_server::testing::PASSWORD).unwrap();
+    client.register("bob", papo_server::testing::PASSWORD).unwrap();
+    client.login("ana", papo_server::testing::PASSWORD).unwrap();
+    let (before, _) = client.send("bob", "before", 1).unwrap();
+
+    // fsyncgate: after a failed sync the kernel may have dropped the pages, so the group's
+    // fate is unknown and nothing about it may be answered.
+    mount.fail_next_fsync(".log");
+    let answer = client.send("bob", "during", 2);
+    assert!(answer.is_err(), "a message whose sync failed was answered: {answer:?}");
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(1), "a failed sync must stop the server");
+    let log: Vec<String> = server.log.try_iter().collect();
+    assert!(log.iter().any(|line| line.contains("syncing") && line.contains("failed")), "{log:#?}");
+    // The kernel's page cache may or may not have kept the write; a cut drops it for sure.
+    mount.power_cut().expect("the server has exited");
+
+    let server = process::spawn_with_args(&data, QUIET, SERVER_ARGS);
+    let mut client = server.connect("power-cut");
+    client.login("ana", papo_server::testing::PASSWORD).unwrap();
+    let (during, _) = client.send("bob", "during", 2).expect("the resend is stored");
+    assert_eq!(client.send("bob", "during", 2).unwrap().0, during, "and only once");
+    let page = client.history("bob", None, 10).unwrap();
+    let bodies: Vec<(u64, &str)> = page.messages.iter().rev().map(|m| (m.id, m.body.as_str())).collect();
+    assert_eq!(bodies, [(before, "before"), (during, "during")]);
 }

@@ -26,7 +26,14 @@ const SLED_BLOBS: &str = "blobs";
 /// Creates `dir` (and its parents) readable by its owner only, or warns if an existing one
 /// is open to others: it holds every message and the password hashes.
 pub fn prepare_dir(dir: &Path) -> Result<()> {
+    let existed = dir.exists();
     DirBuilder::new().recursive(true).mode(0o700).create(dir).at("create the data directory", dir)?;
+    if !existed {
+        // A new directory's own name is durable only once its parent is synced.
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
     let mode = fs::metadata(dir).at("read the data directory", dir)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         warn!(

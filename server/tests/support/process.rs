@@ -16,6 +16,8 @@ pub struct ServerProcess {
     pub addr: String,
     /// TLS pinned to the fingerprint the server logged, or plaintext if it logged none.
     pub security: Security,
+    /// The certificate fingerprint it logged.
+    pub fingerprint: Option<Fingerprint>,
     /// Every log line after "listening".
     pub log: Receiver<String>,
     /// The log lines before it.
@@ -75,7 +77,7 @@ fn command(data_dir: &Path, log_filter: &str, args: &[&str]) -> Command {
 fn try_spawn(mut command: Command) -> Result<ServerProcess, Exited> {
     let mut child = command.spawn().expect("spawn papo-server");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut security = Security::Plaintext;
+    let mut fingerprint = None;
     let mut seen = Vec::new();
     let addr = loop {
         let Some(Ok(line)) = lines.next() else {
@@ -85,8 +87,7 @@ fn try_spawn(mut command: Command) -> Result<ServerProcess, Exited> {
         seen.push(line.clone());
         if let Some(rest) = line.split("fingerprint=").nth(1) {
             let logged = rest.split_whitespace().next().expect("fingerprint");
-            let fingerprint: Fingerprint = logged.parse().expect("the logged fingerprint parses");
-            security = Security::tls(Some(fingerprint));
+            fingerprint = Some(logged.parse::<Fingerprint>().expect("the logged fingerprint parses"));
         }
         if line.contains("listening") {
             let rest = line.split("address=").nth(1).expect("address in the log");
@@ -100,7 +101,11 @@ fn try_spawn(mut command: Command) -> Result<ServerProcess, Exited> {
             let _ = tx.send(line);
         }
     });
-    Ok(ServerProcess { child, addr, security, log, log_before_listening: seen })
+    let security = match fingerprint {
+        Some(_) => Security::tls(fingerprint),
+        None => Security::Plaintext,
+    };
+    Ok(ServerProcess { child, addr, security, fingerprint, log, log_before_listening: seen })
 }
 
 impl ServerProcess {
