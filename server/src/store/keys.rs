@@ -78,6 +78,21 @@ pub fn dedup_before(generation: u32) -> std::ops::Range<Vec<u8>> {
     vec![DEDUP]..end
 }
 
+/// The generation, sender and client id of a resend entry's key.
+pub fn dedup_parts(key: &[u8]) -> Option<(u32, Username, u64)> {
+    let rest = key.strip_prefix(&[DEDUP])?;
+    let generation = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    let rest = &rest[4..];
+    let split = rest.len().checked_sub(9)?;
+    let (name, tail) = rest.split_at(split);
+    let id = tail.strip_prefix(&[0])?;
+    let sender = Username::parse(std::str::from_utf8(name).ok()?).ok()?;
+    Some((generation, sender, u64::from_be_bytes(id.try_into().ok()?)))
+}
+
+/// The prefix of every format-1 resend entry.
+pub const DEDUPS: &[u8] = &[DEDUP];
+
 /// The sender and client id of a format-0 resend entry's key.
 pub fn dedup_format0_parts(key: &[u8]) -> Option<(Username, u64)> {
     let rest = key.strip_prefix(DEDUP_FORMAT0)?;
@@ -107,6 +122,14 @@ pub fn summary(owner: &Username, peer: &Username) -> Vec<u8> {
 /// All of `owner`'s summaries, one per conversation.
 pub fn summary_prefix(owner: &Username) -> Vec<u8> {
     with_names(SUMMARY, &[owner], 0)
+}
+
+/// The owner and peer of a key made by [`summary`].
+pub fn summary_names(key: &[u8]) -> Option<(Username, Username)> {
+    let names = key.strip_prefix(SUMMARIES)?.strip_suffix(&[0])?;
+    let (owner, peer) = names.split_at(names.iter().position(|&byte| byte == 0)?);
+    let parse = |raw: &[u8]| Username::parse(std::str::from_utf8(raw).ok()?).ok();
+    Some((parse(owner)?, parse(&peer[1..])?))
 }
 
 /// The peer's name in a key made by [`summary`] with this `prefix`.
@@ -153,6 +176,7 @@ mod tests {
         let mut key = b"dana\0".to_vec();
         key.extend_from_slice(&42u64.to_be_bytes());
         assert_eq!(dedup_format0_parts(&key), Some((name("ana"), 42)));
+        assert_eq!(dedup_parts(&dedup(9, &name("bob"), 7)), Some((9, name("bob"), 7)));
         let key = message(&name("bob"), &name("ana"), 9);
         let (prefix, a, b) = conversation_of(&key).unwrap();
         assert_eq!((prefix, a, b), (&key[..key.len() - 8], name("ana"), name("bob")));
@@ -171,5 +195,6 @@ mod tests {
         assert!(!message(&ab, &b, 1).starts_with(&message(&a, &b, 1)[..4]));
         assert_eq!(trailing_id(&message(&a, &b, 77)), Some(77));
         assert_eq!(summary_peer(&summary_prefix(&a), &summary(&a, &ab)), Some(ab.clone()));
+        assert_eq!(summary_names(&summary(&ab, &a)), Some((ab.clone(), a.clone())));
     }
 }

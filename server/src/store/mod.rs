@@ -13,8 +13,10 @@
 //! lost data (a damaged disk, a deleted file) is refused instead of looking like a new one
 //! ([`open`]).
 
+mod check;
 mod checkpoint;
 mod commit;
+mod export;
 mod fatal;
 mod files;
 mod keys;
@@ -43,6 +45,8 @@ use fatal::Fatal;
 use files::DirLock;
 use records::{corrupt, decode, encode, MessageRecord};
 
+pub use check::{check, Report};
+pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use prune::Pruned;
 pub use records::{Summary, TokenRecord, UserRecord};
 pub use writes::Appended;
@@ -211,6 +215,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The cause.
         source: io::Error,
+    },
+    /// An export to import is not valid.
+    #[error("cannot import line {line}: {reason}")]
+    Import {
+        /// The line (1 is the first; 0 for the whole file).
+        line: u64,
+        /// What is wrong.
+        reason: String,
     },
     /// The store stopped (the server is shutting down, or the store failed): the write was
     /// not answered and may or may not be stored.

@@ -134,7 +134,7 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Opened> {
 }
 
 /// Opens sled's trees; damage it panics on becomes an error.
-fn open_sled(dir: &Path, cache_bytes: u64) -> Result<Trees> {
+pub fn open_sled(dir: &Path, cache_bytes: u64) -> Result<Trees> {
     let damaged = |reason: String| StoreError::DamagedDatabase { dir: dir.to_owned(), reason };
     let opened = std::panic::catch_unwind(|| -> Result<Trees> {
         // No background flusher: the write-ahead log makes writes durable, and sled is

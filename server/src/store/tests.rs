@@ -492,3 +492,162 @@ mod format0_store {
 
     use records::Summary as Summary2;
 }
+
+mod export_import {
+    use super::*;
+
+    /// A store with three users, two conversations, watermarks and resend entries.
+    fn populated(dir: &Path) -> Store {
+        let store = Store::open(dir).unwrap();
+        let (ana, bob, eve) = (name("ana"), name("bob"), name("eve"));
+        for user in [&ana, &bob, &eve] {
+            let record = UserRecord { password_hash: format!("$2b$04${user}"), created_at: 7 };
+            assert!(store.create_user(user, &record).unwrap());
+        }
+        for i in 0..30 {
+            let (from, to) = if i % 3 == 0 { (&bob, &ana) } else { (&ana, &bob) };
+            append(&store, from, to, &format!("ab {i}"), i);
+            append(&store, &eve, &ana, &format!("ea {i}"), i);
+        }
+        store.mark_read(&bob, &ana, 20).unwrap();
+        store.mark_delivered(&bob, &ana, 40).unwrap();
+        store.mark_read(&ana, &eve, 50).unwrap();
+        store
+    }
+
+    fn exported(store: &Store) -> String {
+        let mut out = Vec::new();
+        store.export(&mut out, 1_000).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_store_survives_an_export_and_an_import_whole() {
+        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let original = populated(from_dir.path());
+        let text = exported(&original);
+        let copy = Store::open(to_dir.path()).unwrap();
+        let counts = copy.import(text.as_bytes(), crate::clock::now_millis()).unwrap();
+        assert_eq!((counts.users, counts.messages, counts.read_states), (3, 60, 2));
+        assert_eq!(exported(&copy), text, "the copy exports to the same text");
+        let (ana, bob, eve) = (name("ana"), name("bob"), name("eve"));
+        for (owner, peer) in [(&ana, &bob), (&bob, &ana), (&ana, &eve), (&eve, &ana)] {
+            assert_eq!(
+                copy.summary(owner, peer).unwrap(),
+                original.summary(owner, peer).unwrap(),
+                "{owner}/{peer}"
+            );
+            assert_eq!(
+                copy.history(owner, peer, None, 200).unwrap(),
+                original.history(owner, peer, None, 200).unwrap()
+            );
+        }
+        assert_eq!(copy.user(&ana).unwrap(), original.user(&ana).unwrap());
+        assert_eq!(copy.last_message_id().unwrap(), 60);
+        // Resends are still recognised, and new messages continue the ids.
+        let resent = append(&copy, &eve, &ana, "ea 29", 29);
+        assert!(matches!(resent, Appended::Resent(m) if m.body == "ea 29"));
+        assert_eq!(stored(append(&copy, &eve, &ana, "new", 100)).id, 61);
+    }
+
+    #[test]
+    fn its_lines_have_a_fixed_form() {
+        let (ana, bob) = (name("ana"), name("bob"));
+        let lines = [
+            Line::Header { format: 1, exported_at: 1_764_600_000_000, last_id: 2 },
+            Line::User { name: ana.clone(), password_hash: "$2b$12$x".into(), created_at: 5 },
+            Line::Message { id: 1, from: ana.clone(), to: bob.clone(), body: "oi".into(), sent_at: 6 },
+            Line::ReadState { owner: bob.clone(), peer: ana.clone(), read_up_to: 1, delivered_up_to: 1 },
+            Line::Resend { sender: ana, client_msg_id: 7, id: 1, to: bob },
+            Line::End { users: 1, messages: 1 },
+        ];
+        let text: Vec<String> = lines.iter().map(|line| serde_json::to_string(line).unwrap()).collect();
+        assert_eq!(
+            text,
+            [
+                r#"{"type":"papo-export","format":1,"exported_at":1764600000000,"last_id":2}"#,
+                r#"{"type":"user","name":"ana","password_hash":"$2b$12$x","created_at":5}"#,
+                r#"{"type":"message","id":1,"from":"ana","to":"bob","body":"oi","sent_at":6}"#,
+                r#"{"type":"read_state","owner":"bob","peer":"ana","read_up_to":1,"delivered_up_to":1}"#,
+                r#"{"type":"resend","sender":"ana","client_msg_id":7,"id":1,"to":"bob"}"#,
+                r#"{"type":"end","users":1,"messages":1}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_exports_are_refused_with_their_line() {
+        let from_dir = tempfile::tempdir().unwrap();
+        let text = exported(&populated(from_dir.path()));
+        let lines: Vec<&str> = text.lines().collect();
+        let try_import = |text: String| {
+            let dir = tempfile::tempdir().unwrap();
+            Store::open(dir.path()).unwrap().import(text.as_bytes(), 0)
+        };
+        let cut_short = lines[..lines.len() - 1].join("\n");
+        assert!(
+            matches!(try_import(cut_short), Err(StoreError::Import { reason, .. }) if reason.contains("cut short"))
+        );
+        let headless = lines[1..].join("\n");
+        assert!(matches!(try_import(headless), Err(StoreError::Import { line: 1, .. })));
+        let twice = [&lines[..2], &lines[1..]].concat().join("\n");
+        assert!(
+            matches!(try_import(twice), Err(StoreError::Import { reason, .. }) if reason.contains("twice"))
+        );
+        let garbled = text.replacen("\"message\"", "\"messige\"", 1);
+        assert!(matches!(try_import(garbled), Err(StoreError::Import { .. })));
+    }
+
+    #[test]
+    fn an_import_into_a_store_with_data_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = populated(dir.path());
+        let text = exported(&store);
+        assert!(matches!(store.import(text.as_bytes(), 0), Err(StoreError::Import { line: 0, .. })));
+    }
+}
+
+mod check {
+    use super::*;
+
+    #[test]
+    fn a_cleanly_stopped_store_checks_clean_and_damage_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let (ana, bob) = (name("ana"), name("bob"));
+            store.create_user(&ana, &UserRecord { password_hash: "h".into(), created_at: 1 }).unwrap();
+            for i in 0..40 {
+                append(&store, &ana, &bob, "x", i);
+            }
+            store.mark_read(&bob, &ana, 30).unwrap();
+        }
+        let report = super::super::check(dir.path()).unwrap();
+        assert!(report.problems.is_empty(), "{:#?}", report.problems);
+        assert_eq!((report.users, report.messages, report.summaries, report.resends), (1, 40, 2, 40));
+
+        // A summary that disagrees with the messages, written behind the store's back.
+        let trees = open::open_sled(dir.path(), 8 << 20).unwrap();
+        let key = keys::summary(&name("bob"), &name("ana"));
+        let mut summary: Summary = decode(&key, &trees.chat.get(&key).unwrap().unwrap()).unwrap();
+        summary.received = 39;
+        trees.chat.insert(&key, encode(&summary)).unwrap();
+        trees.chat.insert(b"zzz", b"?".as_slice()).unwrap();
+        trees.db.flush().unwrap();
+        drop(trees);
+        let report = super::super::check(dir.path()).unwrap();
+        assert_eq!(report.problems.len(), 2, "{:#?}", report.problems);
+        assert!(
+            report.problems.iter().any(|p| p.contains("bob's summary of ana counts 39")),
+            "{:#?}",
+            report.problems
+        );
+        assert!(report.problems.iter().any(|p| p.contains("no known kind")), "{:#?}", report.problems);
+    }
+
+    #[test]
+    fn a_running_store_is_not_checked() {
+        let (dir, _store) = open();
+        assert!(matches!(super::super::check(dir.path()), Err(StoreError::InUse { .. })));
+    }
+}

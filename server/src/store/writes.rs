@@ -51,12 +51,30 @@ pub fn append(staged: &mut Staged<'_>, message: NewMessage) -> Result<Appended> 
             return Ok(Appended::Resent(to_chat(first.id, original)));
         }
     }
+    let id = staged.last_id + 1;
+    let message = store_message(staged, id, from, to, body, now)?;
+    staged.insert(
+        TreeName::Chat,
+        keys::dedup(generation, &message.from, client_msg_id),
+        encode(&DedupRecord { id, to: message.to.clone() }),
+    );
+    Ok(Appended::New(message))
+}
+
+/// Stores a message under `id` (newer than every stored one), with the conversation's
+/// counts and both sides' summaries.
+pub fn store_message(
+    staged: &mut Staged<'_>,
+    id: MessageId,
+    from: Username,
+    to: Username,
+    body: String,
+    sent_at: UnixMillis,
+) -> Result<ChatMessage> {
     staged.load_summary(&from, &to)?;
     staged.load_summary(&to, &from)?;
-
-    let id = staged.last_id + 1;
-    staged.last_id = id;
-    let last = Some(StoredLast { id, from: from.clone(), sent_at: now, preview: preview(&body) });
+    staged.last_id = staged.last_id.max(id);
+    let last = Some(StoredLast { id, from: from.clone(), sent_at, preview: preview(&body) });
     let sender_view = staged.summary(&from, &to);
     sender_view.last.clone_from(&last);
     let reverse = sender_view.received;
@@ -67,14 +85,9 @@ pub fn append(staged: &mut Staged<'_>, message: NewMessage) -> Result<Appended> 
     recipient_view.received += 1;
     let position = recipient_view.received;
 
-    let record = MessageRecord { from: from.clone(), to: to.clone(), body, sent_at: now, position, reverse };
-    staged.insert_message(keys::message(&from, &to, id), &record);
-    staged.insert(
-        TreeName::Chat,
-        keys::dedup(generation, &from, client_msg_id),
-        encode(&DedupRecord { id, to: to.clone() }),
-    );
-    Ok(Appended::New(to_chat(id, record)))
+    let record = MessageRecord { from, to, body, sent_at, position, reverse };
+    staged.insert_message(keys::message(&record.from, &record.to, id), &record);
+    Ok(to_chat(id, record))
 }
 
 /// How many messages from `peer` a conversation holds up to and including `record`.

@@ -1,0 +1,202 @@
+//! `papo-server check`: reads a stopped server's whole store and log, changes nothing, and
+//! lists every damage it finds.
+//!
+//! The log is read as a start would read it (the same checks, without applying anything);
+//! every record of the database is decoded; and, when the log is empty (the server stopped
+//! cleanly), the records are checked against each other: every message's counts, every
+//! summary's counts and watermarks, every resend entry's message, the newest id and the
+//! commit number the manifest promises. After a crash the database may hold half a group
+//! that the log completes, so those cross-checks wait until a start has replayed it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use papo_protocol::{MessageId, Username};
+
+use super::commit::Trees;
+use super::files::DirLock;
+use super::manifest::Manifest;
+use super::open::{self, WAL_DIR};
+use super::records::{decode, DedupRecord, MessageRecord, Summary, TokenRecord, UserRecord};
+use super::wal::{self, Expect};
+use super::{keys, Result, StoreError};
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every damage, one sentence each.
+    pub problems: Vec<String>,
+    /// Records read, by kind.
+    pub users: u64,
+    /// Messages.
+    pub messages: u64,
+    /// Summaries.
+    pub summaries: u64,
+    /// Resend entries.
+    pub resends: u64,
+    /// Resume tokens.
+    pub tokens: u64,
+    /// Groups in the log not yet checkpointed.
+    pub log_records: u64,
+}
+
+/// Checks the store in `dir`, which no server may be using.
+pub fn check(dir: &Path) -> Result<Report> {
+    let _lock = DirLock::acquire(dir)?;
+    let mut report = Report::default();
+    let manifest = match Manifest::read(dir) {
+        Ok(Some(manifest)) => Some(manifest),
+        Ok(None) => {
+            report.problems.push(format!("{} has no store manifest (papo-store)", dir.display()));
+            None
+        }
+        Err(e) => {
+            report.problems.push(e.to_string());
+            None
+        }
+    };
+    if let Some(manifest) = manifest {
+        let expect = Expect {
+            retired_through: manifest.retired_through,
+            next_segment_exists: manifest.next_segment_exists,
+            first_commit: (manifest.format > 0).then_some(manifest.checkpoint_commit + 1),
+        };
+        let replayed = wal::replay(&dir.join(WAL_DIR), expect, |_, payload| {
+            decode::<Vec<(super::commit::TreeName, Vec<u8>, Option<Vec<u8>>)>>(b"log record", payload)
+                .map(drop)
+        });
+        match replayed {
+            Ok(replayed) => report.log_records = replayed.records,
+            Err(e) => report.problems.push(e.to_string()),
+        }
+    }
+    let trees = match open::open_sled(dir, 64 << 20) {
+        Ok(trees) => trees,
+        Err(e) => {
+            report.problems.push(e.to_string());
+            return Ok(report);
+        }
+    };
+    let log_is_clean = report.problems.is_empty();
+    let counted = read_records(&trees, &mut report);
+    if report.log_records == 0 && log_is_clean {
+        if let Some(manifest) = manifest {
+            cross_check(&trees, &counted, manifest, &mut report)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Per conversation direction (sender, recipient): messages and the newest id.
+#[derive(Debug, Default)]
+struct Counted {
+    sent: HashMap<(Username, Username), (u64, MessageId)>,
+    newest_id: MessageId,
+    summaries: Vec<(Username, Username, Summary)>,
+}
+
+/// Decodes every record, noting what does not decode.
+fn read_records(trees: &Trees, report: &mut Report) -> Counted {
+    let mut counted = Counted::default();
+    let mut note = |problem: String| report.problems.push(problem);
+    for entry in trees.users.iter() {
+        match entry.map_err(StoreError::from).and_then(|(key, raw)| decode::<UserRecord>(&key, &raw)) {
+            Ok(_) => report.users += 1,
+            Err(e) => note(format!("an account: {e}")),
+        }
+    }
+    for entry in trees.tokens.iter() {
+        match entry.map_err(StoreError::from).and_then(|(key, raw)| decode::<TokenRecord>(&key, &raw)) {
+            Ok(_) => report.tokens += 1,
+            Err(e) => note(format!("a resume token: {e}")),
+        }
+    }
+    for entry in trees.chat.iter() {
+        let (key, raw) = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                note(format!("the chat tree cannot be read on: {e}"));
+                break;
+            }
+        };
+        let checked: Result<()> = match key.first() {
+            Some(b'm') => decode::<MessageRecord>(&key, &raw).and_then(|record| {
+                let id = keys::trailing_id(&key).ok_or_else(|| super::records::corrupt(&key, "short key"))?;
+                counted.newest_id = counted.newest_id.max(id);
+                let direction = counted.sent.entry((record.from.clone(), record.to.clone())).or_default();
+                direction.0 += 1;
+                direction.1 = direction.1.max(id);
+                if record.position != direction.0 {
+                    note(format!(
+                        "message {id} from {} says it is number {} of its direction, but is number {}",
+                        record.from, record.position, direction.0
+                    ));
+                }
+                report.messages += 1;
+                Ok(())
+            }),
+            Some(b's') => decode::<Summary>(&key, &raw).map(|summary| {
+                if let Some((owner, peer)) = keys::summary_names(&key) {
+                    counted.summaries.push((owner, peer, summary));
+                }
+                report.summaries += 1;
+            }),
+            Some(b'D') => decode::<DedupRecord>(&key, &raw).map(|_| report.resends += 1),
+            Some(b'n' | b'c') => decode::<u64>(&key, &raw).map(drop),
+            _ => Err(super::records::corrupt(&key, "a key of no known kind")),
+        };
+        if let Err(e) = checked {
+            note(e.to_string());
+        }
+    }
+    counted
+}
+
+/// Checks the records against each other and the manifest.
+fn cross_check(trees: &Trees, counted: &Counted, manifest: Manifest, report: &mut Report) -> Result<()> {
+    let last_id = trees.last_id()?;
+    if last_id < counted.newest_id {
+        report
+            .problems
+            .push(format!("the newest id handed out is {last_id}, but message {} exists", counted.newest_id));
+    }
+    if last_id < manifest.checkpoint_last_id {
+        report.problems.push(format!(
+            "the newest id is {last_id}, but the last checkpoint reached {}",
+            manifest.checkpoint_last_id
+        ));
+    }
+    let applied = trees.applied_commit()?;
+    if applied < manifest.checkpoint_commit {
+        report.problems.push(format!(
+            "the database reaches commit {applied}, but its last checkpoint reached {}",
+            manifest.checkpoint_commit
+        ));
+    }
+    for (owner, peer, summary) in &counted.summaries {
+        let (received, newest) =
+            counted.sent.get(&(peer.clone(), owner.clone())).copied().unwrap_or_default();
+        if summary.received != received || summary.last_received != newest {
+            report.problems.push(format!(
+                "{owner}'s summary of {peer} counts {} received up to {}, the messages {received} up to {newest}",
+                summary.received, summary.last_received
+            ));
+        }
+        if summary.unread > summary.received || summary.read_up_to > summary.last_received {
+            report
+                .problems
+                .push(format!("{owner}'s read state for {peer} is past the conversation's messages"));
+        }
+    }
+    for entry in trees.chat.scan_prefix(keys::DEDUPS) {
+        let (key, raw) = entry?;
+        let Some((_, sender, client_msg_id)) = keys::dedup_parts(&key) else { continue };
+        let DedupRecord { id, to } = decode(&key, &raw)?;
+        if !trees.chat.contains_key(keys::message(&sender, &to, id))? {
+            report.problems.push(format!(
+                "{sender}'s client id {client_msg_id} points at message {id}, which does not exist"
+            ));
+        }
+    }
+    Ok(())
+}
