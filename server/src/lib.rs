@@ -7,6 +7,7 @@
 //! is durable without an fsync per message. Connections are TLS ([`tls`]) unless the server
 //! runs with `--plaintext`.
 
+pub mod admin;
 mod auth;
 mod chat;
 mod clock;

@@ -11,6 +11,7 @@ use papo_protocol::{frame, ErrorCode, ErrorReply, Event, ServerFrame, MAX_FRAME_
 use socket2::SockRef;
 use tracing::{debug, error, info, warn};
 
+use crate::admin::Admin;
 use crate::deadline::HandshakeDeadlines;
 use crate::hub::Hub;
 use crate::outbox::Writer;
@@ -67,6 +68,12 @@ pub(crate) struct Shared {
     /// Verified against when a login names an unknown user, so it costs the same.
     pub dummy_hash: String,
     next_session: AtomicU64,
+}
+
+impl AsRef<Store> for Shared {
+    fn as_ref(&self) -> &Store {
+        &self.store
+    }
 }
 
 impl Shared {
@@ -145,6 +152,10 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
         tls,
         next_session: AtomicU64::new(1),
     });
+    // Optional: a data directory whose path is too long for a socket still serves clients.
+    let admin = Admin::start(&shared.config.data_dir, Arc::downgrade(&shared))
+        .inspect_err(|e| warn!(error = %e, "no administration socket; `papo-server export` works only while the server is stopped"))
+        .ok();
     let local = listener.local_addr().map_err(io_err("reading the listener address"))?;
     shutdown.watch(local);
     {
@@ -164,6 +175,9 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     for outbox in shared.writer.outboxes() {
         let _ = outbox.push(&goodbye);
         outbox.close();
+    }
+    if let Some(admin) = admin {
+        admin.stop();
     }
     if let Some(failure) = shared.store.failure() {
         // No drain, no flush: nothing more can be made durable, and the supervisor should
