@@ -651,3 +651,23 @@ mod check {
         assert!(matches!(super::super::check(dir.path()), Err(StoreError::InUse { .. })));
     }
 }
+
+#[test]
+fn a_committer_that_dies_fails_the_store_and_answers_nothing_more() {
+    let (_dir, store) = open();
+    let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let told = Arc::clone(&told);
+        store.on_failure(move || told.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
+    let answer = store.committer.submit(Growth::Maintains, |_| -> Result<()> { panic!("a bug in a write") });
+    assert!(matches!(commit::wait(&answer.unwrap()), Err(StoreError::Stopped)));
+    // The answer's channel closes while the thread unwinds, a moment before it is gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !told.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(told.load(std::sync::atomic::Ordering::SeqCst), "the failure hook ran");
+    assert!(store.failure().is_some_and(|why| why.contains("committer")), "{:?}", store.failure());
+    assert!(matches!(store.flush(), Err(StoreError::Stopped)));
+}
