@@ -375,24 +375,3 @@ pub enum ErrorCode {
     /// The server's disk is full: nothing was stored; try again later.
     StorageFull,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{frame, MAX_FRAME_LEN};
-
-    fn bytes(event: Event) -> Vec<u8> {
-        frame::encode(&ServerFrame::Event(event), MAX_FRAME_LEN).unwrap()
-    }
-
-    /// The events version 2 added, byte for byte: a reordered field or variant shows here.
-    #[test]
-    fn version_2_events_have_fixed_bytes() {
-        let peer = Username::parse("bob").unwrap();
-        let own = Event::OwnReceipt { peer: peer.clone(), kind: ReceiptKind::Read, up_to: 300 };
-        // Length 10; ServerFrame::Event (2); Event::OwnReceipt (4); "bob"; Read (1); 300 as
-        // bincode's u16 marker 251 then big-endian.
-        assert_eq!(bytes(own), [0, 0, 0, 10, 2, 4, 3, b'b', b'o', b'b', 1, 251, 1, 44]);
-        assert_eq!(bytes(Event::UserRegistered { user: peer }), [0, 0, 0, 6, 2, 5, 3, b'b', b'o', b'b']);
-    }
-}

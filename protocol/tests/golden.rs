@@ -1,0 +1,203 @@
+//! The exact bytes of every wire frame: a reordered field or enum variant changes them, which a
+//! round trip cannot notice but an older peer would. A failure here is a protocol change: bump
+//! `PROTOCOL_VERSION` and update the bytes (and docs/PROTOCOL.md) deliberately.
+
+use papo_protocol::{
+    frame, ChatMessage, ClientFrame, Contact, ContactPage, ErrorCode, ErrorReply, Event, Hello, HistoryPage,
+    LastMessage, LoggedIn, ReceiptKind, Reply, Request, ServerFrame, Username, Welcome, MAX_FRAME_LEN,
+};
+
+fn name(raw: &str) -> Username {
+    Username::parse(raw).unwrap()
+}
+
+fn hex<T: serde::Serialize>(frame: &T) -> String {
+    frame::encode(frame, MAX_FRAME_LEN).unwrap().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn request(id: u64, request: Request) -> ClientFrame {
+    ClientFrame::Request { id, request }
+}
+
+fn message() -> ChatMessage {
+    ChatMessage { id: 300, from: name("ana"), to: name("bob"), body: "oi".into(), sent_at: 1_764_600_000_000 }
+}
+
+/// Every client frame, every request.
+fn client_frames() -> Vec<(&'static str, ClientFrame)> {
+    vec![
+        ("hello", ClientFrame::Hello(Hello { protocol_version: 2, client_name: "papo".into() })),
+        ("register", request(1, Request::Register { name: "ana".into(), password: "pw".into() })),
+        ("login", request(2, Request::Login { name: "ana".into(), password: "pw".into() })),
+        ("resume", request(3, Request::Resume { token: "t0k".into() })),
+        ("send", request(4, Request::Send { to: "bob".into(), body: "oi".into(), client_msg_id: 7 })),
+        ("history", request(5, Request::History { with: "bob".into(), before: Some(300), limit: 50 })),
+        ("contacts", request(6, Request::Contacts { after: None })),
+        ("mark_read", request(7, Request::MarkRead { with: "bob".into(), up_to: 300 })),
+        ("delivered", request(8, Request::Delivered { from: "bob".into(), up_to: 300 })),
+        ("ping", request(9, Request::Ping)),
+        ("logout", request(10, Request::Logout)),
+    ]
+}
+
+/// Every server frame, reply, event and error code.
+fn server_frames() -> Vec<(&'static str, ServerFrame)> {
+    let reply = |id, result| ServerFrame::Reply { id, result };
+    let last = LastMessage { id: 300, from: name("ana"), sent_at: 5, preview: "oi".into() };
+    let mut frames = vec![
+        ("welcome", ServerFrame::Welcome(Welcome { protocol_version: 2, server_version: "0.1.0".into() })),
+        ("registered", reply(1, Ok(Reply::Registered))),
+        (
+            "logged_in",
+            reply(2, Ok(Reply::LoggedIn(LoggedIn { name: name("ana"), token: "t".into(), pending: 3 }))),
+        ),
+        ("sent", reply(4, Ok(Reply::Sent { id: 300, sent_at: 5 }))),
+        (
+            "history",
+            reply(
+                5,
+                Ok(Reply::History(HistoryPage {
+                    messages: vec![message()],
+                    more: true,
+                    peer_delivered_up_to: 299,
+                    peer_read_up_to: 298,
+                })),
+            ),
+        ),
+        (
+            "contacts",
+            reply(
+                6,
+                Ok(Reply::Contacts(ContactPage {
+                    contacts: vec![Contact { name: name("bob"), online: true, unread: 2, last: Some(last) }],
+                    next_after: Some(name("bob")),
+                })),
+            ),
+        ),
+        ("done", reply(7, Ok(Reply::Done))),
+        ("pong", reply(9, Ok(Reply::Pong))),
+        ("rejected", reply(4, Err(ErrorReply::new(ErrorCode::UnknownUser, "no")))),
+        ("message", ServerFrame::Event(Event::Message(message()))),
+        ("presence", ServerFrame::Event(Event::Presence { user: name("bob"), online: false })),
+        (
+            "receipt",
+            ServerFrame::Event(Event::Receipt {
+                peer: name("bob"),
+                kind: ReceiptKind::Delivered,
+                up_to: 300,
+            }),
+        ),
+        ("shutting_down", ServerFrame::Event(Event::ShuttingDown)),
+        (
+            "own_receipt",
+            ServerFrame::Event(Event::OwnReceipt { peer: name("bob"), kind: ReceiptKind::Read, up_to: 300 }),
+        ),
+        ("user_registered", ServerFrame::Event(Event::UserRegistered { user: name("cris") })),
+    ];
+    let codes = [
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::InvalidToken,
+        ErrorCode::NameTaken,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidPassword,
+        ErrorCode::InvalidRequest,
+        ErrorCode::UnknownUser,
+        ErrorCode::NotLoggedIn,
+        ErrorCode::AlreadyLoggedIn,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::Malformed,
+        ErrorCode::ServerFull,
+        ErrorCode::ShuttingDown,
+        ErrorCode::IdleTimeout,
+        ErrorCode::Internal,
+        ErrorCode::TlsRequired,
+        ErrorCode::PlaintextOnly,
+        ErrorCode::StorageFull,
+    ];
+    frames.extend(codes.into_iter().map(|code| ("fatal", ServerFrame::Fatal(ErrorReply::new(code, "x")))));
+    frames
+}
+
+const CLIENT: &[&str] = &[
+    "000000070002047061706f",           // hello
+    "0000000a01010003616e61027077",     // register
+    "0000000a01020103616e61027077",     // login
+    "000000070103020374306b",           // resume
+    "0000000b01040303626f62026f6907",   // send
+    "0000000c01050403626f6201fb012c32", // history
+    "0000000401060500",                 // contacts
+    "0000000a01070603626f62fb012c",     // mark_read
+    "0000000a01080703626f62fb012c",     // delivered
+    "00000003010908",                   // ping
+    "00000003010a09",                   // logout
+];
+
+const SERVER: &[&str] = &[
+    "00000008000205302e312e30",       // welcome
+    "0000000401010000",               // registered
+    "0000000b0102000103616e61017403", // logged_in
+    "0000000801040002fb012c0a",       // sent
+    "000000230105000301fb012c03616e6103626f62026f69fd00000335b4b65c0001fb012bfb012a", // history
+    "0000001c010600040103626f62010201fb012c03616e610a026f690103626f62", // contacts
+    "0000000401070005",               // done
+    "0000000401090006",               // pong
+    "0000000701040107026e6f",         // rejected
+    "000000190200fb012c03616e6103626f62026f69fd00000335b4b65c00", // message
+    "00000007020103626f6200",         // presence
+    "0000000a020203626f6200fb012c",   // receipt
+    "000000020203",                   // shutting_down
+    "0000000a020403626f6201fb012c",   // own_receipt
+    "0000000702050463726973",         // user_registered
+    "0000000403000178",               // fatal
+    "0000000403010178",               // fatal
+    "0000000403020178",               // fatal
+    "0000000403030178",               // fatal
+    "0000000403040178",               // fatal
+    "0000000403050178",               // fatal
+    "0000000403060178",               // fatal
+    "0000000403070178",               // fatal
+    "0000000403080178",               // fatal
+    "0000000403090178",               // fatal
+    "00000004030a0178",               // fatal
+    "00000004030b0178",               // fatal
+    "00000004030c0178",               // fatal
+    "00000004030d0178",               // fatal
+    "00000004030e0178",               // fatal
+    "00000004030f0178",               // fatal
+    "0000000403100178",               // fatal
+    "0000000403110178",               // fatal
+    "0000000403120178",               // fatal
+    "0000000403130178",               // fatal
+];
+
+#[test]
+fn every_client_frame_has_fixed_bytes() {
+    let got: Vec<String> = client_frames().iter().map(|(_, frame)| hex(frame)).collect();
+    assert_eq!(got, CLIENT, "{:?}", client_frames().iter().map(|(what, _)| what).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_server_frame_has_fixed_bytes() {
+    let got: Vec<String> = server_frames().iter().map(|(_, frame)| hex(frame)).collect();
+    assert_eq!(got, SERVER, "{:?}", server_frames().iter().map(|(what, _)| what).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_golden_bytes_decode_back() {
+    for ((_, frame), golden) in client_frames().into_iter().zip(CLIENT) {
+        assert_eq!(decode::<ClientFrame>(golden), frame);
+    }
+    for ((_, frame), golden) in server_frames().into_iter().zip(SERVER) {
+        assert_eq!(decode::<ServerFrame>(golden), frame);
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(golden: &str) -> T {
+    let bytes: Vec<u8> =
+        (0..golden.len()).step_by(2).map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap()).collect();
+    let (frame, used) = frame::decode(&bytes, MAX_FRAME_LEN).unwrap().expect("a whole frame");
+    assert_eq!(used, bytes.len());
+    frame
+}
