@@ -14,6 +14,7 @@ mod clock;
 mod config;
 mod deadline;
 mod hub;
+pub mod limits;
 mod outbox;
 mod server;
 mod session;

@@ -1,0 +1,279 @@
+//! What one client may cost the server, so that no client can keep the others out: password
+//! hashing in a fair pool ([`password_pool`]), attempts and messages by rate ([`rate`]), and
+//! connections that have not logged in by address and in total ([`Admission`]).
+
+pub mod password_pool;
+pub mod rate;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use papo_protocol::Username;
+
+pub use password_pool::{Busy, PasswordPool, PoolLimits};
+use rate::{Attempts, Bucket, Window};
+
+/// Every limit, with the defaults a LAN server starts with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitPolicy {
+    /// Login attempts for one name from one address: the owner's own machine is limited
+    /// only by its own mistakes.
+    pub logins_per_address_and_name: Window,
+    /// Login attempts from one address, any names.
+    pub logins_per_address: Window,
+    /// Login attempts for one name from anywhere: high, against a guesser spread over many
+    /// machines (it locks the owner out too, but only under such an attack).
+    pub logins_per_name: Window,
+    /// Accounts created from one address.
+    pub registrations_per_address: Window,
+    /// Messages one user may send a second, on average.
+    pub messages_per_second: f64,
+    /// And at once.
+    pub message_burst: f64,
+    /// Failed logins after which a connection is closed.
+    pub failed_logins_per_connection: u32,
+    /// Time a connection has from its handshake to log in; `Ping` does not extend it.
+    pub login_deadline: Duration,
+    /// Connections not logged in from one address.
+    pub unauthenticated_per_address: usize,
+    /// Connections not logged in at all, as a share of the connection cap: the rest is kept
+    /// for logged-in users and for logins.
+    pub unauthenticated_share: f64,
+}
+
+impl Default for LimitPolicy {
+    /// Generous for people, tight for scripts: five tries a minute at one's own password,
+    /// twenty messages a second with bursts of two hundred (a human never sends more; a
+    /// paste is one message), half a minute to log in.
+    fn default() -> Self {
+        let minute = Duration::from_secs(60);
+        Self {
+            logins_per_address_and_name: Window { limit: 5, span: minute },
+            logins_per_address: Window { limit: 30, span: minute },
+            logins_per_name: Window { limit: 100, span: 10 * minute },
+            registrations_per_address: Window { limit: 10, span: 60 * minute },
+            messages_per_second: 20.0,
+            message_burst: 200.0,
+            failed_logins_per_connection: 3,
+            login_deadline: Duration::from_secs(30),
+            unauthenticated_per_address: 32,
+            unauthenticated_share: 0.5,
+        }
+    }
+}
+
+impl LimitPolicy {
+    /// Limits a load generator or a test can live with: it sends as fast as it can from one
+    /// address.
+    pub fn unlimited() -> Self {
+        let huge = Window { limit: usize::MAX, span: Duration::from_secs(1) };
+        Self {
+            logins_per_address_and_name: huge,
+            logins_per_address: huge,
+            logins_per_name: huge,
+            registrations_per_address: huge,
+            messages_per_second: f64::INFINITY,
+            message_burst: f64::INFINITY,
+            failed_logins_per_connection: u32::MAX,
+            unauthenticated_per_address: usize::MAX,
+            unauthenticated_share: 1.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// The limiters one server shares between its sessions.
+#[derive(Debug)]
+pub struct Limits {
+    policy: LimitPolicy,
+    by_address_and_name: Attempts<(IpAddr, String)>,
+    by_address: Attempts<IpAddr>,
+    by_name: Attempts<String>,
+    registrations: Attempts<IpAddr>,
+    messages: Bucket<Username>,
+}
+
+/// A login attempt that was counted; [`Limits::login_succeeded`] takes it back.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    address: IpAddr,
+    name: String,
+}
+
+impl Limits {
+    /// Limiters with `policy`.
+    pub fn new(policy: LimitPolicy) -> Self {
+        Self {
+            by_address_and_name: Attempts::new(policy.logins_per_address_and_name),
+            by_address: Attempts::new(policy.logins_per_address),
+            by_name: Attempts::new(policy.logins_per_name),
+            registrations: Attempts::new(policy.registrations_per_address),
+            messages: Bucket::new(policy.messages_per_second, policy.message_burst),
+            policy,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &LimitPolicy {
+        &self.policy
+    }
+
+    /// Counts a login attempt for `name` (folded to lower case, whether or not it exists)
+    /// from `address`, before any password is checked; `Err(wait)` if one of its limits is
+    /// reached.
+    pub fn login(&self, address: IpAddr, name: &str, now: Instant) -> Result<LoginAttempt, Duration> {
+        let name = name.to_ascii_lowercase();
+        let pair = (address, name.clone());
+        self.by_address_and_name.attempt(&pair, now)?;
+        if let Err(wait) = self.by_address.attempt(&address, now) {
+            self.by_address_and_name.refund(&pair);
+            return Err(wait);
+        }
+        if let Err(wait) = self.by_name.attempt(&name, now) {
+            self.by_address_and_name.refund(&pair);
+            self.by_address.refund(&address);
+            return Err(wait);
+        }
+        Ok(LoginAttempt { address, name })
+    }
+
+    /// A counted login turned out right: it does not count against anyone.
+    pub fn login_succeeded(&self, attempt: LoginAttempt) {
+        self.by_address_and_name.refund(&(attempt.address, attempt.name.clone()));
+        self.by_address.refund(&attempt.address);
+        self.by_name.refund(&attempt.name);
+    }
+
+    /// Counts a registration from `address`.
+    pub fn register(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.registrations.attempt(&address, now)
+    }
+
+    /// Takes a message from `sender`'s allowance.
+    pub fn message(&self, sender: &Username, now: Instant) -> Result<(), Duration> {
+        self.messages.take(sender, now)
+    }
+}
+
+/// Connections that have not logged in yet, by address and in total.
+#[derive(Debug)]
+pub struct Admission {
+    per_address: usize,
+    total: usize,
+    counts: Mutex<(HashMap<IpAddr, usize>, usize)>,
+}
+
+/// A connection's place among those not logged in; given back on drop or at login.
+#[derive(Debug)]
+pub struct Unauthenticated {
+    admission: Arc<Admission>,
+    address: IpAddr,
+}
+
+impl Admission {
+    /// Room for `policy`'s share of `max_connections`.
+    pub fn new(policy: &LimitPolicy, max_connections: usize) -> Arc<Self> {
+        let share = (max_connections as f64 * policy.unauthenticated_share.clamp(0.0, 1.0)).ceil();
+        Arc::new(Self {
+            per_address: policy.unauthenticated_per_address.max(1),
+            total: (share as usize).max(1),
+            counts: Mutex::default(),
+        })
+    }
+
+    /// A place for a new connection from `address`, if its address and the server have room.
+    pub fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Unauthenticated> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let (by_address, total) = &mut *counts;
+        let mine = by_address.entry(address).or_default();
+        if *mine >= self.per_address || *total >= self.total {
+            if *mine == 0 {
+                by_address.remove(&address);
+            }
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Unauthenticated { admission: Arc::clone(self), address })
+    }
+}
+
+impl Drop for Unauthenticated {
+    fn drop(&mut self) {
+        let mut counts = self.admission.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let (by_address, total) = &mut *counts;
+        *total -= 1;
+        if let Some(mine) = by_address.get_mut(&self.address) {
+            *mine -= 1;
+            if *mine == 0 {
+                by_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn guesses_from_one_machine_do_not_lock_the_owner_out_of_hers() {
+        let limits = Limits::new(LimitPolicy::default());
+        let now = Instant::now();
+        for _ in 0..5 {
+            limits.login(addr(66), "alice", now).unwrap();
+        }
+        assert!(limits.login(addr(66), "Alice", now).is_err(), "the guesser is stopped (names fold)");
+        let attempt = limits.login(addr(1), "alice", now).expect("the owner's machine is not");
+        limits.login_succeeded(attempt);
+    }
+
+    #[test]
+    fn one_machine_guessing_many_names_is_stopped_and_a_spread_guesser_meets_a_ceiling() {
+        let limits = Limits::new(LimitPolicy::default());
+        let now = Instant::now();
+        let allowed = (0..100).filter(|n| limits.login(addr(66), &format!("user{n}"), now).is_ok()).count();
+        assert_eq!(allowed, 30);
+        let spread = (0..=255u8).filter(|&a| limits.login(addr(a), "bob", now).is_ok()).count();
+        assert_eq!(spread, 100);
+    }
+
+    #[test]
+    fn a_successful_login_does_not_count() {
+        let limits = Limits::new(LimitPolicy::default());
+        let now = Instant::now();
+        for _ in 0..50 {
+            let attempt = limits.login(addr(1), "ana", now).unwrap();
+            limits.login_succeeded(attempt);
+        }
+    }
+
+    #[test]
+    fn messages_are_limited_per_sender() {
+        let limits = Limits::new(LimitPolicy::default());
+        let (ana, bob) = (Username::parse("ana").unwrap(), Username::parse("bob").unwrap());
+        let now = Instant::now();
+        let sent = (0..1000).filter(|_| limits.message(&ana, now).is_ok()).count();
+        assert_eq!(sent, 200);
+        assert!(limits.message(&bob, now).is_ok());
+        assert!(limits.message(&ana, now + Duration::from_millis(60)).is_ok(), "20 a second come back");
+    }
+
+    #[test]
+    fn connections_not_logged_in_are_capped_by_address_and_in_total() {
+        let policy = LimitPolicy { unauthenticated_per_address: 3, ..LimitPolicy::default() };
+        let admission = Admission::new(&policy, 10);
+        let held: Vec<_> = (0..10).filter_map(|_| admission.admit(addr(66))).collect();
+        assert_eq!(held.len(), 3);
+        let others: Vec<_> = (1..=5).filter_map(|n| admission.admit(addr(n))).collect();
+        assert_eq!(others.len(), 2, "half of 10 in total");
+        drop(held);
+        assert!(admission.admit(addr(66)).is_some(), "places come back");
+    }
+}
