@@ -143,6 +143,7 @@ fn read_records(trees: &Trees, report: &mut Report) -> Counted {
             }),
             Some(b'D') => decode::<DedupRecord>(&key, &raw).map(|_| report.resends += 1),
             Some(b'n' | b'c') => decode::<u64>(&key, &raw).map(drop),
+            Some(b'l') => decode::<i64>(&key, &raw).map(drop),
             _ => Err(super::records::corrupt(&key, "a key of no known kind")),
         };
         if let Err(e) = checked {

@@ -1,7 +1,7 @@
 //! A store as plain text, one JSON object a line, for backups and for moving to another
 //! storage engine (sled 0.34 has no migration path of its own).
 //!
-//! Every line has a `type`. An export is: one `papo-export` header; every `user`; every
+//! Every line has a `type`. An export is: one `papo-export` header; every `user` (with when their last session ended, if one has); every
 //! `message`, conversation by conversation, oldest first; every `read_state` (a user's read
 //! and delivered watermarks for one peer); every `resend` entry still in the resend window;
 //! and one `end` line with the counts, so a truncated file is told from a whole one. Unread
@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! {"type":"papo-export","format":1,"exported_at":1764600000000,"last_id":2}
-//! {"type":"user","name":"ana","password_hash":"$2b$12$…","created_at":1764500000000}
+//! {"type":"user","name":"ana","password_hash":"$2b$12$…","created_at":1764500000000,"last_seen":1764590000000}
 //! {"type":"message","id":1,"from":"ana","to":"bob","body":"oi","sent_at":1764500000100}
 //! {"type":"read_state","owner":"bob","peer":"ana","read_up_to":1,"delivered_up_to":1}
 //! {"type":"resend","sender":"ana","client_msg_id":7,"id":1,"to":"bob"}
@@ -57,6 +57,9 @@ pub enum Line {
         password_hash: String,
         /// When it was created.
         created_at: UnixMillis,
+        /// When its last session ended.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<UnixMillis>,
     },
     /// A message.
     Message {
@@ -131,9 +134,11 @@ impl Store {
             let (key, raw) = entry?;
             let record: UserRecord = decode(&key, &raw)?;
             let name = Username::parse(&String::from_utf8_lossy(&key)).map_err(|e| corrupt(&key, e))?;
+            let last_seen = self.last_seen(&name)?;
+            let created_at = record.created_at;
             write_line(
                 out,
-                &Line::User { name, password_hash: record.password_hash, created_at: record.created_at },
+                &Line::User { name, password_hash: record.password_hash, created_at, last_seen },
             )?;
             counts.users += 1;
         }
@@ -255,8 +260,11 @@ impl Store {
             for (number, line) in lines {
                 let bad = |reason: String| StoreError::Import { line: number, reason };
                 match line {
-                    Line::User { name, password_hash, created_at } => {
+                    Line::User { name, password_hash, created_at, last_seen } => {
                         let record = UserRecord { password_hash, created_at };
+                        if let Some(at) = last_seen {
+                            staged.insert(TreeName::Chat, keys::last_seen(&name), encode(&at));
+                        }
                         writes::create_user(staged, name.as_str().as_bytes().to_vec(), encode(&record))?;
                     }
                     Line::Message { id, from, to, body, sent_at } => {

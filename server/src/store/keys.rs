@@ -19,6 +19,8 @@ pub const LAST_ID: &[u8] = b"n";
 /// Holds the commit number of the newest group of writes applied.
 pub const COMMIT: &[u8] = b"c";
 
+const LAST_SEEN: u8 = b'l';
+
 /// The prefix of every message key.
 pub const MESSAGES: &[u8] = &[MESSAGE];
 
@@ -52,6 +54,13 @@ fn ordered<'a>(a: &'a Username, b: &'a Username) -> [&'a Username; 2] {
 pub fn message(a: &Username, b: &Username, id: MessageId) -> Vec<u8> {
     let mut key = with_names(MESSAGE, &ordered(a, b), 8);
     key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// When `user`'s last session ended.
+pub fn last_seen(user: &Username) -> Vec<u8> {
+    let mut key = vec![LAST_SEEN];
+    key.extend_from_slice(user.as_str().as_bytes());
     key
 }
 
@@ -159,6 +168,7 @@ mod tests {
         assert_eq!(summary(&ana, &bob), b"sana\0bob\0");
         assert_eq!(dedup(7, &ana, 1), b"D\0\0\0\x07ana\0\0\0\0\0\0\0\0\x01");
         assert_eq!((LAST_ID, COMMIT), (b"n".as_slice(), b"c".as_slice()));
+        assert_eq!(last_seen(&ana), b"lana");
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod migrate;
 mod open;
 mod prune;
 mod records;
+mod search;
 #[cfg(test)]
 mod tests;
 mod wal;
@@ -49,6 +50,7 @@ pub use check::{check, Report};
 pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use prune::Pruned;
 pub use records::{Summary, TokenRecord, UserRecord};
+pub use search::{SearchPage, SEARCH_BUDGET};
 pub use writes::Appended;
 
 /// How the store trades latency, throughput, memory and recovery time.
@@ -523,6 +525,21 @@ impl Store {
     pub fn mark_read(&self, user: &Username, peer: &Username, up_to: MessageId) -> Result<Option<MessageId>> {
         let (user, peer) = (user.clone(), peer.clone());
         self.committer.call(Growth::Maintains, move |staged| writes::mark_read(staged, &user, &peer, up_to))
+    }
+
+    /// Records that `user`'s last session ended at `at`.
+    pub fn set_last_seen(&self, user: &Username, at: UnixMillis) -> Result<()> {
+        let (key, value) = (keys::last_seen(user), encode(&at));
+        self.committer.call(Growth::Maintains, move |staged| {
+            staged.insert(commit::TreeName::Chat, key, value);
+            Ok(())
+        })
+    }
+
+    /// When `user`'s last session ended, if one ever did.
+    pub fn last_seen(&self, user: &Username) -> Result<Option<UnixMillis>> {
+        let key = keys::last_seen(user);
+        self.trees.chat.get(&key)?.map(|raw| decode(&key, &raw)).transpose()
     }
 
     /// The newest message id handed out (0 for an empty store).

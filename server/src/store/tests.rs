@@ -512,6 +512,7 @@ mod export_import {
         store.mark_read(&bob, &ana, 20).unwrap();
         store.mark_delivered(&bob, &ana, 40).unwrap();
         store.mark_read(&ana, &eve, 50).unwrap();
+        store.set_last_seen(&bob, 12_345).unwrap();
         store
     }
 
@@ -543,6 +544,7 @@ mod export_import {
             );
         }
         assert_eq!(copy.user(&ana).unwrap(), original.user(&ana).unwrap());
+        assert_eq!((copy.last_seen(&bob).unwrap(), copy.last_seen(&ana).unwrap()), (Some(12_345), None));
         assert_eq!(copy.last_message_id().unwrap(), 60);
         // Resends are still recognised, and new messages continue the ids.
         let resent = append(&copy, &eve, &ana, "ea 29", 29);
@@ -555,7 +557,12 @@ mod export_import {
         let (ana, bob) = (name("ana"), name("bob"));
         let lines = [
             Line::Header { format: 1, exported_at: 1_764_600_000_000, last_id: 2 },
-            Line::User { name: ana.clone(), password_hash: "$2b$12$x".into(), created_at: 5 },
+            Line::User {
+                name: ana.clone(),
+                password_hash: "$2b$12$x".into(),
+                created_at: 5,
+                last_seen: Some(9),
+            },
             Line::Message { id: 1, from: ana.clone(), to: bob.clone(), body: "oi".into(), sent_at: 6 },
             Line::ReadState { owner: bob.clone(), peer: ana.clone(), read_up_to: 1, delivered_up_to: 1 },
             Line::Resend { sender: ana, client_msg_id: 7, id: 1, to: bob },
@@ -566,7 +573,7 @@ mod export_import {
             text,
             [
                 r#"{"type":"papo-export","format":1,"exported_at":1764600000000,"last_id":2}"#,
-                r#"{"type":"user","name":"ana","password_hash":"$2b$12$x","created_at":5}"#,
+                r#"{"type":"user","name":"ana","password_hash":"$2b$12$x","created_at":5,"last_seen":9}"#,
                 r#"{"type":"message","id":1,"from":"ana","to":"bob","body":"oi","sent_at":6}"#,
                 r#"{"type":"read_state","owner":"bob","peer":"ana","read_up_to":1,"delivered_up_to":1}"#,
                 r#"{"type":"resend","sender":"ana","client_msg_id":7,"id":1,"to":"bob"}"#,
@@ -670,4 +677,65 @@ fn a_committer_that_dies_fails_the_store_and_answers_nothing_more() {
     assert!(told.load(std::sync::atomic::Ordering::SeqCst), "the failure hook ran");
     assert!(store.failure().is_some_and(|why| why.contains("committer")), "{:?}", store.failure());
     assert!(matches!(store.flush(), Err(StoreError::Stopped)));
+}
+
+mod search {
+    use super::*;
+
+    #[test]
+    fn search_finds_a_users_own_messages_newest_first_ignoring_case_and_pages_on() {
+        let (_dir, store) = open();
+        let (ana, bob, eve) = (name("ana"), name("bob"), name("eve"));
+        for i in 0..60 {
+            let body = if i % 3 == 0 { format!("Café number {i}") } else { format!("other {i}") };
+            append(&store, &ana, &bob, &body, i);
+            append(&store, &eve, &ana, &format!("eve's CAFÉ {i}"), i);
+            append(&store, &eve, &bob, "café that ana must never find", 1000 + i);
+        }
+        let page = store.search(&ana, "café", None, None, 10).unwrap();
+        assert_eq!(page.hits.len(), 10);
+        assert!(page.hits.windows(2).all(|pair| pair[0].id > pair[1].id), "newest first");
+        assert!(page.hits.iter().all(|m| m.from == ana || m.to == ana), "only ana's conversations");
+        let mut all = page.hits.clone();
+        let mut before = page.next_before;
+        while let Some(from) = before {
+            let next = store.search(&ana, "CAFÉ", None, Some(from), 10).unwrap();
+            all.extend(next.hits);
+            before = next.next_before;
+        }
+        assert_eq!(all.len(), 20 + 60, "every match once, across pages");
+        let here = store.search(&ana, "café", Some(&bob), None, 100).unwrap();
+        assert_eq!(here.hits.len(), 20);
+        assert_eq!(here.next_before, None);
+        assert!(store.search(&ana, "never find", None, None, 10).unwrap().hits.is_empty());
+    }
+
+    #[test]
+    fn a_search_reads_a_bounded_number_of_messages_and_says_where_it_stopped() {
+        let (_dir, store) = open();
+        let (ana, bob) = (name("ana"), name("bob"));
+        let appends = Appends::new();
+        let total = SEARCH_BUDGET as u64 + 10;
+        for i in 0..total {
+            store.append(&ana, &bob, "nothing to see", i, 0, &appends).unwrap();
+        }
+        (0..total).for_each(|_| drop(appends.next().unwrap()));
+        let page = store.search(&ana, "needle", None, None, 10).unwrap();
+        assert!(page.hits.is_empty());
+        assert_eq!(page.next_before, Some(11), "stopped after the budget, before message 10");
+        let rest = store.search(&ana, "needle", None, page.next_before, 10).unwrap();
+        assert_eq!(rest.next_before, None);
+    }
+
+    #[test]
+    fn last_seen_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ana = name("ana");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.last_seen(&ana).unwrap(), None);
+            store.set_last_seen(&ana, 77).unwrap();
+        }
+        assert_eq!(Store::open(dir.path()).unwrap().last_seen(&ana).unwrap(), Some(77));
+    }
 }
