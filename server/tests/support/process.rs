@@ -36,15 +36,15 @@ pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> S
 
 /// Starts the binary on `127.0.0.1:0` with `data_dir` and `args`, and waits until it listens.
 pub fn spawn_with_args(data_dir: &Path, log_filter: &str, args: &[&str]) -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_papo-server"))
-        .args(["--listen", "127.0.0.1:0", "--log", log_filter])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn papo-server");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_papo-server"));
+    command.args(["--listen", "127.0.0.1:0", "--log", log_filter]).args(args).arg("--data-dir").arg(data_dir);
+    start(command)
+}
+
+/// Runs `command`, a `papo-server` that logs `papo_server::server`'s "listening" line, with
+/// its stderr captured, and waits until it listens.
+pub fn start(mut command: Command) -> ServerProcess {
+    let mut child = command.stderr(Stdio::piped()).spawn().expect("spawn papo-server");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let mut security = Security::Plaintext;
     let mut seen = Vec::new();
