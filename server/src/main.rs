@@ -10,7 +10,7 @@ mod cli {
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread;
 
@@ -110,12 +110,9 @@ Example:
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let layered = match Layered::load(Cli::command(), &args) {
-        Ok(layered) => layered,
-        Err(e) => e.exit(),
-    };
-    let cli = Cli::from_arg_matches(&layered.matches).unwrap_or_else(|e| e.exit());
-    match run(cli, layered, args) {
+    let Layered { matches, file } = Layered::load(Cli::command(), &args).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, file, args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -124,7 +121,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, layered: Layered, args: Vec<OsString>) -> Result<ExitCode> {
+fn run(cli: Cli, file: Option<PathBuf>, args: Vec<OsString>) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Some(Command::Health) => return cli::health::check(&cli.settings),
@@ -140,16 +137,16 @@ fn run(cli: Cli, layered: Layered, args: Vec<OsString>) -> Result<ExitCode> {
     }
     if cli.print_config {
         let data_dir = cli.settings.data_dir()?;
-        stdout.write_all(cli.settings.to_toml(&data_dir, layered.file.as_deref()).as_bytes())?;
+        stdout.write_all(cli.settings.to_toml(&data_dir, file.as_deref()).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    serve(cli.settings, layered, args)?;
+    serve(cli.settings, file.as_deref(), args)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(settings: Settings, layered: Layered, args: Vec<OsString>) -> Result<()> {
+fn serve(settings: Settings, file: Option<&Path>, args: Vec<OsString>) -> Result<()> {
     let logging = Logging::init(settings.log(), settings.log_format())?;
-    match &layered.file {
+    match file {
         Some(file) => info!(file = %file.display(), "read the settings file"),
         None => info!("no settings file; flags, environment and defaults only"),
     }
