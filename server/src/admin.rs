@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,8 @@ pub enum Outcome {
 /// The socket's listening thread.
 pub struct Admin {
     path: PathBuf,
+    /// The listening socket, to wake its accept at stop.
+    listener: UnixListener,
     stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -61,14 +64,20 @@ impl Admin {
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         let stopping = Arc::new(AtomicBool::new(false));
+        let accepting = listener.try_clone()?;
         let thread = {
             let stopping = Arc::clone(&stopping);
+            let listener = accepting;
             thread::Builder::new().name("admin".into()).spawn(move || {
                 for stream in listener.incoming() {
                     if stopping.load(Ordering::Acquire) {
                         break;
                     }
-                    let Ok(stream) = stream else { continue };
+                    let Ok(stream) = stream else {
+                        // Out of descriptors, say: back off instead of spinning.
+                        thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    };
                     let store = store.clone();
                     let _ = thread::Builder::new().name("admin-request".into()).spawn(move || {
                         if let Err(e) = serve(stream, &store) {
@@ -78,14 +87,16 @@ impl Admin {
                 }
             })?
         };
-        Ok(Self { path, stopping, thread: Some(thread) })
+        Ok(Self { path, listener, stopping, thread: Some(thread) })
     }
 
     /// Stops listening and removes the socket.
     pub fn stop(mut self) {
         self.stopping.store(true, Ordering::Release);
-        // Wakes the blocking accept.
-        let _ = UnixStream::connect(&self.path);
+        // Wakes the blocking accept (which then fails), even if the socket's file is gone:
+        // connecting to it would not.
+        // SAFETY: shutdown only changes the state of a socket this struct owns.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

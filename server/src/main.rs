@@ -1,16 +1,26 @@
 //! `papo-server`: the command-line front of the Papo chat server.
 
+mod cli {
+    pub mod health;
+    pub mod layers;
+    pub mod logging;
+    pub mod settings;
+}
+
+use std::ffi::OsString;
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::thread;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
-use papo_server::store::StoreOptions;
-use papo_server::tls::TlsMode;
-use papo_server::{Config, Shutdown};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use cli::layers::Layered;
+use cli::logging::Logging;
+use cli::settings::Settings;
+use papo_server::Shutdown;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
@@ -39,112 +49,130 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// in. Clients connect with `papo HOST`. Connections are encrypted with TLS: on first start
 /// the server generates a self-signed certificate in its data directory and logs its
 /// SHA-256 fingerprint, which clients show before trusting the server. Stop it with Ctrl+C
-/// or SIGTERM: it tells the clients, flushes the database and exits 0.
+/// or SIGTERM: it tells the clients, flushes the database and exits 0. SIGHUP rereads the
+/// settings file and applies the log filter at once.
+///
+/// Every setting is a flag, an environment variable and a key of the settings file (the
+/// long flag without its dashes); a flag beats the environment, which beats the file.
 #[derive(Debug, Parser)]
-#[command(name = "papo-server", version, about, long_about)]
-struct Cli {
-    /// Address and port to listen on; 0.0.0.0 accepts connections from the whole LAN.
-    #[arg(long, env = "PAPO_LISTEN", default_value = "0.0.0.0:7878", value_name = "ADDR")]
-    listen: SocketAddr,
+#[command(name = "papo-server", version, about, long_about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Settings file in TOML, e.g. `listen = "0.0.0.0:7878"` [default: $XDG_CONFIG_HOME/papo-server/config.toml,
+    /// else /etc/papo/server.toml, whichever exists].
+    #[arg(long, env = "PAPO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
-    /// Directory of the database [default: $XDG_DATA_HOME/papo-server, e.g. ~/.local/share/papo-server].
-    #[arg(long, env = "PAPO_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    /// Print the effective settings (in the settings file's format) and exit.
+    #[arg(long)]
+    print_config: bool,
 
-    /// bcrypt cost of password hashes (4-31). Each step doubles the work per login: 12 takes
-    /// about 0.3 s on a modest CPU, which slows password guessing; lower it only for tests.
-    #[arg(long, env = "PAPO_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
-    bcrypt_cost: u32,
+    #[command(flatten)]
+    settings: Settings,
 
-    /// Connections served at once; further clients are told the server is full.
-    #[arg(long, env = "PAPO_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N")]
-    max_connections: usize,
-
-    /// PEM certificate chain to serve instead of the self-signed one generated in the data
-    /// directory (for example one signed by your organisation's CA). Needs --tls-key.
-    #[arg(
-        long,
-        env = "PAPO_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "plaintext"
-    )]
-    tls_cert: Option<PathBuf>,
-
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "PAPO_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-
-    /// Turn TLS off: passwords and messages cross the network in the clear. For debugging
-    /// and comparisons only; clients must then connect with `papo --plaintext`.
-    #[arg(long, env = "PAPO_PLAINTEXT")]
-    plaintext: bool,
-
-    /// KiB of write-ahead log between checkpoints of the database. Larger means fewer
-    /// checkpoints, and more to replay when starting after a crash or power loss.
-    #[arg(long, env = "PAPO_WAL_SEGMENT_KIB", default_value_t = StoreOptions::default().wal_segment / 1024, value_name = "KIB",
-          value_parser = clap::value_parser!(u64).range(64..=4 * 1024 * 1024))]
-    wal_segment_kib: u64,
-
-    /// Microseconds the committer leaves between the end of one disk sync and the start of
-    /// the next, so that messages arriving meanwhile share a sync. Adds at most this much
-    /// latency, only under load; 0 syncs as soon as anything is waiting.
-    #[arg(long, env = "PAPO_COMMIT_GAP_US", default_value_t = StoreOptions::default().commit_gap.as_micros() as u64,
-          value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=100_000))]
-    commit_gap_us: u64,
-
-    /// MiB of memory the database may use as its cache.
-    #[arg(long, env = "PAPO_CACHE_MIB", default_value_t = StoreOptions::default().cache_bytes >> 20, value_name = "MIB",
-          value_parser = clap::value_parser!(u64).range(8..=1024 * 1024))]
-    cache_mib: u64,
-
-    /// MiB to keep free on the data directory's disk. Below it, new messages, accounts and
-    /// saved sessions are refused (senders are told the disk is full, nothing is lost, and
-    /// reading and logging in go on) until space is freed; then storing resumes by itself.
-    /// 0 turns the check off.
-    #[arg(long, env = "PAPO_MIN_FREE_MIB", default_value_t = StoreOptions::default().reserve_bytes >> 20, value_name = "MIB")]
-    min_free_mib: u64,
-
-    /// Log filter, e.g. `info`, `debug` or `papo_server=debug` (logs go to stderr).
-    #[arg(long, env = "PAPO_LOG", default_value = "info", value_name = "FILTER")]
-    log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+const EXAMPLES: &str = "\
+Examples:
+  papo-server                                  serve on 0.0.0.0:7878 with the defaults
+  papo-server --listen 192.168.0.10:7878 --data-dir /srv/papo
+  papo-server --config /etc/papo/server.toml --print-config
+  papo-server health                           check a running server on its own port";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check that the server answers on its own port (the one --listen names; 127.0.0.1 for
+    /// 0.0.0.0): exits 0 once it completes a handshake, 1 if it does not within 5 s.
+    #[command(after_help = "\
+The same settings as the server's (flags, environment, settings file) tell it where to connect
+and which certificate to expect (the one in --data-dir, or --tls-cert); run it beside the server.
+
+Example:
+  papo-server --listen 0.0.0.0:7878 health")]
+    Health,
+    /// Print a shell completion script for papo-server.
+    #[command(after_help = "\
+Examples:
+  papo-server completions bash > /etc/bash_completion.d/papo-server
+  papo-server completions zsh > \"${fpath[1]}/_papo-server\"
+  papo-server completions fish > ~/.config/fish/completions/papo-server.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print papo-server's manual page (roff).
+    #[command(after_help = "\
+Example:
+  papo-server man > /usr/local/share/man/man1/papo-server.1")]
+    Man,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let Layered { matches, file } = Layered::load(Cli::command(), &args).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, file, args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli, file: Option<PathBuf>, args: Vec<OsString>) -> Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Some(Command::Health) => return cli::health::check(&cli.settings),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "papo-server", &mut stdout);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
+    if cli.print_config {
+        let data_dir = cli.settings.data_dir()?;
+        stdout.write_all(cli.settings.to_toml(&data_dir, file.as_deref()).as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    serve(cli.settings, file.as_deref(), args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(settings: Settings, file: Option<&Path>, args: Vec<OsString>) -> Result<()> {
     // Everything the server creates (the database, the log, the TLS key) holds messages or
     // secrets: readable by its owner only, whoever else shares the machine.
     // SAFETY: umask only sets this process's file creation mask.
     unsafe { libc::umask(0o077) };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
-        .with_writer(std::io::stderr)
-        // If stderr goes away (a closed pipe), lose the logs but keep serving: by default
-        // a failed write panics the logging thread.
-        .log_internal_errors(false)
-        .init();
+    let logging = Logging::init(settings.log(), settings.log_format())?;
+    match file {
+        Some(file) => info!(file = %file.display(), "read the settings file"),
+        None => info!("no settings file; flags, environment and defaults only"),
+    }
+    let data_dir = settings.data_dir()?;
+    raise_file_limit(settings.max_connections());
 
-    let data_dir = match cli.data_dir {
-        Some(dir) => dir,
-        None => directories::ProjectDirs::from("", "", "papo-server")
-            .context("cannot find a home directory for the data; pass --data-dir")?
-            .data_dir()
-            .to_owned(),
-    };
-    raise_file_limit(cli.max_connections);
-
-    let listener = bind(cli.listen).with_context(|| {
-        format!(
-            "cannot listen on {}; is another server running there? choose another with --listen",
-            cli.listen
-        )
+    let listen = settings.listen();
+    let listener = bind(listen).with_context(|| {
+        format!("cannot listen on {listen}; is another server running there? choose another with --listen")
     })?;
     let shutdown = Shutdown::new();
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+    let config = settings.server_config(data_dir);
     {
         let shutdown = shutdown.clone();
+        let mut current = settings;
         thread::Builder::new().name("signals".into()).spawn(move || {
             for signal in signals.forever() {
+                if signal == SIGHUP {
+                    current = reload(current, &args, &logging);
+                    continue;
+                }
                 if shutdown.is_triggered() {
                     warn!("second signal: exiting without waiting");
                     std::process::exit(1);
@@ -154,23 +182,50 @@ fn main() -> Result<()> {
             }
         })?;
     }
-
-    let mut config = Config::new(data_dir);
-    config.bcrypt_cost = cli.bcrypt_cost;
-    config.max_connections = cli.max_connections;
-    config.store = StoreOptions {
-        wal_segment: cli.wal_segment_kib * 1024,
-        commit_gap: Duration::from_micros(cli.commit_gap_us),
-        cache_bytes: cli.cache_mib << 20,
-        reserve_bytes: cli.min_free_mib << 20,
-    };
-    config.tls = match (cli.plaintext, cli.tls_cert, cli.tls_key) {
-        (true, ..) => TlsMode::Off,
-        (false, Some(cert), Some(key)) => TlsMode::Files { cert, key },
-        (false, ..) => TlsMode::SelfSigned,
-    };
     papo_server::run(listener, config, shutdown)?;
     Ok(())
+}
+
+/// SIGHUP: reads the settings again (the file may have changed; the command line and the
+/// environment cannot), applies what can change while serving and names what needs a
+/// restart. A file that no longer parses changes nothing.
+fn reload(current: Settings, args: &[OsString], logging: &Logging) -> Settings {
+    let reloaded = Layered::load(Cli::command(), args)
+        .and_then(|layered| Cli::from_arg_matches(&layered.matches).map(|cli| (cli, layered.file)));
+    let (cli, file) = match reloaded {
+        Ok(reloaded) => reloaded,
+        Err(e) => {
+            let reason = cli::layers::message(&e);
+            warn!(%reason, "SIGHUP: cannot reload the settings; keeping the current ones");
+            return current;
+        }
+    };
+    let file = file.map_or_else(|| "none".to_owned(), |file| file.display().to_string());
+    let changes = current.changes(&cli.settings);
+    if changes.is_empty() {
+        info!(%file, "SIGHUP: settings reread; nothing changed");
+        return current;
+    }
+    let mut now = current;
+    if changes.contains(&"log") {
+        let log = cli.settings.log();
+        let applied = Logging::filter(log).and_then(|filter| {
+            // Said before the switch, so that the filter which showed the earlier lines shows
+            // this one too.
+            info!(%file, %log, "SIGHUP: applying the new log filter");
+            logging.replace(filter)
+        });
+        match applied {
+            Ok(()) => now = now.with_log(log),
+            Err(e) => warn!(error = %format!("{e:#}"), "SIGHUP: keeping the current log filter"),
+        }
+    }
+    let needs_restart: Vec<&str> = changes.into_iter().filter(|key| *key != "log").collect();
+    if !needs_restart.is_empty() {
+        warn!(%file, changed = %needs_restart.join(" "), "SIGHUP: these settings take effect only after a restart");
+    }
+    // Only what was applied becomes current, so a later SIGHUP still names the rest.
+    now
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -1,19 +1,23 @@
 //! The scriptable subcommands: one connection, one job, plain-text output.
 
 use std::io::{self, BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use papo_protocol::{
-    ChatMessage, Client, ClientError, Request, Security, TrustError, UnixMillis, MAX_HISTORY_PAGE,
+    ChatMessage, Client, ClientError, Fingerprint, Request, Security, TrustError, UnixMillis,
+    MAX_HISTORY_PAGE,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::known_servers::KnownServers;
 use crate::sanitize;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How the commands introduce themselves in the handshake.
+const CLIENT_NAME: &str = concat!("papo-cli ", env!("CARGO_PKG_VERSION"));
 
 /// Who runs a command, and where.
 #[derive(Debug, Clone)]
@@ -28,6 +32,9 @@ pub struct Account {
     pub security: Security,
     /// The `known_servers` file, named in advice about a changed certificate.
     pub known_servers: PathBuf,
+    /// Whether the fingerprint to trust was given (`--trust-fingerprint`) rather than read
+    /// from `known_servers`, for the advice when the server presents another.
+    pub fingerprint_given: bool,
 }
 
 /// Advice of several lines about an untrusted certificate: our own text, so its line breaks
@@ -110,24 +117,92 @@ pub fn contacts(account: &Account, out: &mut impl Write) -> Result<()> {
 }
 
 fn connect(account: &Account) -> Result<Client> {
-    let name = concat!("papo-cli ", env!("CARGO_PKG_VERSION"));
-    Client::connect(&account.server, &account.security, name, CONNECT_TIMEOUT).map_err(|e| match e {
-        ClientError::Trust(refusal) => anyhow::Error::new(TrustAdvice(trust_advice(&refusal, account))),
+    Client::connect(&account.server, &account.security, CLIENT_NAME, CONNECT_TIMEOUT).map_err(|e| match e {
+        ClientError::Trust(refusal) => anyhow::Error::new(TrustAdvice(trust_advice(
+            &refusal,
+            &account.server,
+            &account.known_servers,
+            account.fingerprint_given,
+        ))),
+        // Its message already ends with the cause, which anyhow would print a second time.
+        unreachable @ ClientError::Connect { .. } => anyhow::anyhow!(unreachable.to_string()),
         other => other.into(),
     })
 }
 
+/// `papo trust`: remembers the certificate `server` presents in `known` once the user has
+/// confirmed it, by giving its fingerprint or by answering the question on `input`.
+pub fn trust(
+    server: &str,
+    given: Option<Fingerprint>,
+    known: &KnownServers,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+) -> Result<()> {
+    let presented = match Client::connect(server, &Security::tls(None), CLIENT_NAME, CONNECT_TIMEOUT) {
+        Ok(_) => {
+            writeln!(
+                out,
+                "{server} has a certificate from an authority this system trusts; nothing to remember"
+            )?;
+            return Ok(());
+        }
+        Err(ClientError::Trust(TrustError::Unknown { presented })) => presented,
+        Err(unreachable @ ClientError::Connect { .. }) => bail!("{unreachable}"),
+        Err(e) => return Err(e).with_context(|| format!("cannot check the certificate of {server}")),
+    };
+    if let Some(pinned) = known.lookup(server)? {
+        if pinned == presented {
+            writeln!(out, "{server} is already trusted: {presented}")?;
+            return Ok(());
+        }
+        return Err(TrustAdvice(trust_advice(
+            &TrustError::Changed { pinned, presented },
+            server,
+            known.path(),
+            false,
+        ))
+        .into());
+    }
+    match given {
+        Some(given) if given == presented => {}
+        Some(given) => return Err(TrustAdvice(mismatch_advice(server, given, presented)).into()),
+        None => {
+            write!(
+                out,
+                "{server} presents a certificate that no trusted authority signed. Its SHA-256 fingerprint is\n  \
+                 {presented}\n\
+                 Compare it with the fingerprint papo-server logged at startup (ask whoever runs it).\n\
+                 Trust it? Type yes (or paste the fingerprint): "
+            )?;
+            out.flush()?;
+            let mut answer = String::new();
+            input.read_line(&mut answer).context("cannot read the answer")?;
+            let answer = answer.trim();
+            if !answer.eq_ignore_ascii_case("yes") && answer.parse::<Fingerprint>() != Ok(presented) {
+                bail!("{server} is not trusted; nothing was saved");
+            }
+        }
+    }
+    known.trust(server, presented)?;
+    writeln!(out, "trusted {server} {presented} (remembered in {})", known.path().display())?;
+    Ok(())
+}
+
 /// What a script's user must check and do when the certificate is not trusted.
-fn trust_advice(refusal: &TrustError, account: &Account) -> String {
-    let server = &account.server;
+fn trust_advice(refusal: &TrustError, server: &str, known_servers: &Path, fingerprint_given: bool) -> String {
     match refusal {
         TrustError::Unknown { presented } => format!(
             "the TLS certificate of {server} is not signed by a trusted authority and is not in {} yet.\n\
              Its SHA-256 fingerprint is {presented}\n\
-             Compare it with the fingerprint papo-server logged at startup; if they match, pass\n\
-             --trust-fingerprint {presented} (or log in once with the full-screen papo, which remembers it).",
-            account.known_servers.display()
+             Compare it with the fingerprint papo-server logged at startup; if they match, remember it with\n  \
+             papo trust {server} {presented}\n\
+             (or pass --trust-fingerprint {presented} to each command).",
+            known_servers.display()
         ),
+        TrustError::Changed { pinned, presented } if fingerprint_given => {
+            mismatch_advice(server, *pinned, *presented)
+        }
         TrustError::Changed { pinned, presented } => format!(
             "the TLS certificate of {server} CHANGED; nothing was sent.\n\
              expected:  {pinned}\n\
@@ -135,9 +210,20 @@ fn trust_advice(refusal: &TrustError, account: &Account) -> String {
              Someone on the network may be impersonating the server to read your password. If the\n\
              server's certificate was replaced on purpose (ask whoever runs it), remove the line for\n\
              {server} from {} or pass the new --trust-fingerprint.",
-            account.known_servers.display()
+            known_servers.display()
         ),
     }
+}
+
+/// A fingerprint the user gave that the server's certificate does not have.
+fn mismatch_advice(server: &str, given: Fingerprint, presented: Fingerprint) -> String {
+    format!(
+        "the TLS certificate of {server} does not match the fingerprint you gave; nothing was sent.\n\
+         given:     {given}\n\
+         presented: {presented}\n\
+         Check the fingerprint against the one papo-server logged at startup, and that this is the\n\
+         server you mean: anyone on the network could be answering in its place."
+    )
 }
 
 fn login(account: &Account) -> Result<Client> {

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use papo::commands::{self, Account};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
@@ -35,7 +36,7 @@ struct Cli {
     server_flag: Option<String>,
 
     /// Talk to a server started with `papo-server --plaintext`: no TLS, everything in the clear.
-    #[arg(long, env = "PAPO_PLAINTEXT")]
+    #[arg(long, env = "PAPO_PLAINTEXT", value_parser = BoolishValueParser::new())]
     plaintext: bool,
 
     /// Where the client logs [default: $XDG_STATE_HOME/papo/papo.log].
@@ -49,8 +50,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create an account.
+    #[command(after_help = account_help("register --server 192.168.0.10 --user ana"))]
     Register(AccountArgs),
     /// Send one message and wait until the server has stored it.
+    #[command(after_help = account_help("send --server 192.168.0.10 --user ana bia \"oi, tudo bem?\""))]
     Send {
         #[command(flatten)]
         account: AccountArgs,
@@ -61,17 +64,61 @@ enum Command {
         message: Vec<String>,
     },
     /// Print a conversation, oldest first: `<RFC 3339 time> <from> -> <to>: <body>`.
+    #[command(after_help = account_help("history --server 192.168.0.10 --user ana bia --limit 20"))]
     History {
         #[command(flatten)]
         account: AccountArgs,
         /// The other side of the conversation.
         with: String,
         /// How many of the newest messages to print.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_name = "N")]
         limit: usize,
     },
     /// Print every other user: `<name> <online|offline> <unread>`.
+    #[command(after_help = account_help("contacts --server 192.168.0.10 --user ana"))]
     Contacts(AccountArgs),
+    /// Trust a server's TLS certificate from now on (remembered in known_servers, as the
+    /// full-screen papo does): shows its fingerprint and asks, unless FINGERPRINT is given.
+    #[command(after_help = "\
+Without FINGERPRINT, papo shows the one the server presents and asks you to confirm it; with it,
+papo remembers the certificate only if the server presents exactly that one. Compare with the
+fingerprint papo-server logged at startup (`docker logs papo 2>&1 | grep fingerprint`).
+
+Examples:
+  papo trust 192.168.0.10
+  papo trust 192.168.0.10:7878 B6:08:96:EE:…:1B:FC")]
+    Trust {
+        /// Server as HOST or HOST:PORT.
+        #[arg(value_name = "SERVER", value_parser = settings::server_address)]
+        server: String,
+        /// The SHA-256 fingerprint papo-server logged, as AA:BB:… (colons and case optional).
+        #[arg(value_name = "FINGERPRINT")]
+        fingerprint: Option<Fingerprint>,
+    },
+    /// Print a shell completion script for papo.
+    #[command(after_help = "\
+Examples:
+  papo completions bash > ~/.local/share/bash-completion/completions/papo
+  papo completions zsh > \"${fpath[1]}/_papo\"
+  papo completions fish > ~/.config/fish/completions/papo.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print papo's manual page (roff).
+    #[command(after_help = "\
+Example:
+  papo man > ~/.local/share/man/man1/papo.1")]
+    Man,
+}
+
+/// A scriptable command's example, and the rules for the names it takes.
+fn account_help(example: &str) -> String {
+    format!(
+        "Example:\n  PAPO_PASSWORD=... papo {example}\n\n\
+         Names (--user and the other side) are 1-32 characters of a-z, 0-9, '_', '.' and '-', starting\n\
+         with a letter or a digit; capitals are folded to lower case."
+    )
 }
 
 /// Who runs a subcommand. The password comes from PAPO_PASSWORD or standard input, never
@@ -96,7 +143,7 @@ struct AccountArgs {
     trust_fingerprint: Option<Fingerprint>,
 
     /// Talk to a server started with `papo-server --plaintext`: no TLS, everything in the clear.
-    #[arg(long, env = "PAPO_PLAINTEXT")]
+    #[arg(long, env = "PAPO_PLAINTEXT", value_parser = BoolishValueParser::new())]
     plaintext: bool,
 }
 
@@ -114,6 +161,7 @@ impl AccountArgs {
             user: self.user,
             security,
             known_servers: transport.known_servers_file(),
+            fingerprint_given: self.trust_fingerprint.is_some(),
         })
     }
 }
@@ -123,8 +171,12 @@ fn transport(plaintext: bool) -> Result<Transport> {
     if plaintext {
         return Ok(Transport::Plaintext);
     }
+    Ok(Transport::Tls(known_servers()?))
+}
+
+fn known_servers() -> Result<KnownServers> {
     let path = settings::known_servers_file().context("no home directory for the known_servers file")?;
-    Ok(Transport::Tls(KnownServers::at(path)))
+    Ok(KnownServers::at(path))
 }
 
 fn main() -> ExitCode {
@@ -181,6 +233,18 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             commands::history(&account.resolve()?, &with, limit, &mut stdout)
         }
         Some(Command::Contacts(account)) => commands::contacts(&account.resolve()?, &mut stdout),
+        Some(Command::Trust { server, fingerprint }) => commands::trust(
+            &server,
+            fingerprint,
+            &known_servers()?,
+            &mut std::io::stdin().lock(),
+            &mut stdout,
+        ),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "papo", &mut stdout);
+            Ok(())
+        }
+        Some(Command::Man) => Ok(clap_mangen::Man::new(Cli::command()).render(&mut stdout)?),
     }
 }
 

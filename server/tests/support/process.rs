@@ -64,18 +64,18 @@ pub fn try_spawn_with_args(
 /// The command line of a server on `127.0.0.1:0` and `data_dir`.
 fn command(data_dir: &Path, log_filter: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_papo-server"));
-    command
-        .args(["--listen", "127.0.0.1:0", "--log", log_filter])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped());
+    command.args(["--listen", "127.0.0.1:0", "--log", log_filter]).args(args).arg("--data-dir").arg(data_dir);
     command
 }
 
+/// Runs `command`, a `papo-server` that logs `papo_server::server`'s "listening" line, with
+/// its stderr captured, and waits until it listens.
+pub fn start(command: Command) -> ServerProcess {
+    try_spawn(command).unwrap_or_else(|exited| panic!("papo-server exited before listening:\n{}", exited.log))
+}
+
 fn try_spawn(mut command: Command) -> Result<ServerProcess, Exited> {
-    let mut child = command.spawn().expect("spawn papo-server");
+    let mut child = command.stderr(Stdio::piped()).spawn().expect("spawn papo-server");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let mut fingerprint = None;
     let mut seen = Vec::new();

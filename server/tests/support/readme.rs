@@ -1,6 +1,8 @@
 //! Reading README.md for the tests that keep it true; shared by the server's and the
 //! client's README tests.
 
+#![allow(dead_code)] // Each test binary uses a different part of this helper.
+
 use std::collections::BTreeSet;
 
 /// The whole README.

@@ -1,0 +1,215 @@
+//! The server's settings as flags, environment variables and settings-file keys, and the
+//! [`papo_server::Config`] they become.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::builder::BoolishValueParser;
+use clap::{Args, ValueEnum};
+use papo_server::store::StoreOptions;
+use papo_server::tls::TlsMode;
+use papo_server::Config;
+
+/// Every setting of a serving papo-server; each field is a flag, its environment variable and
+/// a key of the settings file (the long flag without its dashes).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Settings {
+    /// Address and port to listen on; 0.0.0.0 accepts connections from the whole LAN.
+    #[arg(long, env = "PAPO_LISTEN", default_value = "0.0.0.0:7878", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// Directory of the database [default: $XDG_DATA_HOME/papo-server, e.g. ~/.local/share/papo-server].
+    #[arg(long, env = "PAPO_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// bcrypt cost of password hashes (4-31). Each step doubles the work per login: 12 takes
+    /// about 0.3 s on a modest CPU, which slows password guessing; lower it only for tests.
+    #[arg(long, env = "PAPO_BCRYPT_COST", default_value_t = 12, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    bcrypt_cost: u32,
+
+    /// Connections served at once; further clients are told the server is full.
+    #[arg(long, env = "PAPO_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N")]
+    max_connections: usize,
+
+    /// PEM certificate chain to serve instead of the self-signed one generated in the data
+    /// directory (for example one signed by your organisation's CA). Needs --tls-key.
+    #[arg(
+        long,
+        env = "PAPO_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "plaintext"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PAPO_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Turn TLS off: passwords and messages cross the network in the clear. For debugging
+    /// and comparisons only; clients must then connect with `papo --plaintext`. The variable
+    /// takes 1/0, true/false or yes/no.
+    #[arg(long, env = "PAPO_PLAINTEXT", value_parser = BoolishValueParser::new())]
+    plaintext: bool,
+
+    /// KiB of write-ahead log between checkpoints of the database. Larger means fewer
+    /// checkpoints, and more to replay when starting after a crash or power loss.
+    #[arg(long, env = "PAPO_WAL_SEGMENT_KIB", default_value_t = StoreOptions::default().wal_segment / 1024, value_name = "KIB",
+          value_parser = clap::value_parser!(u64).range(64..=4 * 1024 * 1024))]
+    wal_segment_kib: u64,
+
+    /// Microseconds the committer leaves between the end of one disk sync and the start of
+    /// the next, so that messages arriving meanwhile share a sync. Adds at most this much
+    /// latency, only under load; 0 syncs as soon as anything is waiting.
+    #[arg(long, env = "PAPO_COMMIT_GAP_US", default_value_t = StoreOptions::default().commit_gap.as_micros() as u64,
+          value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    commit_gap_us: u64,
+
+    /// MiB of memory the database may use as its cache.
+    #[arg(long, env = "PAPO_CACHE_MIB", default_value_t = StoreOptions::default().cache_bytes >> 20, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(8..=1024 * 1024))]
+    cache_mib: u64,
+
+    /// MiB to keep free on the data directory's disk. Below it, new messages, accounts and
+    /// saved sessions are refused (senders are told the disk is full, nothing is lost, and
+    /// reading and logging in go on) until space is freed; then storing resumes by itself.
+    /// 0 turns the check off.
+    #[arg(long, env = "PAPO_MIN_FREE_MIB", default_value_t = StoreOptions::default().reserve_bytes >> 20, value_name = "MIB")]
+    min_free_mib: u64,
+
+    /// Log filter, e.g. `info`, `debug` or `papo_server=debug` (logs go to stderr; SIGHUP
+    /// applies a changed one at once).
+    #[arg(long, env = "PAPO_LOG", default_value = "info", value_name = "FILTER")]
+    log: String,
+
+    /// Log lines as text (coloured only on a terminal, and never with NO_COLOR set) or as
+    /// one JSON object each.
+    #[arg(long, env = "PAPO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `2026-12-01T20:00:00Z  INFO target: message key=value`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Settings {
+    /// Where to listen.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The connection cap.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The log filter.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
+    /// The log line format.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    /// These settings with another log filter.
+    pub fn with_log(self, log: &str) -> Self {
+        Self { log: log.to_owned(), ..self }
+    }
+
+    /// `--data-dir`, or the XDG data directory when it is not given.
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        match &self.data_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(directories::ProjectDirs::from("", "", "papo-server")
+                .context("cannot find a home directory for the data; pass --data-dir")?
+                .data_dir()
+                .to_owned()),
+        }
+    }
+
+    /// Where the certificate comes from, or that TLS is off.
+    pub fn tls_mode(&self) -> TlsMode {
+        match (self.plaintext, &self.tls_cert, &self.tls_key) {
+            (true, ..) => TlsMode::Off,
+            (false, Some(cert), Some(key)) => TlsMode::Files { cert: cert.clone(), key: key.clone() },
+            (false, ..) => TlsMode::SelfSigned,
+        }
+    }
+
+    /// What `papo_server::run` serves with.
+    pub fn server_config(&self, data_dir: PathBuf) -> Config {
+        let mut config = Config::new(data_dir);
+        config.bcrypt_cost = self.bcrypt_cost;
+        config.max_connections = self.max_connections;
+        config.store = StoreOptions {
+            wal_segment: self.wal_segment_kib * 1024,
+            commit_gap: Duration::from_micros(self.commit_gap_us),
+            cache_bytes: self.cache_mib << 20,
+            reserve_bytes: self.min_free_mib << 20,
+        };
+        config.tls = self.tls_mode();
+        config
+    }
+
+    /// Every setting as its settings-file key and value (`None`: not set), with `data_dir`
+    /// standing for an unset `--data-dir`.
+    fn entries(&self, data_dir: Option<&Path>) -> Vec<(&'static str, Option<toml::Value>)> {
+        let path = |path: &Path| toml::Value::String(path.display().to_string());
+        let number = |n: u64| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let format = self.log_format.to_possible_value().expect("no variant is skipped");
+        vec![
+            ("listen", Some(toml::Value::String(self.listen.to_string()))),
+            ("data-dir", self.data_dir.as_deref().or(data_dir).map(path)),
+            ("bcrypt-cost", Some(number(self.bcrypt_cost.into()))),
+            ("max-connections", Some(number(self.max_connections as u64))),
+            ("tls-cert", self.tls_cert.as_deref().map(path)),
+            ("tls-key", self.tls_key.as_deref().map(path)),
+            ("plaintext", Some(toml::Value::Boolean(self.plaintext))),
+            ("wal-segment-kib", Some(number(self.wal_segment_kib))),
+            ("commit-gap-us", Some(number(self.commit_gap_us))),
+            ("cache-mib", Some(number(self.cache_mib))),
+            ("min-free-mib", Some(number(self.min_free_mib))),
+            ("log", Some(toml::Value::String(self.log.clone()))),
+            ("log-format", Some(toml::Value::String(format.get_name().to_owned()))),
+        ]
+    }
+
+    /// The settings as a settings file, as `--print-config` shows them.
+    pub fn to_toml(&self, data_dir: &Path, file: Option<&Path>) -> String {
+        let source = match file {
+            Some(file) => format!("the settings file {}", file.display()),
+            None => "no settings file".to_owned(),
+        };
+        let mut out = format!(
+            "# papo-server's effective settings, from {source}, the environment and the command line.\n\
+             # This is itself a valid settings file.\n"
+        );
+        for (key, value) in self.entries(Some(data_dir)) {
+            match value {
+                Some(value) => out.push_str(&format!("{key} = {value}\n")),
+                None => out.push_str(&format!("# {key} is not set\n")),
+            }
+        }
+        out
+    }
+
+    /// The keys whose values differ in `other`.
+    pub fn changes(&self, other: &Settings) -> Vec<&'static str> {
+        self.entries(None)
+            .into_iter()
+            .zip(other.entries(None))
+            .filter(|(mine, theirs)| mine != theirs)
+            .map(|((key, _), _)| key)
+            .collect()
+    }
+}

@@ -1,0 +1,303 @@
+//! The real `papo-server` binary's command line: the settings file under the environment
+//! under the flags, `--print-config`, SIGHUP, `health`, log formats, completions and man page.
+
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/readme.rs"]
+mod readme;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use papo_server::testing::PASSWORD;
+
+const BIN: &str = env!("CARGO_BIN_EXE_papo-server");
+
+/// `papo-server` with no `PAPO_*` variable but `env`, and `home` as every XDG directory, so
+/// no settings file is found unless a test puts one there.
+fn papo_server(home: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("PAPO_")) {
+        command.env_remove(key);
+    }
+    command
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"));
+    command.envs(env.iter().copied());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run papo-server")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// `--print-config`'s settings, `key = value` lines only (comments left out).
+fn printed(output: &Output) -> BTreeMap<String, String> {
+    stdout(output)
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = line.split_once(" = ").expect("key = value");
+            (key.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_settings_file() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("server.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9000\"\nbcrypt-cost = 5\nmax-connections = 7\nplaintext = true\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let settings =
+        printed(&run(papo_server(home.path(), &[("PAPO_BCRYPT_COST", "6"), ("PAPO_MAX_CONNECTIONS", "8")])
+            .args(["--config", config, "--max-connections", "9", "--print-config"])));
+    assert_eq!(settings["listen"], "\"127.0.0.1:9000\"", "from the file");
+    assert_eq!(settings["bcrypt-cost"], "6", "the environment beats the file");
+    assert_eq!(settings["max-connections"], "9", "a flag beats both");
+    assert_eq!(settings["plaintext"], "true", "booleans come from the file too");
+    assert_eq!(settings["log"], "\"info\"", "defaults fill the rest");
+    // PAPO_CONFIG names the file as --config does.
+    let settings = printed(&run(papo_server(home.path(), &[("PAPO_CONFIG", config)]).arg("--print-config")));
+    assert_eq!(settings["bcrypt-cost"], "5");
+}
+
+#[test]
+fn the_settings_file_is_looked_for_in_the_xdg_config_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("config/papo-server");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), "commit-gap-us = 42\n").unwrap();
+    let output = run(papo_server(home.path(), &[]).arg("--print-config"));
+    assert_eq!(printed(&output)["commit-gap-us"], "42");
+    assert!(stdout(&output).contains(&dir.join("config.toml").display().to_string()), "names its source");
+}
+
+#[test]
+fn print_config_shows_every_setting_and_is_itself_a_settings_file() {
+    let home = tempfile::tempdir().unwrap();
+    let first =
+        stdout(&run(papo_server(home.path(), &[]).args(["--listen", "127.0.0.1:1", "--print-config"])));
+    let keys: Vec<String> = first
+        .lines()
+        .filter_map(|line| match line.strip_prefix("# ") {
+            Some(comment) => comment.strip_suffix(" is not set").map(str::to_owned),
+            None => line.split_once(" = ").map(|(key, _)| key.to_owned()),
+        })
+        .map(|key| format!("--{key}"))
+        .collect();
+    let mut expected = readme::help_flags(BIN, &[]);
+    expected.remove("--config");
+    expected.remove("--print-config");
+    assert_eq!(keys.iter().cloned().collect::<std::collections::BTreeSet<_>>(), expected);
+    assert_eq!(keys.len(), expected.len(), "each setting once");
+
+    let file = home.path().join("printed.toml");
+    std::fs::write(&file, &first).unwrap();
+    let again = stdout(&run(papo_server(home.path(), &[]).args([
+        "--config",
+        file.to_str().unwrap(),
+        "--print-config",
+    ])));
+    let settings = |text: &str| {
+        text.lines().filter(|line| !line.starts_with('#')).map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(settings(&again), settings(&first));
+}
+
+#[test]
+fn a_bad_settings_file_is_named_with_what_is_wrong() {
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        ("bcrypt-cost = 99\n", "invalid value '99' for '--bcrypt-cost <N>'"),
+        ("data_dir = \"/srv\"\n", "unknown setting `data_dir`; did you mean `data-dir`?"),
+        ("colour = true\n", "unknown setting `colour`; the settings are listen, data-dir,"),
+        ("plaintext = \"yes\"\n", "`plaintext` is true or false"),
+        ("listen = [\n", "TOML parse error"),
+        ("tls-cert = \"/cert.pem\"\n", "required arguments were not provided: --tls-key"),
+    ];
+    for (text, expected) in cases {
+        let file = home.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let output =
+            run(papo_server(home.path(), &[]).args(["--config", file.to_str().unwrap(), "--print-config"]));
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text:?}: {message}");
+        assert!(message.starts_with(&format!("error: settings file {}: ", file.display())), "{message}");
+        assert!(message.contains(expected), "{text:?} gave {message}");
+    }
+    let output = run(papo_server(home.path(), &[]).args(["--config", "/nonexistent/papo.toml"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("cannot read the settings file /nonexistent/papo.toml"),
+        "{}",
+        stderr(&output)
+    );
+    // A mistake on the command line is the command line's, whatever the file holds.
+    std::fs::write(home.path().join("good.toml"), "bcrypt-cost = 5\n").unwrap();
+    let good = home.path().join("good.toml");
+    let output =
+        run(papo_server(home.path(), &[]).args(["--config", good.to_str().unwrap(), "--bcrypt-cost", "3"]));
+    assert!(
+        stderr(&output).starts_with("error: invalid value '3' for '--bcrypt-cost <N>'"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn boolean_variables_take_1_0_true_false_yes_no() {
+    let home = tempfile::tempdir().unwrap();
+    for (value, plaintext) in [
+        ("1", "true"),
+        ("0", "false"),
+        ("true", "true"),
+        ("false", "false"),
+        ("yes", "true"),
+        ("no", "false"),
+    ] {
+        let output = run(papo_server(home.path(), &[("PAPO_PLAINTEXT", value)]).arg("--print-config"));
+        assert_eq!(printed(&output)["plaintext"], plaintext, "PAPO_PLAINTEXT={value:?}");
+    }
+    let output = run(papo_server(home.path(), &[("PAPO_PLAINTEXT", "maybe")]).arg("--print-config"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("invalid value 'maybe' for '--plaintext'"), "{}", stderr(&output));
+}
+
+/// Waits up to 10 s for a log line containing `needle`, and returns it.
+fn log_line(server: &process::ServerProcess, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match server.log.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no log line with {needle:?}"),
+        }
+    }
+}
+
+#[test]
+fn sighup_applies_a_new_log_filter_and_names_what_needs_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("server.toml");
+    std::fs::write(&file, "log = \"info\"\nbcrypt-cost = 4\n").unwrap();
+    let mut command = papo_server(home.path(), &[]);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(home.path().join("data"))
+        .arg("--config")
+        .arg(&file);
+    let mut server = process::start(command);
+
+    std::fs::write(&file, "log = \"warn,papo_server::session=debug\"\nbcrypt-cost = 5\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(log_line(&server, "applying the new log filter").contains("log=warn,papo_server::session=debug"));
+    assert!(log_line(&server, "only after a restart").contains("changed=bcrypt-cost"));
+    // The new filter is in force: a connection's debug lines now show.
+    server.connect("sighup-test").register("ana", PASSWORD).unwrap();
+    log_line(&server, "DEBUG papo_server::session");
+
+    std::fs::write(&file, "log = [").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(log_line(&server, "cannot reload the settings; keeping the current ones")
+        .contains("TOML parse error"));
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn health_passes_against_a_serving_server_and_fails_without_one() {
+    for extra in [&[][..], &["--plaintext"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = process::spawn_with_args(dir.path(), "info", extra);
+        let home = tempfile::tempdir().unwrap();
+        let output = run(papo_server(home.path(), &[])
+            .args(["--listen", &server.addr, "--data-dir", dir.path().to_str().unwrap()])
+            .args(extra)
+            .arg("health"));
+        assert!(stdout(&output).starts_with(&format!("healthy: {} answered the handshake in ", server.addr)));
+        drop(server);
+
+        let output = run(papo_server(home.path(), &[("PAPO_DATA_DIR", dir.path().to_str().unwrap())])
+            .args(["--listen", "127.0.0.1:1"])
+            .args(extra)
+            .arg("health"));
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).starts_with("unhealthy: cannot reach the server at 127.0.0.1:1"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let home = tempfile::tempdir().unwrap();
+    let output = run(papo_server(home.path(), &[]).args(["--data-dir", "/nonexistent", "health"]));
+    assert!(
+        stderr(&output).contains("no certificate in /nonexistent/tls-cert.pem; has the server started"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    // process::start reads the fingerprint from `fingerprint=…`, which colour codes would break.
+    let server = process::spawn(dir.path(), "info");
+    assert!(matches!(server.security, papo_protocol::Security::Tls(_)), "the fingerprint line was not plain");
+    drop(server);
+
+    let home = tempfile::tempdir().unwrap();
+    let mut command = papo_server(home.path(), &[("PAPO_LOG_FORMAT", "json")]);
+    command.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--bcrypt-cost",
+        "4",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let mut child = command.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut fingerprint = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let object: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(object["timestamp"].is_string() && object["level"].is_string(), "{line}");
+        fingerprint = fingerprint.or(object["fields"]["fingerprint"].as_str().map(str::to_owned));
+        if object["fields"]["message"] == "listening" {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(fingerprint.expect("a fingerprint field").len(), 95, "32 bytes as AA:BB:…");
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definition() {
+    let home = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = stdout(&run(papo_server(home.path(), &[]).args(["completions", shell])));
+        assert!(script.contains("papo-server") && script.contains("print-config"), "{shell}");
+    }
+    let man = stdout(&run(papo_server(home.path(), &[]).arg("man")));
+    assert!(man.contains(".TH papo-server 1"), "{man}");
+    assert!(man.contains("print\\-config") && man.contains("health"), "every flag and subcommand");
+}
