@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::disk;
 use crate::irc;
 use crate::ngircd::{self, Ngircd};
-use crate::pairs::{self, PairsConfig, PairsResult};
+use crate::pairs::{self, AckSource, Inbox, Outbox, PairEnds, PairsConfig, PairsResult};
 use crate::papo_pairs;
 use crate::report::{self, latency_line, Spread};
 use crate::target::{self, Target};
@@ -135,10 +135,8 @@ fn measure_papo(config: &VersusConfig) -> Result<(Figures, f64)> {
     let probe = disk::sync_latency(data_dir, disk::QUICK_PROBE, Duration::MAX)
         .context("cannot time the disk under the data directory")?;
     let ends = papo_pairs::connect(&target, work.pairs, "pair")?;
-    let before = target.cpu_time();
-    let result = pairs::drive(ends, work);
-    let cpu = before.zip(target.cpu_time()).map(|(before, after)| after.saturating_sub(before));
-    let figures = report_side("papo", &result, cpu);
+    let (result, cpu) = drive_timed(ends, work, || target.cpu_time());
+    let figures = report_side("papo", &result, &cpu);
     result.ensure_complete(work).context("papo")?;
     Ok((figures, probe.latency.value_at_quantile(0.5) as f64))
 }
@@ -154,31 +152,61 @@ fn measure_ngircd(binary: &ngircd::Binary, work: &PairsConfig) -> Result<Figures
             work.pairs * 2
         );
     }
-    let before = server.cpu_time();
-    let result = pairs::drive(connected.ends, work);
-    let cpu = before.zip(server.cpu_time()).map(|(before, after)| after.saturating_sub(before));
-    let figures = report_side("ngircd", &result, cpu);
+    let (result, cpu) = drive_timed(connected.ends, work, || server.cpu_time());
+    let figures = report_side("ngircd", &result, &cpu);
     result.ensure_complete(work).context("ngircd")?;
     Ok(figures)
 }
 
+/// CPU time used in a measured phase.
+struct PhaseCpu {
+    /// By the server.
+    server: Option<Duration>,
+    /// By this load generator, which shares the machine's cores with the server.
+    generator: Option<Duration>,
+}
+
+/// Drives the workload over `ends`, timing the CPU the server (read by `server_cpu`) and
+/// this process use meanwhile: logins and registrations before it are not counted.
+fn drive_timed<O: Outbox, A: AckSource, I: Inbox>(
+    ends: Vec<PairEnds<O, A, I>>,
+    work: &PairsConfig,
+    server_cpu: impl Fn() -> Option<Duration>,
+) -> (PairsResult, PhaseCpu) {
+    let own_cpu = || target::cpu_time_of(std::process::id());
+    let (server_before, own_before) = (server_cpu(), own_cpu());
+    let result = pairs::drive(ends, work);
+    let spent = |before: Option<Duration>, after: Option<Duration>| {
+        before.zip(after).map(|(before, after)| after.saturating_sub(before))
+    };
+    let cpu =
+        PhaseCpu { server: spent(server_before, server_cpu()), generator: spent(own_before, own_cpu()) };
+    (result, cpu)
+}
+
 /// Prints one server's run and returns its figures.
-fn report_side(name: &str, result: &PairsResult, cpu: Option<Duration>) -> Figures {
+fn report_side(name: &str, result: &PairsResult, cpu: &PhaseCpu) -> Figures {
     let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / result.delivered.max(1) as f64;
     // /proc counts CPU time in clock ticks: a run shorter than a few dozen of them gives a
     // coarse figure, and one under a tick none at all.
     let tick = target::clock_tick();
-    let cpu = cpu.filter(|cpu| !cpu.is_zero());
+    let show = |cpu: Option<Duration>| {
+        cpu.map_or(format!("under one {} ms tick", tick.as_millis()), |cpu| {
+            format!(
+                "{:.2}s ({} ticks) = {:.2} µs/message",
+                cpu.as_secs_f64(),
+                cpu.as_nanos() / tick.as_nanos().max(1),
+                per_message(cpu)
+            )
+        })
+    };
+    let server = cpu.server.filter(|cpu| !cpu.is_zero());
     println!(
-        "  {name}: delivered {} = {:.0} msg/s; server CPU {}",
+        "  {name}: delivered {} = {:.0} msg/s; server CPU {}; load generator CPU {}",
         result.delivered,
         result.delivered_per_sec(),
-        cpu.map_or(format!("under one {} ms tick", tick.as_millis()), |cpu| format!(
-            "{:.2}s ({} ticks) = {:.2} µs/message",
-            cpu.as_secs_f64(),
-            cpu.as_nanos() / tick.as_nanos().max(1),
-            per_message(cpu)
-        ))
+        show(server),
+        show(cpu.generator.filter(|cpu| !cpu.is_zero()))
     );
     println!("  {name}: {}", latency_line("send→deliver", &result.latency));
     let h = &result.latency;
@@ -187,7 +215,7 @@ fn report_side(name: &str, result: &PairsResult, cpu: Option<Duration>) -> Figur
         p50_us: h.value_at_quantile(0.50) as f64,
         p99_us: h.value_at_quantile(0.99) as f64,
         max_us: h.max() as f64,
-        cpu_us: cpu.map(per_message),
+        cpu_us: server.map(per_message),
     }
 }
 
