@@ -73,9 +73,12 @@ pub fn per_second(rate: f64) -> String {
     out
 }
 
-/// Microseconds as `45 µs`, `3.1 µs` or `1.62 ms`, to two or three significant digits.
+/// Microseconds as `45 µs`, `3.1 µs`, `1.62 ms` or `1.03 s`, to two or three significant
+/// digits.
 pub fn micros(us: f64) -> String {
-    if us >= 1000.0 {
+    if us >= 1_000_000.0 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1000.0 {
         let ms = us / 1000.0;
         let decimals = if ms >= 100.0 {
             0
@@ -144,6 +147,7 @@ mod tests {
         assert_eq!(micros(1620.0), "1.62 ms");
         assert_eq!(micros(17_600.0), "17.6 ms");
         assert_eq!(micros(145_000.0), "145 ms");
+        assert_eq!(micros(1_032_000.0), "1.03 s");
         assert_eq!(ratio(0.297), "0.30×");
         assert_eq!(ratio(7.1), "7.1×");
         assert_eq!(ratio(11.2), "11×");
