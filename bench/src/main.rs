@@ -2,15 +2,21 @@
 //!
 //! Starts a `papo-server` child on a loopback port (or targets `--server`), drives it with
 //! real protocol clients and prints throughput, latency percentiles and server memory.
+//! `versus` runs the same pairs workload against Debian's ngircd over IRC as well, for
+//! ratios to a peer measured on the same machine in the same run.
 //! Every run is bounded in message count and in time.
 
 mod connections;
 mod disk;
+mod irc;
 mod login;
+mod ngircd;
 mod pairs;
+mod papo_pairs;
 mod report;
 mod target;
 mod users;
+mod versus;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +28,7 @@ use papo_protocol::{Fingerprint, Security};
 use pairs::PairsConfig;
 use report::{latency_line, mib};
 use target::Target;
+use versus::VersusConfig;
 
 /// Load generator for papo-server (loopback only).
 #[derive(Debug, Parser)]
@@ -73,6 +80,48 @@ enum Mode {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The pairs workload against papo-server and against Debian's ngircd (IRC, in memory),
+    /// alternating, with the ratios papo ÷ ngircd.
+    ///
+    /// Each run starts a fresh plaintext papo-server and a fresh ngircd, drives both with the
+    /// same senders, windows, bodies and clocks, and measures messages/s, send→deliver
+    /// percentiles and server CPU per message (from /proc, over the measured phase only).
+    /// Over IRC every message is a PRIVMSG whose text carries its send time and sequence
+    /// number, and each batch a sender writes ends with a PING: its PONG acknowledges the
+    /// batch, so the window counts messages the server has not handled yet. ngircd is
+    /// started on a free loopback port with penalties off, no per-address limit, no DNS,
+    /// ident or PAM lookups, and every client an operator with user mode +F (no throttle).
+    /// It still handles at most 10 commands per client per pass and drops a client with
+    /// 2,048 bytes of unprocessed input, which bounds --window.
+    ///
+    /// Prints each run, then a Markdown table of medians and ranges (ratios taken within
+    /// each run), the disk's fdatasync p50 timed in the same runs, and the load average.
+    /// For example `versus --runs 5` (100 pairs, window 8) or `versus --pairs 1 --window 1
+    /// --messages 5000 --runs 5` (one conversation, one message at a time).
+    Versus {
+        /// Concurrent sending pairs.
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Messages per pair.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        /// Unacknowledged sends per sender.
+        #[arg(long, default_value_t = 8)]
+        window: u64,
+        /// Body bytes (at least 30: send time and sequence number; at most 456, for IRC).
+        #[arg(long, default_value_t = 64)]
+        body: usize,
+        /// Total messages per second over all pairs [default: as fast as the window allows].
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Runs of both servers, alternating which goes first.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// The ngircd binary, or `auto` to fetch Debian's package with `apt-get download`
+        /// and unpack it into a temporary directory (nothing is installed).
+        #[arg(long, default_value = "auto", value_name = "PATH|auto")]
+        ngircd: ngircd::Source,
+    },
 }
 
 /// The modes that drive a server.
@@ -89,7 +138,7 @@ enum Load {
         /// Unacknowledged sends per sender.
         #[arg(long, default_value_t = 64)]
         window: u64,
-        /// Body bytes.
+        /// Body bytes (at least 30: the send time and sequence number).
         #[arg(long, default_value_t = 64)]
         body: usize,
     },
@@ -139,6 +188,31 @@ fn main() -> Result<()> {
             print_disk(Duration::from_secs(seconds).min(time_limit), busy_threads, dir.as_deref())
         }
         Mode::Load(ref load) => run_load(&cli, load, time_limit),
+        Mode::Versus { pairs, messages, window, body, rate, runs, ref ngircd } => {
+            anyhow::ensure!(
+                cli.server.is_none(),
+                "versus starts both servers itself, to read their CPU time: drop --server"
+            );
+            anyhow::ensure!(
+                runs >= 1 && pairs >= 1 && window >= 1,
+                "--runs, --pairs and --window must be at least 1"
+            );
+            let config = VersusConfig {
+                pairs: PairsConfig {
+                    pairs,
+                    messages_per_pair: messages,
+                    rate,
+                    window,
+                    body_len: body,
+                    time_limit,
+                },
+                runs,
+                papo_bin: cli.server_bin.clone().unwrap_or_else(target::default_server_bin),
+                bcrypt_cost: cli.bcrypt_cost,
+                ngircd: ngircd.clone(),
+            };
+            versus::run(&config)
+        }
     }
 }
 
@@ -262,19 +336,11 @@ fn print_pairs(target: &Target, config: &PairsConfig) -> Result<()> {
         config.pairs,
         config.window,
         config.rate.map_or("max".to_owned(), |r| format!("{r}/s")),
-        config.pairs as u64 * config.messages_per_pair
+        config.expected()
     );
     println!("acknowledged (durable): {} = {:.0} msg/s", result.acked, result.acked_per_sec());
     println!("delivered: {} = {:.0} msg/s", result.delivered, result.delivered_per_sec());
     println!("{}", latency_line("send→deliver", &result.latency));
     println!("errors: {}", result.errors);
-    let expected = config.pairs as u64 * config.messages_per_pair;
-    anyhow::ensure!(result.errors == 0, "{} sends failed", result.errors);
-    anyhow::ensure!(
-        result.acked == expected && result.delivered == expected,
-        "only {} of {expected} messages acknowledged and {} delivered within the time limit",
-        result.acked,
-        result.delivered
-    );
-    Ok(())
+    result.ensure_complete(config)
 }

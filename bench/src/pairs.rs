@@ -1,9 +1,13 @@
 //! Sending pairs: each pair is one sender and one receiver; senders pipeline up to a window
 //! of unacknowledged messages, optionally paced to a total rate, and receivers time each
 //! message from send to delivery.
+//!
+//! The workload knows nothing of the wire: a pair is three ends ([`Outbox`], [`AckSource`],
+//! [`Inbox`]) that `papo_pairs` implements over Papo's protocol and `irc` over IRC, so
+//! both servers get exactly the same senders, windows, pacing and clocks.
 
 use std::collections::HashSet;
-use std::io::ErrorKind;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -12,14 +16,18 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use hdrhistogram::Histogram;
 
-use papo_protocol::{
-    ClientFrame, Event, FrameError, FrameReader, FrameWriter, ReadHalf, Reply, Request, ServerFrame,
-    WriteHalf,
-};
-
+use crate::papo_pairs;
 use crate::report;
 use crate::target::Target;
-use crate::users;
+
+/// Digits of the send time (nanoseconds since the run's start) that open every body.
+const TIME_DIGITS: usize = 20;
+
+/// Digits of the sequence number that follow the send time.
+const SEQ_DIGITS: usize = 10;
+
+/// The shortest body: the send time and the sequence number.
+pub const MIN_BODY: usize = TIME_DIGITS + SEQ_DIGITS;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -32,16 +40,24 @@ pub struct PairsConfig {
     pub rate: Option<f64>,
     /// Unacknowledged sends a sender keeps in flight.
     pub window: u64,
-    /// Body size in bytes (at least 20: the send time is carried in the body).
+    /// Body size in bytes (at least [`MIN_BODY`]: the send time and sequence number are
+    /// carried in the body).
     pub body_len: usize,
     /// Hard stop.
     pub time_limit: Duration,
 }
 
+impl PairsConfig {
+    /// Messages all senders send together.
+    pub fn expected(&self) -> u64 {
+        self.pairs as u64 * self.messages_per_pair
+    }
+}
+
 /// What happened.
 #[derive(Debug)]
 pub struct PairsResult {
-    /// Sends acknowledged (durable).
+    /// Sends acknowledged.
     pub acked: u64,
     /// Messages delivered to receivers.
     pub delivered: u64,
@@ -65,17 +81,92 @@ impl PairsResult {
     pub fn delivered_per_sec(&self) -> f64 {
         self.delivered as f64 / self.deliver_span.as_secs_f64().max(1e-9)
     }
+
+    /// Fails unless every message of `config` was acknowledged and delivered without error.
+    pub fn ensure_complete(&self, config: &PairsConfig) -> Result<()> {
+        let expected = config.expected();
+        anyhow::ensure!(self.errors == 0, "{} sends failed", self.errors);
+        anyhow::ensure!(
+            self.acked == expected && self.delivered == expected,
+            "only {} of {expected} messages acknowledged and {} delivered within the time limit",
+            self.acked,
+            self.delivered
+        );
+        Ok(())
+    }
 }
 
-#[derive(Default)]
-struct Window {
-    acked: Mutex<u64>,
-    moved: Condvar,
+/// One read attempt on a connection with a read timeout.
+pub enum Read<T> {
+    /// What the reader waits for.
+    Item(T),
+    /// Something else arrived (a presence event, a server notice): read again.
+    Other,
+    /// Nothing arrived in time: check the deadline and try again.
+    TimedOut,
+    /// The connection ended or broke.
+    Closed,
 }
 
-/// Runs the pairs against `target`; users are created with `prefix`.
+/// The sending side of a sender's connection.
+pub trait Outbox: Send + 'static {
+    /// Queues message number `seq` (from 0) with `body`, to the pair's receiver.
+    fn queue(&mut self, seq: u64, body: &str) -> io::Result<()>;
+    /// Sends everything queued.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Sends whose fate the server reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Sends newly acknowledged or refused, in order: the window moves by this many.
+    pub count: u64,
+    /// Of all settled sends, how many the server refused.
+    pub failed: u64,
+}
+
+/// The reading side of a sender's connection, where acknowledgements arrive.
+pub trait AckSource: Send + 'static {
+    /// Waits (at most the connection's read timeout) for the next acknowledgements.
+    fn next_settled(&mut self) -> Read<Settled>;
+}
+
+/// A message that reached a receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Identifies the message within its pair, so one delivered twice is counted once.
+    pub id: u64,
+    /// Its body's send time, nanoseconds since the run's start.
+    pub sent_at: Option<u64>,
+}
+
+/// A receiver's connection.
+pub trait Inbox: Send + 'static {
+    /// Waits (at most the connection's read timeout) for the next delivered message.
+    fn next_delivery(&mut self) -> Read<Delivery>;
+}
+
+/// The three ends of one pair, connected and logged in.
+pub struct PairEnds<O, A, I> {
+    /// Where the sender writes.
+    pub outbox: O,
+    /// Where the sender's acknowledgements arrive.
+    pub acks: A,
+    /// Where the receiver reads.
+    pub inbox: I,
+}
+
+/// Runs the pairs against a Papo `target`; users are created with `prefix`.
 pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsResult> {
-    let clients = users::logged_in(target, prefix, config.pairs * 2, 8)?;
+    let ends = papo_pairs::connect(target, config.pairs, prefix)?;
+    Ok(drive(ends, config))
+}
+
+/// Runs `config`'s workload over connected pairs, whatever their wire.
+pub fn drive<O: Outbox, A: AckSource, I: Inbox>(
+    ends: Vec<PairEnds<O, A, I>>,
+    config: &PairsConfig,
+) -> PairsResult {
     let start = Instant::now();
     let deadline = start + config.time_limit;
     let last_ack = Arc::new(AtomicU64::new(0));
@@ -84,19 +175,13 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
     let mut senders = Vec::new();
     let mut ack_readers = Vec::new();
     let mut receivers = Vec::new();
-    let mut clients = clients.into_iter();
-    while let (Some((sender, _)), Some((receiver, receiver_session))) = (clients.next(), clients.next()) {
-        let (sender_conn, _) = sender.into_parts();
-        let (receiver_conn, _) = receiver.into_parts();
-        let (mut ack_reader, writer) = sender_conn.split();
-        let (mut receiver_reader, _) = receiver_conn.split();
+    for PairEnds { outbox, mut acks, mut inbox } in ends {
         let window = Arc::new(Window::default());
-        let to = receiver_session.name.to_string();
         let total = config.messages_per_pair;
         {
             let (window, last_ack, errors) = (window.clone(), last_ack.clone(), errors.clone());
             ack_readers.push(thread::spawn(move || {
-                read_acks(&mut ack_reader, &window, total, start, deadline, &last_ack, &errors)
+                read_acks(&mut acks, &window, total, start, deadline, &last_ack, &errors)
             }));
         }
         let config = config.clone();
@@ -105,12 +190,10 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
         let offset =
             config.rate.map_or(Duration::ZERO, |rate| Duration::from_secs_f64(senders.len() as f64 / rate));
         let clock = Clock { start, first_send: start + offset, deadline };
-        senders.push(thread::spawn(move || send_loop(writer, &to, &config, &window, &clock)));
+        senders.push(thread::spawn(move || send_loop(outbox, &config, &window, &clock)));
         let last_delivery = last_delivery.clone();
-        receivers.push(thread::spawn(move || {
-            let _ = receiver_reader.get_ref().socket().set_read_timeout(Some(Duration::from_millis(200)));
-            receive_loop(&mut receiver_reader, total, start, deadline, &last_delivery)
-        }));
+        receivers
+            .push(thread::spawn(move || receive_loop(&mut inbox, total, start, deadline, &last_delivery)));
     }
     senders.into_iter().for_each(|t| t.join().expect("sender thread"));
     let acked: u64 = ack_readers.into_iter().map(|t| t.join().expect("ack thread")).sum();
@@ -121,14 +204,37 @@ pub fn run(target: &Target, config: &PairsConfig, prefix: &str) -> Result<PairsR
         delivered += count;
         latency.add(histogram).expect("same bounds");
     }
-    Ok(PairsResult {
+    PairsResult {
         acked,
         delivered,
         errors: errors.load(Ordering::Relaxed),
         ack_span: Duration::from_nanos(last_ack.load(Ordering::Relaxed)),
         deliver_span: Duration::from_nanos(last_delivery.load(Ordering::Relaxed)),
         latency,
-    })
+    }
+}
+
+/// The body of message `seq` sent at `sent_at`: both as fixed-width digits, then padding.
+pub fn body(sent_at: u64, seq: u64, padding: &str) -> String {
+    format!("{sent_at:0TIME_DIGITS$}{seq:0SEQ_DIGITS$}{padding}")
+}
+
+/// The padding that brings a body to `body_len` bytes.
+pub fn padding(body_len: usize) -> String {
+    "x".repeat(body_len.saturating_sub(MIN_BODY))
+}
+
+/// The send time and sequence number at the start of a body, if it has them.
+pub fn parse_body(body: &str) -> Option<(u64, u64)> {
+    let sent_at = body.get(..TIME_DIGITS)?.parse().ok()?;
+    let seq = body.get(TIME_DIGITS..MIN_BODY)?.parse().ok()?;
+    Some((sent_at, seq))
+}
+
+#[derive(Default)]
+struct Window {
+    acked: Mutex<u64>,
+    moved: Condvar,
 }
 
 /// Times of one sender: the shared zero of all timestamps, its own first send, the stop.
@@ -139,16 +245,10 @@ struct Clock {
     deadline: Instant,
 }
 
-fn send_loop(
-    mut writer: FrameWriter<WriteHalf>,
-    to: &str,
-    config: &PairsConfig,
-    window: &Window,
-    clock: &Clock,
-) {
+fn send_loop(mut outbox: impl Outbox, config: &PairsConfig, window: &Window, clock: &Clock) {
     let Clock { start, first_send, deadline } = *clock;
     let per_pair_rate = config.rate.map(|rate| rate / config.pairs as f64);
-    let padding = "x".repeat(config.body_len.saturating_sub(20));
+    let padding = padding(config.body_len);
     let mut sent = 0u64;
     while sent < config.messages_per_pair && Instant::now() < deadline {
         let room = {
@@ -170,40 +270,19 @@ fn send_loop(
         };
         for _ in 0..batch {
             let sent_at = start.elapsed().as_nanos() as u64;
-            let body = format!("{sent_at:020}{padding}");
-            let request = Request::Send { to: to.to_owned(), body, client_msg_id: sent };
-            if writer.queue_message(&ClientFrame::Request { id: sent, request }).is_err() {
+            if outbox.queue(sent, &body(sent_at, sent, &padding)).is_err() {
                 return;
             }
             sent += 1;
         }
-        if writer.flush().is_err() {
+        if outbox.flush().is_err() {
             return;
         }
     }
 }
 
-/// One read attempt on a connection with a read timeout.
-enum Read {
-    Frame(ServerFrame),
-    /// Nothing arrived in time: check the deadline and try again.
-    TimedOut,
-    /// The connection ended or broke.
-    Closed,
-}
-
-fn next_frame(reader: &mut FrameReader<ReadHalf>) -> Read {
-    match reader.read_message::<ServerFrame>() {
-        Ok(Some(frame)) => Read::Frame(frame),
-        Err(FrameError::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-            Read::TimedOut
-        }
-        Ok(None) | Err(_) => Read::Closed,
-    }
-}
-
 fn read_acks(
-    reader: &mut FrameReader<ReadHalf>,
+    acks: &mut impl AckSource,
     window: &Window,
     total: u64,
     start: Instant,
@@ -211,31 +290,25 @@ fn read_acks(
     last_ack: &AtomicU64,
     errors: &AtomicU64,
 ) -> u64 {
-    let _ = reader.get_ref().socket().set_read_timeout(Some(Duration::from_millis(200)));
-    let (mut acked, mut settled) = (0, 0);
+    let (mut settled, mut failed) = (0, 0);
     while settled < total && Instant::now() < deadline {
-        let frame = match next_frame(reader) {
-            Read::Frame(frame) => frame,
-            Read::TimedOut => continue,
+        let news = match acks.next_settled() {
+            Read::Item(news) => news,
+            Read::Other | Read::TimedOut => continue,
             Read::Closed => break,
         };
-        let ServerFrame::Reply { result, .. } = frame else { continue };
-        settled += 1;
-        match result {
-            Ok(Reply::Sent { .. }) => acked += 1,
-            _ => {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        settled += news.count;
+        failed += news.failed;
         *window.acked.lock().expect("window lock") = settled;
         window.moved.notify_one();
     }
+    errors.fetch_add(failed, Ordering::Relaxed);
     last_ack.fetch_max(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    acked
+    settled.saturating_sub(failed)
 }
 
 fn receive_loop(
-    reader: &mut FrameReader<ReadHalf>,
+    inbox: &mut impl Inbox,
     total: u64,
     start: Instant,
     deadline: Instant,
@@ -246,21 +319,137 @@ fn receive_loop(
     // twice (the protocol lets clients de-duplicate by id): count and time it once.
     let mut received = HashSet::new();
     while (received.len() as u64) < total && Instant::now() < deadline {
-        let frame = match next_frame(reader) {
-            Read::Frame(frame) => frame,
-            Read::TimedOut => continue,
+        let delivery = match inbox.next_delivery() {
+            Read::Item(delivery) => delivery,
+            Read::Other | Read::TimedOut => continue,
             Read::Closed => break,
         };
-        if let ServerFrame::Event(Event::Message(message)) = frame {
-            if !received.insert(message.id) {
-                continue;
-            }
-            let now = start.elapsed().as_nanos() as u64;
-            if let Some(sent_at) = message.body.get(..20).and_then(|t| t.parse::<u64>().ok()) {
-                let _ = latency.record(now.saturating_sub(sent_at) / 1000);
-            }
+        if !received.insert(delivery.id) {
+            continue;
+        }
+        let now = start.elapsed().as_nanos() as u64;
+        if let Some(sent_at) = delivery.sent_at {
+            let _ = latency.record(now.saturating_sub(sent_at) / 1000);
         }
     }
     last_delivery.fetch_max(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     (received.len() as u64, latency)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    #[test]
+    fn a_body_carries_its_send_time_and_number_in_its_length() {
+        let text = body(1_234_567, 42, &padding(64));
+        assert_eq!(text.len(), 64);
+        assert_eq!(parse_body(&text), Some((1_234_567, 42)));
+        assert_eq!(body(7, 3, &padding(10)).len(), MIN_BODY, "never shorter than its stamps");
+        assert_eq!(parse_body("12345"), None);
+        assert_eq!(parse_body(&"y".repeat(40)), None);
+    }
+
+    /// An in-memory wire: what the outbox sends arrives at once as acknowledgement and
+    /// delivery; the number it refuses is acknowledged as refused (and still delivered, so
+    /// the receivers finish without waiting for the time limit).
+    #[derive(Clone, Default)]
+    struct Loopback {
+        acks: Arc<Mutex<VecDeque<Settled>>>,
+        deliveries: Arc<Mutex<VecDeque<Delivery>>>,
+        refuse: Option<u64>,
+    }
+
+    impl Outbox for Loopback {
+        fn queue(&mut self, seq: u64, body: &str) -> io::Result<()> {
+            let refused = self.refuse == Some(seq);
+            self.acks.lock().unwrap().push_back(Settled { count: 1, failed: u64::from(refused) });
+            let sent_at = parse_body(body).map(|(sent_at, _)| sent_at);
+            self.deliveries.lock().unwrap().push_back(Delivery { id: seq, sent_at });
+            Ok(())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl AckSource for Loopback {
+        fn next_settled(&mut self) -> Read<Settled> {
+            match self.acks.lock().unwrap().pop_front() {
+                Some(settled) => Read::Item(settled),
+                None => {
+                    thread::sleep(Duration::from_millis(1));
+                    Read::TimedOut
+                }
+            }
+        }
+    }
+
+    impl Inbox for Loopback {
+        fn next_delivery(&mut self) -> Read<Delivery> {
+            match self.deliveries.lock().unwrap().pop_front() {
+                Some(delivery) => Read::Item(delivery),
+                None => {
+                    thread::sleep(Duration::from_millis(1));
+                    Read::TimedOut
+                }
+            }
+        }
+    }
+
+    fn config(messages_per_pair: u64, time_limit: Duration) -> PairsConfig {
+        PairsConfig { pairs: 2, messages_per_pair, rate: None, window: 4, body_len: 64, time_limit }
+    }
+
+    fn ends(refuse: Option<u64>) -> Vec<PairEnds<Loopback, Loopback, Loopback>> {
+        (0..2)
+            .map(|_| {
+                let wire = Loopback { refuse, ..Loopback::default() };
+                PairEnds { outbox: wire.clone(), acks: wire.clone(), inbox: wire }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_message_is_acknowledged_delivered_and_timed_once() {
+        let config = config(50, Duration::from_secs(30));
+        let result = drive(ends(None), &config);
+        assert_eq!((result.acked, result.delivered, result.errors), (100, 100, 0));
+        assert_eq!(result.latency.len(), 100);
+        result.ensure_complete(&config).unwrap();
+    }
+
+    #[test]
+    fn a_refused_send_is_an_error_and_the_run_is_incomplete() {
+        let config = config(10, Duration::from_secs(30));
+        let result = drive(ends(Some(3)), &config);
+        assert_eq!((result.acked, result.errors), (18, 2));
+        assert!(result.ensure_complete(&config).is_err());
+    }
+
+    #[test]
+    fn a_wire_that_never_answers_stops_at_the_time_limit() {
+        struct Silent;
+        impl AckSource for Silent {
+            fn next_settled(&mut self) -> Read<Settled> {
+                thread::sleep(Duration::from_millis(5));
+                Read::TimedOut
+            }
+        }
+        impl Inbox for Silent {
+            fn next_delivery(&mut self) -> Read<Delivery> {
+                thread::sleep(Duration::from_millis(5));
+                Read::TimedOut
+            }
+        }
+        let config = config(1000, Duration::from_millis(300));
+        let ends = vec![PairEnds { outbox: Loopback::default(), acks: Silent, inbox: Silent }];
+        let started = Instant::now();
+        let result = drive(ends, &config);
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!((result.acked, result.delivered), (0, 0));
+    }
 }

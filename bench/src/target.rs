@@ -90,13 +90,7 @@ impl Target {
     /// CPU time the server used so far, when it is our child: what TLS adds shows here even
     /// when throughput is bound by disk flushes.
     pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.as_ref()?.id())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        // SAFETY: sysconf only reads a system constant.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        Some(Duration::from_secs_f64(ticks as f64 / per_second.max(1) as f64))
+        cpu_time_of(self.child.as_ref()?.id())
     }
 
     /// A handshaken connection.
@@ -137,4 +131,21 @@ pub fn rss_of(pid: &str) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+/// CPU time (user + system, all threads, living or ended) process `pid` used so far, from
+/// `/proc/PID/stat`, in clock ticks (usually 10 ms).
+pub fn cpu_time_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u32 = fields.get(11)?.parse::<u32>().ok()? + fields.get(12)?.parse::<u32>().ok()?;
+    Some(clock_tick() * ticks)
+}
+
+/// The unit of `/proc/PID/stat`'s CPU times.
+pub fn clock_tick() -> Duration {
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Duration::from_secs(1) / per_second.clamp(1, 1_000_000) as u32
 }

@@ -19,6 +19,22 @@ pub fn logged_in(
     count: usize,
     threads: usize,
 ) -> Result<Vec<(Client, LoggedIn)>> {
+    in_parallel(count, threads, |i| {
+        let name = format!("{prefix}{i}");
+        let mut client = target.connect()?;
+        client.register(&name, PASSWORD).with_context(|| format!("cannot register {name}"))?;
+        let session = client.login(&name, PASSWORD).with_context(|| format!("cannot log in {name}"))?;
+        Ok((client, session))
+    })
+}
+
+/// Runs `make(i)` for every `i` below `count` on `threads` threads and returns the results
+/// in order of `i`, or the first error.
+pub fn in_parallel<T: Send>(
+    count: usize,
+    threads: usize,
+    make: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
     let next = AtomicUsize::new(0);
     let done = Mutex::new(Vec::with_capacity(count));
     thread::scope(|scope| -> Result<()> {
@@ -30,14 +46,8 @@ pub fn logged_in(
                         if i >= count {
                             return Ok(());
                         }
-                        let name = format!("{prefix}{i}");
-                        let mut client = target.connect()?;
-                        client
-                            .register(&name, PASSWORD)
-                            .with_context(|| format!("cannot register {name}"))?;
-                        let session =
-                            client.login(&name, PASSWORD).with_context(|| format!("cannot log in {name}"))?;
-                        done.lock().expect("no panics while holding").push((i, client, session));
+                        let made = make(i)?;
+                        done.lock().expect("no panics while holding").push((i, made));
                     }
                 })
             })
@@ -48,6 +58,6 @@ pub fn logged_in(
         Ok(())
     })?;
     let mut done = done.into_inner().expect("no panics while holding");
-    done.sort_by_key(|(i, _, _)| *i);
-    Ok(done.into_iter().map(|(_, client, session)| (client, session)).collect())
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, made)| made).collect())
 }
