@@ -10,7 +10,7 @@
 pub mod admin;
 mod auth;
 mod chat;
-mod clock;
+pub mod clock;
 mod config;
 mod deadline;
 mod hub;

@@ -5,6 +5,7 @@ mod cli {
     pub mod layers;
     pub mod logging;
     pub mod settings;
+    pub mod store;
 }
 
 use std::ffi::OsString;
@@ -78,7 +79,8 @@ Examples:
   papo-server                                  serve on 0.0.0.0:7878 with the defaults
   papo-server --listen 192.168.0.10:7878 --data-dir /srv/papo
   papo-server --config /etc/papo/server.toml --print-config
-  papo-server health                           check a running server on its own port";
+  papo-server health                           check a running server on its own port
+  papo-server export backup.jsonl              back the store up (while it runs, too)";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -91,6 +93,37 @@ and which certificate to expect (the one in --data-dir, or --tls-cert); run it b
 Example:
   papo-server --listen 0.0.0.0:7878 health")]
     Health,
+    /// Read the whole store and its log (of a stopped server) and list any damage: exits 0
+    /// if there is none, 1 if there is.
+    #[command(after_help = "\
+It changes nothing. Run it when a start is refused, or before trusting a restored backup.
+
+Example:
+  papo-server --data-dir /var/lib/papo-server check")]
+    Check,
+    /// Write every account, message, read state and resend entry as JSON lines (documented in
+    /// the README), from the running server (through admin.sock in its data directory) or from
+    /// a stopped one's directory.
+    #[command(after_help = "\
+Resume tokens are not exported: after an import everyone logs in again with their password.
+
+Examples:
+  papo-server export backup.jsonl
+  papo-server --data-dir /var/lib/papo-server export - | gzip > papo-$(date +%F).jsonl.gz")]
+    Export {
+        /// The file to write, or - for standard output.
+        #[arg(value_name = "FILE", default_value = "-")]
+        file: PathBuf,
+    },
+    /// Load an export into a new data directory (--data-dir must hold no store yet).
+    #[command(after_help = "\
+Example:
+  papo-server --data-dir /srv/papo-new import backup.jsonl")]
+    Import {
+        /// The export to read, or - for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Print a shell completion script for papo-server.
     #[command(after_help = "\
 Examples:
@@ -125,6 +158,15 @@ fn run(cli: Cli, file: Option<PathBuf>, args: Vec<OsString>) -> Result<ExitCode>
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Some(Command::Health) => return cli::health::check(&cli.settings),
+        Some(Command::Check) => return cli::store::check(&cli.settings.data_dir()?),
+        Some(Command::Export { file }) => {
+            let options = cli.settings.server_config(cli.settings.data_dir()?).store;
+            return cli::store::export(&cli.settings.data_dir()?, Some(&file), options);
+        }
+        Some(Command::Import { file }) => {
+            let options = cli.settings.server_config(cli.settings.data_dir()?).store;
+            return cli::store::import(&cli.settings.data_dir()?, &file, options);
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "papo-server", &mut stdout);
             return Ok(ExitCode::SUCCESS);

@@ -25,16 +25,20 @@ use crate::{auth, Config, Shutdown};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start or stop cleanly.
+///
+/// Each message says what was being done and leaves the cause to its `source`, which
+/// callers print after it (`{:#}` with anyhow): a message that embedded its source as well
+/// would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The data directory could not be opened or flushed.
-    #[error("storage: {0}")]
+    #[error("storage")]
     Store(#[from] StoreError),
     /// The store failed while serving: it answers nothing more.
     #[error("storage failed: {0}; the server stopped so that its supervisor restarts it, and the write-ahead log replays what is on disk")]
     StoreFailed(String),
     /// The listener or a helper thread failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: &'static str,
@@ -42,10 +46,10 @@ pub enum ServerError {
         source: io::Error,
     },
     /// The TLS certificate or key could not be loaded or generated.
-    #[error("TLS: {0}")]
+    #[error("TLS")]
     Tls(#[from] TlsError),
     /// bcrypt rejected the configured cost.
-    #[error("invalid bcrypt cost {cost}: {source}")]
+    #[error("invalid bcrypt cost {cost}")]
     BcryptCost {
         /// The configured cost.
         cost: u32,
