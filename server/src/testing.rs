@@ -1,5 +1,6 @@
-//! A real server in-process on an ephemeral loopback port with a temporary data directory,
-//! for this workspace's integration tests and for the load generator's self-hosted mode.
+//! A real server in-process with a temporary data directory, for tests and fuzz targets
+//! (behind the `test-support` feature): [`TestServer`] on an ephemeral loopback port, and
+//! [`MemoryServer`], whose sessions run over in-memory connections on the caller's thread.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,7 +12,10 @@ use std::time::Duration;
 
 use papo_protocol::{Client, Fingerprint, LoggedIn, Security};
 
-use crate::{Config, ServerError, Shutdown};
+use crate::clock::{Clock, SystemClock};
+use crate::shared::Shared;
+use crate::store::Store;
+use crate::{handlers, memory, Config, ServerError, Shutdown};
 
 /// The password [`TestServer::user`] registers with.
 pub const PASSWORD: &str = "correct horse";
@@ -54,12 +58,7 @@ impl TestServer {
     /// Starts on a listener the caller bound (to restart on the same port, say).
     pub fn start_on(listener: TcpListener, dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
         let addr = listener.local_addr().expect("listener address");
-        let mut config = Config::new(dir);
-        config.bcrypt_cost = 4;
-        // Small log segments: tests start many servers (each zero-fills its first spare
-        // segment), and traffic in tests then passes through checkpoints too.
-        config.store.wal_segment = 256 * 1024;
-        tweak(&mut config);
+        let config = test_config(dir, tweak);
         // Prepared here as well as in `run` (which then loads the same files) to learn the
         // fingerprint clients must pin.
         let fingerprint =
@@ -111,6 +110,65 @@ impl Drop for TestServer {
             self.shutdown.trigger();
             let _ = handle.join();
         }
+    }
+}
+
+/// The settings of test servers: bcrypt at its cheapest, small log segments.
+fn test_config(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::new(dir);
+    config.bcrypt_cost = 4;
+    // Small log segments: tests start many servers (each zero-fills its first spare
+    // segment), and traffic in tests then passes through checkpoints too.
+    config.store.wal_segment = 256 * 1024;
+    tweak(&mut config);
+    config
+}
+
+/// A server without a listener: each call of [`MemoryServer::serve`] runs one session on
+/// the caller's thread over an in-memory connection, so a fuzz target or test needs no
+/// socket, no thread per connection and no timeout.
+#[derive(Debug)]
+pub struct MemoryServer {
+    shared: Arc<Shared>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl MemoryServer {
+    /// Opens a store in a new temporary directory, with the settings of [`TestServer`].
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_clock(tweak, Arc::new(SystemClock))
+    }
+
+    /// Like [`MemoryServer::start_with`], with the handlers reading `clock`.
+    pub(crate) fn start_with_clock(tweak: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Self {
+        let tempdir = tempfile::tempdir().expect("create a temporary data directory");
+        let mut server = Self::start_in(tempdir.path(), tweak, clock);
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Opens the store in `dir`, which the caller keeps alive.
+    pub(crate) fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Self {
+        let config = test_config(dir, tweak);
+        let store = Store::open_with(dir, config.store).expect("open the store");
+        let dummy_hash = handlers::dummy_hash(config.bcrypt_cost).expect("bcrypt cost");
+        Self { shared: Arc::new(Shared::new(config, store, dummy_hash, clock)), _tempdir: None }
+    }
+
+    /// Serves one connection that sends `input` and then closes; returns every byte the
+    /// server sent it.
+    pub fn serve(&self, input: &[u8]) -> Vec<u8> {
+        memory::serve_to_end(&self.shared, input)
+    }
+
+    /// How many users have a session online (none, once every session has ended).
+    pub fn online_users(&self) -> usize {
+        self.shared.hub.online_users()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
