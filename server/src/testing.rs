@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -187,7 +187,20 @@ pub struct Recorded {
 pub struct RecordingProxy {
     /// Where clients connect instead of the server.
     pub addr: SocketAddr,
-    connections: Arc<Mutex<Vec<Recorded>>>,
+    recording: Arc<Recording>,
+}
+
+#[derive(Debug, Default)]
+struct Recording {
+    state: Mutex<RecordingState>,
+    pump_ended: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct RecordingState {
+    connections: Vec<Recorded>,
+    /// Directions still being copied, two per open connection.
+    pumping: usize,
 }
 
 impl RecordingProxy {
@@ -195,37 +208,48 @@ impl RecordingProxy {
     pub fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let recording = Arc::clone(&connections);
+        let recording = Arc::new(Recording::default());
+        let accepting = Arc::clone(&recording);
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
                 let Ok(server) = TcpStream::connect(target) else { return };
                 let index = {
-                    let mut all = recording.lock().expect("recording");
-                    all.push(Recorded::default());
-                    all.len() - 1
+                    let mut state = accepting.state.lock().expect("recording");
+                    state.connections.push(Recorded::default());
+                    state.pumping += 2;
+                    state.connections.len() - 1
                 };
                 for to_server in [true, false] {
                     let (from, to) = if to_server { (&client, &server) } else { (&server, &client) };
                     let (from, to) = (from.try_clone().expect("clone"), to.try_clone().expect("clone"));
-                    let recording = Arc::clone(&recording);
+                    let recording = Arc::clone(&accepting);
                     std::thread::spawn(move || {
                         pump(from, to, |bytes| {
-                            let mut all = recording.lock().expect("recording");
-                            let side = &mut all[index];
+                            let mut state = recording.state.lock().expect("recording");
+                            let side = &mut state.connections[index];
                             if to_server { &mut side.to_server } else { &mut side.to_client }
                                 .extend_from_slice(bytes);
-                        })
+                        });
+                        recording.state.lock().expect("recording").pumping -= 1;
+                        recording.pump_ended.notify_all();
                     });
                 }
             }
         });
-        Self { addr, connections }
+        Self { addr, recording }
     }
 
-    /// Everything recorded so far, one entry per connection.
-    pub fn connections(&self) -> Vec<Recorded> {
-        self.connections.lock().expect("recording").clone()
+    /// Everything recorded, one entry per connection, once every connection so far has
+    /// closed both ways (so nothing is still in flight); panics after 10 s of waiting.
+    pub fn closed_connections(&self) -> Vec<Recorded> {
+        let state = self.recording.state.lock().expect("recording");
+        let (state, waited) = self
+            .recording
+            .pump_ended
+            .wait_timeout_while(state, Duration::from_secs(10), |state| state.pumping > 0)
+            .expect("recording");
+        assert!(!waited.timed_out(), "proxied connections still open after 10 s");
+        state.connections.clone()
     }
 }
 
