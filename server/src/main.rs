@@ -169,7 +169,7 @@ fn main() -> Result<()> {
         (false, Some(cert), Some(key)) => TlsMode::Files { cert, key },
         (false, ..) => TlsMode::SelfSigned,
     };
-    papo_server::run(listener, config, shutdown)?;
+    papo_server::run(listener, config, &shutdown)?;
     Ok(())
 }
 

@@ -78,7 +78,7 @@ impl Drop for LiveGuard {
 /// and flushes the store.
 ///
 /// Taking a bound listener lets tests bind `127.0.0.1:0` and read the port.
-pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), ServerError> {
+pub fn run(listener: TcpListener, config: Config, shutdown: &Shutdown) -> Result<(), ServerError> {
     let io_err = |context| move |source| ServerError::Io { context, source };
     let opened = Instant::now();
     // bcrypt's self-timed dummy hash is pure CPU, and opening the store (sled's recovery, the
@@ -97,7 +97,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
         data_dir = %config.data_dir.display(),
         newest_message = store.last_message_id()?,
         bytes_on_disk = store.size_on_disk().unwrap_or(0),
-        took_ms = opened.elapsed().as_millis() as u64,
+        took_ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
         "opened the store"
     );
     let tls = tls::prepare(&config.tls, &config.data_dir)?;
@@ -112,7 +112,11 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     }
     let (dummy_hash, hashing) =
         hashed.map_err(|source| ServerError::BcryptCost { cost: config.bcrypt_cost, source })?;
-    info!(cost = config.bcrypt_cost, ms_per_login = hashing.as_millis() as u64, "bcrypt ready");
+    info!(
+        cost = config.bcrypt_cost,
+        ms_per_login = u64::try_from(hashing.as_millis()).unwrap_or(u64::MAX),
+        "bcrypt ready"
+    );
     let network = Arc::new(Network {
         tls,
         writer: Writer::start().map_err(io_err("starting the writer thread"))?,
@@ -129,7 +133,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     info!(address = %local, "listening");
 
     let live = Arc::new(Live::default());
-    accept_loop(&listener, &shared, &network, &live, &shutdown);
+    accept_loop(&listener, &shared, &network, &live, shutdown);
 
     info!("shutting down");
     drop(listener);
@@ -177,7 +181,7 @@ fn accept_loop(
             break;
         }
         if live.count.load(Ordering::Acquire) >= shared.config.max_connections {
-            refuse(stream, ErrorCode::ServerFull, "the server is full; try again later");
+            refuse(&stream, ErrorCode::ServerFull, "the server is full; try again later");
             continue;
         }
         let _ = stream.set_nodelay(true);
@@ -199,10 +203,10 @@ fn accept_loop(
 }
 
 /// Tells a connection why it is not served, without ever blocking the accept loop.
-fn refuse(stream: TcpStream, code: ErrorCode, message: &str) {
+fn refuse(stream: &TcpStream, code: ErrorCode, message: &str) {
     debug!(peer = ?stream.peer_addr().ok(), ?code, "refusing a connection");
     let frame = frames::encode(&ServerFrame::Fatal(ErrorReply::new(code, message)));
-    let _ = SockRef::from(&stream).send_with_flags(&frame, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    let _ = SockRef::from(stream).send_with_flags(&frame, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
 }
 
 fn wait_for_sessions(live: &Live) {

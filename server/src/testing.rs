@@ -70,7 +70,7 @@ impl TestServer {
         let shutdown = Shutdown::new();
         let handle = {
             let shutdown = shutdown.clone();
-            std::thread::spawn(move || crate::run(listener, config, shutdown))
+            std::thread::spawn(move || crate::run(listener, config, &shutdown))
         };
         Self { addr, security, fingerprint, _tempdir: None, shutdown, handle: Some(handle) }
     }

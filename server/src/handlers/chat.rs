@@ -118,7 +118,7 @@ pub(super) fn history(
 pub(super) fn contacts(ctx: &Context<'_>, me: &Identity, after: Option<&str>) -> Result<Handled, ErrorReply> {
     // Subscribed before reading who is online, so no change falls between the two.
     ctx.hub.subscribe_presence(&me.name, ctx.session);
-    let after = after.map(Username::parse).transpose().map_err(invalid_name)?;
+    let after = after.map(Username::parse).transpose().map_err(|e| invalid_name(&e))?;
     let (names, more) =
         ctx.store.users_after(after.as_ref(), CONTACTS_PAGE + 1).map_err(|e| errors::from_store(&e))?;
     let mut contacts = Vec::with_capacity(names.len());
@@ -180,14 +180,14 @@ fn receipts(me: &Identity, sender: Username, kind: ReceiptKind, up_to: Option<Me
 }
 
 fn existing_user(ctx: &Context<'_>, raw: &str) -> Result<Username, ErrorReply> {
-    let name = Username::parse(raw).map_err(invalid_name)?;
+    let name = Username::parse(raw).map_err(|e| invalid_name(&e))?;
     if !ctx.store.user_exists(&name).map_err(|e| errors::from_store(&e))? {
         return Err(ErrorReply::new(ErrorCode::UnknownUser, format!("there is no user called {name}")));
     }
     Ok(name)
 }
 
-fn invalid_name(error: papo_protocol::InvalidName) -> ErrorReply {
+fn invalid_name(error: &papo_protocol::InvalidName) -> ErrorReply {
     ErrorReply::new(ErrorCode::InvalidName, format!("invalid name: {error}"))
 }
 

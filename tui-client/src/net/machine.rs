@@ -155,7 +155,7 @@ impl Net {
         let name = concat!("papo ", env!("CARGO_PKG_VERSION"));
         let client = match Client::connect(&self.server, &security, name, CONNECT_TIMEOUT) {
             Ok(client) => client,
-            Err(ClientError::Trust(refusal)) => return self.untrusted(refusal),
+            Err(ClientError::Trust(refusal)) => return self.untrusted(&refusal),
             Err(e) => return self.schedule_retry(describe(&e)),
         };
         let (conn, early_events) = client.into_parts();
@@ -200,10 +200,10 @@ impl Net {
     }
 
     /// Stops retrying until the user decides: retrying cannot change the certificate.
-    fn untrusted(&mut self, refusal: TrustError) {
+    fn untrusted(&mut self, refusal: &TrustError) {
         warn!(%refusal, "server not trusted");
         self.retry_at = None;
-        let problem = match refusal {
+        let problem = match *refusal {
             TrustError::Unknown { presented } => TrustProblem::Unknown { presented },
             TrustError::Changed { pinned, presented } => TrustProblem::Changed {
                 trusted: pinned,
@@ -384,9 +384,9 @@ impl Net {
     }
 
     fn start_session(&mut self, name: Username, token: String) {
-        self.me = Some(name.clone());
         self.token = Some(token);
         self.restore_outbox(&name);
+        self.me = Some(name);
         (self.emit)(NetEvent::Link(Link::Online));
         self.request(Request::Contacts { after: None }, Pending::Contacts(Vec::new()));
         for (with, before) in std::mem::take(&mut self.reissue) {
