@@ -382,7 +382,26 @@ mod tests {
     use crate::{frame, MAX_FRAME_LEN};
 
     fn bytes(event: Event) -> Vec<u8> {
-        frame::encode(&ServerFrame::Event(event), MAX_FRAME_LEN).unwrap()
+        encode(&ServerFrame::Event(event))
+    }
+
+    fn encode(frame: &impl Serialize) -> Vec<u8> {
+        frame::encode(frame, MAX_FRAME_LEN).unwrap()
+    }
+
+    /// The handshake, byte for byte: it is how two releases learn they differ, so its frames
+    /// (and the refusal of another version) must read the same in every version.
+    #[test]
+    fn the_handshake_has_fixed_bytes_in_every_version() {
+        let hello = ClientFrame::Hello(Hello { protocol_version: 2, client_name: "ab".into() });
+        // Length 5; ClientFrame::Hello (0); version 2; "ab".
+        assert_eq!(encode(&hello), [0, 0, 0, 5, 0, 2, 2, b'a', b'b']);
+        let welcome = ServerFrame::Welcome(Welcome { protocol_version: 2, server_version: "0.1".into() });
+        // Length 6; ServerFrame::Welcome (0); version 2; "0.1".
+        assert_eq!(encode(&welcome), [0, 0, 0, 6, 0, 2, 3, b'0', b'.', b'1']);
+        let refusal = ServerFrame::Fatal(ErrorReply::new(ErrorCode::UnsupportedVersion, "x"));
+        // Length 4; ServerFrame::Fatal (3); ErrorCode::UnsupportedVersion (0); "x".
+        assert_eq!(encode(&refusal), [0, 0, 0, 4, 3, 0, 1, b'x']);
     }
 
     /// The events version 2 added, byte for byte: a reordered field or variant shows here.
