@@ -1,4 +1,4 @@
-//! What every live-server fuzz target does with one input.
+//! What a fuzz target against a live server over TCP does with one input.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -28,11 +28,12 @@ impl Data {
     /// Up to `size` bytes from `offset`; fewer at the end of the file.
     pub fn read(&self, offset: u64, size: u32) -> Vec<u8> {
         let end = self.len.min(offset.saturating_add(u64::from(size)));
-        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let mut out =
+            Vec::with_capacity(usize::try_from(end.saturating_sub(offset)).expect("at most `size`, a u32"));
         let mut at = offset;
         while at < end {
             let (index, within) = split(at);
-            let take = (PAGE - within).min((end - at) as usize);
+            let take = (PAGE - within).min(usize::try_from(end - at).unwrap_or(usize::MAX));
             match self.pages.get(index).and_then(Option::as_ref) {
                 Some(page) => out.extend_from_slice(&page[within..within + take]),
                 None => out.resize(out.len() + take, 0),
@@ -69,7 +70,11 @@ impl Data {
                 Arc::make_mut(page)[within..].fill(0);
             }
         } else {
-            self.pages.resize(len.div_ceil(PAGE as u64) as usize, None);
+            self.pages.resize(
+                usize::try_from(len.div_ceil(PAGE as u64))
+                    .expect("a file in memory has fewer pages than usize::MAX"),
+                None,
+            );
         }
         self.len = len;
     }
@@ -77,7 +82,8 @@ impl Data {
 
 /// The page holding byte `at`, and where in it.
 fn split(at: u64) -> (usize, usize) {
-    ((at / PAGE as u64) as usize, (at % PAGE as u64) as usize)
+    let page = usize::try_from(at / PAGE as u64).expect("a file in memory has fewer pages than usize::MAX");
+    (page, usize::try_from(at % PAGE as u64).expect("below PAGE"))
 }
 
 #[cfg(test)]

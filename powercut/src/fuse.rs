@@ -98,7 +98,7 @@ impl Filesystem for PowerCutFs {
         reply: ReplyAttr,
     ) {
         let changes = Changes { mode, uid, gid, size, atime, mtime };
-        match self.shared.tree().set_attr(ino.0, changes) {
+        match self.shared.tree().set_attr(ino.0, &changes) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }
@@ -244,7 +244,7 @@ impl Filesystem for PowerCutFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let (blocks, free, inodes, block) = self.shared.tree().space();
-        let block = block as u32;
+        let block = u32::try_from(block).expect("the block size is 4096");
         // Inodes are only limited by memory, so the count of free ones is just large.
         let free_inodes = u64::from(u32::MAX);
         reply.statfs(blocks, free, free, inodes + free_inodes, free_inodes, block, 255, block);

@@ -310,7 +310,7 @@ impl Tree {
     }
 
     /// Changes attributes of `ino`, returning them.
-    pub fn set_attr(&mut self, ino: Ino, changes: Changes) -> Result<FileAttr, Errno> {
+    pub fn set_attr(&mut self, ino: Ino, changes: &Changes) -> Result<FileAttr, Errno> {
         if let Some(size) = changes.size {
             self.set_len(ino, size)?;
         }
@@ -379,7 +379,7 @@ impl Tree {
             self.handles.get_mut(&handle).ok_or(Errno::EBADF)?.listing = listing;
         }
         let listing = &self.handles.get(&handle).ok_or(Errno::EBADF)?.listing;
-        Ok(listing.get(offset as usize..).unwrap_or_default())
+        Ok(usize::try_from(offset).ok().and_then(|at| listing.get(at..)).unwrap_or_default())
     }
 
     /// Blocks in all, blocks free, inodes in use, and the block size, for `statfs`.
@@ -680,7 +680,7 @@ impl Inode {
             uid: self.uid,
             gid: self.gid,
             rdev: 0,
-            blksize: BLOCK as u32,
+            blksize: u32::try_from(BLOCK).expect("the block size is 4096"),
             flags: 0,
         }
     }
@@ -694,9 +694,10 @@ fn changed_entries(current: &BTreeMap<OsString, Ino>, durable: &BTreeMap<OsStrin
 }
 
 fn check_name(name: &OsStr) -> Result<(), Errno> {
-    match name.len() > NAME_MAX {
-        true => Err(Errno::ENAMETOOLONG),
-        false => Ok(()),
+    if name.len() > NAME_MAX {
+        Err(Errno::ENAMETOOLONG)
+    } else {
+        Ok(())
     }
 }
 

@@ -153,7 +153,7 @@ mod tests {
 
         let mut padded = encode(&sample(), MAX_FRAME_LEN).unwrap();
         padded.push(0);
-        let len = (padded.len() - HEADER_LEN) as u32;
+        let len = u32::try_from(padded.len() - HEADER_LEN).unwrap();
         padded[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
         assert!(matches!(decode::<ClientFrame>(&padded, MAX_FRAME_LEN), Err(FrameError::Malformed(_))));
 

@@ -160,7 +160,7 @@ proptest! {
 
     #[test]
     fn payloads_behind_a_valid_length_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+        let mut bytes = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
         bytes.extend_from_slice(&payload);
         let _ = frame::decode::<ClientFrame>(&bytes, MAX_FRAME_LEN);
         let _ = frame::decode::<ServerFrame>(&bytes, MAX_FRAME_LEN);

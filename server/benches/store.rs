@@ -80,7 +80,7 @@ fn history(c: &mut Criterion) {
     for _ in 0..10_000 {
         let started = Instant::now();
         black_box(store.history(&ana, &bia, next_before(), PAGE).unwrap());
-        latency.record(started.elapsed().as_nanos() as u64 / 1000).unwrap();
+        latency.record(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)).unwrap();
     }
     eprintln!(
         "history page of {PAGE}: p50 {} µs, p99 {} µs, max {} µs over 10,000 random pages",

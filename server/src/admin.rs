@@ -80,7 +80,7 @@ impl Admin {
                     };
                     let store = store.clone();
                     let _ = thread::Builder::new().name("admin-request".into()).spawn(move || {
-                        if let Err(e) = serve(stream, &store) {
+                        if let Err(e) = serve(&stream, &store) {
                             warn!(error = %e, "an administration request failed");
                         }
                     });
@@ -104,10 +104,10 @@ impl Admin {
     }
 }
 
-fn serve(stream: UnixStream, store: &Weak<impl AsRef<Store>>) -> io::Result<()> {
+fn serve(stream: &UnixStream, store: &Weak<impl AsRef<Store>>) -> io::Result<()> {
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
-    let mut out = BufWriter::new(&stream);
+    BufReader::new(stream).read_line(&mut line)?;
+    let mut out = BufWriter::new(stream);
     let outcome = match serde_json::from_str::<Request>(&line) {
         Err(e) => Outcome::Error(format!("not a request: {e}")),
         Ok(request) => match store.upgrade() {

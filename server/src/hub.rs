@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use papo_protocol::{frame, Event, ServerFrame, Username, MAX_FRAME_LEN};
+use papo_protocol::{Event, ServerFrame, Username};
 use tracing::debug;
 
-use crate::outbox::Outbox;
+use crate::frames;
+use crate::transport::Sink;
 
 /// The online sessions, grouped by user.
 #[derive(Debug, Default)]
@@ -17,16 +18,16 @@ pub struct Hub {
 #[derive(Debug)]
 struct Member {
     session: u64,
-    outbox: Arc<Outbox>,
+    sink: Arc<dyn Sink>,
     wants_presence: bool,
 }
 
 impl Hub {
     /// Adds a logged-in session; tells presence subscribers if it is the user's first.
-    pub fn join(&self, user: &Username, session: u64, outbox: Arc<Outbox>) {
+    pub(crate) fn join(&self, user: &Username, session: u64, sink: Arc<dyn Sink>) {
         let mut online = self.online.write().unwrap_or_else(PoisonError::into_inner);
         let sessions = online.entry(user.clone()).or_default();
-        sessions.push(Member { session, outbox, wants_presence: false });
+        sessions.push(Member { session, sink, wants_presence: false });
         if sessions.len() == 1 {
             broadcast_presence(&online, user, true);
         }
@@ -52,14 +53,12 @@ impl Hub {
         }
     }
 
-    /// Tells every presence subscriber (every session that listed contacts) about a new
-    /// account, so contact lists grow without a restart.
-    pub fn announce_user(&self, user: &Username) {
-        let event = ServerFrame::Event(Event::UserRegistered { user: user.clone() });
-        let encoded = frame::encode(&event, MAX_FRAME_LEN).expect("a registration event fits a frame");
+    /// Queues encoded frames to every presence subscriber (every session that listed
+    /// contacts), such as a new account, so contact lists grow without a restart.
+    pub fn send_to_subscribers(&self, frames: &[u8]) {
         let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
         for member in online.values().flatten().filter(|member| member.wants_presence) {
-            let _ = member.outbox.push(&encoded);
+            let _ = member.sink.push(frames);
         }
     }
 
@@ -68,12 +67,18 @@ impl Hub {
         self.online.read().unwrap_or_else(PoisonError::into_inner).contains_key(user)
     }
 
-    /// Queues an encoded frame to every session of `user` except `skip`.
-    pub fn send_to(&self, user: &Username, frame: &[u8], skip: Option<u64>) {
+    /// How many users have a session online.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn online_users(&self) -> usize {
+        self.online.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Queues encoded frames to every session of `user` except `skip`.
+    pub fn send_to(&self, user: &Username, frames: &[u8], skip: Option<u64>) {
         let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
         let members = online.get(user).into_iter().flatten();
         for member in members.filter(|member| Some(member.session) != skip) {
-            if let Err(e) = member.outbox.push(frame) {
+            if let Err(e) = member.sink.push(frames) {
                 debug!(%user, error = %e, "a session missed a live frame; it stays in the store");
             }
         }
@@ -81,11 +86,11 @@ impl Hub {
 }
 
 fn broadcast_presence(online: &HashMap<Username, Vec<Member>>, user: &Username, is_online: bool) {
-    let event = ServerFrame::Event(Event::Presence { user: user.clone(), online: is_online });
-    let encoded = frame::encode(&event, MAX_FRAME_LEN).expect("a presence event fits a frame");
+    let encoded =
+        frames::encode(&ServerFrame::Event(Event::Presence { user: user.clone(), online: is_online }));
     let subscribers = online.iter().filter(|(name, _)| *name != user).flat_map(|(_, members)| members);
     for member in subscribers.filter(|member| member.wants_presence) {
         // A subscriber that cannot keep up is closed by its queue; nothing else to do here.
-        let _ = member.outbox.push(&encoded);
+        let _ = member.sink.push(&encoded);
     }
 }

@@ -145,7 +145,7 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let Layered { matches, file } = Layered::load(Cli::command(), &args).unwrap_or_else(|e| e.exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match run(cli, file, args) {
+    match run(cli, file.as_deref(), args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, file: Option<PathBuf>, args: Vec<OsString>) -> Result<ExitCode> {
+fn run(cli: Cli, file: Option<&Path>, args: Vec<OsString>) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Some(Command::Health) => return cli::health::check(&cli.settings),
@@ -179,10 +179,10 @@ fn run(cli: Cli, file: Option<PathBuf>, args: Vec<OsString>) -> Result<ExitCode>
     }
     if cli.print_config {
         let data_dir = cli.settings.data_dir()?;
-        stdout.write_all(cli.settings.to_toml(&data_dir, file.as_deref()).as_bytes())?;
+        stdout.write_all(cli.settings.to_toml(&data_dir, file).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    serve(cli.settings, file.as_deref(), args)?;
+    serve(cli.settings, file, args)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -224,7 +224,7 @@ fn serve(settings: Settings, file: Option<&Path>, args: Vec<OsString>) -> Result
             }
         })?;
     }
-    papo_server::run(listener, config, shutdown)?;
+    papo_server::run(listener, config, &shutdown)?;
     Ok(())
 }
 

@@ -25,19 +25,7 @@ use polling::{Event, Events, Poller};
 use socket2::SockRef;
 use tracing::{debug, warn};
 
-/// Why a frame was not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PushError {
-    /// The connection is closed.
-    #[error("the connection is closed")]
-    Closed,
-    /// The queue passed its limit, so the connection was closed.
-    #[error("the outbound queue overflowed")]
-    Overflow,
-    /// Room did not appear in time.
-    #[error("timed out waiting for room in the outbound queue")]
-    TimedOut,
-}
+use crate::transport::{PushError, Sink};
 
 /// The shared writer thread and the registry of every open connection's queue.
 #[derive(Debug)]
@@ -157,29 +145,26 @@ impl Writer {
     }
 }
 
-impl Outbox {
-    /// Queues one encoded frame and writes as much as the socket takes without blocking.
-    pub fn push(&self, frame: &[u8]) -> Result<(), PushError> {
+impl Sink for Outbox {
+    /// Queues encoded frames and writes as much as the socket takes without blocking.
+    fn push(&self, frames: &[u8]) -> Result<(), PushError> {
         let mut queue = lock(&self.queue);
-        self.push_locked(&mut queue, frame)
+        self.push_locked(&mut queue, frames)
     }
 
-    /// Like [`Outbox::push`], but first waits up to `timeout` for the queue to have room.
-    ///
-    /// For a session streaming a backlog to its own client: it may wait, nobody else does.
-    pub fn push_when_room(&self, frame: &[u8], timeout: Duration) -> Result<(), PushError> {
+    fn push_when_room(&self, frames: &[u8], timeout: Duration) -> Result<(), PushError> {
         let deadline = Instant::now() + timeout;
         let mut queue = lock(&self.queue);
-        while !queue.closed && queue.pending() + frame.len() > self.limit / 2 {
+        while !queue.closed && queue.pending() + frames.len() > self.limit / 2 {
             let left = deadline.checked_duration_since(Instant::now()).ok_or(PushError::TimedOut)?;
             queue = self.room.wait_timeout(queue, left).unwrap_or_else(PoisonError::into_inner).0;
         }
-        self.push_locked(&mut queue, frame)
+        self.push_locked(&mut queue, frames)
     }
 
     /// Closes the connection in both directions (telling a TLS peer first, if the socket
-    /// takes it); later pushes fail.
-    pub fn close(&self) {
+    /// takes it).
+    fn close(&self) {
         let mut queue = lock(&self.queue);
         if let Some(tls) = &mut queue.tls {
             tls.send_close_notify();
@@ -190,7 +175,9 @@ impl Outbox {
         }
         self.close_locked(&mut queue);
     }
+}
 
+impl Outbox {
     fn push_locked(&self, queue: &mut Queue, frame: &[u8]) -> Result<(), PushError> {
         if queue.closed {
             return Err(PushError::Closed);
@@ -321,9 +308,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::io::Read;
     use std::net::TcpListener;
+
+    use super::*;
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

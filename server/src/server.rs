@@ -1,25 +1,26 @@
-//! The accept loop, shared state and graceful shutdown.
+//! The server's lifecycle: start-up, the accept loop, and graceful shutdown.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use papo_protocol::{frame, ErrorCode, ErrorReply, Event, ServerFrame, MAX_FRAME_LEN};
+use papo_protocol::{ErrorCode, ErrorReply, Event, ServerFrame};
 use socket2::SockRef;
 use tracing::{debug, error, info, warn};
 
 use crate::admin::Admin;
+use crate::clock::SystemClock;
 use crate::deadline::HandshakeDeadlines;
-use crate::hub::Hub;
 use crate::outbox::Writer;
-use crate::session;
+use crate::shared::Shared;
 use crate::store::{Store, StoreError};
-use crate::throttle::LoginThrottle;
-use crate::tls::{self, ServerTls, TlsError};
-use crate::{auth, Config, Shutdown};
+use crate::tcp::{self, Network};
+use crate::tls::{self, TlsError};
+use crate::transport::Sink;
+use crate::{frames, handlers, Config, Shutdown};
 
 /// How long shutdown waits for sessions to end after telling them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,34 +59,6 @@ pub enum ServerError {
     },
 }
 
-/// State every session thread shares.
-pub(crate) struct Shared {
-    pub config: Config,
-    /// `None` when the server runs in plaintext.
-    pub tls: Option<ServerTls>,
-    pub store: Store,
-    pub hub: Hub,
-    pub writer: Arc<Writer>,
-    /// Ends connections whose handshake drags on.
-    pub deadlines: Arc<HandshakeDeadlines>,
-    pub throttle: LoginThrottle,
-    /// Verified against when a login names an unknown user, so it costs the same.
-    pub dummy_hash: String,
-    next_session: AtomicU64,
-}
-
-impl AsRef<Store> for Shared {
-    fn as_ref(&self) -> &Store {
-        &self.store
-    }
-}
-
-impl Shared {
-    pub fn next_session_id(&self) -> u64 {
-        self.next_session.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
 /// Counts live connection threads so shutdown can wait for them.
 #[derive(Default)]
 struct Live {
@@ -110,7 +83,7 @@ impl Drop for LiveGuard {
 /// and flushes the store.
 ///
 /// Taking a bound listener lets tests bind `127.0.0.1:0` and read the port.
-pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), ServerError> {
+pub fn run(listener: TcpListener, config: Config, shutdown: &Shutdown) -> Result<(), ServerError> {
     let io_err = |context| move |source| ServerError::Io { context, source };
     let opened = Instant::now();
     // bcrypt's self-timed dummy hash is pure CPU, and opening the store (sled's recovery, the
@@ -119,7 +92,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     let (store, hashed) = thread::scope(|scope| {
         let hashing = scope.spawn(|| {
             let started = Instant::now();
-            auth::dummy_hash(config.bcrypt_cost).map(|hash| (hash, started.elapsed()))
+            handlers::dummy_hash(config.bcrypt_cost).map(|hash| (hash, started.elapsed()))
         });
         let store = Store::open_with(&config.data_dir, config.store);
         (store, hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -129,7 +102,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
         data_dir = %config.data_dir.display(),
         newest_message = store.last_message_id()?,
         bytes_on_disk = store.size_on_disk().unwrap_or(0),
-        took_ms = opened.elapsed().as_millis() as u64,
+        took_ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
         "opened the store"
     );
     let tls = tls::prepare(&config.tls, &config.data_dir)?;
@@ -144,18 +117,17 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     }
     let (dummy_hash, hashing) =
         hashed.map_err(|source| ServerError::BcryptCost { cost: config.bcrypt_cost, source })?;
-    info!(cost = config.bcrypt_cost, ms_per_login = hashing.as_millis() as u64, "bcrypt ready");
-    let shared = Arc::new(Shared {
-        throttle: LoginThrottle::new(config.throttle),
+    info!(
+        cost = config.bcrypt_cost,
+        ms_per_login = u64::try_from(hashing.as_millis()).unwrap_or(u64::MAX),
+        "bcrypt ready"
+    );
+    let network = Arc::new(Network {
+        tls,
         writer: Writer::start().map_err(io_err("starting the writer thread"))?,
         deadlines: HandshakeDeadlines::start().map_err(io_err("starting the handshake deadline thread"))?,
-        hub: Hub::default(),
-        store,
-        dummy_hash,
-        config,
-        tls,
-        next_session: AtomicU64::new(1),
     });
+    let shared = Arc::new(Shared::new(config, store, dummy_hash, Arc::new(SystemClock)));
     // Optional: a data directory whose path is too long for a socket still serves clients.
     let admin = Admin::start(&shared.config.data_dir, Arc::downgrade(&shared))
         .inspect_err(|e| warn!(error = %e, "no administration socket; `papo-server export` works only while the server is stopped"))
@@ -170,13 +142,12 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     info!(address = %local, "listening");
 
     let live = Arc::new(Live::default());
-    accept_loop(&listener, &shared, &live, &shutdown);
+    accept_loop(&listener, &shared, &network, &live, shutdown);
 
     info!("shutting down");
     drop(listener);
-    let goodbye = frame::encode(&ServerFrame::Event(Event::ShuttingDown), MAX_FRAME_LEN)
-        .expect("a bare event fits a frame");
-    for outbox in shared.writer.outboxes() {
+    let goodbye = frames::encode(&ServerFrame::Event(Event::ShuttingDown));
+    for outbox in network.writer.outboxes() {
         let _ = outbox.push(&goodbye);
         outbox.close();
     }
@@ -190,8 +161,8 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     }
     wait_for_sessions(&live);
     shared.store.flush()?;
-    shared.writer.stop();
-    shared.deadlines.stop();
+    network.writer.stop();
+    network.deadlines.stop();
     if Arc::strong_count(&shared) > 1 {
         warn!("a session outlived the drain timeout; the database closes when it ends");
     }
@@ -201,7 +172,13 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<
     Ok(())
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, live: &Arc<Live>, shutdown: &Shutdown) {
+fn accept_loop(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    network: &Arc<Network>,
+    live: &Arc<Live>,
+    shutdown: &Shutdown,
+) {
     while !shutdown.is_triggered() {
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
@@ -216,16 +193,16 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, live: &Arc<Live>, s
             break;
         }
         if live.count.load(Ordering::Acquire) >= shared.config.max_connections {
-            refuse(stream, ErrorCode::ServerFull, "the server is full; try again later");
+            refuse(&stream, ErrorCode::ServerFull, "the server is full; try again later");
             continue;
         }
         let _ = stream.set_nodelay(true);
         live.count.fetch_add(1, Ordering::AcqRel);
         let guard = LiveGuard(Arc::clone(live));
-        let shared = Arc::clone(shared);
+        let (shared, network) = (Arc::clone(shared), Arc::clone(network));
         let spawned = thread::Builder::new().stack_size(shared.config.thread_stack_size).spawn(move || {
             let _guard = guard;
-            session::serve(stream, &shared);
+            tcp::serve(stream, &shared, &network);
             // Before the guard tells `run` this session is over: the last reference to the
             // store must go inside `run`, which closes it (and frees its lock) before returning.
             drop(shared);
@@ -238,11 +215,10 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, live: &Arc<Live>, s
 }
 
 /// Tells a connection why it is not served, without ever blocking the accept loop.
-fn refuse(stream: TcpStream, code: ErrorCode, message: &str) {
+fn refuse(stream: &TcpStream, code: ErrorCode, message: &str) {
     debug!(peer = ?stream.peer_addr().ok(), ?code, "refusing a connection");
-    let frame = frame::encode(&ServerFrame::Fatal(ErrorReply::new(code, message)), MAX_FRAME_LEN)
-        .expect("a short error fits a frame");
-    let _ = SockRef::from(&stream).send_with_flags(&frame, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    let frame = frames::encode(&ServerFrame::Fatal(ErrorReply::new(code, message)));
+    let _ = SockRef::from(stream).send_with_flags(&frame, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
 }
 
 fn wait_for_sessions(live: &Live) {

@@ -1,25 +1,26 @@
-//! One connection's life on its own thread: handshake, then requests until it ends.
+//! One connection's life, whatever carries its bytes: the handshake, then requests until it
+//! ends, each handed to [`handlers::handle`] and what it returns carried out.
 //!
 //! Sends are pipelined: the session queues every `Send` it has already read with the store's
-//! committer, and only when it would block on the socket again does it collect their
+//! committer, and only when it would block on its connection again does it collect their
 //! answers (by then usually one group commit has covered them all), acknowledge them and
 //! deliver them.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use papo_protocol::tls::{TlsReader, TLS_HANDSHAKE_BYTE};
 use papo_protocol::{
-    frame, ClientFrame, ErrorCode, ErrorReply, Event, FrameError, FrameReader, ReadHalf, Reply, Request,
-    RequestId, ServerFrame, Username, Welcome, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    ClientFrame, ErrorCode, ErrorReply, Event, FrameError, FrameReader, RequestId, ServerFrame, Welcome,
+    PROTOCOL_VERSION,
 };
 use tracing::{debug, info, warn};
 
-use crate::outbox::{Outbox, PushError};
-use crate::server::Shared;
-use crate::store::{Appended, Appends, StoreError};
-use crate::{auth, chat, tls};
+use crate::frames;
+use crate::handlers::{self, Audience, Delivery, Identity, Outcome, Then};
+use crate::shared::Shared;
+use crate::store::Appends;
+use crate::transport::{Inbound, PushError, Sink};
 
 /// How long a session waits for its own client to make room while streaming a backlog.
 const BACKLOG_PUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,99 +28,24 @@ const BACKLOG_PUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// More stored-but-unacknowledged sends than this are acknowledged before reading on.
 const MAX_UNACKED: usize = 256;
 
-/// What a request handler answers.
-pub(crate) type Outcome = Result<Reply, ErrorReply>;
-
 /// Whether the connection goes on after a request.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Flow {
+enum Flow {
     Continue,
     Close,
 }
 
-/// The logged-in identity of a session.
-#[derive(Debug)]
-pub(crate) struct Identity {
-    pub name: Username,
-    /// Hash of the resume token this session holds, revoked by `Logout`.
-    pub token_hash: Vec<u8>,
-}
-
 /// A connection's state, owned by its thread.
 pub(crate) struct Session<'a> {
-    pub shared: &'a Shared,
-    pub id: u64,
-    pub peer: SocketAddr,
-    pub outbox: Arc<Outbox>,
-    pub identity: Option<Identity>,
+    shared: &'a Shared,
+    id: u64,
+    peer: SocketAddr,
+    sink: Arc<dyn Sink>,
+    identity: Option<Identity>,
     /// Where the committer answers this session's sends.
-    pub appends: Appends,
+    appends: Appends,
     /// Sends queued with the committer and not yet acknowledged, oldest first.
     unacked: Vec<RequestId>,
-}
-
-/// The frames a session reads: from the socket, or decrypted by the TLS state its outbox holds.
-type Inbound<'s> = FrameReader<ReadHalf<Arc<Outbox>, &'s TcpStream>>;
-
-/// How a connection begins, judged from its first byte.
-enum Opening {
-    Plain,
-    Tls(Box<rustls::Connection>),
-    /// The client speaks the other transport: told so in plaintext, which both kinds of
-    /// client read (a TLS client checks for it before TLS), then closed.
-    Refuse(ErrorCode, &'static str),
-}
-
-/// Serves one accepted connection until it ends.
-pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
-    let peer = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let _ = stream.set_read_timeout(Some(shared.config.handshake_timeout));
-    let Some(opening) = opening(&stream, shared, peer) else { return };
-    let (tls, refusal) = match opening {
-        Opening::Plain => (None, None),
-        Opening::Tls(tls) => (Some(tls), None),
-        Opening::Refuse(code, message) => (None, Some((code, message))),
-    };
-    let is_tls = tls.is_some();
-    let stream = Arc::new(stream);
-    let outbox = match shared.writer.register(Arc::clone(&stream), shared.config.outbox_limit, tls) {
-        Ok(outbox) => outbox,
-        Err(e) => {
-            warn!(%peer, error = %e, "cannot register the connection for writing");
-            return;
-        }
-    };
-    let id = shared.next_session_id();
-    // The whole opening (TLS handshake and Hello) must fit the handshake timeout, not just
-    // each read.
-    shared.deadlines.watch(id, Instant::now() + shared.config.handshake_timeout, Arc::clone(&stream));
-    let mut session = Session {
-        shared,
-        id,
-        peer,
-        outbox: Arc::clone(&outbox),
-        identity: None,
-        appends: Appends::new(),
-        unacked: Vec::new(),
-    };
-    if let Some((code, message)) = refusal {
-        info!(%peer, "client speaks the other transport (TLS or plaintext); refusing");
-        session.fatal(code, message.into());
-        shared.deadlines.done(id);
-    } else {
-        let mut reader = FrameReader::new(if is_tls {
-            ReadHalf::Tls(TlsReader::new(outbox, &*stream))
-        } else {
-            ReadHalf::Plain(&*stream)
-        });
-        let flow = session.handshake(&mut reader);
-        shared.deadlines.done(id);
-        if flow == Flow::Continue {
-            let _ = stream.set_read_timeout(Some(shared.config.idle_timeout));
-            session.serve_requests(&mut reader);
-        }
-        session.finish_sends();
-    }
 }
 
 impl Drop for Session<'_> {
@@ -130,44 +56,45 @@ impl Drop for Session<'_> {
             self.shared.hub.leave(&identity.name, self.id);
             debug!(user = %identity.name, peer = %self.peer, "session ended");
         }
-        self.outbox.close();
+        self.sink.close();
     }
 }
 
-/// Waits (up to the handshake timeout) for the first byte; `None` if none comes.
-fn opening(stream: &TcpStream, shared: &Shared, peer: SocketAddr) -> Option<Opening> {
-    let mut first = [0u8; 1];
-    match stream.peek(&mut first) {
-        Ok(1) => {}
-        Ok(_) => return None,
-        Err(e) => {
-            debug!(%peer, error = %e, "nothing received; closing");
-            return None;
+impl<'a> Session<'a> {
+    /// A session for a client at `peer` whose frames go to `sink`.
+    pub fn new(shared: &'a Shared, peer: SocketAddr, sink: Arc<dyn Sink>) -> Self {
+        Self {
+            shared,
+            id: shared.next_session_id(),
+            peer,
+            sink,
+            identity: None,
+            appends: Appends::new(),
+            unacked: Vec::new(),
         }
     }
-    let speaks_tls = first[0] == TLS_HANDSHAKE_BYTE;
-    Some(match (&shared.tls, speaks_tls) {
-        (Some(tls), true) => match tls::session(tls) {
-            Ok(conn) => Opening::Tls(conn),
-            Err(e) => {
-                warn!(%peer, error = %e, "cannot start a TLS session");
-                return None;
-            }
-        },
-        (None, false) => Opening::Plain,
-        (Some(_), false) => Opening::Refuse(
-            ErrorCode::TlsRequired,
-            "this server requires TLS; connect without --plaintext (and update papo if it is older than the server)",
-        ),
-        (None, true) => Opening::Refuse(
-            ErrorCode::PlaintextOnly,
-            "this server runs without TLS (papo-server --plaintext); connect with `papo --plaintext`",
-        ),
-    })
-}
 
-impl Session<'_> {
-    fn handshake(&mut self, reader: &mut Inbound<'_>) -> Flow {
+    /// The number the hub knows this session by.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Serves the connection from its `Hello` to its end.
+    pub fn run(mut self, reader: &mut FrameReader<impl Inbound>) {
+        let flow = self.handshake(reader);
+        reader.get_ref().handshaken(self.shared.config.idle_timeout);
+        if flow == Flow::Continue {
+            self.serve_requests(reader);
+        }
+        self.finish_sends();
+    }
+
+    /// Tells the client why it is not served, and ends the session.
+    pub fn refuse(self, code: ErrorCode, message: String) {
+        self.fatal(code, message);
+    }
+
+    fn handshake(&mut self, reader: &mut FrameReader<impl Inbound>) -> Flow {
         let hello = match reader.read_message::<ClientFrame>() {
             Ok(Some(ClientFrame::Hello(hello))) => hello,
             Ok(Some(ClientFrame::Request { .. })) => {
@@ -195,12 +122,12 @@ impl Session<'_> {
         Flow::Continue
     }
 
-    fn serve_requests(&mut self, reader: &mut Inbound<'_>) {
+    fn serve_requests(&mut self, reader: &mut FrameReader<impl Inbound>) {
         loop {
             let next = match reader.buffered_message::<ClientFrame>() {
                 Ok(Some(frame)) => Ok(Some(frame)),
                 Ok(None) => {
-                    // About to block on the socket: settle every pipelined send first.
+                    // About to block on the connection: settle every pipelined send first.
                     if self.finish_sends() == Flow::Close {
                         return;
                     }
@@ -220,52 +147,32 @@ impl Session<'_> {
                 self.fatal(ErrorCode::Malformed, "Hello may only be sent once".into());
                 return;
             };
-            if self.handle(id, request) == Flow::Close {
-                return;
-            }
-            if self.unacked.len() >= MAX_UNACKED && self.finish_sends() == Flow::Close {
-                return;
-            }
-        }
-    }
-
-    fn handle(&mut self, id: RequestId, request: Request) -> Flow {
-        let needs_login = !matches!(
-            request,
-            Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } | Request::Ping
-        );
-        if needs_login && self.identity.is_none() {
-            self.reply(id, Err(ErrorReply::new(ErrorCode::NotLoggedIn, "log in first")));
-            return Flow::Continue;
-        }
-        let outcome = match request {
-            Request::Register { name, password } => auth::register(self, &name, &password),
-            Request::Login { name, password } => auth::login(self, &name, &password),
-            Request::Resume { token } => auth::resume(self, &token),
-            Request::Logout => {
-                let outcome = auth::logout(self);
-                self.reply(id, outcome);
-                return Flow::Close;
-            }
-            Request::Send { to, body, client_msg_id } => match chat::send(self, &to, &body, client_msg_id) {
-                Ok(()) => {
-                    self.unacked.push(id);
-                    return Flow::Continue;
+            let ctx = self.shared.context(self.id, self.peer);
+            let handled = handlers::handle(&ctx, self.identity.as_ref(), &self.appends, request);
+            self.deliver(handled.deliveries);
+            let Some(reply) = handled.reply else {
+                self.unacked.push(id);
+                if self.unacked.len() >= MAX_UNACKED && self.finish_sends() == Flow::Close {
+                    return;
                 }
-                Err(e) => Err(e),
-            },
-            Request::History { with, before, limit } => chat::history(self, &with, before, limit),
-            Request::Contacts { after } => chat::contacts(self, after.as_deref()),
-            Request::MarkRead { with, up_to } => chat::mark_read(self, &with, up_to),
-            Request::Delivered { from, up_to } => chat::delivered(self, &from, up_to),
-            Request::Ping => Ok(Reply::Pong),
-        };
-        let logged_in = matches!(outcome, Ok(Reply::LoggedIn(_)));
-        self.reply(id, outcome);
-        if logged_in {
-            return self.stream_backlog();
+                continue;
+            };
+            match handled.then {
+                Then::Continue => self.reply(id, reply),
+                Then::LoggedIn(identity) => {
+                    self.shared.hub.join(&identity.name, self.id, Arc::clone(&self.sink));
+                    self.identity = Some(identity);
+                    self.reply(id, reply);
+                    if self.stream_backlog() == Flow::Close {
+                        return;
+                    }
+                }
+                Then::Close => {
+                    self.reply(id, reply);
+                    return;
+                }
+            }
         }
-        Flow::Continue
     }
 
     /// Acknowledges every queued send as it becomes durable, and delivers them; frames to
@@ -282,28 +189,36 @@ impl Session<'_> {
         let mut fresh = Vec::new();
         let mut flow = Flow::Continue;
         for id in std::mem::take(&mut self.unacked) {
-            let result = match self.appends.next() {
-                Ok(Appended::New(message)) => {
-                    let sent = Reply::Sent { id: message.id, sent_at: message.sent_at };
-                    fresh.push(message);
-                    Ok(sent)
-                }
-                Ok(Appended::Resent(message)) => Ok(Reply::Sent { id: message.id, sent_at: message.sent_at }),
-                Ok(Appended::Reused { original }) => Err(ErrorReply::new(
-                    ErrorCode::InvalidRequest,
-                    format!("this client_msg_id was already used for another message (id {original}); nothing was stored"),
-                )),
-                Err(StoreError::Stopped) => {
-                    flow = Flow::Close;
-                    continue;
-                }
-                Err(e) => Err(internal(&e)),
+            let Some(acknowledged) = handlers::settle(self.appends.next()) else {
+                flow = Flow::Close;
+                continue;
             };
-            encode_into(&ServerFrame::Reply { id, result }, &mut replies);
+            fresh.extend(acknowledged.deliver);
+            frames::encode_into(&ServerFrame::Reply { id, result: acknowledged.reply }, &mut replies);
         }
         self.push(&replies);
-        chat::deliver(self, fresh);
+        self.deliver(handlers::deliveries(fresh));
         flow
+    }
+
+    /// Pushes events to the sessions they are for.
+    fn deliver(&self, deliveries: Vec<Delivery>) {
+        let hub = &self.shared.hub;
+        for Delivery { to, events } in deliveries {
+            let mut encoded = Vec::new();
+            for event in events {
+                frames::encode_into(&ServerFrame::Event(event), &mut encoded);
+            }
+            match to {
+                Audience::User(user) => hub.send_to(&user, &encoded, None),
+                Audience::OwnOtherSessions => {
+                    if let Some(me) = &self.identity {
+                        hub.send_to(&me.name, &encoded, Some(self.id));
+                    }
+                }
+                Audience::Subscribers => hub.send_to_subscribers(&encoded),
+            }
+        }
     }
 
     /// Pushes the messages that waited for this user, oldest first, at the client's pace.
@@ -321,8 +236,8 @@ impl Session<'_> {
             let Some(last) = page.last() else { return Flow::Continue };
             after = last.id;
             for message in page {
-                let encoded = encode(&ServerFrame::Event(Event::Message(message)));
-                if let Err(e) = self.outbox.push_when_room(&encoded, BACKLOG_PUSH_TIMEOUT) {
+                let encoded = frames::encode(&ServerFrame::Event(Event::Message(message)));
+                if let Err(e) = self.sink.push_when_room(&encoded, BACKLOG_PUSH_TIMEOUT) {
                     debug!(error = %e, "client stopped taking its backlog");
                     return Flow::Close;
                 }
@@ -331,18 +246,18 @@ impl Session<'_> {
     }
 
     /// Queues a reply to this session's client.
-    pub fn reply(&self, id: RequestId, result: Outcome) {
+    fn reply(&self, id: RequestId, result: Outcome) {
         self.send(&ServerFrame::Reply { id, result });
     }
 
     /// Queues any frame to this session's client.
-    pub fn send(&self, frame: &ServerFrame) {
-        self.push(&encode(frame));
+    fn send(&self, frame: &ServerFrame) {
+        self.push(&frames::encode(frame));
     }
 
     /// Queues encoded frames to this session's client.
     fn push(&self, frames: &[u8]) {
-        match self.outbox.push(frames) {
+        match self.sink.push(frames) {
             Ok(()) | Err(PushError::Closed) => {}
             Err(e) => debug!(peer = %self.peer, error = %e, "dropping frames"),
         }
@@ -383,36 +298,5 @@ impl Session<'_> {
     }
 }
 
-/// Encodes a server frame; every frame the server builds is sized to fit.
-pub(crate) fn encode(frame: &ServerFrame) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_into(frame, &mut out);
-    out
-}
-
-/// Appends an encoded server frame to `out`.
-pub(crate) fn encode_into(frame: &ServerFrame, out: &mut Vec<u8>) {
-    if let Err(e) = frame::encode_into(frame, MAX_FRAME_LEN, out) {
-        warn!(error = %e, "a reply did not fit a frame");
-        let fallback =
-            ServerFrame::Fatal(ErrorReply::new(ErrorCode::Internal, "the server built an oversized frame"));
-        frame::encode_into(&fallback, MAX_FRAME_LEN, out).expect("a short error fits a frame");
-    }
-}
-
-/// The reply to a request that failed inside the server; none of them stored anything.
-pub(crate) fn internal(error: &StoreError) -> ErrorReply {
-    match error {
-        StoreError::StorageFull { .. } => ErrorReply::new(
-            ErrorCode::StorageFull,
-            "the server's disk is full, so nothing was stored; try again later (the server's administrator has been told)",
-        ),
-        StoreError::Stopped => {
-            ErrorReply::new(ErrorCode::ShuttingDown, "the server is stopping; try again when it is back")
-        }
-        _ => {
-            warn!(%error, "storage failure");
-            ErrorReply::new(ErrorCode::Internal, "the server could not complete the request, and stored nothing; try again")
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

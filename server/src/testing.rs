@@ -1,17 +1,21 @@
-//! A real server in-process on an ephemeral loopback port with a temporary data directory,
-//! for this workspace's integration tests and for the load generator's self-hosted mode.
+//! A real server in-process with a temporary data directory, for tests and fuzz targets
+//! (behind the `test-support` feature): [`TestServer`] on an ephemeral loopback port, and
+//! [`MemoryServer`], whose sessions run over in-memory connections on the caller's thread.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use papo_protocol::{Client, Fingerprint, LoggedIn, Security};
 
-use crate::{Config, ServerError, Shutdown};
+use crate::clock::{Clock, SystemClock};
+use crate::shared::Shared;
+use crate::store::Store;
+use crate::{handlers, memory, Config, ServerError, Shutdown};
 
 /// The password [`TestServer::user`] registers with.
 pub const PASSWORD: &str = "correct horse";
@@ -54,12 +58,7 @@ impl TestServer {
     /// Starts on a listener the caller bound (to restart on the same port, say).
     pub fn start_on(listener: TcpListener, dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
         let addr = listener.local_addr().expect("listener address");
-        let mut config = Config::new(dir);
-        config.bcrypt_cost = 4;
-        // Small log segments: tests start many servers (each zero-fills its first spare
-        // segment), and traffic in tests then passes through checkpoints too.
-        config.store.wal_segment = 256 * 1024;
-        tweak(&mut config);
+        let config = test_config(dir, tweak);
         // Prepared here as well as in `run` (which then loads the same files) to learn the
         // fingerprint clients must pin.
         let fingerprint =
@@ -71,7 +70,7 @@ impl TestServer {
         let shutdown = Shutdown::new();
         let handle = {
             let shutdown = shutdown.clone();
-            std::thread::spawn(move || crate::run(listener, config, shutdown))
+            std::thread::spawn(move || crate::run(listener, config, &shutdown))
         };
         Self { addr, security, fingerprint, _tempdir: None, shutdown, handle: Some(handle) }
     }
@@ -114,6 +113,65 @@ impl Drop for TestServer {
     }
 }
 
+/// The settings of test servers: bcrypt at its cheapest, small log segments.
+fn test_config(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::new(dir);
+    config.bcrypt_cost = 4;
+    // Small log segments: tests start many servers (each zero-fills its first spare
+    // segment), and traffic in tests then passes through checkpoints too.
+    config.store.wal_segment = 256 * 1024;
+    tweak(&mut config);
+    config
+}
+
+/// A server without a listener: each call of [`MemoryServer::serve`] runs one session on
+/// the caller's thread over an in-memory connection, so a fuzz target or test needs no
+/// socket, no thread per connection and no timeout.
+#[derive(Debug)]
+pub struct MemoryServer {
+    shared: Arc<Shared>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl MemoryServer {
+    /// Opens a store in a new temporary directory, with the settings of [`TestServer`].
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_clock(tweak, Arc::new(SystemClock))
+    }
+
+    /// Like [`MemoryServer::start_with`], with the handlers reading `clock`.
+    pub(crate) fn start_with_clock(tweak: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Self {
+        let tempdir = tempfile::tempdir().expect("create a temporary data directory");
+        let mut server = Self::start_in(tempdir.path(), tweak, clock);
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Opens the store in `dir`, which the caller keeps alive.
+    pub(crate) fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Self {
+        let config = test_config(dir, tweak);
+        let store = Store::open_with(dir, config.store).expect("open the store");
+        let dummy_hash = handlers::dummy_hash(config.bcrypt_cost).expect("bcrypt cost");
+        Self { shared: Arc::new(Shared::new(config, store, dummy_hash, clock)), _tempdir: None }
+    }
+
+    /// Serves one connection that sends `input` and then closes; returns every byte the
+    /// server sent it.
+    pub fn serve(&self, input: &[u8]) -> Vec<u8> {
+        memory::serve_to_end(&self.shared, input)
+    }
+
+    /// How many users have a session online (none, once every session has ended).
+    pub fn online_users(&self) -> usize {
+        self.shared.hub.online_users()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
 /// What crossed one proxied connection.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
@@ -129,7 +187,20 @@ pub struct Recorded {
 pub struct RecordingProxy {
     /// Where clients connect instead of the server.
     pub addr: SocketAddr,
-    connections: Arc<Mutex<Vec<Recorded>>>,
+    recording: Arc<Recording>,
+}
+
+#[derive(Debug, Default)]
+struct Recording {
+    state: Mutex<RecordingState>,
+    pump_ended: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct RecordingState {
+    connections: Vec<Recorded>,
+    /// Directions still being copied, two per open connection.
+    pumping: usize,
 }
 
 impl RecordingProxy {
@@ -137,37 +208,48 @@ impl RecordingProxy {
     pub fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let recording = Arc::clone(&connections);
+        let recording = Arc::new(Recording::default());
+        let accepting = Arc::clone(&recording);
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
                 let Ok(server) = TcpStream::connect(target) else { return };
                 let index = {
-                    let mut all = recording.lock().expect("recording");
-                    all.push(Recorded::default());
-                    all.len() - 1
+                    let mut state = accepting.state.lock().expect("recording");
+                    state.connections.push(Recorded::default());
+                    state.pumping += 2;
+                    state.connections.len() - 1
                 };
                 for to_server in [true, false] {
                     let (from, to) = if to_server { (&client, &server) } else { (&server, &client) };
                     let (from, to) = (from.try_clone().expect("clone"), to.try_clone().expect("clone"));
-                    let recording = Arc::clone(&recording);
+                    let recording = Arc::clone(&accepting);
                     std::thread::spawn(move || {
                         pump(from, to, |bytes| {
-                            let mut all = recording.lock().expect("recording");
-                            let side = &mut all[index];
+                            let mut state = recording.state.lock().expect("recording");
+                            let side = &mut state.connections[index];
                             if to_server { &mut side.to_server } else { &mut side.to_client }
                                 .extend_from_slice(bytes);
-                        })
+                        });
+                        recording.state.lock().expect("recording").pumping -= 1;
+                        recording.pump_ended.notify_all();
                     });
                 }
             }
         });
-        Self { addr, connections }
+        Self { addr, recording }
     }
 
-    /// Everything recorded so far, one entry per connection.
-    pub fn connections(&self) -> Vec<Recorded> {
-        self.connections.lock().expect("recording").clone()
+    /// Everything recorded, one entry per connection, once every connection so far has
+    /// closed both ways (so nothing is still in flight); panics after 10 s of waiting.
+    pub fn closed_connections(&self) -> Vec<Recorded> {
+        let state = self.recording.state.lock().expect("recording");
+        let (state, waited) = self
+            .recording
+            .pump_ended
+            .wait_timeout_while(state, Duration::from_secs(10), |state| state.pumping > 0)
+            .expect("recording");
+        assert!(!waited.timed_out(), "proxied connections still open after 10 s");
+        state.connections.clone()
     }
 }
 

@@ -44,6 +44,7 @@ fn invalid_names_and_passwords_are_rejected_with_reasons() {
     client.register("okname", &"x".repeat(128)).unwrap();
 }
 
+/// The replies only: equal timing is measured by `cargo bench -p papo-server --bench login`.
 #[test]
 fn wrong_password_and_unknown_user_look_the_same() {
     let server = TestServer::start();
@@ -127,33 +128,6 @@ fn expired_tokens_do_not_resume() {
     let (_client, session) = server.user("ivo");
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
-}
-
-#[test]
-fn unknown_and_known_names_take_the_same_time_to_refuse() {
-    // Cost 8 makes bcrypt (~20 ms) dominate the noise of a loopback round trip.
-    let server = TestServer::start_with(|config| {
-        config.bcrypt_cost = 8;
-        config.throttle = ThrottlePolicy { max_failures: 1000, ..ThrottlePolicy::default() };
-    });
-    let mut client = server.connect();
-    client.register("known", PASSWORD).unwrap();
-    // Alternate the two names so both see the same load from tests running alongside.
-    let mut timings = [Vec::new(), Vec::new()];
-    for _ in 0..9 {
-        for (name, times) in ["known", "unknown-name"].into_iter().zip(&mut timings) {
-            let started = std::time::Instant::now();
-            let refused = client.login(name, "wrong password").unwrap_err();
-            times.push(started.elapsed());
-            assert_eq!(refused.code(), Some(ErrorCode::InvalidCredentials));
-        }
-    }
-    let [known, unknown] = timings.map(|mut times| {
-        times.sort();
-        times[times.len() / 2]
-    });
-    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
-    assert!((0.7..1.4).contains(&ratio), "known {known:?} vs unknown {unknown:?}");
 }
 
 #[test]

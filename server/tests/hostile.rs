@@ -132,8 +132,12 @@ fn silent_connections_are_dropped() {
     });
     let silent = raw(&server);
     let started = Instant::now();
-    assert!(frames_until_close(FrameReader::new(&silent)).iter().all(|f| matches!(f, ServerFrame::Fatal(_))));
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Without a first byte the server cannot know whether to answer in TLS or in the clear,
+    // so it closes without a word.
+    let frames = frames_until_close(FrameReader::new(&silent));
+    assert!(frames.is_empty(), "{frames:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "closed after {took:?}, not at the handshake timeout");
 
     let (idle, _) = server.user("idle");
     let (conn, _) = idle.into_parts();

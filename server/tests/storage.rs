@@ -282,7 +282,7 @@ fn a_full_disk_refuses_new_messages_then_recovers_by_itself_exactly_once() {
     // Leave about 4 MiB: a few thousand messages, then the 2 MiB reserve.
     let free = free_bytes(disk.path());
     let ballast = disk.path().join("ballast");
-    fs::write(&ballast, vec![7u8; (free - (4 << 20)) as usize]).unwrap();
+    fs::write(&ballast, vec![7u8; usize::try_from(free - (4 << 20)).unwrap()]).unwrap();
 
     let mut acked = BTreeMap::new();
     let mut refused = Vec::new();

@@ -129,8 +129,7 @@ fn eavesdrop(server: &TestServer, password: &str, body: &str) -> Vec<u8> {
     ana.login(&name, password).unwrap();
     ana.send(b.name.as_str(), body, 1).unwrap();
     drop(ana);
-    thread::sleep(Duration::from_millis(100));
-    proxy.connections().into_iter().flat_map(|c| [c.to_server, c.to_client].concat()).collect()
+    proxy.closed_connections().into_iter().flat_map(|c| [c.to_server, c.to_client].concat()).collect()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {

@@ -81,7 +81,8 @@ pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write
     let mut newest_first: Vec<ChatMessage> = Vec::new();
     let mut before = None;
     while newest_first.len() < limit {
-        let want = (limit - newest_first.len()).min(MAX_HISTORY_PAGE as usize) as u32;
+        let want = u32::try_from(limit - newest_first.len())
+            .map_or(MAX_HISTORY_PAGE, |left| left.min(MAX_HISTORY_PAGE));
         let page =
             client.history(with, before, want).with_context(|| format!("cannot read history with {with}"))?;
         before = page.messages.last().map(|m| m.id);

@@ -212,7 +212,7 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
             init_logging(cli.log_file)?;
             let transport = transport(cli.plaintext)?;
-            let ending = tui::run(server, transport, utc_offset, random_id()?)?;
+            let ending = tui::run(&server, transport, utc_offset, random_id()?)?;
             if ending.unsent > 0 {
                 let what = match ending.unsent {
                     1 => "1 message".to_owned(),

@@ -33,13 +33,13 @@ pub struct Ending {
 
 /// Runs the full-screen client against `server` until the user quits (or a signal says so).
 pub fn run(
-    server: String,
+    server: &str,
     transport: Transport,
     utc_offset: UtcOffset,
     first_client_msg_id: u64,
 ) -> Result<Ending> {
     let (tx, rx) = mpsc::channel::<Msg>();
-    let mut config = NetConfig::new(server.clone(), transport);
+    let mut config = NetConfig::new(server, transport);
     config.outbox_dir = settings::outbox_dir();
     let net = {
         let tx = tx.clone();
@@ -56,7 +56,7 @@ pub fn run(
     thread::Builder::new().name("terminal-input".into()).spawn(move || read_terminal(&tx))?;
 
     let size = terminal.size().context("cannot read the terminal size")?;
-    let mut model = Model::new(server.clone(), utc_offset, (size.width, size.height), first_client_msg_id);
+    let mut model = Model::new(server.to_owned(), utc_offset, (size.width, size.height), first_client_msg_id);
     model.look = Look::from_env(|name| std::env::var(name).ok());
     let mut remembered = false;
     let mut last_tick = Instant::now();
@@ -97,7 +97,7 @@ pub fn run(
         }
         if !remembered && model.me.is_some() {
             remembered = true;
-            if let Err(e) = settings::remember_server(&server) {
+            if let Err(e) = settings::remember_server(server) {
                 warn!(error = %e, "cannot remember the server");
             }
         }

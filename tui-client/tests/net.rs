@@ -228,7 +228,7 @@ fn a_new_server_is_trusted_only_when_the_user_says_so_and_a_changed_one_never() 
     net.send(NetCommand::Login { name: me.clone(), password: PASSWORD.into() });
     wait_for(&events, |e| matches!(e, NetEvent::AuthFailed { code: None, .. }).then_some(()));
     net.quit(Duration::from_secs(2));
-    let connections = proxy.connections();
+    let connections = proxy.closed_connections();
     assert_eq!(connections.len(), 1, "no retry after a refusal");
     // The client hello (0x16), change_cipher_spec (0x14), and at most one encrypted record
     // (0x17) of 19 bytes: its alert (2 bytes, content type, 16-byte tag). Any frame, even the

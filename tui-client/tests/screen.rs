@@ -258,7 +258,7 @@ fn delivered_and_read_differ_in_shape_and_style() {
     assert!(row(&screen, "mine 3").contains("mine 3 ✓✓") && !row(&screen, "mine 3").contains("read"));
     let buffer = terminal.backend().buffer();
     let mark_of = |needle: &str| {
-        let y = screen.iter().position(|r| r.contains(needle)).unwrap() as u16;
+        let y = u16::try_from(screen.iter().position(|r| r.contains(needle)).unwrap()).unwrap();
         let x = (0..80).find(|&x| buffer[(x, y)].symbol() == "✓").unwrap();
         buffer[(x, y)].clone()
     };

@@ -38,9 +38,9 @@ pub struct LimitPolicy {
     pub login_deadline: Duration,
     /// Connections not logged in from one address.
     pub unauthenticated_per_address: usize,
-    /// Connections not logged in at all, as a share of the connection cap: the rest is kept
+    /// Connections not logged in at all, in percent of the connection cap: the rest is kept
     /// for logged-in users and for logins.
-    pub unauthenticated_share: f64,
+    pub unauthenticated_percent: u8,
 }
 
 impl Default for LimitPolicy {
@@ -59,7 +59,7 @@ impl Default for LimitPolicy {
             failed_logins_per_connection: 3,
             login_deadline: Duration::from_secs(30),
             unauthenticated_per_address: 32,
-            unauthenticated_share: 0.5,
+            unauthenticated_percent: 50,
         }
     }
 }
@@ -78,7 +78,7 @@ impl LimitPolicy {
             message_burst: f64::INFINITY,
             failed_logins_per_connection: u32::MAX,
             unauthenticated_per_address: usize::MAX,
-            unauthenticated_share: 1.0,
+            unauthenticated_percent: 100,
             ..Self::default()
         }
     }
@@ -141,9 +141,10 @@ impl Limits {
 
     /// A counted login turned out right: it does not count against anyone.
     pub fn login_succeeded(&self, attempt: LoginAttempt) {
-        self.by_address_and_name.refund(&(attempt.address, attempt.name.clone()));
-        self.by_address.refund(&attempt.address);
-        self.by_name.refund(&attempt.name);
+        let LoginAttempt { address, name } = attempt;
+        self.by_address.refund(&address);
+        self.by_name.refund(&name);
+        self.by_address_and_name.refund(&(address, name));
     }
 
     /// Counts a registration from `address`.
@@ -175,10 +176,10 @@ pub struct Unauthenticated {
 impl Admission {
     /// Room for `policy`'s share of `max_connections`.
     pub fn new(policy: &LimitPolicy, max_connections: usize) -> Arc<Self> {
-        let share = (max_connections as f64 * policy.unauthenticated_share.clamp(0.0, 1.0)).ceil();
+        let percent = usize::from(policy.unauthenticated_percent.min(100));
         Arc::new(Self {
             per_address: policy.unauthenticated_per_address.max(1),
-            total: (share as usize).max(1),
+            total: (max_connections.saturating_mul(percent) / 100).max(1),
             counts: Mutex::default(),
         })
     }

@@ -533,16 +533,15 @@ impl Room {
         let full = free < self.reserve;
         if full != self.full {
             self.full = full;
-            match full {
-                true => error!(
+            if full {
+                error!(
                     data_dir = %self.dir.display(),
                     free_bytes = free,
                     reserve_bytes = self.reserve,
                     "the data directory's disk is full: new messages, accounts and saved sessions are refused (nothing is lost; reading works) until space is freed"
-                ),
-                false => {
-                    info!(data_dir = %self.dir.display(), free_bytes = free, "the data directory's disk has room again: storing new messages")
-                }
+                );
+            } else {
+                info!(data_dir = %self.dir.display(), free_bytes = free, "the data directory's disk has room again: storing new messages");
             }
         }
         full.then(|| Failure::StorageFull { dir: self.dir.clone(), free, reserve: self.reserve })

@@ -89,10 +89,7 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Opened> {
         first_commit: (!legacy).then_some(manifest.checkpoint_commit + 1),
     };
     let replayed = wal::replay(&wal_dir, expect, |_, payload| trees.replay(payload))?;
-    let last_commit = match legacy {
-        true => 0,
-        false => replayed.last_commit.unwrap_or(manifest.checkpoint_commit),
-    };
+    let last_commit = if legacy { 0 } else { replayed.last_commit.unwrap_or(manifest.checkpoint_commit) };
     if applied > last_commit {
         return Err(StoreError::DamagedLog {
             path: wal_dir.clone(),

@@ -143,6 +143,8 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T> {
 }
 
 /// A record that does not decode.
+// Callers hand over the error they just got; taking a reference would only add `&`s.
+#[allow(clippy::needless_pass_by_value)]
 pub fn corrupt(key: &[u8], reason: impl ToString) -> StoreError {
     StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: reason.to_string() }
 }

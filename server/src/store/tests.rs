@@ -431,7 +431,7 @@ mod format0_store {
             let mut hasher = crc32fast::Hasher::new();
             hasher.update(&1u64.to_le_bytes());
             hasher.update(&payload);
-            segment.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            segment.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
             segment.extend_from_slice(&hasher.finalize().to_le_bytes());
             segment.extend_from_slice(&payload);
         }

@@ -293,7 +293,7 @@ pub fn prepare_spare(dir: &Path, segment_limit: u64) -> Result<()> {
         let zeros = vec![0; 1 << 20];
         let mut left = segment_limit;
         while left > 0 {
-            let chunk = left.min(zeros.len() as u64) as usize;
+            let chunk = usize::try_from(left.min(zeros.len() as u64)).expect("at most the length of `zeros`");
             file.write_all(&zeros[..chunk])?;
             left -= chunk as u64;
         }
@@ -557,7 +557,7 @@ fn replay_legacy_segment(
         if len == 0 || offset + HEADER as u64 + len > file_len {
             break;
         }
-        payload.resize(len as usize, 0);
+        payload.resize(usize::try_from(len).expect("a record length is a u32"), 0);
         reader.read_exact(&mut payload).at("read", path)?;
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&sequence.to_le_bytes());
@@ -635,7 +635,7 @@ mod tests {
     fn records_replay_in_order_across_segments_with_their_commit_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let mut wal = start(dir.path());
-        let big = vec![7u8; LIMIT as usize];
+        let big = vec![7u8; usize::try_from(LIMIT).unwrap()];
         wal.append(1, b"first").unwrap();
         wal.append(2, &big).unwrap();
         let full = wal.rotate_if_needed().unwrap().expect("the segment is over the limit");
@@ -692,7 +692,7 @@ mod tests {
         let second = SEGMENT_HEADER as u64 + record_len;
         for flipped in [second + 2, second + 10, second + RECORD_HEADER as u64 + 3] {
             let mut bytes = fs::read(&segment).unwrap();
-            bytes[flipped as usize] ^= 0x40;
+            bytes[usize::try_from(flipped).unwrap()] ^= 0x40;
             fs::write(&segment, &bytes).unwrap();
             match replayed(dir.path(), FRESH) {
                 Err(StoreError::DamagedLog { path, offset, reason }) => {
@@ -701,7 +701,7 @@ mod tests {
                 }
                 other => panic!("byte {flipped}: expected DamagedLog, got {other:?}"),
             }
-            bytes[flipped as usize] ^= 0x40;
+            bytes[usize::try_from(flipped).unwrap()] ^= 0x40;
             fs::write(&segment, &bytes).unwrap();
         }
         assert_eq!(replayed(dir.path(), FRESH).unwrap().1.records, 5);
@@ -810,7 +810,7 @@ mod tests {
             let mut hasher = crc32fast::Hasher::new();
             hasher.update(&7u64.to_le_bytes());
             hasher.update(payload);
-            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
             bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
             bytes.extend_from_slice(payload);
         }

@@ -199,8 +199,12 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
                 select(model, name, out);
             }
         }
-        KeyCode::PageUp if !contacts_focused => scroll(model, page(model) as i32, out),
-        KeyCode::PageDown if !contacts_focused => scroll(model, -(page(model) as i32), out),
+        KeyCode::PageUp if !contacts_focused => {
+            scroll(model, i32::try_from(page(model)).unwrap_or(i32::MAX), out)
+        }
+        KeyCode::PageDown if !contacts_focused => {
+            scroll(model, -i32::try_from(page(model)).unwrap_or(i32::MAX), out)
+        }
         KeyCode::End if key.modifiers.contains(KeyModifiers::CONTROL) => jump_to_newest(model, out),
         KeyCode::Tab | KeyCode::BackTab => {
             model.focus = match model.focus {

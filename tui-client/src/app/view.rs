@@ -44,7 +44,8 @@ impl ChatLayout {
     /// a third of the screen, then scrolls.
     pub fn new(area: Rect, input_lines: usize) -> Self {
         let most = (area.height / 3).saturating_sub(2).max(1) as usize;
-        let input_height = input_lines.clamp(1, most) as u16 + 2;
+        let input_height =
+            u16::try_from(input_lines.clamp(1, most)).expect("at most a third of a u16 height") + 2;
         let [main, input, status] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(input_height), Constraint::Length(1)])
                 .areas(area);
@@ -377,7 +378,8 @@ fn input(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let lines: Vec<Line<'_>> =
         model.input.text().split('\n').skip(first).map(|line| Line::raw(line.to_owned())).collect();
     let scroll_x = column.saturating_sub((inner.width as usize).saturating_sub(1));
-    frame.render_widget(Paragraph::new(lines).scroll((0, scroll_x as u16)), inner);
+    frame
+        .render_widget(Paragraph::new(lines).scroll((0, u16::try_from(scroll_x).unwrap_or(u16::MAX))), inner);
     if focused {
         place_cursor(frame, inner, row.saturating_sub(first), column - scroll_x);
     }
@@ -460,7 +462,7 @@ fn help_lines(width: usize) -> Vec<Line<'static>> {
 
 fn help_area(area: Rect) -> Rect {
     let width = HELP_WIDTH.min(area.width);
-    let lines = help_lines(width.saturating_sub(2) as usize).len() as u16;
+    let lines = u16::try_from(help_lines(width.saturating_sub(2) as usize).len()).unwrap_or(u16::MAX);
     centered(area, width, lines.saturating_add(2))
 }
 
@@ -530,8 +532,12 @@ fn place_cursor(frame: &mut Frame<'_>, inner: Rect, row: usize, column: usize) {
     if inner.is_empty() {
         return;
     }
-    let x = inner.x.saturating_add(column as u16).min(inner.right().saturating_sub(1));
-    let y = inner.y.saturating_add(row as u16).min(inner.bottom().saturating_sub(1));
+    let x = inner
+        .x
+        .saturating_add(u16::try_from(column).unwrap_or(u16::MAX))
+        .min(inner.right().saturating_sub(1));
+    let y =
+        inner.y.saturating_add(u16::try_from(row).unwrap_or(u16::MAX)).min(inner.bottom().saturating_sub(1));
     frame.set_cursor_position(Position { x, y });
 }
 

@@ -77,7 +77,7 @@ pub fn render(model: &Model, width: u16, height: u16) -> Vec<String> {
                 let symbol = buffer[(x, y)].symbol();
                 row.push_str(symbol);
                 // A wide character covers the next cell too.
-                x += unicode_width::UnicodeWidthStr::width(symbol).max(1) as u16;
+                x += u16::try_from(unicode_width::UnicodeWidthStr::width(symbol).max(1)).unwrap();
             }
             row
         })

@@ -1,314 +1,35 @@
-//! The network thread: owns the connection, logs in, reconnects with back-off and resends
-//! unacknowledged messages, so the UI thread never touches a socket.
-//!
-//! The UI talks to it with [`NetCommand`]s and hears back through [`NetEvent`]s. A helper
-//! reader thread per connection turns frames into inputs of the same loop, so one thread
-//! decides everything about the connection's state.
+//! The network thread's state machine: one loop that takes the UI's commands, the reader
+//! thread's frames and its own timers, and decides everything about the connection.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use papo_protocol::{
     ChatMessage, Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, Fingerprint,
-    FrameReader, FrameWriter, HistoryPage, MessageId, ReadHalf, Reply, Request, RequestId, Security,
-    ServerFrame, TrustError, UnixMillis, Username, WriteHalf,
+    FrameReader, FrameWriter, MessageId, ReadHalf, Reply, Request, RequestId, ServerFrame, TrustError,
+    UnixMillis, Username, WriteHalf,
 };
 use tracing::{debug, info, warn};
 
-use crate::known_servers::KnownServers;
+use super::{
+    describe, Link, NetCommand, NetConfig, NetEvent, Outgoing, Transport, TrustProblem, HISTORY_PAGE,
+};
 use crate::outbox::OutboxFile;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle time after which a Ping keeps the server from dropping us.
-const KEEPALIVE: Duration = Duration::from_secs(30);
-/// Silence after which the server is presumed gone (it answers every Ping).
-const SERVER_SILENCE: Duration = Duration::from_secs(75);
 /// How long quitting waits for the acknowledgements of messages already sent.
 const QUIT_ACK_WAIT: Duration = Duration::from_secs(1);
-
-/// What the network thread needs to know.
-#[derive(Debug, Clone)]
-pub struct NetConfig {
-    /// `HOST:PORT` of the server.
-    pub server: String,
-    /// Plaintext or TLS, and which certificates to trust.
-    pub transport: Transport,
-    /// Where unsent messages are kept between runs (`$XDG_DATA_HOME/papo/outbox`); `None`
-    /// keeps them in memory only.
-    pub outbox_dir: Option<PathBuf>,
-    /// Idle time after which a Ping is sent.
-    pub keepalive: Duration,
-    /// Silence after which the connection is presumed dead; longer than `keepalive`.
-    pub silence: Duration,
-}
-
-impl NetConfig {
-    /// The defaults for `server`: no outbox on disk, a Ping after 30 s idle, 75 s of
-    /// silence tolerated.
-    pub fn new(server: impl Into<String>, transport: Transport) -> Self {
-        Self {
-            server: server.into(),
-            transport,
-            outbox_dir: None,
-            keepalive: KEEPALIVE,
-            silence: SERVER_SILENCE,
-        }
-    }
-}
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// History page size the client asks for.
-pub const HISTORY_PAGE: u32 = 100;
 
-/// What the UI asks of the network.
-#[derive(Clone, PartialEq, Eq)]
-pub enum NetCommand {
-    /// Log in with a password.
-    Login {
-        /// Account name.
-        name: String,
-        /// Password.
-        password: String,
-    },
-    /// Create an account, then log in with it.
-    Register {
-        /// Wanted name.
-        name: String,
-        /// Password.
-        password: String,
-    },
-    /// Send (and, until acknowledged, keep resending after reconnects) a message.
-    Send(Outgoing),
-    /// Fetch a page of a conversation.
-    History {
-        /// The peer.
-        with: Username,
-        /// Older than this id; `None` for the newest page.
-        before: Option<MessageId>,
-    },
-    /// Mark a conversation read.
-    MarkRead {
-        /// The peer.
-        with: Username,
-        /// Newest message read.
-        up_to: MessageId,
-    },
-    /// Trust the server's certificate (the user compared the fingerprint): remember it in
-    /// `known_servers` and connect.
-    Trust(Fingerprint),
-    /// Log out, disconnect and end the thread.
-    Quit,
-}
-
-// Passwords must never reach a log through `{:?}`.
-impl std::fmt::Debug for NetCommand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Login { name, .. } => write!(f, "Login {{ name: {name:?} }}"),
-            Self::Register { name, .. } => write!(f, "Register {{ name: {name:?} }}"),
-            Self::Send(outgoing) => write!(f, "Send(to {}, #{})", outgoing.to, outgoing.client_msg_id),
-            Self::History { with, before } => write!(f, "History {{ with: {with}, before: {before:?} }}"),
-            Self::MarkRead { with, up_to } => write!(f, "MarkRead {{ with: {with}, up_to: {up_to} }}"),
-            Self::Trust(fingerprint) => write!(f, "Trust({fingerprint})"),
-            Self::Quit => f.write_str("Quit"),
-        }
-    }
-}
-
-/// A message on its way out, identified by its client id until the server acknowledges it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    /// Recipient.
-    pub to: Username,
-    /// Text.
-    pub body: String,
-    /// Makes resends after a reconnect idempotent.
-    pub client_msg_id: u64,
-}
-
-/// The state of the link to the server, as the status bar shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
-    /// Trying to connect.
-    Connecting,
-    /// Connected (and logged in, if a session exists).
-    Online,
-    /// Not connected; retrying after a pause.
-    Offline {
-        /// Why the last attempt or connection failed.
-        reason: String,
-        /// When the next attempt starts.
-        retry_in: Duration,
-    },
-}
-
-/// How the network thread secures its connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
-    /// In the clear, for a server started with `--plaintext`.
-    Plaintext,
-    /// TLS, trusting a CA-signed certificate or the fingerprint remembered in this file, and
-    /// asking the user ([`NetEvent::Untrusted`]) about any other.
-    Tls(KnownServers),
-}
-
-impl Transport {
-    /// How to connect to `server` now: in the clear, or TLS pinned to the fingerprint
-    /// `known_servers` remembers for it (if any).
-    pub fn security(&self, server: &str) -> anyhow::Result<Security> {
-        Ok(match self {
-            Self::Plaintext => Security::Plaintext,
-            Self::Tls(known) => Security::tls(known.lookup(server)?),
-        })
-    }
-
-    /// The `known_servers` file a user edits when a certificate changed legitimately.
-    pub fn known_servers_file(&self) -> PathBuf {
-        match self {
-            Self::Tls(known) => known.path().to_owned(),
-            Self::Plaintext => PathBuf::new(),
-        }
-    }
-}
-
-/// Why the client will not talk to the server until the user acts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustProblem {
-    /// First contact: the user must compare this fingerprint with the server's.
-    Unknown {
-        /// What the server presented.
-        presented: Fingerprint,
-    },
-    /// The certificate differs from the one trusted before: possibly an attacker.
-    Changed {
-        /// What was trusted.
-        trusted: Fingerprint,
-        /// What the server presented now.
-        presented: Fingerprint,
-        /// The file whose line the user must remove if the change is legitimate.
-        file: PathBuf,
-    },
-}
-
-/// What the network thread reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetEvent {
-    /// The link changed.
-    Link(Link),
-    /// The server's certificate is not trusted; nothing was sent and no retry is scheduled.
-    Untrusted(TrustProblem),
-    /// Login or registration failed; the text is ready to show.
-    AuthFailed {
-        /// The server's code, when it gave one.
-        code: Option<ErrorCode>,
-        /// Human explanation.
-        message: String,
-    },
-    /// Logged in (not sent again for silent resumes after reconnecting).
-    LoggedIn {
-        /// Canonical name.
-        name: Username,
-        /// Messages that arrived while away.
-        pending: u64,
-    },
-    /// The session was resumed after a reconnect: anything may have happened meanwhile,
-    /// so the UI refetches what it shows (the contacts follow by themselves).
-    Resumed,
-    /// Messages queued by an earlier run (from the outbox file), being sent now.
-    Restored(Vec<Outgoing>),
-    /// The saved session could not be resumed; the user must log in again.
-    SessionExpired,
-    /// Every contact.
-    Contacts(Vec<Contact>),
-    /// A page of a conversation.
-    History {
-        /// The peer.
-        with: Username,
-        /// What was asked.
-        before: Option<MessageId>,
-        /// The page.
-        page: HistoryPage,
-    },
-    /// A message is durable on the server.
-    Sent {
-        /// The client id it was sent with.
-        client_msg_id: u64,
-        /// The stored message.
-        message: ChatMessage,
-    },
-    /// The server refused a message; it will not be retried.
-    SendFailed {
-        /// The client id it was sent with.
-        client_msg_id: u64,
-        /// Why.
-        reason: String,
-    },
-    /// A history request failed; the UI may ask again.
-    HistoryFailed {
-        /// The peer.
-        with: Username,
-        /// What was asked.
-        before: Option<MessageId>,
-        /// The server's code.
-        code: ErrorCode,
-        /// Why, ready to show.
-        reason: String,
-    },
-    /// Something the server pushed.
-    Server(Event),
-    /// A request other than a send failed; the text is ready to show.
-    Notice(String),
-}
-
-/// The UI's end of the network thread.
-#[derive(Debug)]
-pub struct NetHandle {
-    input: Sender<Input>,
-    thread: Option<thread::JoinHandle<()>>,
-    unsent: Arc<AtomicUsize>,
-}
-
-impl NetHandle {
-    /// Starts the network thread; `emit` receives every [`NetEvent`].
-    pub fn spawn(config: NetConfig, emit: impl Fn(NetEvent) + Send + 'static) -> std::io::Result<Self> {
-        let (input_tx, input) = mpsc::channel();
-        let unsent = Arc::new(AtomicUsize::new(0));
-        let net = Net::new(config, Box::new(emit), input_tx.clone(), Arc::clone(&unsent));
-        let thread = thread::Builder::new().name("net".into()).spawn(move || net.run(&input))?;
-        Ok(Self { input: input_tx, thread: Some(thread), unsent })
-    }
-
-    /// Hands a command to the network thread.
-    pub fn send(&self, command: NetCommand) {
-        // If the thread is gone the app is quitting anyway.
-        let _ = self.input.send(Input::Command(command));
-    }
-
-    /// Logs out and disconnects, waiting at most `timeout` for messages in flight to be
-    /// acknowledged and the goodbye to be written. Returns how many messages are still
-    /// unsent: they wait in the outbox file for the next login.
-    pub fn quit(mut self, timeout: Duration) -> usize {
-        self.send(NetCommand::Quit);
-        let Some(thread) = self.thread.take() else { return self.unsent.load(Ordering::SeqCst) };
-        let (done_tx, done) = mpsc::channel();
-        let waiter = thread::spawn(move || {
-            let _ = thread.join();
-            let _ = done_tx.send(());
-        });
-        if done.recv_timeout(timeout).is_ok() {
-            let _ = waiter.join();
-        }
-        self.unsent.load(Ordering::SeqCst)
-    }
-}
-
-enum Input {
+/// What the loop waits for.
+pub(super) enum Input {
     Command(NetCommand),
     Frame { generation: u64, frame: ServerFrame },
     Closed { generation: u64, reason: String },
@@ -330,7 +51,8 @@ struct Connected {
     last_write: Instant,
 }
 
-struct Net {
+/// The network thread's state.
+pub(super) struct Net {
     server: String,
     transport: Transport,
     outbox_dir: Option<PathBuf>,
@@ -357,7 +79,7 @@ struct Net {
 }
 
 impl Net {
-    fn new(
+    pub(super) fn new(
         config: NetConfig,
         emit: Box<dyn Fn(NetEvent) + Send>,
         input_tx: Sender<Input>,
@@ -386,7 +108,7 @@ impl Net {
         }
     }
 
-    fn run(mut self, input: &Receiver<Input>) {
+    pub(super) fn run(mut self, input: &Receiver<Input>) {
         loop {
             let wait = self.next_deadline().map(|at| at.saturating_duration_since(Instant::now()));
             let next = match wait {
@@ -433,7 +155,7 @@ impl Net {
         let name = concat!("papo ", env!("CARGO_PKG_VERSION"));
         let client = match Client::connect(&self.server, &security, name, CONNECT_TIMEOUT) {
             Ok(client) => client,
-            Err(ClientError::Trust(refusal)) => return self.untrusted(refusal),
+            Err(ClientError::Trust(refusal)) => return self.untrusted(&refusal),
             Err(e) => return self.schedule_retry(describe(&e)),
         };
         let (conn, early_events) = client.into_parts();
@@ -478,10 +200,10 @@ impl Net {
     }
 
     /// Stops retrying until the user decides: retrying cannot change the certificate.
-    fn untrusted(&mut self, refusal: TrustError) {
+    fn untrusted(&mut self, refusal: &TrustError) {
         warn!(%refusal, "server not trusted");
         self.retry_at = None;
-        let problem = match refusal {
+        let problem = match *refusal {
             TrustError::Unknown { presented } => TrustProblem::Unknown { presented },
             TrustError::Changed { pinned, presented } => TrustProblem::Changed {
                 trusted: pinned,
@@ -662,9 +384,9 @@ impl Net {
     }
 
     fn start_session(&mut self, name: Username, token: String) {
-        self.me = Some(name.clone());
         self.token = Some(token);
         self.restore_outbox(&name);
+        self.me = Some(name);
         (self.emit)(NetEvent::Link(Link::Online));
         self.request(Request::Contacts { after: None }, Pending::Contacts(Vec::new()));
         for (with, before) in std::mem::take(&mut self.reissue) {
@@ -787,13 +509,4 @@ impl Net {
 
 fn sent_message(id: MessageId, from: Username, outgoing: Outgoing, sent_at: UnixMillis) -> ChatMessage {
     ChatMessage { id, from, to: outgoing.to, body: outgoing.body, sent_at }
-}
-
-/// A one-line explanation of a connection problem, for the status bar.
-pub fn describe(error: &ClientError) -> String {
-    match error {
-        ClientError::Connect { addr, source } => format!("cannot reach {addr}: {source}"),
-        ClientError::Fatal(e) | ClientError::Rejected(e) => e.message.clone(),
-        other => other.to_string(),
-    }
 }
