@@ -62,3 +62,28 @@ fn both_dockerfiles_build_the_dependencies_with_the_same_steps() {
     assert!(server.ends_with("cargo build --release --locked -p papo-server -p papo"), "{server}");
     assert_eq!(server, prefix("Dockerfile.client"));
 }
+
+#[test]
+fn both_dockerfiles_copy_every_workspace_members_manifest_and_stub_its_library() {
+    // Cargo reads every member's manifest before it builds anything, so one member the
+    // dependency stage forgot fails the image build (powercut/ once did).
+    let root: toml::Table = repo_file("Cargo.toml").parse().unwrap();
+    let members = root["workspace"]["members"].as_array().unwrap();
+    assert!(members.len() >= 5, "{members:?}");
+    for dockerfile in ["Dockerfile.server", "Dockerfile.client"] {
+        let text = repo_file(dockerfile);
+        for member in members {
+            let member = member.as_str().unwrap();
+            let copy = format!("COPY {member}/Cargo.toml {member}/\n");
+            assert!(text.contains(&copy), "{dockerfile} does not copy {member}'s manifest");
+            let manifest: toml::Table = repo_file(&format!("{member}/Cargo.toml")).parse().unwrap();
+            let has_library =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../{member}/src/lib.rs")).exists()
+                    || manifest.contains_key("lib");
+            if has_library {
+                let stub = format!("{member}/src/lib.rs");
+                assert!(text.contains(&stub), "{dockerfile} does not stub {stub}");
+            }
+        }
+    }
+}
