@@ -1,6 +1,6 @@
 //! A blocking request/reply client, for the command line, tests and the load generator.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -59,13 +59,16 @@ impl ClientError {
     }
 }
 
-/// A handshaken connection that sends one request at a time and keeps events that arrive
+/// A handshaken connection that waits for one reply at a time and keeps events that arrive
 /// meanwhile for [`Client::next_event`].
 #[derive(Debug)]
 pub struct Client {
     conn: Connection,
     next_id: RequestId,
     events: VecDeque<Event>,
+    /// Replies that overtook the one waited for (a refusal overtakes earlier sends that are
+    /// still being made durable), until they are waited for.
+    early: HashMap<RequestId, Result<Reply, ErrorReply>>,
 }
 
 impl Client {
@@ -91,7 +94,9 @@ impl Client {
         Err(connect_err(last))
     }
 
-    fn handshake(
+    /// Like [`Client::connect`], over a socket the caller connected (from a chosen local
+    /// address, say); `addr` is the name the server's certificate must carry.
+    pub fn handshake(
         socket: TcpStream,
         addr: &str,
         security: &Security,
@@ -112,7 +117,7 @@ impl Client {
         match conn.read_message::<ServerFrame>()? {
             Some(ServerFrame::Welcome(_)) => {
                 conn.stream().set_read_timeout(None).map_err(FrameError::Io)?;
-                Ok(Self { conn, next_id: 1, events: VecDeque::new() })
+                Ok(Self { conn, next_id: 1, events: VecDeque::new(), early: HashMap::new() })
             }
             Some(ServerFrame::Fatal(e)) => Err(ClientError::Fatal(e)),
             Some(other) => Err(ClientError::Unexpected(format!("{other:?} instead of a welcome"))),
@@ -128,17 +133,23 @@ impl Client {
         Ok(id)
     }
 
-    /// Waits for the reply to request `id`, keeping events that arrive first.
+    /// Waits for the reply to request `id`, keeping events and other replies that arrive
+    /// first (replies come in any order: match them by id).
     pub fn wait_reply(&mut self, id: RequestId) -> Result<Reply, ClientError> {
+        if let Some(result) = self.early.remove(&id) {
+            return result.map_err(ClientError::Rejected);
+        }
         loop {
             match self.read_frame()? {
                 ServerFrame::Reply { id: got, result } if got == id => {
                     return result.map_err(ClientError::Rejected);
                 }
-                ServerFrame::Reply { id: got, .. } => {
-                    return Err(ClientError::Unexpected(format!(
-                        "reply to request {got} while waiting for {id}"
-                    )));
+                ServerFrame::Reply { id: got, result } => {
+                    if got >= self.next_id || self.early.insert(got, result).is_some() {
+                        return Err(ClientError::Unexpected(format!(
+                            "a reply to request {got}, which was not sent or was answered already"
+                        )));
+                    }
                 }
                 ServerFrame::Event(event) => self.events.push_back(event),
                 ServerFrame::Welcome(_) => return Err(ClientError::Unexpected("a second welcome".into())),
@@ -270,4 +281,49 @@ fn logged_in(reply: Reply) -> Option<LoggedIn> {
 fn expect<T>(reply: Reply, pick: impl FnOnce(Reply) -> Option<T>) -> Result<T, ClientError> {
     let shown = format!("{reply:?}");
     pick(reply).ok_or(ClientError::Unexpected(shown))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::Welcome;
+
+    /// A server on loopback that welcomes one client, reads `requests` requests and answers
+    /// them in reverse order, then once more for a request never sent.
+    fn answering_in_reverse(requests: usize) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut conn = Connection::plain(listener.accept().unwrap().0);
+            let _hello = conn.read_message::<ClientFrame>().unwrap();
+            let welcome = Welcome { protocol_version: PROTOCOL_VERSION, server_version: "test".into() };
+            conn.write_message(&ServerFrame::Welcome(welcome)).unwrap();
+            let mut ids = Vec::new();
+            for _ in 0..requests {
+                if let Some(ClientFrame::Request { id, .. }) = conn.read_message().unwrap() {
+                    ids.push(id);
+                }
+            }
+            for id in ids.iter().rev().copied().chain([999]) {
+                conn.write_message(&ServerFrame::Reply { id, result: Ok(Reply::Pong) }).unwrap();
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn replies_that_overtake_the_one_waited_for_are_kept_for_their_turn() {
+        let addr = answering_in_reverse(3);
+        let mut client =
+            Client::connect(&addr.to_string(), &Security::Plaintext, "test", Duration::from_secs(10))
+                .unwrap();
+        let ids: Vec<_> = (0..3).map(|_| client.send_request(Request::Ping).unwrap()).collect();
+        for id in ids {
+            assert_eq!(client.wait_reply(id).unwrap(), Reply::Pong);
+        }
+        let stray = client.wait_reply(client.next_id).unwrap_err();
+        assert!(stray.to_string().contains("request 999, which was not sent"), "{stray}");
+    }
 }
