@@ -9,6 +9,7 @@
 // years of them) and rates to message counts, rounding on purpose.
 #![allow(clippy::cast_possible_truncation)]
 
+mod attack;
 mod connections;
 mod disk;
 mod irc;
@@ -28,6 +29,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use papo_protocol::{Fingerprint, Security};
 
+use attack::AttackConfig;
 use pairs::PairsConfig;
 use report::{latency_line, mib};
 use target::Target;
@@ -125,6 +127,57 @@ enum Mode {
         #[arg(long, default_value = "auto", value_name = "PATH|auto")]
         ngircd: ngircd::Source,
     },
+    /// What one hostile machine (127.0.0.1) costs a user on another (127.0.0.2), each
+    /// figure beside the same one without the attacker, against a server with its
+    /// production limits and, with --compare, one with its limits by address and by user
+    /// off (the password pool and the deadline to log in stay).
+    ///
+    /// guessing: --guessers connections send wrong-password logins for random names as fast
+    /// as they are answered, reconnecting when closed; the user's login (connect,
+    /// handshake, password) is timed --logins times. For the figure run it at
+    /// --bcrypt-cost 12 over TLS. holding: the attacker keeps as many connections as the
+    /// server's cap (--max-connections) shaken hands and pinging, never logging in, for
+    /// --hold-seconds; the user tries to log in every 250 ms. flooding: one session floods
+    /// 1 KB messages, then (limits off only) one moves its read marker through a
+    /// --conversation-message conversation, while --senders users send ten messages a
+    /// second each, timed until acknowledged.
+    Attack {
+        /// Which attack [default: all three].
+        #[arg(value_enum)]
+        scenario: Option<Scenario>,
+        /// Also run each attack against a server with its limits by address and by user off.
+        #[arg(long)]
+        compare: bool,
+        /// Guessing connections.
+        #[arg(long, default_value_t = 64)]
+        guessers: usize,
+        /// Timed logins of the user, alone and under guessing.
+        #[arg(long, default_value_t = 10)]
+        logins: usize,
+        /// Connection cap of the server the connections are held on.
+        #[arg(long, default_value_t = 200)]
+        max_connections: usize,
+        /// Seconds the connections are held (the server cuts them off after 30 s).
+        #[arg(long, default_value_t = 40)]
+        hold_seconds: u64,
+        /// Users sending while the flood runs.
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        /// Seconds of each flooding phase.
+        #[arg(long, default_value_t = 5)]
+        flood_seconds: u64,
+        /// Messages in the conversation the read marker moves through.
+        #[arg(long, default_value_t = 20_000)]
+        conversation: u64,
+    },
+}
+
+/// The attacks of `papo-bench attack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Guessing,
+    Holding,
+    Flooding,
 }
 
 /// The modes that drive a server.
@@ -216,7 +269,63 @@ fn main() -> Result<()> {
             };
             versus::run(&config)
         }
+        Mode::Attack {
+            scenario,
+            compare,
+            guessers,
+            logins,
+            max_connections,
+            hold_seconds,
+            senders,
+            flood_seconds,
+            conversation,
+        } => {
+            anyhow::ensure!(cli.server.is_none(), "attack starts its own servers: drop --server");
+            let config = AttackConfig {
+                guessers,
+                logins,
+                hold: Duration::from_secs(hold_seconds).min(time_limit),
+                senders,
+                flood: Duration::from_secs(flood_seconds).min(time_limit),
+                conversation,
+            };
+            run_attacks(&cli, scenario, compare, &config, max_connections)
+        }
     }
+}
+
+/// Each chosen attack against a fresh server with its limits on and, with `compare`, off.
+fn run_attacks(
+    cli: &Cli,
+    scenario: Option<Scenario>,
+    compare: bool,
+    config: &AttackConfig,
+    max_connections: usize,
+) -> Result<()> {
+    let bin = cli.server_bin.clone().unwrap_or_else(target::default_server_bin);
+    let transport = if cli.plaintext { "plaintext" } else { "TLS" };
+    let chosen = [Scenario::Guessing, Scenario::Holding, Scenario::Flooding]
+        .into_iter()
+        .filter(|&one| scenario.is_none_or(|chosen| chosen == one));
+    for one in chosen {
+        for rate_limits in [true, false].into_iter().take(if compare { 2 } else { 1 }) {
+            let target = Target::spawn(&target::Spawn {
+                server_bin: &bin,
+                bcrypt_cost: cli.bcrypt_cost,
+                max_connections: if one == Scenario::Holding { max_connections } else { 10_000 },
+                plaintext: cli.plaintext,
+                rate_limits,
+            })?;
+            let limits = if rate_limits { "limits on" } else { "limits by address and user off" };
+            println!("\n== {one:?}: {transport}, bcrypt cost {}, {limits}", cli.bcrypt_cost);
+            match one {
+                Scenario::Guessing => attack::guessing(&target, config)?,
+                Scenario::Holding => attack::holding(&target, config, max_connections)?,
+                Scenario::Flooding => attack::flooding(&target, config, !rate_limits)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Starts or reaches the server, runs `load` against it and prints the results.
@@ -230,7 +339,13 @@ fn run_load(cli: &Cli, load: &Load, time_limit: Duration) -> Result<()> {
         Some(addr) => Target::existing(addr, Security::tls(cli.trust_fingerprint)),
         None => {
             let bin = cli.server_bin.clone().unwrap_or_else(target::default_server_bin);
-            Target::spawn(&bin, cli.bcrypt_cost, max_connections, cli.plaintext)?
+            Target::spawn(&target::Spawn {
+                server_bin: &bin,
+                bcrypt_cost: cli.bcrypt_cost,
+                max_connections,
+                plaintext: cli.plaintext,
+                rate_limits: false,
+            })?
         }
     };
     let transport = if cli.plaintext { "plaintext" } else { "TLS" };

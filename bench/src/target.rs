@@ -2,12 +2,14 @@
 //! temporary data directory, or an address given by the user.
 
 use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use papo_protocol::{Client, Security};
+use socket2::{Domain, Socket, Type};
 
 /// How the load generator reaches the server.
 #[derive(Debug)]
@@ -20,15 +22,26 @@ pub struct Target {
     data_dir: Option<tempfile::TempDir>,
 }
 
+/// How to start the server under load.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawn<'a> {
+    /// The `papo-server` binary.
+    pub server_bin: &'a Path,
+    /// Its bcrypt cost.
+    pub bcrypt_cost: u32,
+    /// Its connection cap.
+    pub max_connections: usize,
+    /// TLS off.
+    pub plaintext: bool,
+    /// Its limits by address and by user on: the load generator is one machine sending
+    /// faster than any person, so only the abuse measurements want them.
+    pub rate_limits: bool,
+}
+
 impl Target {
-    /// Starts `server_bin` on `127.0.0.1` with an ephemeral port (in plaintext if asked) and
-    /// waits until it listens.
-    pub fn spawn(
-        server_bin: &Path,
-        bcrypt_cost: u32,
-        max_connections: usize,
-        plaintext: bool,
-    ) -> Result<Self> {
+    /// Starts the server on `127.0.0.1` with an ephemeral port and waits until it listens.
+    pub fn spawn(spawn: &Spawn<'_>) -> Result<Self> {
+        let Spawn { server_bin, bcrypt_cost, max_connections, plaintext, rate_limits } = *spawn;
         let data_dir = tempfile::tempdir().context("cannot create a data directory")?;
         let mut child = Command::new(server_bin)
             .args([
@@ -44,6 +57,7 @@ impl Target {
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(plaintext.then_some("--plaintext"))
+            .args((!rate_limits).then_some("--no-rate-limits"))
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
             .spawn()
@@ -97,6 +111,19 @@ impl Target {
     pub fn connect(&self) -> Result<Client> {
         Client::connect(&self.addr, &self.security, "papo-bench", Duration::from_secs(10))
             .context("cannot connect")
+    }
+
+    /// A handshaken connection from the local address `from` (another loopback address
+    /// stands for another machine, as the server's limits by address see it).
+    pub fn connect_from(&self, from: IpAddr) -> Result<Client> {
+        let server: SocketAddr = self.addr.parse().context("the server's address is not IP:PORT")?;
+        let socket = Socket::new(Domain::for_address(server), Type::STREAM, None).context("socket")?;
+        socket.bind(&SocketAddr::new(from, 0).into()).with_context(|| format!("cannot bind {from}"))?;
+        socket
+            .connect_timeout(&server.into(), Duration::from_secs(10))
+            .with_context(|| format!("cannot connect to {server}"))?;
+        Client::handshake(socket.into(), &self.addr, &self.security, "papo-bench", Duration::from_secs(10))
+            .context("handshake")
     }
 }
 

@@ -130,7 +130,13 @@ fn check_irc_limits(config: &PairsConfig) -> Result<()> {
 /// sync p50 under its data directory.
 fn measure_papo(config: &VersusConfig) -> Result<(Figures, f64)> {
     let work = &config.pairs;
-    let target = Target::spawn(&config.papo_bin, config.bcrypt_cost, work.pairs * 2 + 100, true)?;
+    let target = Target::spawn(&target::Spawn {
+        server_bin: &config.papo_bin,
+        bcrypt_cost: config.bcrypt_cost,
+        max_connections: work.pairs * 2 + 100,
+        plaintext: true,
+        rate_limits: false,
+    })?;
     let data_dir = target.data_dir().context("a started server has a data directory")?;
     let probe = disk::sync_latency(data_dir, disk::QUICK_PROBE, Duration::MAX)
         .context("cannot time the disk under the data directory")?;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limits::LimitPolicy;
 use crate::store::StoreOptions;
-use crate::throttle::ThrottlePolicy;
 use crate::tls::TlsMode;
 
 /// Everything `run` needs to know besides the listener.
@@ -26,8 +26,9 @@ pub struct Config {
     pub outbox_limit: usize,
     /// Stack size of each connection thread; small, so thousands fit.
     pub thread_stack_size: usize,
-    /// Failed-login throttling.
-    pub throttle: ThrottlePolicy,
+    /// What one client may cost: login attempts, registrations, messages, connections that
+    /// have not logged in, password hashing.
+    pub limits: LimitPolicy,
     /// How long a resume token stays valid.
     pub token_lifetime: Duration,
     /// Write-ahead log segments and group commit.
@@ -46,7 +47,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             outbox_limit: 1 << 20,
             thread_stack_size: 256 * 1024,
-            throttle: ThrottlePolicy::default(),
+            limits: LimitPolicy::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
             store: StoreOptions::default(),
         }

@@ -7,7 +7,7 @@
 //! - `session.rs` reads a connection's requests, pipelines its sends and carries out what
 //!   the handlers return, over any transport (`transport.rs`: the socket and its outbox, or
 //!   `memory.rs` in tests);
-//! - `handlers/` does what each request asks, given a context (store, hub, throttle,
+//! - `handlers/` does what each request asks, given a context (store, hub, limits,
 //!   settings, clock) and no socket;
 //! - under them `hub.rs` (who is online), `outbox.rs` (bounded queues drained by
 //!   non-blocking sends and one writer thread), [`store`] (sled behind a write-ahead log,
@@ -37,11 +37,10 @@ pub mod store;
 mod tcp;
 #[cfg(feature = "test-support")]
 pub mod testing;
-mod throttle;
 pub mod tls;
 mod transport;
 
 pub use config::Config;
+pub use limits::LimitPolicy;
 pub use server::{run, ServerError};
 pub use shutdown::Shutdown;
-pub use throttle::ThrottlePolicy;

@@ -134,9 +134,11 @@ impl Read for MemoryInbound {
 }
 
 impl Inbound for MemoryInbound {
-    fn handshaken(&self, idle: Duration) {
+    fn handshaken(&self, idle: Duration, _login_by: Duration) {
         *self.timeout.lock().unwrap_or_else(PoisonError::into_inner) = idle;
     }
+
+    fn logged_in(&self) {}
 }
 
 /// Serves one session on this thread over `input`, which the client then closes, and

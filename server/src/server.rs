@@ -1,7 +1,7 @@
 //! The server's lifecycle: start-up, the accept loop, and graceful shutdown.
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 use crate::admin::Admin;
 use crate::clock::SystemClock;
 use crate::deadline::HandshakeDeadlines;
+use crate::limits::{Admission, PasswordPool, PoolLimits};
 use crate::outbox::Writer;
 use crate::shared::Shared;
 use crate::store::{Store, StoreError};
@@ -126,8 +127,11 @@ pub fn run(listener: TcpListener, config: Config, shutdown: &Shutdown) -> Result
         tls,
         writer: Writer::start().map_err(io_err("starting the writer thread"))?,
         deadlines: HandshakeDeadlines::start().map_err(io_err("starting the handshake deadline thread"))?,
+        admission: Admission::new(&config.limits, config.max_connections),
     });
-    let shared = Arc::new(Shared::new(config, store, dummy_hash, Arc::new(SystemClock)));
+    let passwords = PasswordPool::start(PoolLimits::for_this_machine())
+        .map_err(io_err("starting the password hashing threads"))?;
+    let shared = Arc::new(Shared::new(config, store, dummy_hash, Arc::new(SystemClock), passwords));
     // Optional: a data directory whose path is too long for a socket still serves clients.
     let admin = Admin::start(&shared.config.data_dir, Arc::downgrade(&shared))
         .inspect_err(|e| warn!(error = %e, "no administration socket; `papo-server export` works only while the server is stopped"))
@@ -196,13 +200,24 @@ fn accept_loop(
             refuse(&stream, ErrorCode::ServerFull, "the server is full; try again later");
             continue;
         }
+        // Room is kept for logged-in users and for logins from elsewhere: connections that
+        // have not logged in are capped by address and in total.
+        let address = stream.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip());
+        let Some(unauthenticated) = network.admission.admit(address) else {
+            refuse(
+                &stream,
+                ErrorCode::ServerFull,
+                "too many connections from your machine (or in all) have not logged in; log in, or close some, and try again",
+            );
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         live.count.fetch_add(1, Ordering::AcqRel);
         let guard = LiveGuard(Arc::clone(live));
         let (shared, network) = (Arc::clone(shared), Arc::clone(network));
         let spawned = thread::Builder::new().stack_size(shared.config.thread_stack_size).spawn(move || {
             let _guard = guard;
-            tcp::serve(stream, &shared, &network);
+            tcp::serve(stream, &shared, &network, unauthenticated);
             // Before the guard tells `run` this session is over: the last reference to the
             // store must go inside `run`, which closes it (and frees its lock) before returning.
             drop(shared);

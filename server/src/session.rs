@@ -46,6 +46,8 @@ pub(crate) struct Session<'a> {
     appends: Appends,
     /// Sends queued with the committer and not yet acknowledged, oldest first.
     unacked: Vec<RequestId>,
+    /// Wrong passwords on this connection; a few of them close it.
+    failed_logins: u32,
 }
 
 impl Drop for Session<'_> {
@@ -71,6 +73,7 @@ impl<'a> Session<'a> {
             identity: None,
             appends: Appends::new(),
             unacked: Vec::new(),
+            failed_logins: 0,
         }
     }
 
@@ -82,7 +85,8 @@ impl<'a> Session<'a> {
     /// Serves the connection from its `Hello` to its end.
     pub fn run(mut self, reader: &mut FrameReader<impl Inbound>) {
         let flow = self.handshake(reader);
-        reader.get_ref().handshaken(self.shared.config.idle_timeout);
+        let config = &self.shared.config;
+        reader.get_ref().handshaken(config.idle_timeout, config.limits.login_deadline);
         if flow == Flow::Continue {
             self.serve_requests(reader);
         }
@@ -157,9 +161,23 @@ impl<'a> Session<'a> {
                 }
                 continue;
             };
+            let failed_login = matches!(&reply, Err(e) if e.code == ErrorCode::InvalidCredentials);
             match handled.then {
+                Then::Continue if failed_login => {
+                    self.reply(id, reply);
+                    self.failed_logins += 1;
+                    if self.failed_logins >= self.shared.config.limits.failed_logins_per_connection {
+                        info!(peer = %self.peer, failures = self.failed_logins, "closing a connection after failed logins");
+                        self.fatal(
+                            ErrorCode::RateLimited,
+                            "too many failed logins on this connection; check the name and password, then connect again".into(),
+                        );
+                        return;
+                    }
+                }
                 Then::Continue => self.reply(id, reply),
                 Then::LoggedIn(identity) => {
+                    reader.get_ref().logged_in();
                     self.shared.hub.join(&identity.name, self.id, Arc::clone(&self.sink));
                     self.identity = Some(identity);
                     self.reply(id, reply);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::handlers::Context;
 use crate::hub::Hub;
+use crate::limits::{Limits, PasswordPool};
 use crate::store::Store;
-use crate::throttle::LoginThrottle;
 use crate::Config;
 
 /// The store, the hub and the settings that sessions share.
@@ -17,7 +17,9 @@ pub(crate) struct Shared {
     pub config: Config,
     pub store: Store,
     pub hub: Hub,
-    pub throttle: LoginThrottle,
+    pub limits: Limits,
+    /// Where every bcrypt hash and check runs, fairly between addresses.
+    pub passwords: PasswordPool,
     /// Verified against when a login names an unknown user, so it costs the same.
     pub dummy_hash: String,
     pub clock: Arc<dyn Clock>,
@@ -32,9 +34,16 @@ impl AsRef<Store> for Shared {
 
 impl Shared {
     /// Sessions' shared state around an open store.
-    pub fn new(config: Config, store: Store, dummy_hash: String, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        dummy_hash: String,
+        clock: Arc<dyn Clock>,
+        passwords: PasswordPool,
+    ) -> Self {
         Self {
-            throttle: LoginThrottle::new(config.throttle),
+            limits: Limits::new(config.limits),
+            passwords,
             hub: Hub::default(),
             config,
             store,
@@ -54,7 +63,8 @@ impl Shared {
         Context {
             store: &self.store,
             hub: &self.hub,
-            throttle: &self.throttle,
+            limits: &self.limits,
+            passwords: &self.passwords,
             config: &self.config,
             clock: &*self.clock,
             dummy_hash: &self.dummy_hash,

@@ -1,6 +1,7 @@
 //! An accepted TCP connection made into a session: plaintext or TLS judged from its first
 //! byte, an outbox registered with the shared writer, and a deadline on its handshake.
 
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use papo_protocol::{ErrorCode, FrameReader, ReadHalf};
 use tracing::{debug, info, warn};
 
 use crate::deadline::HandshakeDeadlines;
+use crate::limits::{Admission, Unauthenticated};
 use crate::outbox::{Outbox, Writer};
 use crate::session::Session;
 use crate::shared::Shared;
@@ -23,8 +25,10 @@ pub(crate) struct Network {
     /// `None` when the server runs in plaintext.
     pub tls: Option<ServerTls>,
     pub writer: Arc<Writer>,
-    /// Ends connections whose handshake drags on.
+    /// Ends connections whose handshake, or login, drags on.
     pub deadlines: Arc<HandshakeDeadlines>,
+    /// Connections that have not logged in, by address and in total.
+    pub admission: Arc<Admission>,
 }
 
 /// How a connection begins, judged from its first byte.
@@ -40,8 +44,11 @@ enum Opening {
 /// holds.
 struct TcpInbound<'s> {
     half: ReadHalf<Arc<Outbox>, &'s TcpStream>,
+    stream: &'s Arc<TcpStream>,
     deadlines: &'s HandshakeDeadlines,
     session: u64,
+    /// Its place among the connections that have not logged in, until it does.
+    unauthenticated: Cell<Option<Unauthenticated>>,
 }
 
 impl Read for TcpInbound<'_> {
@@ -51,14 +58,21 @@ impl Read for TcpInbound<'_> {
 }
 
 impl Inbound for TcpInbound<'_> {
-    fn handshaken(&self, idle: Duration) {
-        self.deadlines.done(self.session);
+    fn handshaken(&self, idle: Duration, login_by: Duration) {
+        // The same watcher that ended a dragging handshake ends a connection that never logs
+        // in: a read timeout would restart with every Ping.
+        self.deadlines.watch(self.session, Instant::now() + login_by, Arc::clone(self.stream));
         let _ = self.half.socket().set_read_timeout(Some(idle));
+    }
+
+    fn logged_in(&self) {
+        self.deadlines.done(self.session);
+        self.unauthenticated.take();
     }
 }
 
-/// Serves one accepted connection until it ends.
-pub(crate) fn serve(stream: TcpStream, shared: &Shared, network: &Network) {
+/// Serves one accepted connection until it ends; it holds `unauthenticated` until it logs in.
+pub(crate) fn serve(stream: TcpStream, shared: &Shared, network: &Network, unauthenticated: Unauthenticated) {
     let peer = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let _ = stream.set_read_timeout(Some(shared.config.handshake_timeout));
     let Some(opening) = opening(&stream, network, peer) else { return };
@@ -89,7 +103,15 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared, network: &Network) {
     }
     let half =
         if is_tls { ReadHalf::Tls(TlsReader::new(outbox, &*stream)) } else { ReadHalf::Plain(&*stream) };
-    session.run(&mut FrameReader::new(TcpInbound { half, deadlines: &network.deadlines, session: id }));
+    let inbound = TcpInbound {
+        half,
+        stream: &stream,
+        deadlines: &network.deadlines,
+        session: id,
+        unauthenticated: Cell::new(Some(unauthenticated)),
+    };
+    session.run(&mut FrameReader::new(inbound));
+    network.deadlines.done(id);
 }
 
 /// Waits (up to the handshake timeout) for the first byte; `None` if none comes.

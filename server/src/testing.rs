@@ -13,6 +13,7 @@ use std::time::Duration;
 use papo_protocol::{Client, Fingerprint, LoggedIn, Security};
 
 use crate::clock::{Clock, SystemClock};
+use crate::limits::{LimitPolicy, PasswordPool, PoolLimits};
 use crate::shared::Shared;
 use crate::store::Store;
 use crate::{handlers, memory, Config, ServerError, Shutdown};
@@ -120,6 +121,9 @@ fn test_config(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Config {
     // Small log segments: tests start many servers (each zero-fills its first spare
     // segment), and traffic in tests then passes through checkpoints too.
     config.store.wal_segment = 256 * 1024;
+    // Every test client comes from 127.0.0.1, faster than any person: the tests of the limits
+    // turn on the ones they test.
+    config.limits = LimitPolicy::unlimited();
     tweak(&mut config);
     config
 }
@@ -152,7 +156,8 @@ impl MemoryServer {
         let config = test_config(dir, tweak);
         let store = Store::open_with(dir, config.store).expect("open the store");
         let dummy_hash = handlers::dummy_hash(config.bcrypt_cost).expect("bcrypt cost");
-        Self { shared: Arc::new(Shared::new(config, store, dummy_hash, clock)), _tempdir: None }
+        let passwords = PasswordPool::start(PoolLimits::for_this_machine()).expect("password threads");
+        Self { shared: Arc::new(Shared::new(config, store, dummy_hash, clock, passwords)), _tempdir: None }
     }
 
     /// Serves one connection that sends `input` and then closes; returns every byte the

@@ -41,6 +41,10 @@ pub(crate) trait Sink: Debug + Send + Sync {
 /// The bytes a client sends, read by its session's thread.
 pub(crate) trait Inbound: Read {
     /// The handshake is over: from now on a read may wait up to `idle` before it fails with
-    /// a timeout.
-    fn handshaken(&self, idle: Duration);
+    /// a timeout, and the client has until `login_by` to log in (a `Ping` does not extend it).
+    fn handshaken(&self, idle: Duration, login_by: Duration);
+
+    /// The client logged in: its deadline to log in, and its place among the connections
+    /// that have not, are given up.
+    fn logged_in(&self);
 }

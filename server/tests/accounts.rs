@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{unique_name, TestServer, PASSWORD};
 use papo_protocol::{ErrorCode, Reply, Request};
-use papo_server::ThrottlePolicy;
+use papo_server::LimitPolicy;
 
 #[test]
 fn register_then_login_with_any_case() {
@@ -60,13 +60,12 @@ fn wrong_password_and_unknown_user_look_the_same() {
 }
 
 #[test]
-fn failed_logins_are_throttled_per_name() {
+fn failed_logins_are_limited_per_name_and_address() {
     let server = TestServer::start_with(|config| {
-        config.throttle = ThrottlePolicy {
-            max_failures: 5,
-            window: Duration::from_secs(60),
-            lockout: Duration::from_secs(1),
-        }
+        let mut limits = LimitPolicy::unlimited();
+        limits.logins_per_address_and_name.limit = 5;
+        limits.logins_per_address_and_name.span = Duration::from_secs(1);
+        config.limits = limits;
     });
     let mut client = server.connect();
     client.register("eva", PASSWORD).unwrap();
@@ -76,7 +75,7 @@ fn failed_logins_are_throttled_per_name() {
             Some(ErrorCode::InvalidCredentials)
         );
     }
-    // Even the right password waits out the lockout.
+    // Even the right password waits until the window has passed.
     assert_eq!(client.login("eva", PASSWORD).unwrap_err().code(), Some(ErrorCode::RateLimited));
     assert_eq!(client.login("EVA", PASSWORD).unwrap_err().code(), Some(ErrorCode::RateLimited));
     // Another name is unaffected.

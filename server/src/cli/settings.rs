@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
+use papo_server::limits::rate::Window;
+use papo_server::limits::LimitPolicy;
 use papo_server::store::StoreOptions;
 use papo_server::tls::TlsMode;
 use papo_server::Config;
@@ -67,6 +69,24 @@ pub struct Settings {
     #[arg(long, env = "PAPO_COMMIT_GAP_US", default_value_t = StoreOptions::default().commit_gap.as_micros() as u64,
           value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=100_000))]
     commit_gap_us: u64,
+
+    /// Messages one user may send a second, on average (bursts of ten times as many pass);
+    /// faster ones are refused with "you are sending too fast" and not stored.
+    #[arg(long, env = "PAPO_MESSAGES_PER_SECOND", default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    messages_per_second: u32,
+
+    /// Accounts that may be created from one address in an hour.
+    #[arg(long, env = "PAPO_REGISTRATIONS_PER_HOUR", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    registrations_per_hour: u32,
+
+    /// Turn off every limit kept by address or by user (login attempts, registrations,
+    /// message rate, connections not logged in), for load tests on a closed network: on a
+    /// LAN, one machine could then keep everyone else out. The variable takes 1/0,
+    /// true/false or yes/no.
+    #[arg(long, env = "PAPO_NO_RATE_LIMITS", value_parser = BoolishValueParser::new())]
+    no_rate_limits: bool,
 
     /// MiB of memory the database may use as its cache.
     #[arg(long, env = "PAPO_CACHE_MIB", default_value_t = StoreOptions::default().cache_bytes >> 20, value_name = "MIB",
@@ -158,6 +178,19 @@ impl Settings {
             reserve_bytes: self.min_free_mib << 20,
         };
         config.tls = self.tls_mode();
+        config.limits = if self.no_rate_limits {
+            LimitPolicy::unlimited()
+        } else {
+            LimitPolicy {
+                messages_per_second: f64::from(self.messages_per_second),
+                message_burst: f64::from(self.messages_per_second) * 10.0,
+                registrations_per_address: Window {
+                    limit: usize::try_from(self.registrations_per_hour).unwrap_or(usize::MAX),
+                    ..LimitPolicy::default().registrations_per_address
+                },
+                ..LimitPolicy::default()
+            }
+        };
         config
     }
 
@@ -177,6 +210,9 @@ impl Settings {
             ("plaintext", Some(toml::Value::Boolean(self.plaintext))),
             ("wal-segment-kib", Some(number(self.wal_segment_kib))),
             ("commit-gap-us", Some(number(self.commit_gap_us))),
+            ("messages-per-second", Some(number(self.messages_per_second.into()))),
+            ("registrations-per-hour", Some(number(self.registrations_per_hour.into()))),
+            ("no-rate-limits", Some(toml::Value::Boolean(self.no_rate_limits))),
             ("cache-mib", Some(number(self.cache_mib))),
             ("min-free-mib", Some(number(self.min_free_mib))),
             ("log", Some(toml::Value::String(self.log.clone()))),

@@ -18,10 +18,19 @@ pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<
             format!("the password must be {} to {} bytes long", PASSWORD_LEN.start(), PASSWORD_LEN.end()),
         ));
     }
-    let password_hash = bcrypt::hash(password, ctx.config.bcrypt_cost).map_err(|e| {
-        warn!(error = %e, "hashing a password failed");
-        ErrorReply::new(ErrorCode::Internal, "the server could not hash the password")
+    let address = ctx.peer.ip();
+    ctx.limits.register(address, ctx.clock.instant()).map_err(|wait| {
+        info!(peer = %ctx.peer, "registration refused: too many from this address");
+        rate_limited("too many accounts created from your machine", wait)
     })?;
+    let (password, cost) = (password.to_owned(), ctx.config.bcrypt_cost);
+    let password_hash =
+        ctx.passwords.run(address, move || bcrypt::hash(password, cost)).map_err(|_| busy())?.map_err(
+            |e| {
+                warn!(error = %e, "hashing a password failed");
+                ErrorReply::new(ErrorCode::Internal, "the server could not hash the password")
+            },
+        )?;
     let record = UserRecord { password_hash, created_at: ctx.clock.now_millis() };
     if !ctx.store.create_user(&name, &record).map_err(|e| errors::from_store(&e))? {
         return Err(ErrorReply::new(ErrorCode::NameTaken, format!("the name {name} is taken; pick another")));
@@ -33,29 +42,47 @@ pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<
 
 /// Logs in with a password.
 ///
-/// Unknown names and wrong passwords get the same reply after the same bcrypt work, and
-/// both count towards the name's throttle, so replies reveal nothing about which names exist.
+/// The attempt is counted before any password is checked (so guesses sent at once cannot
+/// all slip past the limit), by name from this address, by address, and by name from
+/// anywhere; the check runs in the shared password pool, in this address's turn. Unknown
+/// names and wrong passwords get the same reply after the same bcrypt work, so replies
+/// reveal nothing about which names exist.
 pub(super) fn login(ctx: &Context<'_>, name: &str, password: &str) -> Result<Handled, ErrorReply> {
-    let throttle_key = name.to_ascii_lowercase();
-    if let Err(wait) = ctx.throttle.check(&throttle_key, ctx.clock.instant()) {
-        return Err(ErrorReply::new(
-            ErrorCode::RateLimited,
-            format!("too many failed logins for this name; try again in {} s", wait.as_secs().max(1)),
-        ));
-    }
+    let address = ctx.peer.ip();
+    let attempt = ctx.limits.login(address, name, ctx.clock.instant()).map_err(|wait| {
+        info!(peer = %ctx.peer, "login refused: too many attempts");
+        rate_limited("too many login attempts from your machine or for this name", wait)
+    })?;
     let user = match Username::parse(name) {
         Ok(user) => ctx.store.user(&user).map_err(|e| errors::from_store(&e))?.map(|record| (user, record)),
         Err(_) => None,
     };
-    let hash = user.as_ref().map_or(ctx.dummy_hash, |(_, record)| &record.password_hash);
-    let matches = bcrypt::verify(password, hash).unwrap_or(false);
+    let hash = user.as_ref().map_or(ctx.dummy_hash, |(_, record)| &record.password_hash).to_owned();
+    let password = password.to_owned();
+    let Ok(matches) = ctx.passwords.run(address, move || bcrypt::verify(password, &hash).unwrap_or(false))
+    else {
+        ctx.limits.login_unchecked(attempt);
+        return Err(busy());
+    };
     let Some((user, _)) = user.filter(|_| matches) else {
-        ctx.throttle.record_failure(&throttle_key, ctx.clock.instant());
         info!(peer = %ctx.peer, "failed login");
         return Err(ErrorReply::new(ErrorCode::InvalidCredentials, "wrong name or password"));
     };
-    ctx.throttle.record_success(&throttle_key);
+    ctx.limits.login_succeeded(attempt);
     start_session(ctx, user)
+}
+
+/// The reply to an attempt over a limit, saying when to try again.
+fn rate_limited(what: &str, wait: std::time::Duration) -> ErrorReply {
+    ErrorReply::new(ErrorCode::RateLimited, format!("{what}; try again in {} s", wait.as_secs().max(1)))
+}
+
+/// The reply when this address already has its share of password checks waiting.
+fn busy() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::RateLimited,
+        "too many logins from your machine at once; try again in a few seconds",
+    )
 }
 
 /// Logs in with a resume token.

@@ -40,6 +40,14 @@ pub(super) fn send(
             format!("the message has {} bytes; the limit is {MAX_BODY_LEN}", body.len()),
         ));
     }
+    // Nobody types twenty messages a second; a flood would fill the recipient's screen and
+    // the committer's queue for everyone else. Refused means not stored: the client resends.
+    ctx.limits.message(&me.name, ctx.clock.instant()).map_err(|wait| {
+        ErrorReply::new(
+            ErrorCode::RateLimited,
+            format!("you are sending too fast; wait {} ms and send again", wait.as_millis().max(1)),
+        )
+    })?;
     ctx.store
         .append(&me.name, &to, body, client_msg_id, ctx.clock.now_millis(), appends)
         .map_err(|e| errors::from_store(&e))?;

@@ -1,6 +1,6 @@
 //! What each request does, apart from any connection.
 //!
-//! A handler gets a [`Context`] (the store, the hub, the login throttle, the settings, the
+//! A handler gets a [`Context`] (the store, the hub, the limits and the password pool, the settings, the
 //! clock, who is asking) and, for the requests that need a login, the session's
 //! [`Identity`] as a value rather than an `Option` to check. It returns a [`Handled`]: the
 //! reply, the events to deliver to other sessions, and what becomes of the session. It
@@ -17,8 +17,8 @@ use papo_protocol::{ErrorCode, ErrorReply, Event, Reply, Request, Username};
 
 use crate::clock::Clock;
 use crate::hub::Hub;
+use crate::limits::{Limits, PasswordPool};
 use crate::store::{Appends, Store};
-use crate::throttle::LoginThrottle;
 use crate::Config;
 
 pub(crate) use auth::dummy_hash;
@@ -32,14 +32,15 @@ pub(crate) type Outcome = Result<Reply, ErrorReply>;
 pub(crate) struct Context<'a> {
     pub store: &'a Store,
     pub hub: &'a Hub,
-    pub throttle: &'a LoginThrottle,
+    pub limits: &'a Limits,
+    pub passwords: &'a PasswordPool,
     pub config: &'a Config,
     pub clock: &'a dyn Clock,
     /// Verified against when a login names an unknown user, so it costs the same.
     pub dummy_hash: &'a str,
     /// The asking session, as the hub knows it.
     pub session: u64,
-    /// The asking client's address, for the logs.
+    /// The asking client's address, for the logs and the limits kept by address.
     pub peer: SocketAddr,
 }
 

@@ -38,6 +38,10 @@ impl<K: Hash + Eq + Clone> Attempts<K> {
     /// comes first, before the work it guards, so that attempts made at once cannot all
     /// slip through a check that only counted them afterwards.
     pub fn attempt(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        if self.window.limit == usize::MAX {
+            // No limit: nothing to remember (a load generator's millions of logins).
+            return Ok(());
+        }
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if keys.len() > PRUNE_ABOVE {
             let span = self.window.span;
@@ -68,6 +72,11 @@ impl<K: Hash + Eq + Clone> Attempts<K> {
             }
         }
     }
+
+    /// Forgets every attempt of `key`.
+    pub fn forget(&self, key: &K) {
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
 }
 
 /// A token bucket per key: `rate` a second on average, up to `burst` at once.
@@ -86,6 +95,10 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
 
     /// Takes a token for `key`, or says how long until one is there.
     pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        if self.burst.is_infinite() {
+            // No limit (and no infinite arithmetic to go wrong).
+            return Ok(());
+        }
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if keys.len() > PRUNE_ABOVE {
             let (rate, burst) = (self.rate, self.burst);

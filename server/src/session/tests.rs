@@ -198,8 +198,12 @@ impl Read for PanicsMidRead {
 }
 
 impl Inbound for PanicsMidRead {
-    fn handshaken(&self, idle: Duration) {
-        self.inner.handshaken(idle);
+    fn handshaken(&self, idle: Duration, login_by: Duration) {
+        self.inner.handshaken(idle, login_by);
+    }
+
+    fn logged_in(&self) {
+        self.inner.logged_in();
     }
 }
 

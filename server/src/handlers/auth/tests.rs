@@ -8,8 +8,9 @@ use super::hash_token;
 use crate::clock::Clock;
 use crate::fixture::{logged_in, Fixture};
 use crate::handlers::{Audience, Delivery, Then};
+use crate::limits::rate::Window;
 use crate::testing::PASSWORD;
-use crate::ThrottlePolicy;
+use crate::LimitPolicy;
 
 fn register(name: &str, password: &str) -> Request {
     Request::Register { name: name.into(), password: password.into() }
@@ -115,15 +116,17 @@ fn wrong_passwords_unknown_names_and_invalid_names_get_the_same_reply() {
     assert!(replies.iter().all(|reply| *reply == replies[0]), "{replies:?}");
 }
 
+/// Limits with `logins` attempts a minute for one name from one address, the rest off.
+fn per_name_and_address(logins: usize) -> LimitPolicy {
+    LimitPolicy {
+        logins_per_address_and_name: Window { limit: logins, span: Duration::from_secs(60) },
+        ..LimitPolicy::unlimited()
+    }
+}
+
 #[test]
-fn failed_logins_lock_the_name_in_any_case_until_the_lockout_ends() {
-    let fixture = Fixture::with(|config| {
-        config.throttle = ThrottlePolicy {
-            max_failures: 3,
-            window: Duration::from_secs(60),
-            lockout: Duration::from_secs(30),
-        }
-    });
+fn failed_logins_lock_the_name_in_any_case_until_the_window_passes() {
+    let fixture = Fixture::with(|config| config.limits = per_name_and_address(3));
     let (eva, other) = (fixture.user("eva"), fixture.user("other"));
     for _ in 0..3 {
         assert_eq!(
@@ -135,16 +138,18 @@ fn failed_logins_lock_the_name_in_any_case_until_the_lockout_ends() {
         let handled = fixture.handle(None, login(&name, PASSWORD));
         assert_eq!(code(&handled), Some(ErrorCode::RateLimited), "{name}");
         let message = &handled.reply.unwrap().unwrap_err().message;
-        assert!(message.contains("try again in 30 s"), "{message}");
+        assert!(message.contains("try again in 60 s"), "{message}");
     }
     fixture.login(&other);
+    fixture.clock.advance(Duration::from_secs(30));
+    assert_eq!(code(&fixture.handle(None, login(eva.as_str(), PASSWORD))), Some(ErrorCode::RateLimited));
     fixture.clock.advance(Duration::from_secs(31));
     fixture.login(&eva);
 }
 
 #[test]
-fn a_successful_login_forgets_the_failures() {
-    let fixture = Fixture::with(|config| config.throttle.max_failures = 2);
+fn a_successful_login_forgives_the_owners_typos() {
+    let fixture = Fixture::with(|config| config.limits = per_name_and_address(2));
     let eva = fixture.user("eva");
     for _ in 0..3 {
         assert_eq!(
@@ -153,6 +158,23 @@ fn a_successful_login_forgets_the_failures() {
         );
         fixture.login(&eva);
     }
+}
+
+#[test]
+fn registrations_are_counted_by_address_before_hashing() {
+    let fixture = Fixture::with(|config| {
+        config.limits = LimitPolicy {
+            registrations_per_address: Window { limit: 2, span: Duration::from_secs(3600) },
+            ..LimitPolicy::unlimited()
+        }
+    });
+    for name in ["reg0", "reg1"] {
+        assert_eq!(fixture.handle(None, register(name, PASSWORD)).reply, Some(Ok(Reply::Registered)));
+    }
+    let handled = fixture.handle(None, register("reg2", PASSWORD));
+    assert_eq!(code(&handled), Some(ErrorCode::RateLimited));
+    assert!(handled.reply.unwrap().unwrap_err().message.contains("try again in 3600 s"));
+    assert!(fixture.shared().store.user(&papo_protocol::Username::parse("reg2").unwrap()).unwrap().is_none());
 }
 
 #[test]
