@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::tls::HandshakeError;
 use crate::{
     frame, ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, Hello, HistoryPage,
-    LoggedIn, MessageId, Reply, Request, RequestId, Security, ServerFrame, TrustError, UnixMillis,
-    MAX_FRAME_LEN, PROTOCOL_VERSION,
+    LoggedIn, MessageId, Reply, Request, RequestId, SearchPage, Security, ServerFrame, TrustError,
+    UnixMillis, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 
 /// Why a [`Client`] call failed.
@@ -218,6 +218,22 @@ impl Client {
         let reply = self.request(Request::History { with: with.into(), before, limit })?;
         expect(reply, |r| match r {
             Reply::History(page) => Some(page),
+            _ => None,
+        })
+    }
+
+    /// One page of matches for `query` in this user's conversations (or only the one with
+    /// `with`), newest first.
+    pub fn search(
+        &mut self,
+        query: &str,
+        with: Option<&str>,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<SearchPage, ClientError> {
+        let request = Request::Search { query: query.into(), with: with.map(Into::into), before, limit };
+        expect(self.request(request)?, |r| match r {
+            Reply::Search(page) => Some(page),
             _ => None,
         })
     }

@@ -38,3 +38,9 @@ pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
 
 /// Most messages one history page holds.
 pub const MAX_HISTORY_PAGE: u32 = 200;
+
+/// Most matches one [`Request::Search`] page returns.
+pub const MAX_SEARCH_PAGE: u32 = 100;
+
+/// Longest search text, in bytes.
+pub const MAX_SEARCH_QUERY: usize = 256;

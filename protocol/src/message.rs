@@ -108,6 +108,32 @@ pub enum Request {
     Ping,
     /// Revokes this session's resume token and ends the session.
     Logout,
+    /// Searches the caller's own conversations for a text, newest first; answered by
+    /// [`Reply::Search`] (protocol 2).
+    Search {
+        /// What to look for, 1–[`crate::MAX_SEARCH_QUERY`] bytes; case is ignored.
+        query: String,
+        /// Only the conversation with this user; `None` for every conversation.
+        with: Option<String>,
+        /// Only messages older than this id (a previous page's `next_before`); `None` for
+        /// the newest.
+        before: Option<MessageId>,
+        /// Matches per page, at most [`crate::MAX_SEARCH_PAGE`].
+        limit: u32,
+    },
+    /// Tells `to` that the caller is typing to them (protocol 2); never stored, no reply
+    /// beyond [`Reply::Done`]. Clients send it at most every 3 s while keys are pressed.
+    Typing {
+        /// The other side of the conversation.
+        to: String,
+    },
+    /// Changes the caller's password (protocol 2); answered by [`Reply::Done`].
+    ChangePassword {
+        /// The current password.
+        old: String,
+        /// The new password (8–128 bytes).
+        new: String,
+    },
 }
 
 // Passwords and tokens must never reach a log through `{:?}`.
@@ -128,6 +154,13 @@ impl fmt::Debug for Request {
             Self::Delivered { from, up_to } => write!(f, "Delivered {{ from: {from:?}, up_to: {up_to} }}"),
             Self::Ping => f.write_str("Ping"),
             Self::Logout => f.write_str("Logout"),
+            Self::Search { query, with, before, limit } => write!(
+                f,
+                "Search {{ query: {} bytes, with: {with:?}, before: {before:?}, limit: {limit} }}",
+                query.len()
+            ),
+            Self::Typing { to } => write!(f, "Typing {{ to: {to:?} }}"),
+            Self::ChangePassword { .. } => f.write_str("ChangePassword"),
         }
     }
 }
@@ -182,6 +215,8 @@ pub enum Reply {
     Done,
     /// Answer to [`Request::Ping`].
     Pong,
+    /// A page of search matches (protocol 2).
+    Search(SearchPage),
 }
 
 /// A logged-in session.
@@ -250,6 +285,19 @@ pub struct Contact {
     pub unread: u64,
     /// The newest message of the conversation, if any.
     pub last: Option<LastMessage>,
+    /// When their last session ended, if they are offline and ever were online (protocol 2).
+    pub last_seen: Option<UnixMillis>,
+}
+
+/// A page of messages that match a search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchPage {
+    /// Matches, newest first, from any of the caller's conversations.
+    pub hits: Vec<ChatMessage>,
+    /// Search on with `before` set to this; `None` once every older message was searched.
+    /// A page may hold fewer matches than asked (even none) and still go on: each request
+    /// reads a bounded number of messages.
+    pub next_before: Option<MessageId>,
 }
 
 /// Summary of a conversation's newest message.
@@ -302,6 +350,11 @@ pub enum Event {
     UserRegistered {
         /// The new user.
         user: Username,
+    },
+    /// `from` is typing to this user (protocol 2); shown for a few seconds, never stored.
+    Typing {
+        /// Who is typing.
+        from: Username,
     },
 }
 

@@ -4,7 +4,8 @@
 
 use papo_protocol::{
     frame, ChatMessage, ClientFrame, Contact, ContactPage, ErrorCode, ErrorReply, Event, Hello, HistoryPage,
-    LastMessage, LoggedIn, ReceiptKind, Reply, Request, ServerFrame, Username, Welcome, MAX_FRAME_LEN,
+    LastMessage, LoggedIn, ReceiptKind, Reply, Request, SearchPage, ServerFrame, Username, Welcome,
+    MAX_FRAME_LEN,
 };
 
 fn name(raw: &str) -> Username {
@@ -37,6 +38,20 @@ fn client_frames() -> Vec<(&'static str, ClientFrame)> {
         ("delivered", request(8, Request::Delivered { from: "bob".into(), up_to: 300 })),
         ("ping", request(9, Request::Ping)),
         ("logout", request(10, Request::Logout)),
+        (
+            "search",
+            request(
+                11,
+                Request::Search {
+                    query: "oi".into(),
+                    with: Some("bob".into()),
+                    before: Some(300),
+                    limit: 50,
+                },
+            ),
+        ),
+        ("typing", request(12, Request::Typing { to: "bob".into() })),
+        ("change_password", request(13, Request::ChangePassword { old: "pw".into(), new: "pw2".into() })),
     ]
 }
 
@@ -69,7 +84,13 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
             reply(
                 6,
                 Ok(Reply::Contacts(ContactPage {
-                    contacts: vec![Contact { name: name("bob"), online: true, unread: 2, last: Some(last) }],
+                    contacts: vec![Contact {
+                        name: name("bob"),
+                        online: false,
+                        unread: 2,
+                        last: Some(last),
+                        last_seen: Some(6),
+                    }],
                     next_after: Some(name("bob")),
                 })),
             ),
@@ -93,6 +114,11 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
             ServerFrame::Event(Event::OwnReceipt { peer: name("bob"), kind: ReceiptKind::Read, up_to: 300 }),
         ),
         ("user_registered", ServerFrame::Event(Event::UserRegistered { user: name("cris") })),
+        (
+            "search",
+            reply(11, Ok(Reply::Search(SearchPage { hits: vec![message()], next_before: Some(300) }))),
+        ),
+        ("typing", ServerFrame::Event(Event::Typing { from: name("bob") })),
     ];
     let codes = [
         ErrorCode::UnsupportedVersion,
@@ -121,17 +147,20 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
 }
 
 const CLIENT: &[&str] = &[
-    "000000070002047061706f",           // hello
-    "0000000a01010003616e61027077",     // register
-    "0000000a01020103616e61027077",     // login
-    "000000070103020374306b",           // resume
-    "0000000b01040303626f62026f6907",   // send
-    "0000000c01050403626f6201fb012c32", // history
-    "0000000401060500",                 // contacts
-    "0000000a01070603626f62fb012c",     // mark_read
-    "0000000a01080703626f62fb012c",     // delivered
-    "00000003010908",                   // ping
-    "00000003010a09",                   // logout
+    "000000070002047061706f",                   // hello
+    "0000000a01010003616e61027077",             // register
+    "0000000a01020103616e61027077",             // login
+    "000000070103020374306b",                   // resume
+    "0000000b01040303626f62026f6907",           // send
+    "0000000c01050403626f6201fb012c32",         // history
+    "0000000401060500",                         // contacts
+    "0000000a01070603626f62fb012c",             // mark_read
+    "0000000a01080703626f62fb012c",             // delivered
+    "00000003010908",                           // ping
+    "00000003010a09",                           // logout
+    "00000010010b0a026f690103626f6201fb012c32", // search
+    "00000007010c0b03626f62",                   // typing
+    "0000000a010d0c02707703707732",             // change_password
 ];
 
 const SERVER: &[&str] = &[
@@ -140,7 +169,7 @@ const SERVER: &[&str] = &[
     "0000000b0102000103616e61017403", // logged_in
     "0000000801040002fb012c0a",       // sent
     "000000230105000301fb012c03616e6103626f62026f69fd00000335b4b65c0001fb012bfb012a", // history
-    "0000001c010600040103626f62010201fb012c03616e610a026f690103626f62", // contacts
+    "0000001e010600040103626f62000201fb012c03616e610a026f69010c0103626f62", // contacts
     "0000000401070005",               // done
     "0000000401090006",               // pong
     "0000000701040107026e6f",         // rejected
@@ -150,6 +179,8 @@ const SERVER: &[&str] = &[
     "000000020203",                   // shutting_down
     "0000000a020403626f6201fb012c",   // own_receipt
     "0000000702050463726973",         // user_registered
+    "00000020010b000701fb012c03616e6103626f62026f69fd00000335b4b65c0001fb012c", // search
+    "00000006020603626f62",           // typing
     "0000000403000178",               // fatal
     "0000000403010178",               // fatal
     "0000000403020178",               // fatal

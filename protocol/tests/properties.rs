@@ -38,6 +38,10 @@ fn request() -> impl Strategy<Value = Request> {
         (text(), any::<u64>()).prop_map(|(from, up_to)| Request::Delivered { from, up_to }),
         Just(Request::Ping),
         Just(Request::Logout),
+        (text(), proptest::option::of(text()), any::<Option<u64>>(), any::<u32>())
+            .prop_map(|(query, with, before, limit)| Request::Search { query, with, before, limit }),
+        text().prop_map(|to| Request::Typing { to }),
+        (text(), text()).prop_map(|(old, new)| Request::ChangePassword { old, new }),
     ]
 }
 
@@ -76,12 +80,15 @@ fn error_reply() -> impl Strategy<Value = ErrorReply> {
 
 fn contact() -> impl Strategy<Value = Contact> {
     let last = proptest::option::of((any::<u64>(), name(), any::<i64>(), text()));
-    (name(), any::<bool>(), any::<u64>(), last).prop_map(|(name, online, unread, last)| Contact {
-        name,
-        online,
-        unread,
-        last: last.map(|(id, from, sent_at, preview)| LastMessage { id, from, sent_at, preview }),
-    })
+    (name(), any::<bool>(), any::<u64>(), last, any::<Option<i64>>()).prop_map(
+        |(name, online, unread, last, last_seen)| Contact {
+            name,
+            online,
+            unread,
+            last: last.map(|(id, from, sent_at, preview)| LastMessage { id, from, sent_at, preview }),
+            last_seen,
+        },
+    )
 }
 
 fn reply() -> impl Strategy<Value = Reply> {
@@ -101,6 +108,8 @@ fn reply() -> impl Strategy<Value = Reply> {
             .prop_map(|(contacts, next_after)| Reply::Contacts(ContactPage { contacts, next_after })),
         Just(Reply::Done),
         Just(Reply::Pong),
+        (proptest::collection::vec(chat_message(), 0..4), any::<Option<u64>>())
+            .prop_map(|(hits, next_before)| Reply::Search(SearchPage { hits, next_before })),
     ]
 }
 
@@ -114,6 +123,7 @@ fn event() -> impl Strategy<Value = Event> {
             up_to
         }),
         Just(Event::ShuttingDown),
+        name().prop_map(|from| Event::Typing { from }),
     ]
 }
 

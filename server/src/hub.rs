@@ -33,15 +33,18 @@ impl Hub {
         }
     }
 
-    /// Removes a session; tells presence subscribers if it was the user's last.
-    pub fn leave(&self, user: &Username, session: u64) {
+    /// Removes a session; tells presence subscribers if it was the user's last, and says
+    /// whether it was.
+    pub fn leave(&self, user: &Username, session: u64) -> bool {
         let mut online = self.online.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(sessions) = online.get_mut(user) else { return };
+        let Some(sessions) = online.get_mut(user) else { return false };
         sessions.retain(|member| member.session != session);
-        if sessions.is_empty() {
-            online.remove(user);
-            broadcast_presence(&online, user, false);
+        if !sessions.is_empty() {
+            return false;
         }
+        online.remove(user);
+        broadcast_presence(&online, user, false);
+        true
     }
 
     /// Sends this session every later presence change.

@@ -55,7 +55,13 @@ impl Drop for Session<'_> {
     /// connection: otherwise its user would show online for ever and its queue would leak.
     fn drop(&mut self) {
         if let Some(identity) = &self.identity {
-            self.shared.hub.leave(&identity.name, self.id);
+            if self.shared.hub.leave(&identity.name, self.id) {
+                handlers::last_session_left(
+                    &self.shared.store,
+                    &identity.name,
+                    self.shared.clock.now_millis(),
+                );
+            }
             debug!(user = %identity.name, peer = %self.peer, "session ended");
         }
         self.sink.close();

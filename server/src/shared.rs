@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::handlers::Context;
+use crate::handlers::{Context, TypingGate};
 use crate::hub::Hub;
 use crate::limits::{Limits, PasswordPool};
 use crate::store::Store;
@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     /// Verified against when a login names an unknown user, so it costs the same.
     pub dummy_hash: String,
     pub clock: Arc<dyn Clock>,
+    /// Which typing events are relayed.
+    pub typing: TypingGate,
     next_session: AtomicU64,
 }
 
@@ -49,6 +51,7 @@ impl Shared {
             store,
             dummy_hash,
             clock,
+            typing: TypingGate::default(),
             next_session: AtomicU64::new(1),
         }
     }
@@ -68,6 +71,7 @@ impl Shared {
             config: &self.config,
             clock: &*self.clock,
             dummy_hash: &self.dummy_hash,
+            typing: &self.typing,
             session,
             peer,
         }

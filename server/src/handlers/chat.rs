@@ -136,7 +136,16 @@ pub(super) fn contacts(ctx: &Context<'_>, me: &Identity, after: Option<&str>) ->
         }
         let summary = ctx.store.summary(&me.name, &name).map_err(|e| errors::from_store(&e))?;
         let online = ctx.hub.is_online(&name);
-        contacts.push(Contact { name, online, unread: summary.unread, last: summary.last.map(Into::into) });
+        // When they left is shown only while they are away.
+        let last_seen =
+            if online { None } else { ctx.store.last_seen(&name).map_err(|e| errors::from_store(&e))? };
+        contacts.push(Contact {
+            name,
+            online,
+            unread: summary.unread,
+            last: summary.last.map(Into::into),
+            last_seen,
+        });
     }
     let next_after = if more || contacts.len() == CONTACTS_PAGE {
         contacts.last().map(|contact| contact.name.clone())
@@ -187,7 +196,7 @@ fn receipts(me: &Identity, sender: Username, kind: ReceiptKind, up_to: Option<Me
     ]
 }
 
-fn existing_user(ctx: &Context<'_>, raw: &str) -> Result<Username, ErrorReply> {
+pub(super) fn existing_user(ctx: &Context<'_>, raw: &str) -> Result<Username, ErrorReply> {
     let name = Username::parse(raw).map_err(|e| invalid_name(&e))?;
     if !ctx.store.user_exists(&name).map_err(|e| errors::from_store(&e))? {
         return Err(ErrorReply::new(ErrorCode::UnknownUser, format!("there is no user called {name}")));

@@ -10,6 +10,8 @@
 
 mod auth;
 mod chat;
+mod presence;
+mod search;
 
 use std::net::SocketAddr;
 
@@ -23,6 +25,7 @@ use crate::Config;
 
 pub(crate) use auth::dummy_hash;
 pub(crate) use chat::{deliveries, settle};
+pub(crate) use presence::{last_session_left, TypingGate};
 
 /// What a request is answered with.
 pub(crate) type Outcome = Result<Reply, ErrorReply>;
@@ -38,6 +41,8 @@ pub(crate) struct Context<'a> {
     pub clock: &'a dyn Clock,
     /// Verified against when a login names an unknown user, so it costs the same.
     pub dummy_hash: &'a str,
+    /// Which typing events are relayed.
+    pub typing: &'a TypingGate,
     /// The asking session, as the hub knows it.
     pub session: u64,
     /// The asking client's address, for the logs and the limits kept by address.
@@ -136,7 +141,10 @@ fn handle_anonymous(ctx: &Context<'_>, request: Request) -> Result<Handled, Erro
         | Request::History { .. }
         | Request::Contacts { .. }
         | Request::MarkRead { .. }
-        | Request::Delivered { .. } => Err(ErrorReply::new(ErrorCode::NotLoggedIn, "log in first")),
+        | Request::Delivered { .. }
+        | Request::Search { .. }
+        | Request::Typing { .. }
+        | Request::ChangePassword { .. } => Err(ErrorReply::new(ErrorCode::NotLoggedIn, "log in first")),
     }
 }
 
@@ -158,5 +166,13 @@ fn handle_logged_in(
         Request::MarkRead { with, up_to } => chat::mark_read(ctx, me, &with, up_to),
         Request::Delivered { from, up_to } => chat::delivered(ctx, me, &from, up_to),
         Request::Ping => Ok(Handled::reply(Reply::Pong)),
+        Request::Search { query, with, before, limit } => {
+            search::search(ctx, me, &query, with.as_deref(), before, limit)
+        }
+        Request::Typing { to } => presence::typing(ctx, me, &to),
+        // The lead's account work (issue 14, item 10) gives this its handler.
+        Request::ChangePassword { .. } => {
+            Err(ErrorReply::new(ErrorCode::InvalidRequest, "this server cannot change passwords yet"))
+        }
     }
 }

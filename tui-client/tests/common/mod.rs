@@ -52,6 +52,7 @@ pub fn contact(raw: &str, online: bool, unread: u64, last_id: u64) -> Contact {
             sent_at: NOW + last_id as i64 * 60_000,
             preview: "…".into(),
         }),
+        last_seen: None,
     }
 }
 
