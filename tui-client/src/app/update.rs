@@ -791,6 +791,9 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::Server(Event::ShuttingDown) => model.server_stopping = true,
+        // Typing indicators reach the full-screen client with the notify branch's own TUI
+        // work; protocol 2 sends them, and until then the client shows nothing for them.
+        NetEvent::Server(Event::Typing { .. }) => {}
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }
