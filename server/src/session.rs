@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::frames;
 use crate::handlers::{self, Audience, Delivery, Identity, Outcome, Then};
 use crate::shared::Shared;
-use crate::store::Appends;
+use crate::store::{Appends, Posted};
 use crate::transport::{Inbound, PushError, Sink};
 
 /// How long a session waits for its own client to make room while streaming a backlog.
@@ -114,10 +114,13 @@ impl<'a> Session<'a> {
         };
         if hello.protocol_version != PROTOCOL_VERSION {
             info!(peer = %self.peer, version = hello.protocol_version, "client speaks another protocol version");
+            // Both sides of every version decode this frame (its layout never changed), so an
+            // old client shows the reason instead of failing on frames it cannot decode.
+            let upgrade = if hello.protocol_version < PROTOCOL_VERSION { "papo" } else { "papo-server" };
             return self.fatal(
                 ErrorCode::UnsupportedVersion,
                 format!(
-                    "this server speaks protocol version {PROTOCOL_VERSION} and the client {}; use matching releases of papo and papo-server",
+                    "this server speaks protocol version {PROTOCOL_VERSION} and the client {}; please upgrade {upgrade} to a release that speaks version {PROTOCOL_VERSION} too",
                     hello.protocol_version
                 ),
             );
@@ -206,7 +209,7 @@ impl<'a> Session<'a> {
             frames::encode_into(&ServerFrame::Reply { id, result: acknowledged.reply }, &mut replies);
         }
         self.push(&replies);
-        self.deliver(handlers::deliveries(fresh));
+        self.deliver(handlers::deliveries(&self.shared.store, fresh));
         flow
     }
 
@@ -220,6 +223,7 @@ impl<'a> Session<'a> {
             }
             match to {
                 Audience::User(user) => hub.send_to(&user, &encoded, None),
+                Audience::Users(users) => hub.send_to_each(&users, &encoded),
                 Audience::OwnOtherSessions => {
                     if let Some(me) = &self.identity {
                         hub.send_to(&me.name, &encoded, Some(self.id));
@@ -243,9 +247,13 @@ impl<'a> Session<'a> {
                 }
             };
             let Some(last) = page.last() else { return Flow::Continue };
-            after = last.id;
-            for message in page {
-                let encoded = frames::encode(&ServerFrame::Event(Event::Message(message)));
+            after = last.id();
+            for pending in page {
+                let event = match pending {
+                    Posted::Direct(message) => Event::Message(message),
+                    Posted::Group { message, .. } => Event::GroupMessage(message),
+                };
+                let encoded = frames::encode(&ServerFrame::Event(event));
                 if let Err(e) = self.sink.push_when_room(&encoded, BACKLOG_PUSH_TIMEOUT) {
                     debug!(error = %e, "client stopped taking its backlog");
                     return Flow::Close;

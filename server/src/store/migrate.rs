@@ -12,7 +12,7 @@ use papo_protocol::{MessageId, UnixMillis, Username};
 use tracing::info;
 
 use super::commit::Trees;
-use super::records::{corrupt, decode, encode, format0, MessageRecord, Summary};
+use super::records::{corrupt, decode, encode, format0, DedupRecord, MessageRecord, Summary, Target};
 use super::{keys, Result};
 
 /// What the migration rewrote.
@@ -144,8 +144,9 @@ pub fn run(trees: &Trees, now: UnixMillis) -> Result<Migrated> {
         let (key, raw) = entry?;
         let (sender, client_msg_id) =
             keys::dedup_format0_parts(&key).ok_or_else(|| corrupt(&key, "bad resend key"))?;
-        // The value's layout did not change.
-        trees.chat.insert(keys::dedup(generation, &sender, client_msg_id), raw)?;
+        let old: format0::DedupRecord = decode(&key, &raw)?;
+        let record = DedupRecord { id: old.id, to: Target::User(old.to) };
+        trees.chat.insert(keys::dedup(generation, &sender, client_msg_id), encode(&record))?;
         trees.chat.remove(&key)?;
         migrated.resends += 1;
     }

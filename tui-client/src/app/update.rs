@@ -794,6 +794,13 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         // Typing indicators reach the full-screen client with the notify branch's own TUI
         // work; protocol 2 sends them, and until then the client shows nothing for them.
         NetEvent::Server(Event::Typing { .. }) => {}
+        // Groups reach the full-screen client with its own part of issue 18.
+        NetEvent::Server(
+            Event::GroupMessage(_)
+            | Event::GroupReceipt { .. }
+            | Event::GroupRemoved { .. }
+            | Event::GroupDeleted { .. },
+        ) => {}
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }
