@@ -19,7 +19,7 @@ use super::files::DirLock;
 use super::manifest::Manifest;
 use super::open::{self, WAL_DIR};
 use super::records::{
-    corrupt, decode, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord,
+    corrupt, decode, format0, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord,
     MessageRecord, Summary, Target, TokenRecord, UserRecord,
 };
 use super::wal::{self, Expect};
@@ -160,7 +160,9 @@ fn read_records(trees: &Trees, report: &mut Report) -> Counted {
                 }
                 report.summaries += 1;
             }),
-            Some(b'D') => decode::<DedupRecord>(&key, &raw).map(|_| report.resends += 1),
+            Some(b'R') => decode::<DedupRecord>(&key, &raw).map(|_| report.resends += 1),
+            // A format-1 store's, refiled under `R` at its next start.
+            Some(b'D') => decode::<format0::DedupRecord>(&key, &raw).map(|_| report.resends += 1),
             Some(b'N') => decode::<GroupId>(&key, &raw).map(|group| {
                 counted.group_names.push((String::from_utf8_lossy(&key[1..]).into_owned(), group));
             }),

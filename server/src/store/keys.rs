@@ -15,8 +15,12 @@ use super::records::GroupId;
 
 const MESSAGE: u8 = b'm';
 const SUMMARY: u8 = b's';
-/// Resend entries of format 1: `D`, generation (u32 BE), sender, 0, client id (u64 BE).
-const DEDUP: u8 = b'D';
+/// Resend entries of format 2: `R`, generation (u32 BE), sender, 0, client id (u64 BE);
+/// their records say whether the message went to a user or a group.
+const DEDUP: u8 = b'R';
+/// Resend entries of format 1: keyed like format 2's under `D`, their records always to a
+/// user; refiled under [`DEDUP`] when the store is opened.
+const DEDUP_FORMAT1: u8 = b'D';
 /// Resend entries of format 0: `d`, sender, 0, client id; migrated to [`DEDUP`].
 pub const DEDUP_FORMAT0: &[u8] = b"d";
 
@@ -117,7 +121,16 @@ pub fn dedup_before(generation: u32) -> std::ops::Range<Vec<u8>> {
 
 /// The generation, sender and client id of a resend entry's key.
 pub fn dedup_parts(key: &[u8]) -> Option<(u32, Username, u64)> {
-    let rest = key.strip_prefix(&[DEDUP])?;
+    generation_key_parts(DEDUP, key)
+}
+
+/// The generation, sender and client id of a format-1 resend entry's key.
+pub fn dedup_format1_parts(key: &[u8]) -> Option<(u32, Username, u64)> {
+    generation_key_parts(DEDUP_FORMAT1, key)
+}
+
+fn generation_key_parts(kind: u8, key: &[u8]) -> Option<(u32, Username, u64)> {
+    let rest = key.strip_prefix(&[kind])?;
     let generation = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
     let rest = &rest[4..];
     let split = rest.len().checked_sub(9)?;
@@ -127,8 +140,11 @@ pub fn dedup_parts(key: &[u8]) -> Option<(u32, Username, u64)> {
     Some((generation, sender, u64::from_be_bytes(id.try_into().ok()?)))
 }
 
-/// The prefix of every format-1 resend entry.
+/// The prefix of every resend entry.
 pub const DEDUPS: &[u8] = &[DEDUP];
+
+/// The prefix of every format-1 resend entry.
+pub const DEDUPS_FORMAT1: &[u8] = &[DEDUP_FORMAT1];
 
 /// The sender and client id of a format-0 resend entry's key.
 pub fn dedup_format0_parts(key: &[u8]) -> Option<(Username, u64)> {
@@ -287,7 +303,7 @@ mod tests {
         let (ana, bob) = (name("ana"), name("bob"));
         assert_eq!(message(&bob, &ana, 258), b"mana\0bob\0\0\0\0\0\0\0\x01\x02");
         assert_eq!(summary(&ana, &bob), b"sana\0bob\0");
-        assert_eq!(dedup(7, &ana, 1), b"D\0\0\0\x07ana\0\0\0\0\0\0\0\0\x01");
+        assert_eq!(dedup(7, &ana, 1), b"R\0\0\0\x07ana\0\0\0\0\0\0\0\0\x01");
         assert_eq!((LAST_ID, COMMIT), (b"n".as_slice(), b"c".as_slice()));
         assert_eq!(last_seen(&ana), b"lana");
         let lab = GroupId(258);

@@ -238,7 +238,7 @@ pub mod format0 {
         pub last: Option<StoredLast>,
     }
 
-    /// A format-0 [`super::DedupRecord`]: always to a user.
+    /// A format-0 (and format-1) [`super::DedupRecord`]: always to a user.
     #[derive(Debug, Deserialize)]
     pub struct DedupRecord {
         /// The message id.

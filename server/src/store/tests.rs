@@ -370,6 +370,34 @@ fn a_store_of_a_newer_format_is_refused() {
     }
 }
 
+#[test]
+fn a_format_1_store_keeps_recognising_resends_and_opens_as_format_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let now = crate::clock::now_millis();
+    let first = stored(append_at(&Store::open(dir.path()).unwrap(), &ana, &bob, "oi", 7, now));
+    // Rewrite the store as format 1 left it: the resend entry under `D`, to a bare name.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let chat = db.open_tree("chat").unwrap();
+        let key = keys::dedup(keys::dedup_generation(now), &ana, 7);
+        assert!(chat.remove(&key).unwrap().is_some());
+        let mut old_key = key.clone();
+        old_key[0] = b'D';
+        chat.insert(old_key, encode(&(first.id, bob.clone()))).unwrap();
+        db.flush().unwrap();
+    }
+    let old = manifest::Manifest { format: 1, ..manifest::Manifest::read(dir.path()).unwrap().unwrap() };
+    old.write(dir.path()).unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    let resent = append_at(&store, &ana, &bob, "oi", 7, now);
+    assert_eq!(resent, Appended::Resent(Posted::Direct(first)));
+    assert!(store.trees.chat.scan_prefix(keys::DEDUPS_FORMAT1).next().is_none());
+    drop(store);
+    assert_eq!(manifest::Manifest::read(dir.path()).unwrap().unwrap().format, manifest::FORMAT);
+}
+
 /// A store as format 0 wrote it: sled records without counts, resend entries without
 /// generations, no manifest, and a log segment left by a crash.
 mod format0_store {
