@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::tls::HandshakeError;
 use crate::{
-    frame, ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, Hello, HistoryPage,
-    LoggedIn, MessageId, Reply, Request, RequestId, SearchPage, Security, ServerFrame, TrustError,
-    UnixMillis, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    frame, ClientFrame, Connection, Contact, ErrorCode, ErrorReply, Event, FrameError, GroupHistoryPage,
+    GroupInfo, GroupSummary, Hello, HistoryPage, LoggedIn, MessageId, Reply, Request, RequestId, SearchPage,
+    Security, ServerFrame, TrustError, UnixMillis, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 
 /// Why a [`Client`] call failed.
@@ -256,6 +256,53 @@ impl Client {
         }
     }
 
+    /// One page of the history of `group` (a `#name`), newest first.
+    pub fn group_history(
+        &mut self,
+        group: &str,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<GroupHistoryPage, ClientError> {
+        let reply = self.request(Request::History { with: group.into(), before, limit })?;
+        expect(reply, |r| match r {
+            Reply::GroupHistory(page) => Some(page),
+            _ => None,
+        })
+    }
+
+    /// Creates a group with the caller as its owner and `members` in it.
+    pub fn create_group(
+        &mut self,
+        name: &str,
+        members: &[&str],
+        hide_history: bool,
+    ) -> Result<GroupInfo, ClientError> {
+        let members = members.iter().map(|&m| m.to_owned()).collect();
+        let reply = self.request(Request::CreateGroup { name: name.into(), members, hide_history })?;
+        expect(reply, group_info)
+    }
+
+    /// A group's owner, settings and members.
+    pub fn group_info(&mut self, group: &str) -> Result<GroupInfo, ClientError> {
+        let reply = self.request(Request::GroupInfo { group: group.into() })?;
+        expect(reply, group_info)
+    }
+
+    /// Every group of the caller.
+    pub fn groups(&mut self) -> Result<Vec<GroupSummary>, ClientError> {
+        let reply = self.request(Request::Groups)?;
+        expect(reply, |r| match r {
+            Reply::Groups(groups) => Some(groups),
+            _ => None,
+        })
+    }
+
+    /// Sends a request answered by [`Reply::Done`], such as the group changes.
+    pub fn request_done(&mut self, request: Request) -> Result<(), ClientError> {
+        let reply = self.request(request)?;
+        expect(reply, |r| matches!(r, Reply::Done).then_some(()))
+    }
+
     /// The socket, for timeouts and shutdown.
     pub fn stream(&self) -> &TcpStream {
         self.conn.stream()
@@ -289,6 +336,13 @@ fn handshake_failed(error: HandshakeError) -> ClientError {
 fn logged_in(reply: Reply) -> Option<LoggedIn> {
     match reply {
         Reply::LoggedIn(session) => Some(session),
+        _ => None,
+    }
+}
+
+fn group_info(reply: Reply) -> Option<GroupInfo> {
+    match reply {
+        Reply::Group(info) => Some(info),
         _ => None,
     }
 }

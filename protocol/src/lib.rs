@@ -18,7 +18,7 @@ pub use client::{Client, ClientError};
 pub use connection::{Connection, FrameReader, FrameWriter, ReadHalf, WriteHalf};
 pub use frame::FrameError;
 pub use message::*;
-pub use name::{InvalidName, Username};
+pub use name::{GroupName, InvalidGroupName, InvalidName, Username};
 pub use tls::{Fingerprint, Security, TrustError};
 
 /// Version of the message set in this crate; bumped on every incompatible wire change.
@@ -44,3 +44,9 @@ pub const MAX_SEARCH_PAGE: u32 = 100;
 
 /// Longest search text, in bytes.
 pub const MAX_SEARCH_QUERY: usize = 256;
+
+/// Most members one group has, its owner included.
+pub const MAX_GROUP_MEMBERS: usize = 500;
+
+/// Most groups one user is a member of.
+pub const MAX_GROUPS_PER_USER: usize = 100;

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Username;
+use crate::{GroupName, Username};
 
 /// Client-chosen tag that the server copies into the matching [`ServerFrame::Reply`].
 pub type RequestId = u64;
@@ -134,6 +134,64 @@ pub enum Request {
         /// The new password (8–128 bytes).
         new: String,
     },
+    /// Creates a group owned by the caller, with the caller and `members` in it; answered
+    /// by [`Reply::Group`].
+    CreateGroup {
+        /// Its name, with the `#`.
+        name: String,
+        /// Who else is in it from the start (at most [`crate::MAX_GROUP_MEMBERS`] with the
+        /// caller).
+        members: Vec<String>,
+        /// Whether members added later see only what was said from then on (otherwise they
+        /// read the whole history).
+        hide_history: bool,
+    },
+    /// Adds members to a group (its owner only); those already in it are skipped.
+    AddMembers {
+        /// The group.
+        group: String,
+        /// Who to add.
+        members: Vec<String>,
+    },
+    /// Removes a member from a group (its owner only).
+    RemoveMember {
+        /// The group.
+        group: String,
+        /// Who to remove.
+        member: String,
+    },
+    /// Leaves a group (any member but its owner, who hands it over or deletes it).
+    LeaveGroup {
+        /// The group.
+        group: String,
+    },
+    /// Renames a group (its owner only).
+    RenameGroup {
+        /// The group.
+        group: String,
+        /// Its new name, with the `#`.
+        to: String,
+    },
+    /// Deletes a group and its history (its owner only).
+    DeleteGroup {
+        /// The group.
+        group: String,
+    },
+    /// Hands a group over to another member (its owner only).
+    TransferGroup {
+        /// The group.
+        group: String,
+        /// The new owner, a member.
+        to: String,
+    },
+    /// The caller's groups, with member and unread counts; answered by [`Reply::Groups`].
+    Groups,
+    /// A group's owner, settings and members with presence and watermarks; answered by
+    /// [`Reply::Group`].
+    GroupInfo {
+        /// The group.
+        group: String,
+    },
 }
 
 // Passwords and tokens must never reach a log through `{:?}`.
@@ -161,6 +219,26 @@ impl fmt::Debug for Request {
             ),
             Self::Typing { to } => write!(f, "Typing {{ to: {to:?} }}"),
             Self::ChangePassword { .. } => f.write_str("ChangePassword"),
+            Self::CreateGroup { name, members, hide_history } => {
+                write!(
+                    f,
+                    "CreateGroup {{ name: {name:?}, members: {members:?}, hide_history: {hide_history} }}"
+                )
+            }
+            Self::AddMembers { group, members } => {
+                write!(f, "AddMembers {{ group: {group:?}, members: {members:?} }}")
+            }
+            Self::RemoveMember { group, member } => {
+                write!(f, "RemoveMember {{ group: {group:?}, member: {member:?} }}")
+            }
+            Self::LeaveGroup { group } => write!(f, "LeaveGroup {{ group: {group:?} }}"),
+            Self::RenameGroup { group, to } => write!(f, "RenameGroup {{ group: {group:?}, to: {to:?} }}"),
+            Self::DeleteGroup { group } => write!(f, "DeleteGroup {{ group: {group:?} }}"),
+            Self::TransferGroup { group, to } => {
+                write!(f, "TransferGroup {{ group: {group:?}, to: {to:?} }}")
+            }
+            Self::Groups => f.write_str("Groups"),
+            Self::GroupInfo { group } => write!(f, "GroupInfo {{ group: {group:?} }}"),
         }
     }
 }
@@ -217,6 +295,12 @@ pub enum Reply {
     Pong,
     /// A page of search matches (protocol 2).
     Search(SearchPage),
+    /// A group: to [`Request::CreateGroup`] and [`Request::GroupInfo`].
+    Group(GroupInfo),
+    /// Every group of the caller, in name order.
+    Groups(Vec<GroupSummary>),
+    /// A page of a group's history: to [`Request::History`] with a `#group`.
+    GroupHistory(GroupHistoryPage),
 }
 
 /// A logged-in session.
@@ -313,6 +397,112 @@ pub struct LastMessage {
     pub preview: String,
 }
 
+/// One line of a group's history: a text someone sent, or what happened to the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMessage {
+    /// Server id, from the same sequence as direct messages.
+    pub id: MessageId,
+    /// The group, by its name at the time it is sent (renames are lines of their own).
+    pub group: GroupName,
+    /// Who sent the text, or did what the line says.
+    pub from: Username,
+    /// The text; empty for every kind but [`GroupMessageKind::Text`].
+    pub body: String,
+    /// When the server stored it.
+    pub sent_at: UnixMillis,
+    /// A text, or which change.
+    pub kind: GroupMessageKind,
+}
+
+/// What a group line is: a text, or a change to the group done by its `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupMessageKind {
+    /// A message; only these count as unread.
+    Text,
+    /// `from` created the group (the first line of every group).
+    Created,
+    /// `from` (the owner) added `member`.
+    Added {
+        /// Who joined.
+        member: Username,
+    },
+    /// `from` left.
+    Left,
+    /// `from` (the owner) removed `member`.
+    Removed {
+        /// Who was removed.
+        member: Username,
+    },
+    /// `from` (the owner) renamed the group, which was called `from` before.
+    Renamed {
+        /// The old name.
+        from: GroupName,
+    },
+    /// `from` handed the group over to `to`.
+    OwnerChanged {
+        /// The new owner.
+        to: Username,
+    },
+}
+
+/// A page of a group's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupHistoryPage {
+    /// The group.
+    pub group: GroupName,
+    /// Lines, newest first.
+    pub messages: Vec<GroupMessage>,
+    /// Whether older lines the caller may read exist beyond this page.
+    pub more: bool,
+}
+
+/// A group as its members see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// Its name.
+    pub name: GroupName,
+    /// Who may add, remove, rename, delete and hand it over.
+    pub owner: Username,
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// Whether members added later see only what was said from then on.
+    pub hide_history: bool,
+    /// Everyone in it, in name order.
+    pub members: Vec<GroupMember>,
+}
+
+/// One member of a group, with how far they got: enough for "✓✓ 3/5" (delivered to 3 of
+/// the 5 members who were there when a message was sent) and "read by 2".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// The member.
+    pub name: Username,
+    /// Whether any session of theirs is connected.
+    pub online: bool,
+    /// The id of the line that added them (or created the group): lines before it were
+    /// sent before they were there.
+    pub joined_at: MessageId,
+    /// Newest line a client of theirs has received.
+    pub delivered_up_to: MessageId,
+    /// Newest line they have read.
+    pub read_up_to: MessageId,
+}
+
+/// One of the caller's groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Its name.
+    pub name: GroupName,
+    /// Its owner.
+    pub owner: Username,
+    /// How many members it has.
+    pub members: u32,
+    /// Texts the caller has not read.
+    pub unread: u64,
+    /// The newest text, if any.
+    pub last: Option<LastMessage>,
+}
+
 /// Something the server pushes unasked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
@@ -355,6 +545,36 @@ pub enum Event {
     Typing {
         /// Who is typing.
         from: Username,
+    },
+    /// A line of a group this user is in (live, or pending at login), or a copy of one this
+    /// user sent from another session; as with [`Event::Message`], clients de-duplicate by id.
+    GroupMessage(GroupMessage),
+    /// A member of `group` received or read lines up to `up_to`: sent to the senders of the
+    /// newest texts it covers, and to the member's own other sessions.
+    GroupReceipt {
+        /// The group.
+        group: GroupName,
+        /// Who received or read.
+        member: Username,
+        /// Received or read.
+        kind: ReceiptKind,
+        /// Every line of the group up to this id is covered.
+        up_to: MessageId,
+    },
+    /// This user is no longer in `group`: removed by its owner `by`, or `by` is this user,
+    /// who left it from another session.
+    GroupRemoved {
+        /// The group.
+        group: GroupName,
+        /// Who did it.
+        by: Username,
+    },
+    /// `group` was deleted by its owner `by`, with its history.
+    GroupDeleted {
+        /// The group.
+        group: GroupName,
+        /// Who did it.
+        by: Username,
     },
 }
 
@@ -427,4 +647,10 @@ pub enum ErrorCode {
     PlaintextOnly,
     /// The server's disk is full: nothing was stored; try again later.
     StorageFull,
+    /// No group of that name has the caller as a member (whether or not one exists).
+    NoSuchGroup,
+    /// Only the group's owner may do that.
+    NotGroupOwner,
+    /// A limit would be passed: members in a group, or groups of a user.
+    LimitReached,
 }

@@ -1,4 +1,4 @@
-//! Usernames, valid by construction.
+//! User and group names, valid by construction.
 
 use std::fmt;
 
@@ -58,6 +58,74 @@ impl Username {
     }
 }
 
+/// A validated group name: `#` followed by what a [`Username`] may be (`#lab`,
+/// `#redes-g3`), folded to lower case like user names.
+///
+/// Users and groups never clash: only group names start with `#`. The text held (and sent,
+/// and shown) includes the `#`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GroupName(String);
+
+/// Why a string is not a valid [`GroupName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidGroupName {
+    /// It does not start with `#`.
+    #[error("a group name starts with '#', as in #lab")]
+    NoHash,
+    /// What follows the `#` is not a valid name.
+    #[error("{0}")]
+    Name(InvalidName),
+}
+
+impl GroupName {
+    /// What starts every group name, and so tells a group from a user wherever either may be
+    /// named.
+    pub const SIGIL: char = '#';
+
+    /// Validates `raw` (with its `#`) and folds it to lower case.
+    pub fn parse(raw: &str) -> Result<Self, InvalidGroupName> {
+        let rest = raw.strip_prefix(Self::SIGIL).ok_or(InvalidGroupName::NoHash)?;
+        let name = Username::parse(rest).map_err(InvalidGroupName::Name)?;
+        Ok(Self(format!("{}{name}", Self::SIGIL)))
+    }
+
+    /// Whether `raw` names a group rather than a user (whether or not it is a valid name).
+    pub fn is_group(raw: &str) -> bool {
+        raw.starts_with(Self::SIGIL)
+    }
+
+    /// The folded name with its `#`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The folded name without its `#`.
+    pub fn bare(&self) -> &str {
+        &self.0[Self::SIGIL.len_utf8()..]
+    }
+}
+
+impl TryFrom<String> for GroupName {
+    type Error = InvalidGroupName;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<GroupName> for String {
+    fn from(name: GroupName) -> Self {
+        name.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl TryFrom<String> for Username {
     type Error = InvalidName;
 
@@ -105,5 +173,19 @@ mod tests {
         assert_eq!(Username::parse("a\u{7}"), Err(InvalidName::BadCharacter('\u{7}')));
         // Cyrillic 'а' looks like Latin 'a' but is not allowed.
         assert_eq!(Username::parse("\u{430}lice"), Err(InvalidName::BadCharacter('\u{430}')));
+    }
+
+    #[test]
+    fn group_names_are_a_hash_and_a_user_name() {
+        let lab = GroupName::parse("#Redes-G3").unwrap();
+        assert_eq!((lab.as_str(), lab.bare()), ("#redes-g3", "redes-g3"));
+        assert_eq!(GroupName::parse("lab"), Err(InvalidGroupName::NoHash));
+        assert_eq!(GroupName::parse("#"), Err(InvalidGroupName::Name(InvalidName::Empty)));
+        assert_eq!(GroupName::parse("##lab"), Err(InvalidGroupName::Name(InvalidName::BadCharacter('#'))));
+        assert_eq!(
+            GroupName::parse(&format!("#{}", "a".repeat(33))),
+            Err(InvalidGroupName::Name(InvalidName::TooLong))
+        );
+        assert!(GroupName::is_group("#x") && !GroupName::is_group("x#"));
     }
 }

@@ -3,7 +3,8 @@
 //! `PROTOCOL_VERSION` and update the bytes (and docs/PROTOCOL.md) deliberately.
 
 use papo_protocol::{
-    frame, ChatMessage, ClientFrame, Contact, ContactPage, ErrorCode, ErrorReply, Event, Hello, HistoryPage,
+    frame, ChatMessage, ClientFrame, Contact, ContactPage, ErrorCode, ErrorReply, Event, GroupHistoryPage,
+    GroupInfo, GroupMember, GroupMessage, GroupMessageKind, GroupName, GroupSummary, Hello, HistoryPage,
     LastMessage, LoggedIn, ReceiptKind, Reply, Request, SearchPage, ServerFrame, Username, Welcome,
     MAX_FRAME_LEN,
 };
@@ -18,6 +19,15 @@ fn hex<T: serde::Serialize>(frame: &T) -> String {
 
 fn request(id: u64, request: Request) -> ClientFrame {
     ClientFrame::Request { id, request }
+}
+
+fn group(raw: &str) -> GroupName {
+    GroupName::parse(raw).unwrap()
+}
+
+fn group_message(id: u64, kind: GroupMessageKind) -> GroupMessage {
+    let body = if kind == GroupMessageKind::Text { "oi" } else { "" };
+    GroupMessage { id, group: group("#lab"), from: name("ana"), body: body.into(), sent_at: 5, kind }
 }
 
 fn message() -> ChatMessage {
@@ -52,6 +62,24 @@ fn client_frames() -> Vec<(&'static str, ClientFrame)> {
         ),
         ("typing", request(12, Request::Typing { to: "bob".into() })),
         ("change_password", request(13, Request::ChangePassword { old: "pw".into(), new: "pw2".into() })),
+        (
+            "create_group",
+            request(
+                14,
+                Request::CreateGroup { name: "#lab".into(), members: vec!["bob".into()], hide_history: true },
+            ),
+        ),
+        (
+            "add_members",
+            request(15, Request::AddMembers { group: "#lab".into(), members: vec!["cris".into()] }),
+        ),
+        ("remove_member", request(16, Request::RemoveMember { group: "#lab".into(), member: "cris".into() })),
+        ("leave_group", request(17, Request::LeaveGroup { group: "#lab".into() })),
+        ("rename_group", request(18, Request::RenameGroup { group: "#lab".into(), to: "#lab2".into() })),
+        ("delete_group", request(19, Request::DeleteGroup { group: "#lab".into() })),
+        ("transfer_group", request(20, Request::TransferGroup { group: "#lab".into(), to: "bob".into() })),
+        ("groups", request(21, Request::Groups)),
+        ("group_info", request(22, Request::GroupInfo { group: "#lab".into() })),
     ]
 }
 
@@ -88,7 +116,7 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                         name: name("bob"),
                         online: false,
                         unread: 2,
-                        last: Some(last),
+                        last: Some(last.clone()),
                         last_seen: Some(6),
                     }],
                     next_after: Some(name("bob")),
@@ -119,6 +147,97 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
             reply(11, Ok(Reply::Search(SearchPage { hits: vec![message()], next_before: Some(300) }))),
         ),
         ("typing", ServerFrame::Event(Event::Typing { from: name("bob") })),
+        (
+            "group",
+            reply(
+                11,
+                Ok(Reply::Group(GroupInfo {
+                    name: group("#lab"),
+                    owner: name("ana"),
+                    created_at: 5,
+                    hide_history: false,
+                    members: vec![GroupMember {
+                        name: name("bob"),
+                        online: true,
+                        joined_at: 300,
+                        delivered_up_to: 302,
+                        read_up_to: 301,
+                    }],
+                })),
+            ),
+        ),
+        (
+            "groups",
+            reply(
+                18,
+                Ok(Reply::Groups(vec![GroupSummary {
+                    name: group("#lab"),
+                    owner: name("ana"),
+                    members: 3,
+                    unread: 2,
+                    last: Some(last),
+                }])),
+            ),
+        ),
+        (
+            "group_history",
+            reply(
+                5,
+                Ok(Reply::GroupHistory(GroupHistoryPage {
+                    group: group("#lab"),
+                    messages: vec![group_message(301, GroupMessageKind::Text)],
+                    more: false,
+                })),
+            ),
+        ),
+        (
+            "group_message",
+            ServerFrame::Event(Event::GroupMessage(group_message(300, GroupMessageKind::Text))),
+        ),
+        (
+            "group_created",
+            ServerFrame::Event(Event::GroupMessage(group_message(300, GroupMessageKind::Created))),
+        ),
+        (
+            "group_added",
+            ServerFrame::Event(Event::GroupMessage(group_message(
+                300,
+                GroupMessageKind::Added { member: name("bob") },
+            ))),
+        ),
+        ("group_left", ServerFrame::Event(Event::GroupMessage(group_message(300, GroupMessageKind::Left)))),
+        (
+            "group_removed_line",
+            ServerFrame::Event(Event::GroupMessage(group_message(
+                300,
+                GroupMessageKind::Removed { member: name("bob") },
+            ))),
+        ),
+        (
+            "group_renamed",
+            ServerFrame::Event(Event::GroupMessage(group_message(
+                300,
+                GroupMessageKind::Renamed { from: group("#old") },
+            ))),
+        ),
+        (
+            "group_owner_changed",
+            ServerFrame::Event(Event::GroupMessage(group_message(
+                300,
+                GroupMessageKind::OwnerChanged { to: name("bob") },
+            ))),
+        ),
+        (
+            "group_receipt",
+            ServerFrame::Event(Event::GroupReceipt {
+                group: group("#lab"),
+                member: name("bob"),
+                kind: ReceiptKind::Read,
+                up_to: 300,
+            }),
+        ),
+        ("group_removed", ServerFrame::Event(Event::GroupRemoved { group: group("#lab"), by: name("ana") })),
+        ("group_deleted", ServerFrame::Event(Event::GroupDeleted { group: group("#lab"), by: name("ana") })),
     ];
     let codes = [
         ErrorCode::UnsupportedVersion,
@@ -141,6 +260,9 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
         ErrorCode::TlsRequired,
         ErrorCode::PlaintextOnly,
         ErrorCode::StorageFull,
+        ErrorCode::NoSuchGroup,
+        ErrorCode::NotGroupOwner,
+        ErrorCode::LimitReached,
     ];
     frames.extend(codes.into_iter().map(|code| ("fatal", ServerFrame::Fatal(ErrorReply::new(code, "x")))));
     frames
@@ -161,6 +283,15 @@ const CLIENT: &[&str] = &[
     "00000010010b0a026f690103626f6201fb012c32", // search
     "00000007010c0b03626f62",                   // typing
     "0000000a010d0c02707703707732",             // change_password
+    "0000000e010e0d04236c61620103626f6201",     // create_group
+    "0000000e010f0e04236c6162010463726973",     // add_members
+    "0000000d01100f04236c61620463726973",       // remove_member
+    "0000000801111004236c6162",                 // leave_group
+    "0000000e01121104236c616205236c616232",     // rename_group
+    "0000000801131204236c6162",                 // delete_group
+    "0000000c01141304236c616203626f62",         // transfer_group
+    "00000003011514",                           // groups
+    "0000000801161504236c6162",                 // group_info
 ];
 
 const SERVER: &[&str] = &[
@@ -181,6 +312,19 @@ const SERVER: &[&str] = &[
     "0000000702050463726973",         // user_registered
     "00000020010b000701fb012c03616e6103626f62026f69fd00000335b4b65c0001fb012c", // search
     "00000006020603626f62",           // typing
+    "0000001e010b000804236c616203616e610a000103626f6201fb012cfb012efb012d", // group
+    "0000001c011200090104236c616203616e61030201fb012c03616e610a026f69", // groups
+    "0000001c0105000a04236c616201fb012d04236c616203616e61026f690a0000", // group_history
+    "000000130207fb012c04236c616203616e61026f690a00", // group_message
+    "000000110207fb012c04236c616203616e61000a01", // group_created
+    "000000150207fb012c04236c616203616e61000a0203626f62", // group_added
+    "000000110207fb012c04236c616203616e61000a03", // group_left
+    "000000150207fb012c04236c616203616e61000a0403626f62", // group_removed_line
+    "000000160207fb012c04236c616203616e61000a0504236f6c64", // group_renamed
+    "000000150207fb012c04236c616203616e61000a0603626f62", // group_owner_changed
+    "0000000f020804236c616203626f6201fb012c", // group_receipt
+    "0000000b020904236c616203616e61", // group_removed
+    "0000000b020a04236c616203616e61", // group_deleted
     "0000000403000178",               // fatal
     "0000000403010178",               // fatal
     "0000000403020178",               // fatal
@@ -201,6 +345,9 @@ const SERVER: &[&str] = &[
     "0000000403110178",               // fatal
     "0000000403120178",               // fatal
     "0000000403130178",               // fatal
+    "0000000403140178",               // fatal
+    "0000000403150178",               // fatal
+    "0000000403160178",               // fatal
 ];
 
 #[test]

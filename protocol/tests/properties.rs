@@ -18,7 +18,49 @@ fn chat_message() -> impl Strategy<Value = ChatMessage> {
         .prop_map(|(id, from, to, body, sent_at)| ChatMessage { id, from, to, body, sent_at })
 }
 
+fn group_name() -> impl Strategy<Value = GroupName> {
+    name().prop_map(|name| GroupName::parse(&format!("#{name}")).expect("valid by construction"))
+}
+
+fn group_message() -> impl Strategy<Value = GroupMessage> {
+    let kind = prop_oneof![
+        Just(GroupMessageKind::Text),
+        Just(GroupMessageKind::Created),
+        name().prop_map(|member| GroupMessageKind::Added { member }),
+        Just(GroupMessageKind::Left),
+        name().prop_map(|member| GroupMessageKind::Removed { member }),
+        group_name().prop_map(|from| GroupMessageKind::Renamed { from }),
+        name().prop_map(|to| GroupMessageKind::OwnerChanged { to }),
+    ];
+    (any::<u64>(), group_name(), name(), text(), any::<i64>(), kind).prop_map(
+        |(id, group, from, body, sent_at, kind)| GroupMessage { id, group, from, body, sent_at, kind },
+    )
+}
+
 fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![direct_request(), group_request()]
+}
+
+fn group_request() -> impl Strategy<Value = Request> {
+    let names = || proptest::collection::vec(text(), 0..4);
+    prop_oneof![
+        (text(), names(), any::<bool>()).prop_map(|(name, members, hide_history)| Request::CreateGroup {
+            name,
+            members,
+            hide_history
+        }),
+        (text(), names()).prop_map(|(group, members)| Request::AddMembers { group, members }),
+        (text(), text()).prop_map(|(group, member)| Request::RemoveMember { group, member }),
+        text().prop_map(|group| Request::LeaveGroup { group }),
+        (text(), text()).prop_map(|(group, to)| Request::RenameGroup { group, to }),
+        text().prop_map(|group| Request::DeleteGroup { group }),
+        (text(), text()).prop_map(|(group, to)| Request::TransferGroup { group, to }),
+        Just(Request::Groups),
+        text().prop_map(|group| Request::GroupInfo { group }),
+    ]
+}
+
+fn direct_request() -> impl Strategy<Value = Request> {
     prop_oneof![
         (text(), text()).prop_map(|(name, password)| Request::Register { name, password }),
         (text(), text()).prop_map(|(name, password)| Request::Login { name, password }),
@@ -74,6 +116,12 @@ fn error_reply() -> impl Strategy<Value = ErrorReply> {
         ErrorCode::ShuttingDown,
         ErrorCode::IdleTimeout,
         ErrorCode::Internal,
+        ErrorCode::TlsRequired,
+        ErrorCode::PlaintextOnly,
+        ErrorCode::StorageFull,
+        ErrorCode::NoSuchGroup,
+        ErrorCode::NotGroupOwner,
+        ErrorCode::LimitReached,
     ];
     (proptest::sample::select(codes), text()).prop_map(|(code, message)| ErrorReply { code, message })
 }
@@ -110,6 +158,43 @@ fn reply() -> impl Strategy<Value = Reply> {
         Just(Reply::Pong),
         (proptest::collection::vec(chat_message(), 0..4), any::<Option<u64>>())
             .prop_map(|(hits, next_before)| Reply::Search(SearchPage { hits, next_before })),
+        group_reply(),
+    ]
+}
+
+fn group_reply() -> impl Strategy<Value = Reply> {
+    let member = (name(), any::<bool>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(name, online, joined_at, delivered_up_to, read_up_to)| GroupMember {
+            name,
+            online,
+            joined_at,
+            delivered_up_to,
+            read_up_to,
+        },
+    );
+    let info = (group_name(), name(), any::<i64>(), any::<bool>(), proptest::collection::vec(member, 0..4))
+        .prop_map(|(name, owner, created_at, hide_history, members)| GroupInfo {
+            name,
+            owner,
+            created_at,
+            hide_history,
+            members,
+        });
+    let summary = (group_name(), name(), any::<u32>(), any::<u64>(), contact()).prop_map(
+        |(name, owner, members, unread, contact)| GroupSummary {
+            name,
+            owner,
+            members,
+            unread,
+            last: contact.last,
+        },
+    );
+    let page = (group_name(), proptest::collection::vec(group_message(), 0..4), any::<bool>())
+        .prop_map(|(group, messages, more)| GroupHistoryPage { group, messages, more });
+    prop_oneof![
+        info.prop_map(Reply::Group),
+        proptest::collection::vec(summary, 0..4).prop_map(Reply::Groups),
+        page.prop_map(Reply::GroupHistory),
     ]
 }
 
@@ -124,6 +209,23 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         Just(Event::ShuttingDown),
         name().prop_map(|from| Event::Typing { from }),
+        (name(), any::<bool>(), any::<u64>()).prop_map(|(peer, read, up_to)| Event::OwnReceipt {
+            peer,
+            kind: if read { ReceiptKind::Read } else { ReceiptKind::Delivered },
+            up_to
+        }),
+        name().prop_map(|user| Event::UserRegistered { user }),
+        group_message().prop_map(Event::GroupMessage),
+        (group_name(), name(), any::<bool>(), any::<u64>()).prop_map(|(group, member, read, up_to)| {
+            Event::GroupReceipt {
+                group,
+                member,
+                kind: if read { ReceiptKind::Read } else { ReceiptKind::Delivered },
+                up_to,
+            }
+        }),
+        (group_name(), name()).prop_map(|(group, by)| Event::GroupRemoved { group, by }),
+        (group_name(), name()).prop_map(|(group, by)| Event::GroupDeleted { group, by }),
     ]
 }
 
@@ -175,4 +277,42 @@ proptest! {
         let _ = frame::decode::<ClientFrame>(&bytes, MAX_FRAME_LEN);
         let _ = frame::decode::<ServerFrame>(&bytes, MAX_FRAME_LEN);
     }
+}
+
+/// The largest group frames the limits allow fit in one frame: a group of
+/// [`MAX_GROUP_MEMBERS`] with the longest names and ids, and a user's
+/// [`MAX_GROUPS_PER_USER`] groups with the longest previews the server sends (60 bytes).
+#[test]
+fn the_largest_group_frames_fit_a_frame() {
+    let longest = |c: char| Username::parse(&c.to_string().repeat(Username::MAX_LEN)).unwrap();
+    let group = GroupName::parse(&format!("#{}", longest('g'))).unwrap();
+    let member = GroupMember {
+        name: longest('m'),
+        online: true,
+        joined_at: u64::MAX,
+        delivered_up_to: u64::MAX,
+        read_up_to: u64::MAX,
+    };
+    let info = GroupInfo {
+        name: group.clone(),
+        owner: longest('o'),
+        created_at: i64::MIN,
+        hide_history: true,
+        members: vec![member; MAX_GROUP_MEMBERS],
+    };
+    let last = LastMessage { id: u64::MAX, from: longest('f'), sent_at: i64::MIN, preview: "é".repeat(30) };
+    let summary = GroupSummary {
+        name: group,
+        owner: longest('o'),
+        members: u32::MAX,
+        unread: u64::MAX,
+        last: Some(last),
+    };
+    let members = (0..MAX_GROUP_MEMBERS).map(|_| longest('m').to_string()).collect();
+    let create = Request::CreateGroup { name: format!("#{}", longest('g')), members, hide_history: true };
+    for reply in [Reply::Group(info), Reply::Groups(vec![summary; MAX_GROUPS_PER_USER])] {
+        let frame = ServerFrame::Reply { id: u64::MAX, result: Ok(reply) };
+        assert!(frame::encode(&frame, MAX_FRAME_LEN).is_ok());
+    }
+    assert!(frame::encode(&ClientFrame::Request { id: u64::MAX, request: create }, MAX_FRAME_LEN).is_ok());
 }

@@ -8,8 +8,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use papo_protocol::{
-    frame, ChatMessage, ClientFrame, Event, FrameReader, Hello, Reply, Request, RequestId, ServerFrame,
-    Username, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    frame, ChatMessage, ClientFrame, Event, FrameReader, GroupMessage, Hello, Reply, Request, RequestId,
+    ServerFrame, Username, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 
 use crate::clock::ManualClock;
@@ -17,7 +17,7 @@ use crate::handlers::{self, Context, Handled, Identity, Outcome, Then};
 use crate::memory::{MemoryInbound, Pipe, PEER};
 use crate::session::Session;
 use crate::shared::Shared;
-use crate::store::{Appends, UserRecord};
+use crate::store::{Appends, Posted, UserRecord};
 use crate::testing::{unique_name, MemoryServer, PASSWORD};
 use crate::transport::{Inbound, Sink};
 use crate::Config;
@@ -78,8 +78,8 @@ impl Fixture {
         logged_in(self.handle(None, request))
     }
 
-    /// Sends a message as `me` and waits until the store settles it: the reply, and the
-    /// message to deliver if it was stored just now.
+    /// Sends a direct message as `me` and waits until the store settles it: the reply, and
+    /// the message to deliver if it was stored just now.
     pub fn send(
         &self,
         me: &Identity,
@@ -87,6 +87,32 @@ impl Fixture {
         body: &str,
         client_msg_id: u64,
     ) -> (Outcome, Option<ChatMessage>) {
+        let (reply, posted) = self.post(me, to, body, client_msg_id);
+        let direct = posted.map(|posted| match posted {
+            Posted::Direct(message) => message,
+            other => panic!("a direct send stored {other:?}"),
+        });
+        (reply, direct)
+    }
+
+    /// Sends a text to a group as `me`, like [`Fixture::send`].
+    pub fn send_group(
+        &self,
+        me: &Identity,
+        group: &str,
+        body: &str,
+        client_msg_id: u64,
+    ) -> (Outcome, Option<GroupMessage>) {
+        let (reply, posted) = self.post(me, group, body, client_msg_id);
+        let line = posted.map(|posted| match posted {
+            Posted::Group { message, .. } => message,
+            other => panic!("a group send stored {other:?}"),
+        });
+        (reply, line)
+    }
+
+    /// Sends to a user or a group, and waits until the store settles it.
+    fn post(&self, me: &Identity, to: &str, body: &str, client_msg_id: u64) -> (Outcome, Option<Posted>) {
         let appends = Appends::new();
         let request = Request::Send { to: to.into(), body: body.into(), client_msg_id };
         let handled = handlers::handle(&self.ctx(1), Some(me), &appends, request);

@@ -76,6 +76,19 @@ impl Hub {
         self.online.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 
+    /// Queues encoded frames to every session of each of `users`: a group's members, under
+    /// one lock.
+    pub fn send_to_each(&self, users: &[Username], frames: &[u8]) {
+        let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
+        for user in users {
+            for member in online.get(user).into_iter().flatten() {
+                if let Err(e) = member.sink.push(frames) {
+                    debug!(%user, error = %e, "a session missed a live frame; it stays in the store");
+                }
+            }
+        }
+    }
+
     /// Queues encoded frames to every session of `user` except `skip`.
     pub fn send_to(&self, user: &Username, frames: &[u8], skip: Option<u64>) {
         let online = self.online.read().unwrap_or_else(PoisonError::into_inner);

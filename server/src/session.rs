@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::frames;
 use crate::handlers::{self, Audience, Delivery, Identity, Outcome, Then};
 use crate::shared::Shared;
-use crate::store::Appends;
+use crate::store::{Appends, Posted};
 use crate::transport::{Inbound, PushError, Sink};
 
 /// How long a session waits for its own client to make room while streaming a backlog.
@@ -55,7 +55,10 @@ impl Drop for Session<'_> {
     /// connection: otherwise its user would show online for ever and its queue would leak.
     fn drop(&mut self) {
         if let Some(identity) = &self.identity {
-            if self.shared.hub.leave(&identity.name, self.id) {
+            // While unwinding from a panic, a second one (the clock or the store may be what
+            // failed) would abort the whole server: the last-seen time is what a panicked
+            // session gives up.
+            if self.shared.hub.leave(&identity.name, self.id) && !std::thread::panicking() {
                 handlers::last_session_left(
                     &self.shared.store,
                     &identity.name,
@@ -115,10 +118,13 @@ impl<'a> Session<'a> {
         };
         if hello.protocol_version != PROTOCOL_VERSION {
             info!(peer = %self.peer, version = hello.protocol_version, "client speaks another protocol version");
+            // Both sides of every version decode this frame (its layout never changed), so an
+            // old client shows the reason instead of failing on frames it cannot decode.
+            let upgrade = if hello.protocol_version < PROTOCOL_VERSION { "papo" } else { "papo-server" };
             return self.fatal(
                 ErrorCode::UnsupportedVersion,
                 format!(
-                    "this server speaks protocol version {PROTOCOL_VERSION} and the client {}; use matching releases of papo and papo-server",
+                    "this server speaks protocol version {PROTOCOL_VERSION} and the client {}; please upgrade {upgrade} to a release that speaks version {PROTOCOL_VERSION} too",
                     hello.protocol_version
                 ),
             );
@@ -221,7 +227,7 @@ impl<'a> Session<'a> {
             frames::encode_into(&ServerFrame::Reply { id, result: acknowledged.reply }, &mut replies);
         }
         self.push(&replies);
-        self.deliver(handlers::deliveries(fresh));
+        self.deliver(handlers::deliveries(&self.shared.store, fresh));
         flow
     }
 
@@ -235,6 +241,7 @@ impl<'a> Session<'a> {
             }
             match to {
                 Audience::User(user) => hub.send_to(&user, &encoded, None),
+                Audience::Users(users) => hub.send_to_each(&users, &encoded),
                 Audience::OwnOtherSessions => {
                     if let Some(me) = &self.identity {
                         hub.send_to(&me.name, &encoded, Some(self.id));
@@ -258,9 +265,13 @@ impl<'a> Session<'a> {
                 }
             };
             let Some(last) = page.last() else { return Flow::Continue };
-            after = last.id;
-            for message in page {
-                let encoded = frames::encode(&ServerFrame::Event(Event::Message(message)));
+            after = last.id();
+            for pending in page {
+                let event = match pending {
+                    Posted::Direct(message) => Event::Message(message),
+                    Posted::Group { message, .. } => Event::GroupMessage(message),
+                };
+                let encoded = frames::encode(&ServerFrame::Event(event));
                 if let Err(e) = self.sink.push_when_room(&encoded, BACKLOG_PUSH_TIMEOUT) {
                     debug!(error = %e, "client stopped taking its backlog");
                     return Flow::Close;

@@ -1,7 +1,7 @@
-//! Crash safety: senders load a real `papo-server` process, it is killed with SIGKILL at a
-//! random moment, restarted on the same data directory, and senders resend what was not
-//! acknowledged (same client ids). Every acknowledged message must then be in the
-//! recipient's history exactly once, with the id it was acknowledged with, and nothing
+//! Crash safety: senders load a real `papo-server` process (half of them writing to a
+//! group), it is killed with SIGKILL at a random moment, restarted on the same data
+//! directory, and senders resend what was not acknowledged (same client ids). Every
+//! acknowledged message must then be in the recipient's (or the group's) history exactly once, with the id it was acknowledged with, and nothing
 //! may be stored twice. The write-ahead log is given its smallest segments, so the kills
 //! also land in segment rotations and checkpoints, not only between syncs.
 //!

@@ -2,8 +2,8 @@
 //! is on papo-powercut's file system. After each SIGKILL the file system drops everything no
 //! sync made durable, as a power cut would (a kill alone leaves the page cache, which hides
 //! missing syncs), and the server restarts on what is left; senders then resend what was
-//! never acknowledged (same client ids). Every acknowledged message must be in the
-//! recipient's history exactly once, with the id it was acknowledged with, nothing may be
+//! never acknowledged (same client ids); half of the senders write to a group. Every
+//! acknowledged message must be in the recipient's (or the group's) history exactly once, with the id it was acknowledged with, nothing may be
 //! stored twice, and every account must still log in. The write-ahead log has its smallest
 //! segments, so cuts also land in rotations and checkpoints.
 //!

@@ -21,13 +21,16 @@ pub fn check(dir: &Path) -> Result<ExitCode> {
     }
     let report = store::check(dir).with_context(|| format!("cannot check {}", dir.display()))?;
     println!(
-        "{}: {} accounts, {} messages, {} conversation summaries, {} resend entries, {} saved sessions; {} groups of writes in the log not yet checkpointed",
+        "{}: {} accounts, {} messages, {} conversation summaries, {} resend entries, {} saved sessions, {} group conversations with {} members and {} lines; {} groups of writes in the log not yet checkpointed",
         dir.display(),
         report.users,
         report.messages,
         report.summaries,
         report.resends,
         report.tokens,
+        report.groups,
+        report.members,
+        report.group_lines,
         report.log_records
     );
     if report.problems.is_empty() {

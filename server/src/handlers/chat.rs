@@ -1,16 +1,17 @@
 //! Messaging: `Send` (queued, then settled once durable), `History`, `Contacts`,
-//! `MarkRead`, `Delivered`, and who gets a stored message live.
+//! `MarkRead`, `Delivered`, and who gets a stored message live. Each of the first four
+//! hands a `#group` to [`super::groups`].
 
 use std::collections::BTreeMap;
 
 use papo_protocol::{
-    ChatMessage, Contact, ContactPage, ErrorCode, ErrorReply, Event, MessageId, ReceiptKind, Reply, Username,
+    Contact, ContactPage, ErrorCode, ErrorReply, Event, GroupName, MessageId, ReceiptKind, Reply, Username,
     MAX_BODY_LEN, MAX_HISTORY_PAGE,
 };
 
-use super::{Audience, Context, Delivery, Handled, Identity, Outcome};
+use super::{groups, Audience, Context, Delivery, Handled, Identity, Outcome};
 use crate::errors;
-use crate::store::{Appended, Appends, StoreError};
+use crate::store::{Appended, Appends, GroupId, Posted, Store, StoreError};
 
 /// Contacts per page; with names and previews this stays well inside one frame.
 const CONTACTS_PAGE: usize = 256;
@@ -27,10 +28,23 @@ pub(super) fn send(
     client_msg_id: u64,
     appends: &Appends,
 ) -> Result<Handled, ErrorReply> {
+    if GroupName::is_group(to) {
+        return groups::send(ctx, me, to, body, client_msg_id, appends);
+    }
     let to = existing_user(ctx, to)?;
     if to == me.name {
         return Err(ErrorReply::new(ErrorCode::InvalidRequest, "you cannot send a message to yourself"));
     }
+    check_body(body)?;
+    check_rate(ctx, me)?;
+    ctx.store
+        .append(&me.name, &to, body, client_msg_id, ctx.clock.now_millis(), appends)
+        .map_err(|e| errors::from_store(&e))?;
+    Ok(Handled::queued())
+}
+
+/// Refuses an empty body or one over the limit.
+pub(super) fn check_body(body: &str) -> Result<(), ErrorReply> {
     if body.is_empty() {
         return Err(ErrorReply::new(ErrorCode::InvalidRequest, "the message is empty"));
     }
@@ -40,32 +54,33 @@ pub(super) fn send(
             format!("the message has {} bytes; the limit is {MAX_BODY_LEN}", body.len()),
         ));
     }
-    // Nobody types twenty messages a second; a flood would fill the recipient's screen and
-    // the committer's queue for everyone else. Refused means not stored: the client resends.
+    Ok(())
+}
+
+/// Takes one message from the sender's allowance. Nobody types twenty messages a second; a
+/// flood would fill the recipients' screens and the committer's queue for everyone else.
+/// Refused means not stored: the client resends.
+pub(super) fn check_rate(ctx: &Context<'_>, me: &Identity) -> Result<(), ErrorReply> {
     ctx.limits.message(&me.name, ctx.clock.instant()).map_err(|wait| {
         ErrorReply::new(
             ErrorCode::RateLimited,
             format!("you are sending too fast; wait {} ms and send again", wait.as_millis().max(1)),
         )
-    })?;
-    ctx.store
-        .append(&me.name, &to, body, client_msg_id, ctx.clock.now_millis(), appends)
-        .map_err(|e| errors::from_store(&e))?;
-    Ok(Handled::queued())
+    })
 }
 
 /// A settled send: its reply, and the message to deliver if it was stored just now.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Acknowledged {
     pub reply: Outcome,
-    pub deliver: Option<ChatMessage>,
+    pub deliver: Option<Posted>,
 }
 
 /// What to answer a send once the store has settled it; `None` if the store stopped before
 /// answering, when the outcome is unknown and no reply may claim either way (the client
 /// resends with the same client id after reconnecting).
 pub(crate) fn settle(settled: Result<Appended, StoreError>) -> Option<Acknowledged> {
-    let sent = |message: &ChatMessage| Ok(Reply::Sent { id: message.id, sent_at: message.sent_at });
+    let sent = |message: &Posted| Ok(Reply::Sent { id: message.id(), sent_at: message.sent_at() });
     Some(match settled {
         Ok(Appended::New(message)) => Acknowledged { reply: sent(&message), deliver: Some(message) },
         Ok(Appended::Resent(message)) => Acknowledged { reply: sent(&message), deliver: None },
@@ -76,26 +91,47 @@ pub(crate) fn settle(settled: Result<Appended, StoreError>) -> Option<Acknowledg
             )),
             deliver: None,
         },
+        Ok(Appended::Refused(refusal)) => Acknowledged { reply: Err(groups::refusal(&refusal)), deliver: None },
         Err(StoreError::Stopped) => return None,
         Err(e) => Acknowledged { reply: Err(errors::from_store(&e)), deliver: None },
     })
 }
 
-/// Who gets durable messages of one sender live: each recipient's sessions, in one write per
-/// recipient, and the sender's other sessions, all of them in order.
-pub(crate) fn deliveries(messages: Vec<ChatMessage>) -> Vec<Delivery> {
-    if messages.is_empty() {
+/// Who gets durable messages of one sender live: each recipient's sessions, and each
+/// group's members, in one write per recipient and group, and the sender's other sessions,
+/// all of them in order.
+pub(crate) fn deliveries(store: &Store, messages: Vec<Posted>) -> Vec<Delivery> {
+    let Some(sender) = messages.first().map(|posted| match posted {
+        Posted::Direct(message) => message.from.clone(),
+        Posted::Group { message, .. } => message.from.clone(),
+    }) else {
         return Vec::new();
-    }
-    let own = messages.iter().cloned().map(Event::Message).collect();
+    };
+    let mut own = Vec::with_capacity(messages.len());
     let mut by_recipient: BTreeMap<Username, Vec<Event>> = BTreeMap::new();
-    for message in messages {
-        by_recipient.entry(message.to.clone()).or_default().push(Event::Message(message));
+    let mut by_group: BTreeMap<GroupId, Vec<Event>> = BTreeMap::new();
+    for posted in messages {
+        let (event, events) = match posted {
+            Posted::Direct(message) => {
+                let to = by_recipient.entry(message.to.clone()).or_default();
+                (Event::Message(message), to)
+            }
+            Posted::Group { group, message } => {
+                (Event::GroupMessage(message), by_group.entry(group).or_default())
+            }
+        };
+        events.push(event.clone());
+        own.push(event);
     }
     let mut deliveries: Vec<Delivery> = by_recipient
         .into_iter()
         .map(|(user, events)| Delivery { to: Audience::User(user), events })
         .collect();
+    deliveries.extend(
+        by_group
+            .into_iter()
+            .filter_map(|(group, events)| groups::members_delivery(store, group, &sender, events)),
+    );
     deliveries.push(Delivery { to: Audience::OwnOtherSessions, events: own });
     deliveries
 }
@@ -108,18 +144,28 @@ pub(super) fn history(
     before: Option<MessageId>,
     limit: u32,
 ) -> Result<Handled, ErrorReply> {
+    if GroupName::is_group(with) {
+        return groups::history(ctx, me, with, before, limit);
+    }
     let peer = existing_user(ctx, with)?;
     let limit = limit.clamp(1, MAX_HISTORY_PAGE) as usize;
     let mut page = ctx.store.history(&me.name, &peer, before, limit).map_err(|e| errors::from_store(&e))?;
-    let mut bytes = 0;
-    if let Some(fits) = page.messages.iter().position(|m| {
-        bytes += m.body.len();
-        bytes > HISTORY_PAGE_BYTES
-    }) {
-        page.messages.truncate(fits.max(1));
-        page.more = true;
-    }
+    page.more |= fit_page(&mut page.messages, |m| m.body.len());
     Ok(Handled::reply(Reply::History(page)))
+}
+
+/// Cuts a page, newest first, before its bodies pass [`HISTORY_PAGE_BYTES`] (keeping at least
+/// one), so it fits a frame; whether it cut.
+pub(super) fn fit_page<T>(messages: &mut Vec<T>, body_len: impl Fn(&T) -> usize) -> bool {
+    let mut bytes = 0;
+    let Some(fits) = messages.iter().position(|m| {
+        bytes += body_len(m);
+        bytes > HISTORY_PAGE_BYTES
+    }) else {
+        return false;
+    };
+    messages.truncate(fits.max(1));
+    true
 }
 
 /// A page of contacts, and a subscription to presence changes and new accounts.
@@ -162,6 +208,9 @@ pub(super) fn mark_read(
     with: &str,
     up_to: MessageId,
 ) -> Result<Handled, ErrorReply> {
+    if GroupName::is_group(with) {
+        return groups::mark_read(ctx, me, with, up_to);
+    }
     let peer = existing_user(ctx, with)?;
     let moved = ctx.store.mark_read(&me.name, &peer, up_to).map_err(|e| errors::from_store(&e))?;
     Ok(Handled::reply(Reply::Done).delivering(receipts(me, peer, ReceiptKind::Read, moved)))
@@ -174,6 +223,9 @@ pub(super) fn delivered(
     from: &str,
     up_to: MessageId,
 ) -> Result<Handled, ErrorReply> {
+    if GroupName::is_group(from) {
+        return groups::delivered(ctx, me, from, up_to);
+    }
     let sender = existing_user(ctx, from)?;
     let moved = ctx.store.mark_delivered(&me.name, &sender, up_to).map_err(|e| errors::from_store(&e))?;
     Ok(Handled::reply(Reply::Done).delivering(receipts(me, sender, ReceiptKind::Delivered, moved)))
@@ -204,7 +256,7 @@ pub(super) fn existing_user(ctx: &Context<'_>, raw: &str) -> Result<Username, Er
     Ok(name)
 }
 
-fn invalid_name(error: &papo_protocol::InvalidName) -> ErrorReply {
+pub(super) fn invalid_name(error: &papo_protocol::InvalidName) -> ErrorReply {
     ErrorReply::new(ErrorCode::InvalidName, format!("invalid name: {error}"))
 }
 

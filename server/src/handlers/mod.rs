@@ -10,6 +10,7 @@
 
 mod auth;
 mod chat;
+mod groups;
 mod presence;
 mod search;
 
@@ -62,6 +63,8 @@ pub(crate) struct Identity {
 pub(crate) enum Audience {
     /// Every session of this user.
     User(Username),
+    /// Every session of each of these users: a group's members.
+    Users(Vec<Username>),
     /// Every session of the asking user but the asking one, which has its reply.
     OwnOtherSessions,
     /// Every session that listed its contacts, and so follows presence and new accounts.
@@ -144,7 +147,16 @@ fn handle_anonymous(ctx: &Context<'_>, request: Request) -> Result<Handled, Erro
         | Request::Delivered { .. }
         | Request::Search { .. }
         | Request::Typing { .. }
-        | Request::ChangePassword { .. } => Err(ErrorReply::new(ErrorCode::NotLoggedIn, "log in first")),
+        | Request::ChangePassword { .. }
+        | Request::CreateGroup { .. }
+        | Request::AddMembers { .. }
+        | Request::RemoveMember { .. }
+        | Request::LeaveGroup { .. }
+        | Request::RenameGroup { .. }
+        | Request::DeleteGroup { .. }
+        | Request::TransferGroup { .. }
+        | Request::Groups
+        | Request::GroupInfo { .. } => Err(ErrorReply::new(ErrorCode::NotLoggedIn, "log in first")),
     }
 }
 
@@ -174,5 +186,16 @@ fn handle_logged_in(
         Request::ChangePassword { .. } => {
             Err(ErrorReply::new(ErrorCode::InvalidRequest, "this server cannot change passwords yet"))
         }
+        Request::CreateGroup { name, members, hide_history } => {
+            groups::create(ctx, me, &name, &members, hide_history)
+        }
+        Request::AddMembers { group, members } => groups::add(ctx, me, &group, &members),
+        Request::RemoveMember { group, member } => groups::remove(ctx, me, &group, &member),
+        Request::LeaveGroup { group } => groups::leave(ctx, me, &group),
+        Request::RenameGroup { group, to } => groups::rename(ctx, me, &group, &to),
+        Request::DeleteGroup { group } => groups::delete(ctx, me, &group),
+        Request::TransferGroup { group, to } => groups::transfer(ctx, me, &group, &to),
+        Request::Groups => groups::list(ctx, me),
+        Request::GroupInfo { group } => groups::info(ctx, me, &group),
     }
 }

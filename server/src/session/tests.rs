@@ -77,6 +77,19 @@ fn a_bad_opening_is_refused_by_name() {
 }
 
 #[test]
+fn an_old_client_is_told_to_upgrade_and_a_newer_one_that_the_server_is_old() {
+    let fixture = Fixture::new();
+    for (version, upgrade) in
+        [(PROTOCOL_VERSION - 1, "please upgrade papo "), (PROTOCOL_VERSION + 1, "please upgrade papo-server")]
+    {
+        let got = frames(&fixture, &hello(version));
+        let [ServerFrame::Fatal(refused)] = &got[..] else { panic!("expected one refusal: {got:?}") };
+        assert_eq!(refused.code, ErrorCode::UnsupportedVersion);
+        assert!(refused.message.contains(upgrade), "{}", refused.message);
+    }
+}
+
+#[test]
 fn a_silent_connection_is_told_it_idled_and_closed() {
     let fixture = Fixture::with(|config| config.idle_timeout = Duration::from_millis(50));
     let mut client = fixture.connect();

@@ -21,7 +21,7 @@
 //!   resend with their client ids, which the replay lets the store recognise).
 
 use std::collections::hash_map::{Entry, HashMap};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -37,7 +37,7 @@ use papo_protocol::{MessageId, Username};
 use super::checkpoint::{Checkpoint, Checkpointer};
 use super::fatal::Fatal;
 use super::files::{self, Sentinel};
-use super::records::{decode, encode, MessageRecord, Summary};
+use super::records::{corrupt, decode, encode, GroupId, GroupLineRecord, MessageRecord, Summary};
 use super::wal::{AppendError, Wal};
 use super::{keys, Result, StoreError};
 
@@ -127,7 +127,7 @@ pub struct Staged<'a> {
     /// encoded once at the end (many messages of a group share a conversation), with
     /// whether they changed: a receipt that moves nothing writes nothing.
     summaries: HashMap<Vec<u8>, (Summary, bool)>,
-    /// Keys of the messages this group stores, for lookups by position.
+    /// Keys of the messages and group lines this group stores, for lookups by position.
     new_messages: BTreeSet<Vec<u8>>,
     /// The newest message id handed out, including this group's.
     pub last_id: MessageId,
@@ -187,16 +187,54 @@ impl<'a> Staged<'a> {
         b: &Username,
         up_to: MessageId,
     ) -> Result<Option<(MessageId, MessageRecord)>> {
-        let range = (Bound::Included(keys::message(a, b, 0)), Bound::Included(keys::message(a, b, up_to)));
+        self.newest_in(keys::message(a, b, 0), keys::message(a, b, up_to))
+    }
+
+    /// The newest line of `group` with an id up to `up_to`, this group's included.
+    pub fn group_line_at_or_before(
+        &self,
+        group: GroupId,
+        up_to: MessageId,
+    ) -> Result<Option<(MessageId, GroupLineRecord)>> {
+        self.newest_in(keys::group_line(group, 0), keys::group_line(group, up_to))
+    }
+
+    /// The stored message with the greatest key from `first` to `last`, and its id.
+    fn newest_in<T: serde::de::DeserializeOwned>(
+        &self,
+        first: Vec<u8>,
+        last: Vec<u8>,
+    ) -> Result<Option<(MessageId, T)>> {
+        let range = (Bound::Included(first), Bound::Included(last));
         let staged = self.new_messages.range::<Vec<u8>, _>(range.clone()).next_back().cloned();
         let key = match staged {
             Some(key) => Some(key),
             None => self.trees.chat.range(range).next_back().transpose()?.map(|(key, _)| key.to_vec()),
         };
         let Some(key) = key else { return Ok(None) };
-        let raw = self.get(TreeName::Chat, &key)?.ok_or_else(|| super::records::corrupt(&key, "vanished"))?;
-        let id = keys::trailing_id(&key).ok_or_else(|| super::records::corrupt(&key, "short key"))?;
+        let raw = self.get(TreeName::Chat, &key)?.ok_or_else(|| corrupt(&key, "vanished"))?;
+        let id = keys::trailing_id(&key).ok_or_else(|| corrupt(&key, "short key"))?;
         Ok(Some((id, decode(&key, &raw)?)))
+    }
+
+    /// Every key under `prefix` in `tree` with its value, this group's writes included, in
+    /// key order.
+    pub fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut found = BTreeMap::new();
+        for entry in self.trees.tree(tree).scan_prefix(prefix) {
+            let (key, value) = entry?;
+            found.insert(key.to_vec(), value.to_vec());
+        }
+        for ((written, key), value) in &self.writes {
+            if *written != tree || !key.starts_with(prefix) {
+                continue;
+            }
+            match value {
+                Some(value) => found.insert(key.clone(), value.clone()),
+                None => found.remove(key),
+            };
+        }
+        Ok(found.into_iter().collect())
     }
 
     /// Stages an insert; a later write of the same key in the group replaces it.
@@ -210,9 +248,24 @@ impl<'a> Staged<'a> {
         self.insert(TreeName::Chat, key, encode(record));
     }
 
+    /// Stages a new group line under `key`.
+    pub fn insert_group_line(&mut self, key: Vec<u8>, record: &GroupLineRecord) {
+        self.new_messages.insert(key.clone());
+        self.insert(TreeName::Chat, key, encode(record));
+    }
+
     /// Stages a removal; a later write of the same key in the group replaces it.
     pub fn remove(&mut self, tree: TreeName, key: Vec<u8>) {
         self.writes.insert((tree, key), None);
+    }
+
+    /// The keys this group writes so far, in order: what an operation costs.
+    #[cfg(test)]
+    pub fn keys_written(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self.writes.keys().map(|(_, key)| key.clone()).collect();
+        keys.extend(self.summaries.iter().filter(|(_, (_, changed))| *changed).map(|(key, _)| key.clone()));
+        keys.sort();
+        keys
     }
 
     /// The group's writes, with the group's commit number and newest id.
@@ -224,7 +277,9 @@ impl<'a> Staged<'a> {
                 writes.push((TreeName::Chat, key, Some(encode(&summary))));
             }
         }
-        if !writes.is_empty() {
+        // A group that only moves the newest id (an import keeping the exported store's) is
+        // logged too, or the id would go back at the next start.
+        if !writes.is_empty() || last_id_moved {
             if last_id_moved {
                 writes.push((TreeName::Chat, keys::LAST_ID.to_vec(), Some(encode(&self.last_id))));
             }

@@ -1,32 +1,51 @@
 //! A store as plain text, one JSON object a line, for backups and for moving to another
 //! storage engine (sled 0.34 has no migration path of its own).
 //!
-//! Every line has a `type`. An export is: one `papo-export` header; every `user` (with when their last session ended, if one has); every
-//! `message`, conversation by conversation, oldest first; every `read_state` (a user's read
-//! and delivered watermarks for one peer); every `resend` entry still in the resend window;
-//! and one `end` line with the counts, so a truncated file is told from a whole one. Unread
-//! counts, previews and per-message positions are derived and not exported. Resume tokens
-//! are not exported: after an import, everyone logs in again with their password.
+//! Every line has a `type`. An export is: one `papo-export` header; every `user` (with when
+//! their last session ended, if one has); every `message`, conversation by conversation,
+//! oldest first; every `read_state` (a user's read and delivered watermarks for one peer);
+//! every `resend` entry still in the resend window (`to` a user, or `group` by id); every
+//! `group` (by its id, which never changes: the id of its first line); every
+//! `group_message`, group by group, oldest first, system lines included (`kind` is `text`,
+//! `created`, `left`, or an object: `{"added":{"member":…}}`, `{"removed":{"member":…}}`,
+//! `{"renamed":{"from":"#old"}}`, `{"owner_changed":{"to":…}}`); every `member` of every
+//! group, with the line that added them and their watermarks; and one `end` line with the
+//! counts, so a truncated file is told from a whole one. Unread counts, previews, per-message
+//! positions, member counts and a user's group count are derived and not exported. Resume
+//! tokens are not exported: after an import, everyone logs in again with their password. The
+//! history of a deleted group that the pruner has not removed yet is not exported either.
 //!
 //! ```text
-//! {"type":"papo-export","format":1,"exported_at":1764600000000,"last_id":2}
+//! {"type":"papo-export","format":1,"exported_at":1764600000000,"last_id":5}
 //! {"type":"user","name":"ana","password_hash":"$2b$12$…","created_at":1764500000000,"last_seen":1764590000000}
 //! {"type":"message","id":1,"from":"ana","to":"bob","body":"oi","sent_at":1764500000100}
 //! {"type":"read_state","owner":"bob","peer":"ana","read_up_to":1,"delivered_up_to":1}
 //! {"type":"resend","sender":"ana","client_msg_id":7,"id":1,"to":"bob"}
-//! {"type":"end","users":1,"messages":1}
+//! {"type":"resend","sender":"ana","client_msg_id":8,"id":4,"group":2}
+//! {"type":"group","id":2,"name":"#lab","owner":"ana","created_at":1764500000200,"hide_history":false}
+//! {"type":"group_message","id":2,"group":2,"from":"ana","body":"","sent_at":1764500000200,"kind":"created"}
+//! {"type":"group_message","id":3,"group":2,"from":"ana","body":"","sent_at":1764500000300,"kind":{"added":{"member":"bob"}}}
+//! {"type":"group_message","id":4,"group":2,"from":"ana","body":"bem-vindo","sent_at":1764500000400,"kind":"text"}
+//! {"type":"member","group":2,"name":"ana","joined_at":2,"read_up_to":4,"delivered_up_to":4}
+//! {"type":"member","group":2,"name":"bob","joined_at":3,"read_up_to":2,"delivered_up_to":2}
+//! {"type":"end","users":1,"messages":1,"groups":1,"group_messages":3}
 //! ```
 //!
-//! An export of a running server reads while it serves: it holds every message up to the
-//! header's `last_id`, and watermarks may point past it (an import caps them).
+//! An export of a running server reads while it serves: it holds every message and group
+//! line up to the header's `last_id` (and the groups and members that existed by then), and
+//! watermarks may point past it (an import caps them).
 
 use std::io::{BufRead, Write};
 
-use papo_protocol::{MessageId, UnixMillis, Username};
+use papo_protocol::{GroupName, MessageId, UnixMillis, Username};
 use serde::{Deserialize, Serialize};
 
-use super::commit::{Growth, TreeName};
-use super::records::{corrupt, decode, encode, DedupRecord, MessageRecord, Summary, UserRecord};
+use super::commit::{Growth, Staged, TreeName};
+use super::group_writes::{self, load, save, Line as GroupLine, Place};
+use super::records::{
+    corrupt, decode, encode, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord,
+    MessageRecord, Summary, Target, UserRecord,
+};
 use super::{commit, keys, writes, Result, Store, StoreError};
 
 /// The export format this server writes and reads.
@@ -93,8 +112,53 @@ pub enum Line {
         client_msg_id: u64,
         /// The message id.
         id: MessageId,
-        /// Its recipient.
-        to: Username,
+        /// Its recipient, for a direct message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Username>,
+        /// Its group, for a group text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<GroupId>,
+    },
+    /// A group.
+    Group {
+        /// Its id: the id of its first line.
+        id: GroupId,
+        /// Its name.
+        name: GroupName,
+        /// Its owner.
+        owner: Username,
+        /// When it was created.
+        created_at: UnixMillis,
+        /// Whether members added later see only what was said from then on.
+        hide_history: bool,
+    },
+    /// A line of a group's history.
+    GroupMessage {
+        /// Its id.
+        id: MessageId,
+        /// Its group.
+        group: GroupId,
+        /// Who sent it, or did what it says.
+        from: Username,
+        /// Its text (empty but for texts).
+        body: String,
+        /// When the server stored it.
+        sent_at: UnixMillis,
+        /// A text, or which change.
+        kind: LineKind,
+    },
+    /// A member of a group.
+    Member {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        name: Username,
+        /// The line that added them (or created the group).
+        joined_at: MessageId,
+        /// Newest line read.
+        read_up_to: MessageId,
+        /// Newest line received by a client.
+        delivered_up_to: MessageId,
     },
     /// The last line.
     End {
@@ -102,6 +166,12 @@ pub enum Line {
         users: u64,
         /// Messages exported.
         messages: u64,
+        /// Groups exported.
+        #[serde(default)]
+        groups: u64,
+        /// Group lines exported.
+        #[serde(default)]
+        group_messages: u64,
     },
 }
 
@@ -116,6 +186,12 @@ pub struct Counts {
     pub read_states: u64,
     /// Resend entries.
     pub resends: u64,
+    /// Groups.
+    pub groups: u64,
+    /// Lines of groups.
+    pub group_messages: u64,
+    /// Members of groups.
+    pub members: u64,
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> Result<()> {
@@ -168,16 +244,71 @@ impl Store {
             let (_, sender, client_msg_id) =
                 keys::dedup_parts(&key).ok_or_else(|| corrupt(&key, "bad resend key"))?;
             let DedupRecord { id, to } = decode(&key, &raw)?;
-            write_line(out, &Line::Resend { sender, client_msg_id, id, to })?;
+            let (to, group) = match to {
+                Target::User(user) => (Some(user), None),
+                Target::Group(group) => (None, Some(group)),
+            };
+            write_line(out, &Line::Resend { sender, client_msg_id, id, to, group })?;
             counts.resends += 1;
         }
-        write_line(out, &Line::End { users: counts.users, messages: counts.messages })?;
+        self.export_groups(out, last_id, &mut counts)?;
+        let end = Line::End {
+            users: counts.users,
+            messages: counts.messages,
+            groups: counts.groups,
+            group_messages: counts.group_messages,
+        };
+        write_line(out, &end)?;
         out.flush().map_err(|source| StoreError::Io {
             action: "write the export to",
             path: "the output".into(),
             source,
         })?;
         Ok(counts)
+    }
+
+    /// Writes every group that existed by `last_id`, then their lines, then their members.
+    fn export_groups(&self, out: &mut impl Write, last_id: MessageId, counts: &mut Counts) -> Result<()> {
+        let mut exported = std::collections::HashSet::new();
+        for entry in self.trees.chat.scan_prefix(keys::GROUPS) {
+            let (key, raw) = entry?;
+            let id = keys::group_of(&key).ok_or_else(|| corrupt(&key, "bad group key"))?;
+            if id.0 > last_id {
+                continue;
+            }
+            let GroupRecord { name, owner, created_at, hide_history, .. } = decode(&key, &raw)?;
+            write_line(out, &Line::Group { id, name, owner, created_at, hide_history })?;
+            exported.insert(id);
+            counts.groups += 1;
+        }
+        // Lines of a deleted group still waiting for the pruner have no group line: left out.
+        for entry in self.trees.chat.scan_prefix(keys::GROUP_LINES) {
+            let (key, raw) = entry?;
+            let group = keys::group_of(&key).ok_or_else(|| corrupt(&key, "bad group line key"))?;
+            let id = keys::trailing_id(&key).ok_or_else(|| corrupt(&key, "short key"))?;
+            if id > last_id || !exported.contains(&group) {
+                continue;
+            }
+            let GroupLineRecord { from, body, sent_at, kind, .. } = decode(&key, &raw)?;
+            write_line(out, &Line::GroupMessage { id, group, from, body, sent_at, kind })?;
+            counts.group_messages += 1;
+        }
+        for entry in self.trees.chat.scan_prefix(keys::MEMBERS) {
+            let (key, raw) = entry?;
+            let group = keys::group_of(&key).ok_or_else(|| corrupt(&key, "bad member key"))?;
+            let name = keys::member_name(&key).ok_or_else(|| corrupt(&key, "bad member key"))?;
+            let member: MemberRecord = decode(&key, &raw)?;
+            if member.joined_at > last_id || !exported.contains(&group) {
+                continue;
+            }
+            let (read_up_to, delivered_up_to) = (member.read.id, member.delivered.id);
+            write_line(
+                out,
+                &Line::Member { group, name, joined_at: member.joined_at, read_up_to, delivered_up_to },
+            )?;
+            counts.members += 1;
+        }
+        Ok(())
     }
 
     /// Loads an export into this store, which must be empty; durable once it returns. A
@@ -194,6 +325,7 @@ impl Store {
         let mut ended = false;
         let mut ids = std::collections::HashSet::new();
         let mut names = std::collections::HashSet::new();
+        let mut header_last_id = 0;
         for (index, line) in input.lines().enumerate() {
             let number = index as u64 + 1;
             let bad = |reason: String| StoreError::Import { line: number, reason };
@@ -203,17 +335,19 @@ impl Store {
             }
             let parsed: Line = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
             match (&parsed, number) {
-                (Line::Header { format, .. }, 1) if *format == FORMAT => {}
+                (Line::Header { format, last_id, .. }, 1) if *format == FORMAT => header_last_id = *last_id,
                 (Line::Header { format, .. }, 1) => {
                     return Err(bad(format!("export format {format}; this server reads format {FORMAT}")));
                 }
                 (_, 1) => return Err(bad("the first line must be the papo-export header".into())),
                 (Line::Header { .. }, _) => return Err(bad("a second header".into())),
-                (Line::End { users, messages }, _) => {
-                    if (*users, *messages) != (counts.users, counts.messages) {
+                (Line::End { users, messages, groups, group_messages }, _) => {
+                    let told = (*users, *messages, *groups, *group_messages);
+                    let held = (counts.users, counts.messages, counts.groups, counts.group_messages);
+                    if told != held {
                         return Err(bad(format!(
-                            "the end line counts {users} users and {messages} messages, the file holds {} and {}",
-                            counts.users, counts.messages
+                            "the end line counts {users} users, {messages} messages, {groups} groups and {group_messages} group messages; the file holds {}, {}, {} and {}",
+                            held.0, held.1, held.2, held.3
                         )));
                     }
                     ended = true;
@@ -234,8 +368,16 @@ impl Store {
                     }
                     counts.messages += 1;
                 }
+                Line::GroupMessage { id, .. } => {
+                    if !ids.insert(*id) {
+                        return Err(bad(format!("message id {id} appears twice")));
+                    }
+                    counts.group_messages += 1;
+                }
                 Line::ReadState { .. } => counts.read_states += 1,
                 Line::Resend { .. } => counts.resends += 1,
+                Line::Group { .. } => counts.groups += 1,
+                Line::Member { .. } => counts.members += 1,
                 Line::Header { .. } | Line::End { .. } => continue,
             }
             batch.push((number, parsed));
@@ -250,6 +392,12 @@ impl Store {
             });
         }
         self.import_batch(batch, now)?;
+        // Ids go on from the exported store's newest, not from the newest line exported: a
+        // deleted group's id (and its resend entries' ids) must never be handed out again.
+        self.committer.call(Growth::Maintains, move |staged: &mut commit::Staged<'_>| {
+            staged.last_id = staged.last_id.max(header_last_id);
+            Ok(())
+        })?;
         Ok(counts)
     }
 
@@ -285,12 +433,29 @@ impl Store {
                         writes::mark_delivered(staged, &owner, &peer, delivered_up_to.max(read_up_to))?;
                         writes::mark_read(staged, &owner, &peer, read_up_to)?;
                     }
-                    Line::Resend { sender, client_msg_id, id, to } => {
+                    Line::Resend { sender, client_msg_id, id, to, group } => {
+                        let to = match (to, group) {
+                            (Some(user), None) => Target::User(user),
+                            (None, Some(group)) => Target::Group(group),
+                            _ => return Err(bad("a resend entry needs either `to` or `group`".into())),
+                        };
                         staged.insert(
                             TreeName::Chat,
                             keys::dedup(generation, &sender, client_msg_id),
                             encode(&DedupRecord { id, to }),
                         );
+                    }
+                    Line::Group { id, name, owner, created_at, hide_history } => {
+                        import_group(staged, id, name, owner, created_at, hide_history).map_err(&bad)?;
+                    }
+                    Line::GroupMessage { id, group, from, body, sent_at, kind } => {
+                        import_line(staged, group, GroupLine { id, from: &from, body, sent_at, kind })
+                            .map_err(&bad)?;
+                    }
+                    Line::Member { group, name, joined_at, read_up_to, delivered_up_to } => {
+                        import_member(staged, group, &name, joined_at)?.map_err(&bad)?;
+                        group_writes::mark_delivered(staged, group, &name, delivered_up_to.max(read_up_to))?;
+                        group_writes::mark_read(staged, group, &name, read_up_to)?;
                     }
                     Line::Header { .. } | Line::End { .. } => {}
                 }
@@ -298,4 +463,78 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Files an exported group under its id and name, without lines yet.
+fn import_group(
+    staged: &mut Staged<'_>,
+    id: GroupId,
+    name: GroupName,
+    owner: Username,
+    created_at: UnixMillis,
+    hide_history: bool,
+) -> std::result::Result<(), String> {
+    let taken = staged.get(TreeName::Chat, &keys::group_name(&name)).map_err(|e| e.to_string())?;
+    if taken.is_some() {
+        return Err(format!("the group name {name} appears twice"));
+    }
+    staged.insert(TreeName::Chat, keys::group_name(&name), encode(&id));
+    let record = GroupRecord {
+        name,
+        owner,
+        created_at,
+        hide_history,
+        members: 0,
+        lines: 0,
+        texts: 0,
+        last_line: 0,
+        last: None,
+    };
+    save(staged, keys::group(id), &record);
+    Ok(())
+}
+
+/// Appends an exported line to its group, which must come before it, as must older lines.
+fn import_line(
+    staged: &mut Staged<'_>,
+    group: GroupId,
+    line: GroupLine<'_>,
+) -> std::result::Result<(), String> {
+    let key = keys::group(group);
+    let Some(mut record) = load::<GroupRecord>(staged, &key).map_err(|e| e.to_string())? else {
+        return Err(format!("a line of group {}, which no group line before it names", group.0));
+    };
+    if line.id <= record.last_line {
+        return Err(format!("line {} is not newer than its group's line {}", line.id, record.last_line));
+    }
+    group_writes::post(staged, group, &mut record, line, None);
+    save(staged, key, &record);
+    Ok(())
+}
+
+/// Makes an exported member a member as of the line that added them, which must come
+/// before; their watermarks follow.
+fn import_member(
+    staged: &mut Staged<'_>,
+    group: GroupId,
+    name: &Username,
+    joined_at: MessageId,
+) -> Result<std::result::Result<(), String>> {
+    let key = keys::group(group);
+    let Some(mut record) = load::<GroupRecord>(staged, &key)? else {
+        return Ok(Err(format!("a member of group {}, which no group line before it names", group.0)));
+    };
+    let Some(line) = load::<GroupLineRecord>(staged, &keys::group_line(group, joined_at))? else {
+        return Ok(Err(format!("{name} joined at line {joined_at}, which the group does not have")));
+    };
+    if load::<MemberRecord>(staged, &keys::member(group, name))?.is_some() {
+        return Ok(Err(format!("{name} is a member of group {} twice", group.0)));
+    }
+    let count = load::<u32>(staged, &keys::membership_count(name))?.unwrap_or(0);
+    let place = Place { id: joined_at, position: line.position, texts: line.texts };
+    let member = group_writes::join(staged, group, name, place, count);
+    save(staged, keys::member(group, name), &member);
+    record.members += 1;
+    save(staged, key, &record);
+    Ok(Ok(()))
 }

@@ -3,13 +3,24 @@
 //! Every key starts with a one-byte kind. Names never contain a zero byte, so a zero ends
 //! each name, and ids are big-endian so that byte order is numeric order: a conversation's
 //! messages sit together, oldest first, and a page is one short range scan.
+//!
+//! Groups are filed by their [`GroupId`], which never changes, so a rename rewrites two
+//! keys: `N` name → id, `G` id → the group, `W` id member → a member's watermarks, `U` user
+//! id → nothing (a user's groups), `u` user → how many groups, `H` id message → a line of
+//! its history, and `X` id → a deleted group whose history the pruner has yet to remove.
 
-use papo_protocol::{MessageId, Username};
+use papo_protocol::{GroupName, MessageId, Username};
+
+use super::records::GroupId;
 
 const MESSAGE: u8 = b'm';
 const SUMMARY: u8 = b's';
-/// Resend entries of format 1: `D`, generation (u32 BE), sender, 0, client id (u64 BE).
-const DEDUP: u8 = b'D';
+/// Resend entries of format 2: `R`, generation (u32 BE), sender, 0, client id (u64 BE);
+/// their records say whether the message went to a user or a group.
+const DEDUP: u8 = b'R';
+/// Resend entries of format 1: keyed like format 2's under `D`, their records always to a
+/// user; refiled under [`DEDUP`] when the store is opened.
+const DEDUP_FORMAT1: u8 = b'D';
 /// Resend entries of format 0: `d`, sender, 0, client id; migrated to [`DEDUP`].
 pub const DEDUP_FORMAT0: &[u8] = b"d";
 
@@ -20,6 +31,27 @@ pub const LAST_ID: &[u8] = b"n";
 pub const COMMIT: &[u8] = b"c";
 
 const LAST_SEEN: u8 = b'l';
+
+const GROUP_NAME: u8 = b'N';
+const GROUP: u8 = b'G';
+const MEMBER: u8 = b'W';
+const MEMBERSHIP: u8 = b'U';
+const MEMBERSHIPS: u8 = b'u';
+const GROUP_LINE: u8 = b'H';
+const DELETED_GROUP: u8 = b'X';
+
+/// The prefix of every group key.
+pub const GROUPS: &[u8] = &[GROUP];
+/// The prefix of every member key.
+pub const MEMBERS: &[u8] = &[MEMBER];
+/// The prefix of every membership key.
+pub const MEMBERSHIP_KEYS: &[u8] = &[MEMBERSHIP];
+/// The prefix of every membership count key.
+pub const MEMBERSHIP_COUNTS: &[u8] = &[MEMBERSHIPS];
+/// The prefix of every group line key.
+pub const GROUP_LINES: &[u8] = &[GROUP_LINE];
+/// The prefix of every deleted group key.
+pub const DELETED_GROUPS: &[u8] = &[DELETED_GROUP];
 
 /// The prefix of every message key.
 pub const MESSAGES: &[u8] = &[MESSAGE];
@@ -89,7 +121,16 @@ pub fn dedup_before(generation: u32) -> std::ops::Range<Vec<u8>> {
 
 /// The generation, sender and client id of a resend entry's key.
 pub fn dedup_parts(key: &[u8]) -> Option<(u32, Username, u64)> {
-    let rest = key.strip_prefix(&[DEDUP])?;
+    generation_key_parts(DEDUP, key)
+}
+
+/// The generation, sender and client id of a format-1 resend entry's key.
+pub fn dedup_format1_parts(key: &[u8]) -> Option<(u32, Username, u64)> {
+    generation_key_parts(DEDUP_FORMAT1, key)
+}
+
+fn generation_key_parts(kind: u8, key: &[u8]) -> Option<(u32, Username, u64)> {
+    let rest = key.strip_prefix(&[kind])?;
     let generation = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
     let rest = &rest[4..];
     let split = rest.len().checked_sub(9)?;
@@ -99,8 +140,11 @@ pub fn dedup_parts(key: &[u8]) -> Option<(u32, Username, u64)> {
     Some((generation, sender, u64::from_be_bytes(id.try_into().ok()?)))
 }
 
-/// The prefix of every format-1 resend entry.
+/// The prefix of every resend entry.
 pub const DEDUPS: &[u8] = &[DEDUP];
+
+/// The prefix of every format-1 resend entry.
+pub const DEDUPS_FORMAT1: &[u8] = &[DEDUP_FORMAT1];
 
 /// The sender and client id of a format-0 resend entry's key.
 pub fn dedup_format0_parts(key: &[u8]) -> Option<(Username, u64)> {
@@ -147,6 +191,99 @@ pub fn summary_peer(prefix: &[u8], key: &[u8]) -> Option<Username> {
     Username::parse(std::str::from_utf8(peer).ok()?).ok()
 }
 
+fn with_group(kind: u8, group: GroupId, extra: usize) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 8 + extra);
+    key.push(kind);
+    key.extend_from_slice(&group.0.to_be_bytes());
+    key
+}
+
+/// Which group is called `name`.
+pub fn group_name(name: &GroupName) -> Vec<u8> {
+    let mut key = vec![GROUP_NAME];
+    key.extend_from_slice(name.bare().as_bytes());
+    key
+}
+
+/// A group's record.
+pub fn group(group: GroupId) -> Vec<u8> {
+    with_group(GROUP, group, 0)
+}
+
+/// `member`'s watermarks in `group`.
+pub fn member(group: GroupId, member: &Username) -> Vec<u8> {
+    let mut key = with_group(MEMBER, group, member.as_str().len());
+    key.extend_from_slice(member.as_str().as_bytes());
+    key
+}
+
+/// Every member of `group`, in name order.
+pub fn members_of(group: GroupId) -> Vec<u8> {
+    with_group(MEMBER, group, 0)
+}
+
+/// The member's name in a key made by [`member`].
+pub fn member_name(key: &[u8]) -> Option<Username> {
+    Username::parse(std::str::from_utf8(key.get(9..)?).ok()?).ok()
+}
+
+/// That `user` is in `group`.
+pub fn membership(user: &Username, group: GroupId) -> Vec<u8> {
+    let mut key = with_names(MEMBERSHIP, &[user], 8);
+    key.extend_from_slice(&group.0.to_be_bytes());
+    key
+}
+
+/// Every group of `user`.
+pub fn memberships_of(user: &Username) -> Vec<u8> {
+    with_names(MEMBERSHIP, &[user], 0)
+}
+
+/// How many groups `user` is in.
+pub fn membership_count(user: &Username) -> Vec<u8> {
+    let mut key = vec![MEMBERSHIPS];
+    key.extend_from_slice(user.as_str().as_bytes());
+    key
+}
+
+/// The user of a key made by [`membership_count`].
+pub fn membership_count_user(key: &[u8]) -> Option<Username> {
+    Username::parse(std::str::from_utf8(key.strip_prefix(MEMBERSHIP_COUNTS)?).ok()?).ok()
+}
+
+/// The user and group of a key made by [`membership`].
+pub fn membership_parts(key: &[u8]) -> Option<(Username, GroupId)> {
+    let rest = key.strip_prefix(MEMBERSHIP_KEYS)?;
+    let split = rest.len().checked_sub(9)?;
+    let (name, tail) = rest.split_at(split);
+    let id = tail.strip_prefix(&[0])?;
+    let user = Username::parse(std::str::from_utf8(name).ok()?).ok()?;
+    Some((user, GroupId(u64::from_be_bytes(id.try_into().ok()?))))
+}
+
+/// Line `id` of `group`'s history.
+pub fn group_line(group: GroupId, id: MessageId) -> Vec<u8> {
+    let mut key = with_group(GROUP_LINE, group, 8);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Every line of `group`'s history, oldest first.
+pub fn group_lines_of(group: GroupId) -> Vec<u8> {
+    with_group(GROUP_LINE, group, 0)
+}
+
+/// A deleted group whose history is still to be pruned.
+pub fn deleted_group(group: GroupId) -> Vec<u8> {
+    with_group(DELETED_GROUP, group, 0)
+}
+
+/// The group id right after the kind byte of a key made by [`group`], [`member`],
+/// [`group_line`] or [`deleted_group`].
+pub fn group_of(key: &[u8]) -> Option<GroupId> {
+    Some(GroupId(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?)))
+}
+
 /// The message id at the end of a key made by [`message`].
 pub fn trailing_id(key: &[u8]) -> Option<MessageId> {
     let tail = key.len().checked_sub(8).map(|start| &key[start..])?;
@@ -166,9 +303,33 @@ mod tests {
         let (ana, bob) = (name("ana"), name("bob"));
         assert_eq!(message(&bob, &ana, 258), b"mana\0bob\0\0\0\0\0\0\0\x01\x02");
         assert_eq!(summary(&ana, &bob), b"sana\0bob\0");
-        assert_eq!(dedup(7, &ana, 1), b"D\0\0\0\x07ana\0\0\0\0\0\0\0\0\x01");
+        assert_eq!(dedup(7, &ana, 1), b"R\0\0\0\x07ana\0\0\0\0\0\0\0\0\x01");
         assert_eq!((LAST_ID, COMMIT), (b"n".as_slice(), b"c".as_slice()));
         assert_eq!(last_seen(&ana), b"lana");
+        let lab = GroupId(258);
+        assert_eq!(group_name(&GroupName::parse("#lab").unwrap()), b"Nlab");
+        assert_eq!(group(lab), b"G\0\0\0\0\0\0\x01\x02");
+        assert_eq!(member(lab, &bob), b"W\0\0\0\0\0\0\x01\x02bob");
+        assert_eq!(membership(&ana, lab), b"Uana\0\0\0\0\0\0\0\x01\x02");
+        assert_eq!(membership_count(&ana), b"uana");
+        assert_eq!(group_line(lab, 3), b"H\0\0\0\0\0\0\x01\x02\0\0\0\0\0\0\0\x03");
+        assert_eq!(deleted_group(lab), b"X\0\0\0\0\0\0\x01\x02");
+    }
+
+    #[test]
+    fn group_keys_parse_back_and_do_not_interleave() {
+        let (a, ab, lab) = (name("a"), name("ab"), GroupId(7));
+        assert_eq!(member_name(&member(lab, &ab)), Some(ab.clone()));
+        assert!(member(lab, &a).starts_with(&members_of(lab)));
+        assert!(!member(GroupId(8), &a).starts_with(&members_of(lab)));
+        assert_eq!(membership_parts(&membership(&ab, lab)), Some((ab.clone(), lab)));
+        assert!(!membership(&ab, lab).starts_with(&memberships_of(&a)), "a's groups are not ab's");
+        assert_eq!(membership_count_user(&membership_count(&ab)), Some(ab));
+        assert!(group_line(lab, 255) < group_line(lab, 256));
+        assert_eq!(trailing_id(&group_line(lab, 77)), Some(77));
+        for key in [group(lab), member(lab, &a), group_line(lab, 1), deleted_group(lab)] {
+            assert_eq!(group_of(&key), Some(lab));
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! papo-store
-//! format = 1
+//! format = 2
 //! checkpoint_commit = 1234
 //! checkpoint_last_id = 5678
 //! retired_through = 12
@@ -32,7 +32,8 @@ use super::{IoContext, Result, StoreError};
 /// log's segments and records (`wal.rs`) and this manifest.
 ///
 /// 0 is the layout before there was a manifest: unversioned records, no commit numbers.
-pub const FORMAT: u32 = 1;
+/// 2 files resend entries under a new kind, their records telling users from groups.
+pub const FORMAT: u32 = 2;
 
 /// The manifest's file name in the data directory.
 pub const FILE: &str = "papo-store";

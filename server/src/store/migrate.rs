@@ -1,4 +1,5 @@
-//! Rewrites a store of format 0 (before the manifest) in format 1, once, when it is opened.
+//! Rewrites a store of format 0 (before the manifest) in the current format, once, when it
+//! is opened; and refiles the resend entries of a format-1 store ([`resends_of_format1`]).
 //!
 //! Format 1 counts, in every message, its place in its direction of the conversation, and
 //! in every summary the messages received, so that unread counts follow from one lookup;
@@ -12,7 +13,7 @@ use papo_protocol::{MessageId, UnixMillis, Username};
 use tracing::info;
 
 use super::commit::Trees;
-use super::records::{corrupt, decode, encode, format0, MessageRecord, Summary};
+use super::records::{corrupt, decode, encode, format0, DedupRecord, MessageRecord, Summary, Target};
 use super::{keys, Result};
 
 /// What the migration rewrote.
@@ -24,6 +25,28 @@ pub struct Migrated {
     pub summaries: u64,
     /// Resend entries refiled.
     pub resends: u64,
+}
+
+/// Refiles every format-1 resend entry as a format-2 one, to the same user; returns how
+/// many. Each entry moves on its own (inserted under its new key, then removed from the
+/// old), so a refiling a crash cut short simply goes on at the next start.
+pub fn resends_of_format1(trees: &Trees) -> Result<u64> {
+    let mut refiled = 0;
+    for entry in trees.chat.scan_prefix(keys::DEDUPS_FORMAT1) {
+        let (key, raw) = entry?;
+        let (generation, sender, client_msg_id) =
+            keys::dedup_format1_parts(&key).ok_or_else(|| corrupt(&key, "bad resend key"))?;
+        // Format 1's records have format 0's layout.
+        let old: format0::DedupRecord = decode(&key, &raw)?;
+        let record = DedupRecord { id: old.id, to: Target::User(old.to) };
+        trees.chat.insert(keys::dedup(generation, &sender, client_msg_id), encode(&record))?;
+        trees.chat.remove(&key)?;
+        refiled += 1;
+    }
+    if refiled > 0 {
+        info!(resends = refiled, "refiled the resend entries of a format-1 store");
+    }
+    Ok(refiled)
 }
 
 /// One conversation's counts while its messages are rewritten in order.
@@ -144,8 +167,9 @@ pub fn run(trees: &Trees, now: UnixMillis) -> Result<Migrated> {
         let (key, raw) = entry?;
         let (sender, client_msg_id) =
             keys::dedup_format0_parts(&key).ok_or_else(|| corrupt(&key, "bad resend key"))?;
-        // The value's layout did not change.
-        trees.chat.insert(keys::dedup(generation, &sender, client_msg_id), raw)?;
+        let old: format0::DedupRecord = decode(&key, &raw)?;
+        let record = DedupRecord { id: old.id, to: Target::User(old.to) };
+        trees.chat.insert(keys::dedup(generation, &sender, client_msg_id), encode(&record))?;
         trees.chat.remove(&key)?;
         migrated.resends += 1;
     }

@@ -1,8 +1,9 @@
 //! Everything the server keeps on disk, behind one narrow API over sled.
 //!
 //! Trees: `users` (name → password hash), `tokens` (SHA-256 of a resume token → owner) and
-//! `chat`, which holds messages, resend dedup entries and per-user conversation summaries
-//! under the keys of [`keys`], with the values of [`records`].
+//! `chat`, which holds messages, resend dedup entries, per-user conversation summaries and
+//! groups (their names, members and lines) under the keys of [`keys`], with the values of
+//! [`records`].
 //!
 //! Reads go straight to sled from any thread. Every write goes through the [`commit`]
 //! thread, which appends a whole group of operations to the write-ahead log ([`wal`]) as one
@@ -19,6 +20,8 @@ mod commit;
 mod export;
 mod fatal;
 mod files;
+mod group_writes;
+mod groups;
 mod keys;
 mod manifest;
 mod migrate;
@@ -48,10 +51,12 @@ use records::{corrupt, decode, encode, MessageRecord};
 
 pub use check::{check, Report};
 pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
+pub use group_writes::{Deleted, Moved, NewGroup, NewText, Refusable, Refusal};
+pub use groups::Membership;
 pub use prune::Pruned;
-pub use records::{Summary, TokenRecord, UserRecord};
+pub use records::{GroupId, GroupRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord};
 pub use search::{SearchPage, SEARCH_BUDGET};
-pub use writes::Appended;
+pub use writes::{Appended, Posted};
 
 /// How the store trades latency, throughput, memory and recovery time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +277,7 @@ impl Appends {
 #[derive(Debug)]
 pub struct Store {
     // Declared first so they are dropped first: they finish before the trees close.
-    _pruner: prune::Pruner,
+    pruner: prune::Pruner,
     committer: Committer,
     trees: commit::Trees,
     known_users: RwLock<HashSet<Username>>,
@@ -291,7 +296,7 @@ impl Store {
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self> {
         let opened = open::open(dir, options)?;
         Ok(Self {
-            _pruner: prune::Pruner::start(opened.trees.clone())?,
+            pruner: prune::Pruner::start(opened.trees.clone())?,
             committer: opened.committer,
             trees: opened.trees,
             known_users: RwLock::default(),
@@ -445,9 +450,10 @@ impl Store {
         self.trees.chat.get(&key)?.map_or(Ok(Summary::default()), |raw| decode(&key, &raw))
     }
 
-    /// How many messages to `user` no client of theirs has confirmed yet.
+    /// How many messages to `user` (direct ones, and lines of their groups) no client of
+    /// theirs has confirmed yet.
     pub fn pending_count(&self, user: &Username) -> Result<u64> {
-        let mut count = 0;
+        let mut count = self.group_pending_count(user)?;
         for (peer, summary) in self.unconfirmed(user)? {
             let confirmed = self.received_up_to(user, &peer, summary.delivered_up_to)?;
             count += summary.received.saturating_sub(confirmed);
@@ -464,8 +470,23 @@ impl Store {
         Ok(writes::received_before_or_at(&record, peer))
     }
 
-    /// Up to `limit` unconfirmed messages to `user` with ids above `after`, oldest first.
-    pub fn pending_after(&self, user: &Username, after: MessageId, limit: usize) -> Result<Vec<ChatMessage>> {
+    /// Up to `limit` unconfirmed messages to `user` (direct ones, and lines of their groups)
+    /// with ids above `after`, oldest first.
+    pub fn pending_after(&self, user: &Username, after: MessageId, limit: usize) -> Result<Vec<Posted>> {
+        let mut pending: Vec<Posted> =
+            self.direct_pending_after(user, after, limit)?.into_iter().map(Posted::Direct).collect();
+        pending.extend(self.group_pending_after(user, after, limit)?);
+        pending.sort_unstable_by_key(Posted::id);
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    fn direct_pending_after(
+        &self,
+        user: &Username,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>> {
         let mut messages = Vec::new();
         for (peer, summary) in self.unconfirmed(user)? {
             let start = keys::message(&peer, user, summary.delivered_up_to.max(after).saturating_add(1));

@@ -102,6 +102,11 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Opened> {
     if legacy {
         migrate::run(&trees, crate::clock::now_millis())?;
     }
+    // After the replay, which may bring format-1 entries from the log. The checkpoint below
+    // then writes the manifest in the current format.
+    if manifest.format == 1 {
+        migrate::resends_of_format1(&trees)?;
+    }
     let last_id = trees.last_id()?;
     if last_id < manifest.checkpoint_last_id {
         return Err(lost(applied));

@@ -1,10 +1,14 @@
 //! Forgetting what nobody can use any more, so the store does not grow without bound:
-//! resume tokens past their expiry, and resend entries older than the resend window.
+//! resume tokens past their expiry, resend entries older than the resend window, and the
+//! history of deleted groups.
 //!
 //! Removals go straight to sled, not through the committer and its log: each removes only
 //! what was written long before (tokens past a lifetime of days, resend entries of
-//! generations two back), never what a replay could restore, and a removal a crash loses
-//! is simply made again the next time. So pruning costs the committer nothing.
+//! generations two back) or what nothing can write again (the lines of a group whose
+//! deletion is durable), and a removal a crash loses is simply made again the next time. A
+//! replay after a crash may restore lines of a deleted group, but only from log segments
+//! that also hold its deletion (which comes after them), so it restores the mark that sends
+//! the pruner back to them too. So pruning costs the committer nothing.
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
@@ -14,7 +18,7 @@ use papo_protocol::UnixMillis;
 use tracing::{info, warn};
 
 use super::commit::Trees;
-use super::records::{decode, TokenRecord};
+use super::records::{corrupt, decode, TokenRecord};
 use super::{keys, Result, StoreError};
 
 /// Keys removed per pass before the pruner looks at the clock again.
@@ -31,6 +35,8 @@ pub struct Pruned {
     pub tokens: u64,
     /// Resend entries past the window.
     pub resends: u64,
+    /// Lines of deleted groups.
+    pub group_lines: u64,
 }
 
 /// Removes tokens expired at `now` and resend entries of generations before the previous one.
@@ -68,43 +74,84 @@ pub fn prune(trees: &Trees, now: UnixMillis) -> Result<Pruned> {
             break;
         }
     }
+    pruned.group_lines = prune_deleted_groups(trees)?;
     Ok(pruned)
 }
 
-/// The thread that prunes now and then.
+/// Removes the history of every deleted group, a batch at a time, then the mark that says
+/// it was to be removed.
+fn prune_deleted_groups(trees: &Trees) -> Result<u64> {
+    let mut removed = 0;
+    let marks: Vec<_> = trees.chat.scan_prefix(keys::DELETED_GROUPS).keys().collect::<Result<_, _>>()?;
+    for mark in marks {
+        let group = keys::group_of(&mark).ok_or_else(|| corrupt(&mark, "bad deleted group key"))?;
+        let lines = keys::group_lines_of(group);
+        loop {
+            let batch: Vec<_> =
+                trees.chat.scan_prefix(&lines).keys().take(BATCH).collect::<Result<_, _>>()?;
+            for key in &batch {
+                trees.chat.remove(key)?;
+            }
+            removed += batch.len() as u64;
+            if batch.len() < BATCH {
+                break;
+            }
+        }
+        trees.chat.remove(&mark)?;
+    }
+    Ok(removed)
+}
+
+/// The thread that prunes now and then, and when woken.
 #[derive(Debug)]
 pub struct Pruner {
-    stop: Option<Sender<()>>,
+    /// Each message wakes the thread for a pass; dropping it stops the thread.
+    wake: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Pruner {
     /// Starts pruning `trees` in the background.
     pub fn start(trees: Trees) -> Result<Self> {
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (wake, woken) = mpsc::channel::<()>();
         let thread = thread::Builder::new()
             .name("pruner".into())
             .spawn(move || {
                 let mut wait = FIRST_AFTER;
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                loop {
+                    match woken.recv_timeout(wait) {
+                        Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
                     wait = EVERY;
                     match prune(&trees, crate::clock::now_millis()) {
-                        Ok(Pruned { tokens: 0, resends: 0 }) => {}
-                        Ok(pruned) => {
-                            info!(tokens = pruned.tokens, resends = pruned.resends, "pruned expired entries")
-                        }
+                        Ok(Pruned { tokens: 0, resends: 0, group_lines: 0 }) => {}
+                        Ok(pruned) => info!(
+                            tokens = pruned.tokens,
+                            resends = pruned.resends,
+                            group_lines = pruned.group_lines,
+                            "pruned expired entries and deleted groups"
+                        ),
                         Err(e) => warn!(error = %e, "pruning failed; retrying at the next pass"),
                     }
                 }
             })
             .map_err(|e| StoreError::Thread("the pruner", e))?;
-        Ok(Self { stop: Some(stop), thread: Some(thread) })
+        Ok(Self { wake: Some(wake), thread: Some(thread) })
+    }
+
+    /// Runs a pass soon, such as after a group was deleted, rather than at the next hour.
+    pub fn wake(&self) {
+        if let Some(wake) = &self.wake {
+            // A pruner that stopped has nothing more to do.
+            let _ = wake.send(());
+        }
     }
 }
 
 impl Drop for Pruner {
     fn drop(&mut self) {
-        self.stop.take();
+        self.wake.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -5,7 +5,7 @@
 //! (a round trip cannot see a reordered field), and a change to any of them is a new store
 //! format (`manifest::FORMAT`) with a migration. Replacing bincode later touches this file.
 
-use papo_protocol::{LastMessage, MessageId, UnixMillis, Username};
+use papo_protocol::{GroupMessageKind, GroupName, LastMessage, MessageId, UnixMillis, Username};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{Result, StoreError};
@@ -84,8 +84,132 @@ pub struct MessageRecord {
 pub struct DedupRecord {
     /// The message id it was stored under.
     pub id: MessageId,
-    /// Its recipient, to tell a resend from a reused id.
-    pub to: Username,
+    /// Where it went, to tell a resend from a reused id.
+    pub to: Target,
+}
+
+/// Where a message went: a user, or a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// A direct message to this user.
+    User(Username),
+    /// A text in this group.
+    Group(GroupId),
+}
+
+/// A group's id: the id of the line that created it, so it comes from the message id
+/// sequence and never changes, whatever the group is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupId(pub MessageId);
+
+/// A group as stored under its id. Each of its lines changes it (counts, newest line), so it
+/// holds no member list: members have keys of their own, and a line costs the same writes
+/// whatever the group's size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// Its current name.
+    pub name: GroupName,
+    /// Who may change it.
+    pub owner: Username,
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// Whether members added later see only what was said from then on.
+    pub hide_history: bool,
+    /// How many members it has.
+    pub members: u32,
+    /// Lines ever, system lines included: the newest line's position.
+    pub lines: u64,
+    /// Texts ever: what unread counts are counted against.
+    pub texts: u64,
+    /// The newest line's id; watermarks never pass it.
+    pub last_line: MessageId,
+    /// The newest text, for the list of groups.
+    pub last: Option<StoredLast>,
+}
+
+/// How far one member got: a line's id, and how many lines (for delivered) or texts (for
+/// read) the group had up to it, so pending and unread counts are a subtraction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// Every line up to this id is covered.
+    pub id: MessageId,
+    /// Lines, or texts, up to and including it.
+    pub count: u64,
+}
+
+/// One member of one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The line that added them (or created the group): with `hide_history`, what they may
+    /// read starts there.
+    pub joined_at: MessageId,
+    /// Lines a client of theirs has received; later ones are pending at their login.
+    pub delivered: Mark,
+    /// Texts they have read.
+    pub read: Mark,
+}
+
+/// A line of a group's history, stored once under the group's id and its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLineRecord {
+    /// Who sent it, or did what it says.
+    pub from: Username,
+    /// The text; empty for every kind but [`LineKind::Text`].
+    pub body: String,
+    /// When the server stored it.
+    pub sent_at: UnixMillis,
+    /// Its place among the group's lines, counting from 1.
+    pub position: u64,
+    /// Texts of the group up to and including it.
+    pub texts: u64,
+    /// A text, or which change.
+    pub kind: LineKind,
+}
+
+/// What a group line is. Named in snake case for the export, which writes it as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// A message.
+    Text,
+    /// The group was created.
+    Created,
+    /// A member was added.
+    Added {
+        /// Who.
+        member: Username,
+    },
+    /// The sender left.
+    Left,
+    /// A member was removed.
+    Removed {
+        /// Who.
+        member: Username,
+    },
+    /// The group was renamed.
+    Renamed {
+        /// Its name before.
+        from: GroupName,
+    },
+    /// The group was handed over.
+    OwnerChanged {
+        /// The new owner.
+        to: Username,
+    },
+}
+
+impl From<LineKind> for GroupMessageKind {
+    fn from(kind: LineKind) -> Self {
+        match kind {
+            LineKind::Text => Self::Text,
+            LineKind::Created => Self::Created,
+            LineKind::Added { member } => Self::Added { member },
+            LineKind::Left => Self::Left,
+            LineKind::Removed { member } => Self::Removed { member },
+            LineKind::Renamed { from } => Self::Renamed { from },
+            LineKind::OwnerChanged { to } => Self::OwnerChanged { to },
+        }
+    }
 }
 
 impl From<StoredLast> for LastMessage {
@@ -112,6 +236,15 @@ pub mod format0 {
         pub last_received: MessageId,
         /// Newest message of the conversation.
         pub last: Option<StoredLast>,
+    }
+
+    /// A format-0 (and format-1) [`super::DedupRecord`]: always to a user.
+    #[derive(Debug, Deserialize)]
+    pub struct DedupRecord {
+        /// The message id.
+        pub id: MessageId,
+        /// Its recipient.
+        pub to: Username,
     }
 
     /// A format-0 [`super::MessageRecord`]: no `position` or `reverse`.
@@ -186,8 +319,60 @@ mod tests {
             reverse: 251,
         };
         assert_eq!(hex(&encode(&message)), "03616e6103626f62097475646f2062656d3f0103fbfb00");
-        let dedup = DedupRecord { id: 1 << 20, to: name("bob") };
-        assert_eq!(hex(&encode(&dedup)), "fc0000100003626f62");
+        let dedup = DedupRecord { id: 1 << 20, to: Target::User(name("bob")) };
+        assert_eq!(hex(&encode(&dedup)), "fc000010000003626f62");
+        let dedup = DedupRecord { id: 300, to: Target::Group(GroupId(299)) };
+        assert_eq!(hex(&encode(&dedup)), "fb2c0101fb2b01");
+    }
+
+    #[test]
+    fn group_records_have_fixed_bytes() {
+        let last = StoredLast { id: 303, from: name("bob"), sent_at: 7, preview: "oi".into() };
+        let group = GroupRecord {
+            name: GroupName::parse("#lab").unwrap(),
+            owner: name("ana"),
+            created_at: 5,
+            hide_history: true,
+            members: 3,
+            lines: 4,
+            texts: 1,
+            last_line: 304,
+            last: Some(last),
+        };
+        assert_eq!(hex(&encode(&group)), "04236c616203616e610a01030401fb300101fb2f0103626f620e026f69");
+        let member = MemberRecord {
+            joined_at: 300,
+            delivered: Mark { id: 303, count: 3 },
+            read: Mark { id: 302, count: 0 },
+        };
+        assert_eq!(hex(&encode(&member)), "fb2c01fb2f0103fb2e0100");
+        let kinds = [
+            LineKind::Text,
+            LineKind::Created,
+            LineKind::Added { member: name("bob") },
+            LineKind::Left,
+            LineKind::Removed { member: name("bob") },
+            LineKind::Renamed { from: GroupName::parse("#old").unwrap() },
+            LineKind::OwnerChanged { to: name("bob") },
+        ];
+        let encoded: Vec<String> = kinds
+            .into_iter()
+            .map(|kind| {
+                let line = GroupLineRecord {
+                    from: name("ana"),
+                    body: "oi".into(),
+                    sent_at: -1,
+                    position: 2,
+                    texts: 1,
+                    kind,
+                };
+                hex(&encode(&line))
+            })
+            .collect();
+        // From, body, time, position and texts, then the kind's index and fields.
+        let fields = "03616e61026f69010201";
+        let kinds = ["00", "01", "0203626f62", "03", "0403626f62", "0504236f6c64", "0603626f62"];
+        assert_eq!(encoded, kinds.map(|kind| format!("{fields}{kind}")));
     }
 
     #[test]
@@ -205,5 +390,17 @@ mod tests {
         let summary = Summary { unread: 1, read_up_to: 2, received: 9, ..Summary::default() };
         let old: format0::Summary = decode(b"s", &encode(&summary)).unwrap();
         assert_eq!((old._unread, old.read_up_to), (1, 2));
+    }
+
+    #[test]
+    fn format_0_resend_entries_read_as_their_own_layout() {
+        // Format 1 tells users from groups, so its entries are not a prefix of format 0's: the
+        // migration decodes each in the old layout and writes it in the new.
+        let old: format0::DedupRecord = decode(b"d", &hex_bytes("fc0000100003626f62")).unwrap();
+        assert_eq!((old.id, old.to), (1 << 20, name("bob")));
+    }
+
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
     }
 }

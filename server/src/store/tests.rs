@@ -6,21 +6,27 @@ use std::sync::Arc;
 
 use super::*;
 
-fn name(raw: &str) -> Username {
+pub(super) fn name(raw: &str) -> Username {
     Username::parse(raw).unwrap()
 }
 
-fn open() -> (tempfile::TempDir, Store) {
+pub(super) fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     (dir, store)
 }
 
-fn append(store: &Store, from: &Username, to: &Username, body: &str, client_msg_id: u64) -> Appended {
+pub(super) fn append(
+    store: &Store,
+    from: &Username,
+    to: &Username,
+    body: &str,
+    client_msg_id: u64,
+) -> Appended {
     append_at(store, from, to, body, client_msg_id, crate::clock::now_millis())
 }
 
-fn append_at(
+pub(super) fn append_at(
     store: &Store,
     from: &Username,
     to: &Username,
@@ -35,7 +41,7 @@ fn append_at(
 
 fn stored(appended: Appended) -> ChatMessage {
     match appended {
-        Appended::New(message) => message,
+        Appended::New(Posted::Direct(message)) => message,
         other => panic!("expected a new message, got {other:?}"),
     }
 }
@@ -45,7 +51,7 @@ fn append_dedups_resends_and_counts_unread() {
     let (_dir, store) = open();
     let (ana, bob) = (name("ana"), name("bob"));
     let first = stored(append(&store, &ana, &bob, "oi", 1));
-    assert_eq!(append(&store, &ana, &bob, "oi", 1), Appended::Resent(first.clone()));
+    assert_eq!(append(&store, &ana, &bob, "oi", 1), Appended::Resent(Posted::Direct(first.clone())));
     let second = stored(append(&store, &ana, &bob, "tudo bem?", 2));
     assert_eq!(second.id, first.id + 1);
     assert_eq!(store.summary(&bob, &ana).unwrap().unread, 2);
@@ -112,7 +118,7 @@ fn delivered_and_read_move_watermarks() {
     assert_eq!(store.mark_delivered(&bob, &ana, ids[1]).unwrap(), Some(ids[1]));
     assert_eq!(store.mark_delivered(&bob, &ana, ids[0]).unwrap(), None, "watermarks never go back");
     assert_eq!(store.pending_count(&bob).unwrap(), 2);
-    let pending: Vec<_> = store.pending_after(&bob, 0, 10).unwrap().iter().map(|m| m.id).collect();
+    let pending: Vec<_> = store.pending_after(&bob, 0, 10).unwrap().iter().map(Posted::id).collect();
     assert_eq!(pending, [ids[2], from_eve]);
     assert_eq!(store.pending_after(&bob, ids[2], 10).unwrap().len(), 1);
     assert_eq!(store.mark_read(&bob, &ana, ids[1]).unwrap(), Some(ids[1]));
@@ -209,10 +215,10 @@ fn pruning_forgets_expired_tokens_and_old_resend_entries_only() {
 
     // One generation later, the first is still recognised.
     let within = generation * 2 + 1;
-    assert_eq!(store.prune(within).unwrap(), Pruned { tokens: 1, resends: 0 });
-    assert_eq!(append_at(&store, &ana, &bob, "old", 1, within), Appended::Resent(old));
+    assert_eq!(store.prune(within).unwrap(), Pruned { tokens: 1, resends: 0, group_lines: 0 });
+    assert_eq!(append_at(&store, &ana, &bob, "old", 1, within), Appended::Resent(Posted::Direct(old)));
     // Two generations later it is forgotten; the message itself stays.
-    assert_eq!(store.prune(generation * 3).unwrap(), Pruned { tokens: 0, resends: 1 });
+    assert_eq!(store.prune(generation * 3).unwrap(), Pruned { tokens: 0, resends: 1, group_lines: 0 });
     assert_eq!(store.token(b"new").unwrap().map(|t| t.user), Some(ana.clone()));
     assert_eq!(store.history(&ana, &bob, None, 5).unwrap().messages.len(), 2);
 }
@@ -364,6 +370,34 @@ fn a_store_of_a_newer_format_is_refused() {
     }
 }
 
+#[test]
+fn a_format_1_store_keeps_recognising_resends_and_opens_as_format_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let now = crate::clock::now_millis();
+    let first = stored(append_at(&Store::open(dir.path()).unwrap(), &ana, &bob, "oi", 7, now));
+    // Rewrite the store as format 1 left it: the resend entry under `D`, to a bare name.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let chat = db.open_tree("chat").unwrap();
+        let key = keys::dedup(keys::dedup_generation(now), &ana, 7);
+        assert!(chat.remove(&key).unwrap().is_some());
+        let mut old_key = key.clone();
+        old_key[0] = b'D';
+        chat.insert(old_key, encode(&(first.id, bob.clone()))).unwrap();
+        db.flush().unwrap();
+    }
+    let old = manifest::Manifest { format: 1, ..manifest::Manifest::read(dir.path()).unwrap().unwrap() };
+    old.write(dir.path()).unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    let resent = append_at(&store, &ana, &bob, "oi", 7, now);
+    assert_eq!(resent, Appended::Resent(Posted::Direct(first)));
+    assert!(store.trees.chat.scan_prefix(keys::DEDUPS_FORMAT1).next().is_none());
+    drop(store);
+    assert_eq!(manifest::Manifest::read(dir.path()).unwrap().unwrap().format, manifest::FORMAT);
+}
+
 /// A store as format 0 wrote it: sled records without counts, resend entries without
 /// generations, no manifest, and a log segment left by a crash.
 mod format0_store {
@@ -458,7 +492,7 @@ mod format0_store {
         let bob_view = store.summary(&bob, &ana).unwrap();
         assert_eq!((bob_view.received, bob_view.unread), (20, 10));
         // Resends of format-0 entries are still recognised; new messages continue the ids.
-        assert!(matches!(append(&store, &ana, &bob, "old", 40), Appended::Resent(m) if m.id == 40));
+        assert!(matches!(append(&store, &ana, &bob, "old", 40), Appended::Resent(m) if m.id() == 40));
         assert_eq!(stored(append(&store, &ana, &bob, "new", 1000)).id, 42);
         assert_eq!(store.summary(&bob, &ana).unwrap().unread, 11);
         assert_eq!(store.mark_read(&bob, &ana, 41).unwrap(), Some(41));
@@ -548,7 +582,7 @@ mod export_import {
         assert_eq!(copy.last_message_id().unwrap(), 60);
         // Resends are still recognised, and new messages continue the ids.
         let resent = append(&copy, &eve, &ana, "ea 29", 29);
-        assert!(matches!(resent, Appended::Resent(m) if m.body == "ea 29"));
+        assert!(matches!(resent, Appended::Resent(Posted::Direct(m)) if m.body == "ea 29"));
         assert_eq!(stored(append(&copy, &eve, &ana, "new", 100)).id, 61);
     }
 
@@ -565,8 +599,8 @@ mod export_import {
             },
             Line::Message { id: 1, from: ana.clone(), to: bob.clone(), body: "oi".into(), sent_at: 6 },
             Line::ReadState { owner: bob.clone(), peer: ana.clone(), read_up_to: 1, delivered_up_to: 1 },
-            Line::Resend { sender: ana, client_msg_id: 7, id: 1, to: bob },
-            Line::End { users: 1, messages: 1 },
+            Line::Resend { sender: ana, client_msg_id: 7, id: 1, to: Some(bob), group: None },
+            Line::End { users: 1, messages: 1, groups: 0, group_messages: 0 },
         ];
         let text: Vec<String> = lines.iter().map(|line| serde_json::to_string(line).unwrap()).collect();
         assert_eq!(
@@ -577,7 +611,7 @@ mod export_import {
                 r#"{"type":"message","id":1,"from":"ana","to":"bob","body":"oi","sent_at":6}"#,
                 r#"{"type":"read_state","owner":"bob","peer":"ana","read_up_to":1,"delivered_up_to":1}"#,
                 r#"{"type":"resend","sender":"ana","client_msg_id":7,"id":1,"to":"bob"}"#,
-                r#"{"type":"end","users":1,"messages":1}"#,
+                r#"{"type":"end","users":1,"messages":1,"groups":0,"group_messages":0}"#,
             ]
         );
     }

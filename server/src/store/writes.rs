@@ -4,25 +4,63 @@
 //! [`Staged`]), and none costs more than a few lookups, however long the conversation: the
 //! committer is one thread, and a slow operation there delays everyone's messages.
 
-use papo_protocol::{ChatMessage, MessageId, UnixMillis, Username};
+use papo_protocol::{ChatMessage, GroupMessage, MessageId, UnixMillis, Username};
 
 use super::commit::{Staged, TreeName};
-use super::records::{corrupt, decode, encode, DedupRecord, MessageRecord, StoredLast, TokenRecord};
+use super::group_writes::Refusal;
+use super::records::{
+    corrupt, decode, encode, DedupRecord, GroupId, MessageRecord, StoredLast, Target, TokenRecord,
+};
 use super::{keys, preview, Result};
 
 /// What storing a message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
     /// Stored now.
-    New(ChatMessage),
+    New(Posted),
     /// The sender had stored this `client_msg_id` before: the original message.
-    Resent(ChatMessage),
-    /// The sender had used this `client_msg_id` for a message to someone else (or with
-    /// another text): refused, nothing stored.
+    Resent(Posted),
+    /// The sender had used this `client_msg_id` for another message (to someone else, or
+    /// with another text): refused, nothing stored.
     Reused {
         /// The id it was used for.
         original: MessageId,
     },
+    /// A text to a group that is gone, or whose member the sender is not: refused, nothing
+    /// stored.
+    Refused(Refusal),
+}
+
+/// A stored message: a direct one, or a line of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// To one user.
+    Direct(ChatMessage),
+    /// To a group's members.
+    Group {
+        /// The group, whose members it goes to.
+        group: GroupId,
+        /// The line.
+        message: GroupMessage,
+    },
+}
+
+impl Posted {
+    /// Its server id.
+    pub fn id(&self) -> MessageId {
+        match self {
+            Self::Direct(message) => message.id,
+            Self::Group { message, .. } => message.id,
+        }
+    }
+
+    /// When it was stored.
+    pub fn sent_at(&self) -> UnixMillis {
+        match self {
+            Self::Direct(message) => message.sent_at,
+            Self::Group { message, .. } => message.sent_at,
+        }
+    }
 }
 
 /// A message to store.
@@ -37,28 +75,54 @@ pub struct NewMessage {
 /// Stores a message, unless its sender stored this client id before.
 pub fn append(staged: &mut Staged<'_>, message: NewMessage) -> Result<Appended> {
     let NewMessage { from, to, body, client_msg_id, now } = message;
-    let generation = keys::dedup_generation(now);
-    for seen_in in [generation, generation.saturating_sub(1)] {
-        let key = keys::dedup(seen_in, &from, client_msg_id);
-        if let Some(raw) = staged.get(TreeName::Chat, &key)? {
-            let first: DedupRecord = decode(&key, &raw)?;
-            let message_key = keys::message(&from, &first.to, first.id);
-            let raw = staged.get(TreeName::Chat, &message_key)?.ok_or_else(|| corrupt(&key, "no message"))?;
-            let original: MessageRecord = decode(&message_key, &raw)?;
-            if original.to != to || original.body != body {
-                return Ok(Appended::Reused { original: first.id });
-            }
-            return Ok(Appended::Resent(to_chat(first.id, original)));
+    if let Some(first) = first_send(staged, &from, client_msg_id, now)? {
+        let Target::User(first_to) = &first.to else {
+            return Ok(Appended::Reused { original: first.id });
+        };
+        let message_key = keys::message(&from, first_to, first.id);
+        let raw =
+            staged.get(TreeName::Chat, &message_key)?.ok_or_else(|| corrupt(&message_key, "no message"))?;
+        let original: MessageRecord = decode(&message_key, &raw)?;
+        if original.to != to || original.body != body {
+            return Ok(Appended::Reused { original: first.id });
         }
+        return Ok(Appended::Resent(Posted::Direct(to_chat(first.id, original))));
     }
     let id = staged.last_id + 1;
     let message = store_message(staged, id, from, to, body, now)?;
-    staged.insert(
-        TreeName::Chat,
-        keys::dedup(generation, &message.from, client_msg_id),
-        encode(&DedupRecord { id, to: message.to.clone() }),
-    );
-    Ok(Appended::New(message))
+    let target = Target::User(message.to.clone());
+    remember_send(staged, &message.from, client_msg_id, now, &DedupRecord { id, to: target });
+    Ok(Appended::New(Posted::Direct(message)))
+}
+
+/// What `sender` first stored under `client_msg_id`, if it is still remembered: resends are
+/// recognised this way whatever they were sent to.
+pub fn first_send(
+    staged: &Staged<'_>,
+    sender: &Username,
+    client_msg_id: u64,
+    now: UnixMillis,
+) -> Result<Option<DedupRecord>> {
+    let generation = keys::dedup_generation(now);
+    for seen_in in [generation, generation.saturating_sub(1)] {
+        let key = keys::dedup(seen_in, sender, client_msg_id);
+        if let Some(raw) = staged.get(TreeName::Chat, &key)? {
+            return decode(&key, &raw).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Remembers that `sender` stored `client_msg_id` as `first`, for its resends.
+pub fn remember_send(
+    staged: &mut Staged<'_>,
+    sender: &Username,
+    client_msg_id: u64,
+    now: UnixMillis,
+    first: &DedupRecord,
+) {
+    let key = keys::dedup(keys::dedup_generation(now), sender, client_msg_id);
+    staged.insert(TreeName::Chat, key, encode(first));
 }
 
 /// Stores a message under `id` (newer than every stored one), with the conversation's

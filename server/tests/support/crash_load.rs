@@ -2,18 +2,19 @@
 //! `powercut.rs` (kill -9, then a power cut).
 //!
 //! Senders, each logged in as its own user, pipeline messages with their own client ids to
-//! one inbox and remember which id each acknowledgement gave. A cycle loads a real server
+//! one inbox (the even ones) or to a group the inbox owns (the odd ones), and remember which
+//! id each acknowledgement gave. A cycle loads a real server
 //! until enough acknowledgements have come back, waits a little more and kills it; after
 //! every restart the senders first resend what was never acknowledged (same client ids).
-//! At the end the inbox must hold every acknowledged message exactly once, with the id it
-//! was acknowledged with.
+//! At the end the inbox's conversations and the group's history must hold every
+//! acknowledged message exactly once, with the id it was acknowledged with.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use papo_protocol::{Client, Reply, Request, Security};
+use papo_protocol::{Client, GroupMessageKind, Reply, Request, Security};
 use papo_server::testing::PASSWORD;
 
 use crate::process::ServerProcess;
@@ -26,6 +27,7 @@ pub const SERVER_ARGS: &[&str] = &["--bcrypt-cost", "4", "--wal-segment-kib", "6
 const SENDERS: usize = 4;
 const WINDOW: usize = 8;
 const INBOX: &str = "inbox";
+const GROUP: &str = "#crash";
 const CLIENT_NAME: &str = "crash-test";
 
 /// How one cycle loads the server before killing it.
@@ -91,6 +93,10 @@ impl Load {
         for name in accounts() {
             client.register(&name, PASSWORD).unwrap();
         }
+        client.login(INBOX, PASSWORD).unwrap();
+        let senders: Vec<String> = accounts().skip(1).collect();
+        let senders: Vec<&str> = senders.iter().map(String::as_str).collect();
+        client.create_group(GROUP, &senders, false).unwrap();
         Self { senders: (0..SENDERS).map(|_| Sender::default()).collect(), acked: AtomicU64::new(0) }
     }
 
@@ -164,7 +170,11 @@ impl Load {
             if !state.unacked.is_empty() {
                 tally.unacknowledged.push(format!("s{index}: {:?}", state.unacked));
             }
-            let stored = if inbox_open { conversation(&mut inbox, &format!("s{index}")) } else { Vec::new() };
+            let stored = match (inbox_open, to(index)) {
+                (false, _) => Vec::new(),
+                (true, GROUP) => group_texts(&mut inbox, &format!("s{index}")),
+                (true, _) => conversation(&mut inbox, &format!("s{index}")),
+            };
             let mut seen: HashMap<&str, u64> = HashMap::new();
             for (id, text) in &stored {
                 if seen.insert(text, *id).is_some() {
@@ -220,6 +230,15 @@ fn accounts() -> impl Iterator<Item = String> {
     std::iter::once(INBOX.to_owned()).chain((0..SENDERS).map(|i| format!("s{i}")))
 }
 
+/// Where sender `index` sends: the inbox, or every other one the group.
+fn to(index: usize) -> &'static str {
+    if index % 2 == 1 {
+        GROUP
+    } else {
+        INBOX
+    }
+}
+
 fn body(sender: usize, client_msg_id: u64) -> String {
     format!("s{sender}:{client_msg_id}")
 }
@@ -256,7 +275,7 @@ fn run_sender(
         let batch: Vec<u64> = queue.drain(..queue.len().min(WINDOW)).collect();
         let mut requests = Vec::new();
         for &cmid in &batch {
-            let send = Request::Send { to: INBOX.into(), body: body(index, cmid), client_msg_id: cmid };
+            let send = Request::Send { to: to(index).into(), body: body(index, cmid), client_msg_id: cmid };
             match client.send_request(send) {
                 Ok(request) => requests.push((request, cmid)),
                 Err(_) => return,
@@ -286,6 +305,23 @@ fn conversation(client: &mut Client, sender: &str) -> Vec<(u64, String)> {
     loop {
         let page = client.history(sender, before, 200).unwrap();
         all.extend(page.messages.iter().map(|m| (m.id, m.body.clone())));
+        before = page.messages.last().map(|m| m.id);
+        if !page.more {
+            all.reverse();
+            return all;
+        }
+    }
+}
+
+/// Every text `sender` wrote in the group, oldest first, as the inbox reads them.
+fn group_texts(client: &mut Client, sender: &str) -> Vec<(u64, String)> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = client.group_history(GROUP, before, 200).unwrap();
+        let texts =
+            page.messages.iter().filter(|m| m.kind == GroupMessageKind::Text && m.from.as_str() == sender);
+        all.extend(texts.map(|m| (m.id, m.body.clone())));
         before = page.messages.last().map(|m| m.id);
         if !page.more {
             all.reverse();

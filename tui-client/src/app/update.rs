@@ -791,6 +791,16 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::Server(Event::ShuttingDown) => model.server_stopping = true,
+        // Typing indicators reach the full-screen client with the notify branch's own TUI
+        // work; protocol 2 sends them, and until then the client shows nothing for them.
+        NetEvent::Server(Event::Typing { .. }) => {}
+        // Groups reach the full-screen client with its own part of issue 18.
+        NetEvent::Server(
+            Event::GroupMessage(_)
+            | Event::GroupReceipt { .. }
+            | Event::GroupRemoved { .. }
+            | Event::GroupDeleted { .. },
+        ) => {}
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }

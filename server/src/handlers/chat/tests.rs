@@ -8,7 +8,7 @@ use super::{deliveries, settle, CONTACTS_PAGE, HISTORY_PAGE_BYTES};
 use crate::fixture::Fixture;
 use crate::handlers::{Audience, Delivery, Handled, Identity, Then};
 use crate::memory::Pipe;
-use crate::store::{Appended, StoreError};
+use crate::store::{Appended, Posted, Refusal, StoreError};
 
 fn code(handled: &Handled) -> Option<ErrorCode> {
     handled.reply.as_ref().and_then(|reply| reply.as_ref().err()).map(|e| e.code)
@@ -83,15 +83,17 @@ fn a_send_on_a_full_disk_says_so() {
 fn settling_maps_each_store_answer_to_its_reply() {
     let name = Username::parse("ana").unwrap();
     let message = ChatMessage { id: 5, from: name.clone(), to: name, body: "b".into(), sent_at: 9 };
-    let stored = settle(Ok(Appended::New(message.clone()))).unwrap();
+    let stored = settle(Ok(Appended::New(Posted::Direct(message.clone())))).unwrap();
     assert_eq!(
         (stored.reply, stored.deliver),
-        (Ok(Reply::Sent { id: 5, sent_at: 9 }), Some(message.clone()))
+        (Ok(Reply::Sent { id: 5, sent_at: 9 }), Some(Posted::Direct(message.clone())))
     );
-    let resent = settle(Ok(Appended::Resent(message))).unwrap();
+    let resent = settle(Ok(Appended::Resent(Posted::Direct(message)))).unwrap();
     assert_eq!((resent.reply, resent.deliver), (Ok(Reply::Sent { id: 5, sent_at: 9 }), None));
     let reused = settle(Ok(Appended::Reused { original: 3 })).unwrap();
     assert_eq!(reused.reply.unwrap_err().code, ErrorCode::InvalidRequest);
+    let refused = settle(Ok(Appended::Refused(Refusal::NoSuchGroup))).unwrap();
+    assert_eq!((refused.reply.unwrap_err().code, refused.deliver), (ErrorCode::NoSuchGroup, None));
     let full = settle(Err(StoreError::StorageFull { dir: "/d".into(), free: 0, reserve: 1 })).unwrap();
     assert_eq!(full.reply.unwrap_err().code, ErrorCode::StorageFull);
     assert!(settle(Err(StoreError::Stopped)).is_none(), "an unknown outcome gets no reply");
@@ -99,6 +101,7 @@ fn settling_maps_each_store_answer_to_its_reply() {
 
 #[test]
 fn deliveries_go_to_each_recipient_in_order_and_all_to_the_senders_other_sessions() {
+    let fixture = Fixture::new();
     let [ana, bia, caio] = ["ana", "bia", "caio"].map(|name| Username::parse(name).unwrap());
     let message = |id, to: &Username| ChatMessage {
         id,
@@ -107,17 +110,18 @@ fn deliveries_go_to_each_recipient_in_order_and_all_to_the_senders_other_session
         body: "b".into(),
         sent_at: 0,
     };
-    let messages = vec![message(1, &caio), message(2, &bia), message(3, &caio)];
+    let messages = [message(1, &caio), message(2, &bia), message(3, &caio)];
     let events = |ids: &[usize]| ids.iter().map(|&i| Event::Message(messages[i].clone())).collect::<Vec<_>>();
+    let posted = messages.iter().cloned().map(Posted::Direct).collect();
     assert_eq!(
-        deliveries(messages.clone()),
+        deliveries(&fixture.shared().store, posted),
         [
             Delivery { to: Audience::User(bia.clone()), events: events(&[1]) },
             Delivery { to: Audience::User(caio.clone()), events: events(&[0, 2]) },
             Delivery { to: Audience::OwnOtherSessions, events: events(&[0, 1, 2]) },
         ]
     );
-    assert!(deliveries(Vec::new()).is_empty());
+    assert!(deliveries(&fixture.shared().store, Vec::new()).is_empty());
 }
 
 fn history(fixture: &Fixture, me: &Identity, with: &str, before: Option<u64>, limit: u32) -> Handled {
