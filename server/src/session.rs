@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use papo_protocol::{
-    ClientFrame, ErrorCode, ErrorReply, Event, FrameError, FrameReader, RequestId, ServerFrame, Welcome,
-    PROTOCOL_VERSION,
+    ClientFrame, ErrorCode, ErrorReply, Event, FrameError, FrameReader, Request, RequestId, ServerFrame,
+    Welcome, PROTOCOL_VERSION,
 };
 use tracing::{debug, info, warn};
 
@@ -163,6 +163,7 @@ impl<'a> Session<'a> {
                 self.fatal(ErrorCode::Malformed, "Hello may only be sent once".into());
                 return;
             };
+            let is_login = matches!(request, Request::Login { .. });
             let ctx = self.shared.context(self.id, self.peer);
             let handled = handlers::handle(&ctx, self.identity.as_ref(), &self.appends, request);
             self.deliver(handled.deliveries);
@@ -173,9 +174,15 @@ impl<'a> Session<'a> {
                 }
                 continue;
             };
-            let failed_login = matches!(&reply, Err(e) if e.code == ErrorCode::InvalidCredentials);
+            let failed_login = is_login && reply.is_err();
             match handled.then {
                 Then::Continue if failed_login => {
+                    if matches!(&reply, Err(e) if e.code == ErrorCode::RateLimited) {
+                        // A guesser over its limit waits for the refusal instead of asking
+                        // again at once: refusing costs this thread nothing while it sleeps,
+                        // and a loop of instant refusals would cost everyone's CPU.
+                        std::thread::sleep(self.shared.config.limits.refused_login_pause);
+                    }
                     self.reply(id, reply);
                     self.failed_logins += 1;
                     if self.failed_logins >= self.shared.config.limits.failed_logins_per_connection {

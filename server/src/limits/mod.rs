@@ -32,8 +32,10 @@ pub struct LimitPolicy {
     pub messages_per_second: f64,
     /// And at once.
     pub message_burst: f64,
-    /// Failed logins after which a connection is closed.
+    /// Failed or refused logins after which a connection is closed.
     pub failed_logins_per_connection: u32,
+    /// How long a login refused by a limit waits for its answer.
+    pub refused_login_pause: Duration,
     /// Time a connection has from its handshake to log in; `Ping` does not extend it.
     pub login_deadline: Duration,
     /// Connections not logged in from one address.
@@ -57,6 +59,7 @@ impl Default for LimitPolicy {
             messages_per_second: 20.0,
             message_burst: 200.0,
             failed_logins_per_connection: 3,
+            refused_login_pause: Duration::from_secs(1),
             login_deadline: Duration::from_secs(30),
             unauthenticated_per_address: 32,
             unauthenticated_percent: 50,
@@ -77,6 +80,7 @@ impl LimitPolicy {
             messages_per_second: f64::INFINITY,
             message_burst: f64::INFINITY,
             failed_logins_per_connection: u32::MAX,
+            refused_login_pause: Duration::ZERO,
             unauthenticated_per_address: usize::MAX,
             unauthenticated_percent: 100,
             ..Self::default()
@@ -189,9 +193,13 @@ impl Admission {
     /// Room for `policy`'s share of `max_connections`.
     pub fn new(policy: &LimitPolicy, max_connections: usize) -> Arc<Self> {
         let percent = usize::from(policy.unauthenticated_percent.min(100));
+        let total = (max_connections.saturating_mul(percent) / 100).max(1);
+        // One address never gets more than a quarter of the room, or it alone could fill
+        // it (with limits off, a load generator may take it all).
+        let share = if policy.unauthenticated_per_address == usize::MAX { total } else { total / 4 };
         Arc::new(Self {
-            per_address: policy.unauthenticated_per_address.max(1),
-            total: (max_connections.saturating_mul(percent) / 100).max(1),
+            per_address: policy.unauthenticated_per_address.min(share).max(1),
+            total,
             counts: Mutex::default(),
         })
     }
@@ -283,13 +291,24 @@ mod tests {
     }
 
     #[test]
+    fn one_address_never_takes_more_than_a_quarter_of_the_room() {
+        let admission = Admission::new(&LimitPolicy::default(), 40);
+        let held: Vec<_> = (0..40).filter_map(|_| admission.admit(addr(66))).collect();
+        assert_eq!(held.len(), 5, "a quarter of half of 40");
+        assert!(admission.admit(addr(1)).is_some());
+        let unlimited = Admission::new(&LimitPolicy::unlimited(), 40);
+        let all: Vec<_> = (0..50).filter_map(|_| unlimited.admit(addr(66))).collect();
+        assert_eq!(all.len(), 40);
+    }
+
+    #[test]
     fn connections_not_logged_in_are_capped_by_address_and_in_total() {
         let policy = LimitPolicy { unauthenticated_per_address: 3, ..LimitPolicy::default() };
-        let admission = Admission::new(&policy, 10);
+        let admission = Admission::new(&policy, 40);
         let held: Vec<_> = (0..10).filter_map(|_| admission.admit(addr(66))).collect();
         assert_eq!(held.len(), 3);
-        let others: Vec<_> = (1..=5).filter_map(|n| admission.admit(addr(n))).collect();
-        assert_eq!(others.len(), 2, "half of 10 in total");
+        let others: Vec<_> = (1..=10).flat_map(|n| [n; 3]).filter_map(|n| admission.admit(addr(n))).collect();
+        assert_eq!(others.len(), 17, "half of 40 in total");
         drop(held);
         assert!(admission.admit(addr(66)).is_some(), "places come back");
     }
