@@ -61,10 +61,16 @@ pub fn try_spawn_with_args(
     try_spawn(command(data_dir, log_filter, args))
 }
 
-/// The command line of a server on `127.0.0.1:0` and `data_dir`.
+/// The command line of a server on `127.0.0.1:0` and `data_dir`, without the limits by
+/// address and user: these tests send faster than any person, all from one address (the
+/// limits are tested in abuse.rs, against a server that keeps them).
 fn command(data_dir: &Path, log_filter: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_papo-server"));
-    command.args(["--listen", "127.0.0.1:0", "--log", log_filter]).args(args).arg("--data-dir").arg(data_dir);
+    command
+        .args(["--listen", "127.0.0.1:0", "--log", log_filter, "--no-rate-limits"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir);
     command
 }
 
