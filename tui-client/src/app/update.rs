@@ -791,6 +791,7 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::Server(Event::ShuttingDown) => model.server_stopping = true,
+        NetEvent::Server(Event::Typing { .. }) => {}
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }
