@@ -41,8 +41,8 @@ pub(super) fn place_marker(model: &mut Model, peer: &Username, out: &mut Vec<Net
     };
     conversation.marker_pending = 0;
     conversation.marker = Some(conversation.messages[at].id);
-    // The marker line sits above its message, so it counts too.
-    let below = newest_height(conversation, &me, offset, width, conversation.messages.len() - at) + 1;
+    // The marker is set first, so the height counts its line too.
+    let below = newest_height(conversation, &me, offset, width, conversation.messages.len() - at);
     conversation.scroll = below.saturating_sub(height);
     conversation.new_below = 0;
 }

@@ -681,7 +681,14 @@ pub(super) fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand
     if model.selected.as_ref() != Some(&peer) {
         let draft = model.drafts.remove(&peer).unwrap_or_default();
         let previous = std::mem::replace(&mut model.input, draft);
-        match model.selected.take() {
+        let left = model.selected.take();
+        // The `── new ──` line and the search highlight last until the conversation is left.
+        if let Some(conversation) = left.as_ref().and_then(|old| model.conversations.get_mut(old)) {
+            conversation.marker = None;
+            conversation.marker_pending = 0;
+            conversation.highlight = None;
+        }
+        match left {
             Some(old) if !previous.is_empty() => {
                 model.drafts.insert(old, previous);
             }
@@ -691,12 +698,6 @@ pub(super) fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand
             None => {}
         }
         model.recall = None;
-        // The `── new ──` line lasts until the conversation is left.
-        if let Some(left) = model.selected.as_ref().and_then(|old| model.conversations.get_mut(old)) {
-            left.marker = None;
-            left.marker_pending = 0;
-            left.highlight = None;
-        }
         let unread = model.contact(&peer).map_or(0, |c| c.unread);
         let conversation = model.conversations.entry(peer.clone()).or_default();
         conversation.marker = None;
