@@ -157,7 +157,7 @@ fn watch_signals(tx: mpsc::Sender<Msg>) -> Result<()> {
 /// many messages came at once.
 fn signal_news(model: &mut Model, desktop: Desktop, in_tmux: bool) {
     let alerts = std::mem::take(&mut model.alerts);
-    let bell = alerts.iter().any(|alert| *alert == Alert::Bell);
+    let bell = alerts.contains(&Alert::Bell);
     let notification = alerts.iter().rev().find(|alert| matches!(alert, Alert::Desktop { .. }));
     let mut bytes = String::new();
     if bell {

@@ -711,8 +711,8 @@ pub(super) fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand
         conversation.loading = true;
         out.push(NetCommand::History { with: peer.clone(), before: None });
     }
-    model.selected = Some(peer.clone());
     unread::place_marker(model, &peer, out);
+    model.selected = Some(peer);
     mark_read(model, out);
 }
 
