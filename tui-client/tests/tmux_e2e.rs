@@ -303,7 +303,10 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
         erin.history("carol", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
     assert_eq!(bodies, ["queued then quit"]);
 
-    // SIGTERM: the terminal is given back (no alternate screen, no mouse tracking), exit 0.
+    // SIGTERM: the terminal is given back (no alternate screen, no mouse tracking, the
+    // title papo set emptied and the one from before popped off the title stack), exit 0.
+    let raw = home.path().join("raw-output");
+    tmux.run(&["pipe-pane", "-o", "-t", "again", &format!("cat >> {}", raw.display())]);
     assert_eq!(tmux.pane_flag("again", "alternate_on"), "1");
     let pid = tmux.papo_pid("again");
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -312,4 +315,5 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
     assert!(screen.contains("papo exited with 0"), "{screen}");
     assert_eq!(tmux.pane_flag("again", "alternate_on"), "0", "still on the alternate screen");
     assert_eq!(tmux.pane_flag("again", "mouse_any_flag"), "0", "mouse tracking left on");
+    wait_for_output(&raw, "\x1b]2;\x07\x1b[23;0t");
 }
