@@ -53,7 +53,10 @@ impl Drop for Session<'_> {
     /// connection: otherwise its user would show online for ever and its queue would leak.
     fn drop(&mut self) {
         if let Some(identity) = &self.identity {
-            if self.shared.hub.leave(&identity.name, self.id) {
+            // While unwinding from a panic, a second one (the clock or the store may be what
+            // failed) would abort the whole server: the last-seen time is what a panicked
+            // session gives up.
+            if self.shared.hub.leave(&identity.name, self.id) && !std::thread::panicking() {
                 handlers::last_session_left(
                     &self.shared.store,
                     &identity.name,
