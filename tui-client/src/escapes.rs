@@ -9,7 +9,7 @@ use crate::app::Alert;
 use crate::sanitize;
 
 /// The terminal bell.
-pub const BELL: &str = "\x07";
+const BELL: &str = "\x07";
 
 /// Saves the current window title on xterm's title stack (XTWINOPS 22): terminals without
 /// the stack ignore it.

@@ -157,15 +157,10 @@ fn watch_signals(tx: mpsc::Sender<Msg>) -> Result<()> {
 /// many messages came at once.
 fn signal_news(model: &mut Model, desktop: Desktop, in_tmux: bool) {
     let alerts = std::mem::take(&mut model.alerts);
-    let bell = alerts.contains(&Alert::Bell);
+    let bell = alerts.iter().find(|alert| **alert == Alert::Bell);
     let notification = alerts.iter().rev().find(|alert| matches!(alert, Alert::Desktop { .. }));
-    let mut bytes = String::new();
-    if bell {
-        bytes.push_str(escapes::BELL);
-    }
-    if let Some(notification) = notification {
-        bytes.push_str(&escapes::alert(notification, desktop, in_tmux));
-    }
+    let bytes: String =
+        bell.into_iter().chain(notification).map(|alert| escapes::alert(alert, desktop, in_tmux)).collect();
     if !bytes.is_empty() {
         write_terminal(&bytes);
     }
@@ -248,11 +243,15 @@ fn to_msg(event: Event) -> Option<Msg> {
 }
 
 fn restore() {
-    // The title papo set goes: the saved one comes back where the terminal keeps a stack,
-    // and elsewhere a neutral one stays instead of a stale unread count.
-    write_terminal(&format!("{}{}", escapes::neutral_title(), escapes::POP_TITLE));
+    restore_title();
     let _ = execute!(stdout(), DisableFocusChange, DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
+}
+
+/// The title papo set goes: the saved one comes back where the terminal keeps a stack, and
+/// elsewhere a neutral one stays instead of a stale unread count.
+fn restore_title() {
+    write_terminal(&format!("{}{}", escapes::neutral_title(), escapes::POP_TITLE));
 }
 
 /// `ratatui::init` restores raw mode and the screen on panic; this also turns off mouse
@@ -260,6 +259,7 @@ fn restore() {
 fn install_panic_cleanup() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        restore_title();
         let _ = execute!(stdout(), DisableFocusChange, DisableMouseCapture, DisableBracketedPaste);
         previous(info);
     }));
