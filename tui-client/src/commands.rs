@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use papo_protocol::{
-    ChatMessage, Client, ClientError, Fingerprint, Request, Security, TrustError, UnixMillis,
-    MAX_HISTORY_PAGE,
+    ChatMessage, Client, ClientError, Fingerprint, Reply, Request, Security, TrustError, UnixMillis,
+    MAX_HISTORY_PAGE, MAX_SEARCH_PAGE,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -45,18 +45,35 @@ pub struct TrustAdvice(pub String);
 
 /// Reads the password from `PAPO_PASSWORD` or, if asked, the first line of standard input.
 pub fn password(from_stdin: bool) -> Result<String> {
+    secret(from_stdin, "PAPO_PASSWORD", "password", "pass --password-stdin and pipe it in")
+}
+
+/// The new password for `papo passwd`: from `PAPO_NEW_PASSWORD` or, if asked, the line of
+/// standard input after the current password.
+pub fn new_password(from_stdin: bool) -> Result<String> {
+    secret(
+        from_stdin,
+        "PAPO_NEW_PASSWORD",
+        "new password",
+        "pass --password-stdin with it on the second line",
+    )
+}
+
+/// The next line of standard input if `from_stdin`, else the variable `var`.
+fn secret(from_stdin: bool, var: &str, what: &str, stdin_hint: &str) -> Result<String> {
     if from_stdin {
         let mut line = String::new();
-        io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read the {what} from standard input"))?;
         let password = line.trim_end_matches(['\r', '\n']).to_owned();
         if password.is_empty() {
-            bail!("standard input held no password");
+            bail!("standard input held no {what}");
         }
         return Ok(password);
     }
-    std::env::var("PAPO_PASSWORD").map_err(|_| {
-        anyhow::anyhow!("no password given: set PAPO_PASSWORD or pass --password-stdin and pipe it in")
-    })
+    std::env::var(var).map_err(|_| anyhow::anyhow!("no {what} given: set {var} or {stdin_hint}"))
 }
 
 /// `papo register`: creates the account.
@@ -93,27 +110,78 @@ pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write
     }
     logout(client);
     for message in newest_first.iter().rev() {
-        writeln!(
-            out,
-            "{} {} -> {}: {}",
-            rfc3339(message.sent_at),
-            message.from,
-            message.to,
-            sanitize::script_line(&message.body)
-        )?;
+        write_message(out, message)?;
     }
     Ok(())
 }
 
-/// `papo contacts`: every other user with presence and unread count.
-pub fn contacts(account: &Account, out: &mut impl Write) -> Result<()> {
+/// One message as scripts read it: `<RFC 3339 time> <from> -> <to>: <body>`.
+fn write_message(out: &mut impl Write, message: &ChatMessage) -> io::Result<()> {
+    let body = sanitize::script_line(&message.body);
+    writeln!(out, "{} {} -> {}: {body}", rfc3339(message.sent_at), message.from, message.to)
+}
+
+/// `papo search`: up to `limit` of the newest messages holding `text` (ignoring case) in
+/// the user's conversations, or only the one with `with`, printed oldest first as
+/// [`history`] prints them; nothing at all when nothing matches.
+pub fn search(
+    account: &Account,
+    text: &str,
+    with: Option<&str>,
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut client = login(account)?;
+    let mut newest_first: Vec<ChatMessage> = Vec::new();
+    let mut before = None;
+    while newest_first.len() < limit {
+        let want = u32::try_from(limit - newest_first.len())
+            .map_or(MAX_SEARCH_PAGE, |left| left.min(MAX_SEARCH_PAGE));
+        let page = client.search(text, with, before, want).context("cannot search")?;
+        newest_first.extend(page.hits);
+        // A page may hold fewer matches than asked and still go on: the server reads a
+        // bounded number of messages per request.
+        match page.next_before {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    logout(client);
+    newest_first.truncate(limit);
+    for message in newest_first.iter().rev() {
+        write_message(out, message)?;
+    }
+    Ok(())
+}
+
+/// `papo contacts`: every other user with presence and unread count, and with `long` when
+/// they were last seen online (RFC 3339, `-` if never or online now).
+pub fn contacts(account: &Account, long: bool, out: &mut impl Write) -> Result<()> {
     let mut client = login(account)?;
     let all = client.contacts().context("cannot list contacts")?;
     logout(client);
     for contact in all {
         let presence = if contact.online { "online" } else { "offline" };
-        writeln!(out, "{} {presence} {}", contact.name, contact.unread)?;
+        write!(out, "{} {presence} {}", contact.name, contact.unread)?;
+        if long {
+            let seen = contact.last_seen.filter(|_| !contact.online).map_or_else(|| "-".to_owned(), rfc3339);
+            write!(out, " {seen}")?;
+        }
+        writeln!(out)?;
     }
+    Ok(())
+}
+
+/// `papo passwd`: changes the account's password to `new`; the sessions already open stay.
+pub fn passwd(account: &Account, new: &str) -> Result<()> {
+    let mut client = login(account)?;
+    let request = Request::ChangePassword { old: account.password.clone(), new: new.to_owned() };
+    let reply = client.request(request).context("cannot change the password")?;
+    logout(client);
+    if reply != Reply::Done {
+        bail!("the server answered {reply:?} to the password change; nothing may have changed");
+    }
+    println!("changed the password of {}", account.user.to_ascii_lowercase());
     Ok(())
 }
 

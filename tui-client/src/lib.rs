@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod commands;
+pub mod escapes;
 pub mod known_servers;
 pub mod net;
 pub mod outbox;

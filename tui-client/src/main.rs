@@ -23,6 +23,8 @@ use time::UtcOffset;
 /// certificate no trusted authority signed, it shows the certificate's fingerprint and asks
 /// before trusting it (remembered in $XDG_DATA_HOME/papo/known_servers). Log in or create an
 /// account on the first screen; press ? for every shortcut and Ctrl+C to log out and quit.
+/// In the chat, `/search TEXT` looks in every conversation and `/search --here TEXT` only in
+/// the open one.
 /// The subcommands do one job each for scripts.
 #[derive(Debug, Parser)]
 #[command(name = "papo", version, about, long_about, args_conflicts_with_subcommands = true)]
@@ -74,9 +76,36 @@ enum Command {
         #[arg(long, default_value_t = 50, value_name = "N")]
         limit: usize,
     },
-    /// Print every other user: `<name> <online|offline> <unread>`.
-    #[command(after_help = account_help("contacts --server 192.168.0.10 --user ana"))]
-    Contacts(AccountArgs),
+    /// Print every other user: `<name> <online|offline> <unread>`, and with --long when
+    /// they were last online (RFC 3339, `-` if never or online now).
+    #[command(after_help = account_help("contacts --server 192.168.0.10 --user ana --long"))]
+    Contacts {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Add when each offline user was last online.
+        #[arg(long)]
+        long: bool,
+    },
+    /// Print the newest messages holding TEXT (case ignored) in your conversations, oldest
+    /// first, as `papo history` prints them; nothing when none matches.
+    #[command(after_help = account_help("search --server 192.168.0.10 --user ana --with bia lunch"))]
+    Search {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Only the conversation with this user.
+        #[arg(long, value_name = "PEER")]
+        with: Option<String>,
+        /// How many of the newest matches to print.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        /// What to look for; several words are joined with spaces.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Change your password. The new one comes from PAPO_NEW_PASSWORD or, with
+    /// --password-stdin, the second line of standard input (the current one is the first).
+    #[command(after_help = account_help("passwd --server 192.168.0.10 --user ana"))]
+    Passwd(AccountArgs),
     /// Trust a server's TLS certificate from now on (remembered in known_servers, as the
     /// full-screen papo does): shows its fingerprint and asks, unless FINGERPRINT is given.
     #[command(after_help = "\
@@ -232,7 +261,17 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
         Some(Command::History { account, with, limit }) => {
             commands::history(&account.resolve()?, &with, limit, &mut stdout)
         }
-        Some(Command::Contacts(account)) => commands::contacts(&account.resolve()?, &mut stdout),
+        Some(Command::Contacts { account, long }) => {
+            commands::contacts(&account.resolve()?, long, &mut stdout)
+        }
+        Some(Command::Search { account, with, limit, text }) => {
+            commands::search(&account.resolve()?, &text.join(" "), with.as_deref(), limit, &mut stdout)
+        }
+        Some(Command::Passwd(account)) => {
+            let from_stdin = account.password_stdin;
+            let account = account.resolve()?;
+            commands::passwd(&account, &commands::new_password(from_stdin)?)
+        }
         Some(Command::Trust { server, fingerprint }) => commands::trust(
             &server,
             fingerprint,

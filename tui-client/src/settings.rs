@@ -1,14 +1,170 @@
-//! Where the client keeps things, and which server it talks to.
+//! Where the client keeps things, which server it talks to, and the user's preferences.
+//!
+//! The config file holds `key = value` lines (`#` starts a comment):
+//!
+//! ```text
+//! server = 192.168.0.10:7878   # the server used last, written by papo
+//! notify = bell                # bell | desktop | none
+//! notify_preview = false       # desktop notifications show the text, not only the sender
+//! send_typing = true           # tell the other side while you type
+//! mute = bia caio              # conversations that never ring (/mute, /unmute)
+//! ```
+//!
+//! papo rewrites only the lines of the keys it changes (`server`, `mute`), so comments and
+//! everything else stay as the user wrote them.
 
+use std::collections::BTreeSet;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use directories::ProjectDirs;
-use papo_protocol::DEFAULT_PORT;
+use papo_protocol::{Username, DEFAULT_PORT};
 
 const CONFIG_FILE: &str = "config";
-const SERVER_KEY: &str = "server=";
+const SERVER_KEY: &str = "server";
+const MUTE_KEY: &str = "mute";
+
+/// How papo tells you about a message you are not looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// The terminal bell (BEL), which terminals and tmux turn into a sound or an urgent hint.
+    Bell,
+    /// The bell and a desktop notification through the terminal (OSC 777 or OSC 9).
+    Desktop,
+    /// Nothing but the unread counts and the title.
+    None,
+}
+
+/// What the config file asks for, beyond the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefs {
+    /// `notify`: bell by default.
+    pub notify: Notify,
+    /// `notify_preview`: whether desktop notifications carry the text (off by default:
+    /// they show on screens others may see).
+    pub notify_preview: bool,
+    /// `send_typing`: whether the peer is told while you type (on by default).
+    pub send_typing: bool,
+    /// `mute`: conversations that never ring or notify.
+    pub muted: BTreeSet<Username>,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Self { notify: Notify::Bell, notify_preview: false, send_typing: true, muted: BTreeSet::new() }
+    }
+}
+
+impl Prefs {
+    /// The preferences in a config file's text, and a warning for each line papo cannot use
+    /// (which then keeps its default).
+    pub fn parse(text: &str) -> (Self, Vec<String>) {
+        let mut prefs = Self::default();
+        let mut warnings = Vec::new();
+        for (key, value) in entries(text) {
+            let bad = |what: &str| format!("config: {key} = {value}: {what}");
+            match key {
+                "notify" => match value {
+                    "bell" => prefs.notify = Notify::Bell,
+                    "desktop" => prefs.notify = Notify::Desktop,
+                    "none" => prefs.notify = Notify::None,
+                    _ => warnings.push(bad("use bell, desktop or none")),
+                },
+                "notify_preview" | "send_typing" => {
+                    let Some(on) = boolean(value) else {
+                        warnings.push(bad("use true or false"));
+                        continue;
+                    };
+                    if key == "notify_preview" {
+                        prefs.notify_preview = on;
+                    } else {
+                        prefs.send_typing = on;
+                    }
+                }
+                MUTE_KEY => {
+                    for name in value.split([' ', ',']).filter(|name| !name.is_empty()) {
+                        match Username::parse(name) {
+                            Ok(name) => {
+                                prefs.muted.insert(name);
+                            }
+                            Err(e) => warnings.push(bad(&format!("{name}: {e}"))),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        (prefs, warnings)
+    }
+}
+
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The `key = value` pairs of a config file, trimmed, without comments.
+fn entries(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines().filter_map(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let (key, value) = line.split_once('=')?;
+        Some((key.trim(), value.trim()))
+    })
+}
+
+/// `text` with `key` set to `value` (its first line replaced, later ones dropped, or a line
+/// added), every other line as it was.
+pub fn with_key(text: &str, key: &str, value: &str) -> String {
+    let mut out = String::with_capacity(text.len() + key.len() + value.len() + 4);
+    let mut written = false;
+    for line in text.lines() {
+        let is_key =
+            line.split('#').next().and_then(|l| l.split_once('=')).is_some_and(|(k, _)| k.trim() == key);
+        if !is_key {
+            out.push_str(line);
+            out.push('\n');
+        } else if !written {
+            out.push_str(&format!("{key} = {value}\n"));
+            written = true;
+        }
+    }
+    if !written {
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    out
+}
+
+/// Sets `key` to `value` in the config file at `path`, keeping every other line.
+pub fn save_key(path: &Path, key: &str, value: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "# papo's settings; see papo's README.\n".to_owned()
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    fs::write(path, with_key(&text, key, value)).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The preferences from the config file (the defaults if there is none), with warnings.
+pub fn load_prefs() -> (Prefs, Vec<String>) {
+    let text = config_file().and_then(|path| fs::read_to_string(path).ok()).unwrap_or_default();
+    Prefs::parse(&text)
+}
+
+/// Remembers the muted conversations in the config file.
+pub fn save_muted(muted: &BTreeSet<Username>) -> Result<()> {
+    let path = config_file().context("no home directory to keep the config in")?;
+    let names: Vec<&str> = muted.iter().map(Username::as_str).collect();
+    save_key(&path, MUTE_KEY, &names.join(" "))
+}
 
 fn dirs() -> Option<ProjectDirs> {
     ProjectDirs::from("", "", "papo")
@@ -39,20 +195,14 @@ pub fn config_file() -> Option<PathBuf> {
 /// The server used last time, if remembered.
 pub fn last_server() -> Option<String> {
     let text = fs::read_to_string(config_file()?).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(SERVER_KEY))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+    let server = entries(&text).find(|(key, _)| *key == SERVER_KEY).map(|(_, value)| value.to_owned());
+    server.filter(|s| !s.is_empty())
 }
 
 /// Remembers `server` for the next start without a server argument.
 pub fn remember_server(server: &str) -> Result<()> {
     let path = config_file().context("no home directory to keep the config in")?;
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    fs::write(&path, format!("# Written by papo; the server used last.\n{SERVER_KEY}{server}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))
+    save_key(&path, SERVER_KEY, server)
 }
 
 /// `HOST`, `HOST:PORT`, `IPv6` or `[IPv6]:PORT`, checked, as a connectable `HOST:PORT`
@@ -110,6 +260,34 @@ pub fn choose_server(positional: Option<&str>, flag: Option<&str>) -> Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preferences_parse_with_defaults_and_warnings() {
+        let (prefs, warnings) = Prefs::parse("");
+        assert_eq!((prefs, warnings.len()), (Prefs::default(), 0));
+        let text = "server=lab:7878\nnotify = desktop # loud\nnotify_preview=yes\nsend_typing = off\nmute = bia, caio\n";
+        let (prefs, warnings) = Prefs::parse(text);
+        assert_eq!(warnings, Vec::<String>::new());
+        assert_eq!((prefs.notify, prefs.notify_preview, prefs.send_typing), (Notify::Desktop, true, false));
+        assert_eq!(prefs.muted.iter().map(Username::as_str).collect::<Vec<_>>(), ["bia", "caio"]);
+        let (prefs, warnings) = Prefs::parse("notify = loud\nsend_typing = maybe\nmute = ../x\n");
+        assert_eq!(prefs.notify, Notify::Bell);
+        assert!(prefs.send_typing);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+    }
+
+    #[test]
+    fn setting_a_key_keeps_every_other_line() {
+        let text = "# mine\nnotify = none\nserver=old:1\nserver=older:2\n";
+        assert_eq!(with_key(text, "server", "new:7878"), "# mine\nnotify = none\nserver = new:7878\n");
+        assert_eq!(with_key("notify = none", "mute", "bia"), "notify = none\nmute = bia\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("papo/config");
+        save_key(&path, "server", "lab:7878").unwrap();
+        save_key(&path, "mute", "bia").unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("server = lab:7878\nmute = bia\n"), "{text}");
+    }
 
     #[test]
     fn adds_the_default_port_where_missing() {

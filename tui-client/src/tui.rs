@@ -1,22 +1,24 @@
-//! The terminal side: sets the terminal up, feeds key, mouse, signal and network events
-//! into `update`, draws after each batch, and always restores the terminal.
+//! The terminal side: sets the terminal up, feeds key, mouse, focus, signal and network
+//! events into `update`, draws after each batch, writes the bells, notifications and title
+//! the model asks for, and always restores the terminal (and its title).
 
-use std::io::stdout;
+use std::io::{stdout, Write};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{
-    self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
-    MouseEventKind,
+    self, DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture, Event, KeyCode, KeyEventKind, MouseEventKind,
 };
 use ratatui::crossterm::execute;
 use time::UtcOffset;
 use tracing::{info, warn};
 
-use crate::app::{update, view, Look, Model, Msg};
-use crate::net::{Link, NetConfig, NetHandle, Transport};
+use crate::app::{update, view, Alert, Look, Model, Msg};
+use crate::escapes::{self, Desktop};
+use crate::net::{NetConfig, NetHandle, Transport};
 use crate::settings;
 
 /// Lines one mouse wheel step scrolls.
@@ -52,35 +54,47 @@ pub fn run(
 
     let mut terminal = ratatui::init();
     install_panic_cleanup();
-    execute!(stdout(), EnableBracketedPaste, EnableMouseCapture).context("cannot set up the terminal")?;
+    execute!(stdout(), EnableBracketedPaste, EnableMouseCapture, EnableFocusChange)
+        .context("cannot set up the terminal")?;
     thread::Builder::new().name("terminal-input".into()).spawn(move || read_terminal(&tx))?;
 
     let size = terminal.size().context("cannot read the terminal size")?;
     let mut model = Model::new(server.to_owned(), utc_offset, (size.width, size.height), first_client_msg_id);
     model.look = Look::from_env(|name| std::env::var(name).ok());
+    let (prefs, warnings) = settings::load_prefs();
+    model.prefs = prefs;
+    if !warnings.is_empty() {
+        model.notice = Some(warnings.join("; "));
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let (desktop, in_tmux) = (Desktop::from_env(env), env("TMUX").is_some());
+    let mut title = model.title();
+    write_terminal(&format!("{}{}", escapes::PUSH_TITLE, escapes::title(&title)));
+    let mut muted = model.prefs.muted.clone();
     let mut remembered = false;
     let mut last_tick = Instant::now();
     let outcome = loop {
         if let Err(e) = terminal.draw(|frame| view(&model, frame)) {
             break Err(e).context("cannot draw");
         }
-        // Blocks until something happens: an idle client uses no CPU. Offline, a tick each
-        // second keeps the retry countdown true.
-        let counting = matches!(model.link, Link::Offline { .. });
-        let first = if counting {
-            match rx.recv_timeout(Duration::from_secs(1)) {
+        // Blocks until something happens: an idle client uses no CPU. A countdown on screen
+        // (the retry, a `typing…` that expires) wakes it when the screen must change.
+        let first = match model.wake_in() {
+            Some(wait) => match rx.recv_timeout(wait) {
                 Ok(msg) => msg,
                 Err(RecvTimeoutError::Timeout) => Msg::Tick(Duration::ZERO),
                 Err(RecvTimeoutError::Disconnected) => break Ok(()),
-            }
-        } else {
-            match rx.recv() {
+            },
+            None => match rx.recv() {
                 Ok(msg) => msg,
                 Err(_) => break Ok(()),
-            }
+            },
         };
         let elapsed = last_tick.elapsed();
         last_tick = Instant::now();
+        for command in update(&mut model, Msg::Clock(crate::net::now_millis())) {
+            net.send(command);
+        }
         let first = match first {
             Msg::Tick(_) => Msg::Tick(elapsed),
             other => {
@@ -93,6 +107,17 @@ pub fn run(
         for msg in std::iter::once(first).chain(rx.try_iter()) {
             for command in update(&mut model, msg) {
                 net.send(command);
+            }
+        }
+        signal_news(&mut model, desktop, in_tmux);
+        if model.title() != title {
+            title = model.title();
+            write_terminal(&escapes::title(&title));
+        }
+        if model.prefs.muted != muted {
+            muted = model.prefs.muted.clone();
+            if let Err(e) = settings::save_muted(&muted) {
+                model.notice = Some(format!("cannot remember the muted conversations: {e:#}"));
             }
         }
         if !remembered && model.me.is_some() {
@@ -128,18 +153,44 @@ fn watch_signals(tx: mpsc::Sender<Msg>) -> Result<()> {
     Ok(())
 }
 
+/// Writes the alerts the last batch asked for: one bell and one notification at most, however
+/// many messages came at once.
+fn signal_news(model: &mut Model, desktop: Desktop, in_tmux: bool) {
+    let alerts = std::mem::take(&mut model.alerts);
+    let bell = alerts.iter().find(|alert| **alert == Alert::Bell);
+    let notification = alerts.iter().rev().find(|alert| matches!(alert, Alert::Desktop { .. }));
+    let bytes: String =
+        bell.into_iter().chain(notification).map(|alert| escapes::alert(alert, desktop, in_tmux)).collect();
+    if !bytes.is_empty() {
+        write_terminal(&bytes);
+    }
+}
+
+/// Writes bytes of our own between ratatui's frames; a terminal that cannot take them has
+/// nothing to lose by it.
+fn write_terminal(bytes: &str) {
+    let mut out = stdout().lock();
+    let _ = out.write_all(bytes.as_bytes());
+    let _ = out.flush();
+}
+
 fn read_terminal(tx: &mpsc::Sender<Msg>) {
+    let mut next = None;
     loop {
-        let msg = match event::read() {
-            Ok(Event::Key(key)) => Msg::Key(key),
-            Ok(Event::Paste(text)) => Msg::Paste(text),
-            Ok(Event::Resize(width, height)) => Msg::Resize(width, height),
-            Ok(Event::Mouse(mouse)) => match mouse.kind {
-                MouseEventKind::ScrollUp => Msg::Scroll(WHEEL_LINES),
-                MouseEventKind::ScrollDown => Msg::Scroll(-WHEEL_LINES),
-                _ => continue,
+        let read = match next.take() {
+            Some(event) => Ok(event),
+            None => event::read(),
+        };
+        let msg = match read {
+            Ok(Event::Paste(text)) => {
+                let (text, after) = rest_of_paste(text);
+                next = after;
+                Msg::Paste(text)
+            }
+            Ok(event) => match to_msg(event) {
+                Some(msg) => msg,
+                None => continue,
             },
-            Ok(_) => continue,
             Err(e) => {
                 warn!(error = %e, "cannot read the terminal");
                 return;
@@ -151,9 +202,56 @@ fn read_terminal(tx: &mpsc::Sender<Msg>) {
     }
 }
 
+/// A paste, with the keys that came in the same burst of input after its end: pasted text
+/// that holds the end-of-paste sequence (`\e[201~`) would otherwise turn its own tail into
+/// key presses, and a carriage return there into Enter, sending a message nobody sent.
+/// Nobody types within the microseconds of one read, so those keys are pasted text too.
+/// Returns the whole text and the first event that is not part of it.
+fn rest_of_paste(mut text: String) -> (String, Option<Event>) {
+    // Bounded by what the terminal already sent: `poll` with no wait ends at the first lull.
+    while let Ok(true) = event::poll(Duration::ZERO) {
+        let Ok(event) = event::read() else { break };
+        match event {
+            Event::Key(key) if key.kind == KeyEventKind::Press => match key.code {
+                KeyCode::Char(c) => text.push(c),
+                KeyCode::Enter => text.push('\n'),
+                KeyCode::Tab => text.push('\t'),
+                _ => return (text, Some(Event::Key(key))),
+            },
+            Event::Key(_) => {}
+            Event::Paste(more) => text.push_str(&more),
+            other => return (text, Some(other)),
+        }
+    }
+    (text, None)
+}
+
+/// The message for a terminal event that means anything to the app.
+fn to_msg(event: Event) -> Option<Msg> {
+    Some(match event {
+        Event::Key(key) => Msg::Key(key),
+        Event::Paste(text) => Msg::Paste(text),
+        Event::Resize(width, height) => Msg::Resize(width, height),
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollUp => Msg::Scroll(WHEEL_LINES),
+            MouseEventKind::ScrollDown => Msg::Scroll(-WHEEL_LINES),
+            _ => return None,
+        },
+        Event::FocusGained => Msg::Focus(true),
+        Event::FocusLost => Msg::Focus(false),
+    })
+}
+
 fn restore() {
-    let _ = execute!(stdout(), DisableMouseCapture, DisableBracketedPaste);
+    restore_title();
+    let _ = execute!(stdout(), DisableFocusChange, DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
+}
+
+/// The title papo set goes: the saved one comes back where the terminal keeps a stack, and
+/// elsewhere a neutral one stays instead of a stale unread count.
+fn restore_title() {
+    write_terminal(&format!("{}{}", escapes::neutral_title(), escapes::POP_TITLE));
 }
 
 /// `ratatui::init` restores raw mode and the screen on panic; this also turns off mouse
@@ -161,7 +259,8 @@ fn restore() {
 fn install_panic_cleanup() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(stdout(), DisableMouseCapture, DisableBracketedPaste);
+        restore_title();
+        let _ = execute!(stdout(), DisableFocusChange, DisableMouseCapture, DisableBracketedPaste);
         previous(info);
     }));
 }

@@ -254,3 +254,77 @@ fn a_bad_server_address_is_a_usage_error_before_anything_is_tried() {
     });
     assert_eq!(output.status.code(), Some(2), "PAPO_SERVER is checked too");
 }
+
+#[test]
+fn search_prints_own_matches_oldest_first_and_nothing_of_anyone_else() {
+    let server = TestServer::start();
+    let (ana, bia, caio) = (unique_name("ana"), unique_name("bia"), unique_name("caio"));
+    for user in [&ana, &bia, &caio] {
+        stdout(&papo(&server, &["register", "--user", user]));
+    }
+    stdout(&papo(&server, &["send", "--user", &ana, &bia, "Lunch at noon?"]));
+    stdout(&papo(&server, &["send", "--user", &bia, &ana, "yes, lunch\x1b[2J"]));
+    stdout(&papo(&server, &["send", "--user", &ana, &caio, "no LUNCH for caio"]));
+    stdout(&papo(&server, &["send", "--user", &bia, &caio, "secret lunch plans"]));
+
+    let found = stdout(&papo(&server, &["search", "--user", &ana, "lunch"]));
+    let rest: Vec<&str> = found.lines().map(|line| line.split_once(' ').unwrap().1).collect();
+    assert_eq!(
+        rest,
+        [
+            format!("{ana} -> {bia}: Lunch at noon?"),
+            format!("{bia} -> {ana}: yes, lunch\\u{{1b}}[2J"),
+            format!("{ana} -> {caio}: no LUNCH for caio"),
+        ]
+    );
+    let with = stdout(&papo(&server, &["search", "--user", &ana, "--with", &caio, "lunch"]));
+    assert_eq!(with.lines().count(), 1, "{with}");
+    let newest = stdout(&papo(&server, &["search", "--user", &ana, "--limit", "1", "lunch"]));
+    assert!(newest.ends_with(&format!("{ana} -> {caio}: no LUNCH for caio\n")), "{newest}");
+    // bia's message to caio is theirs alone; a search with no match prints nothing.
+    assert_eq!(stdout(&papo(&server, &["search", "--user", &ana, "secret"])), "");
+    assert_eq!(stdout(&papo(&server, &["search", "--user", &ana, "--with", &caio, "plans"])), "");
+}
+
+#[test]
+fn contacts_long_says_when_each_was_last_seen() {
+    let server = TestServer::start();
+    let (ana, bia, caio) = (unique_name("ana"), unique_name("bia"), unique_name("caio"));
+    for user in [&ana, &bia, &caio] {
+        stdout(&papo(&server, &["register", "--user", user]));
+    }
+    let before = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    // Logging in and out leaves a last-seen time.
+    stdout(&papo(&server, &["contacts", "--user", &bia]));
+    let long = stdout(&papo(&server, &["contacts", "--user", &ana, "--long"]));
+    let seen = long.lines().find(|line| line.starts_with(&format!("{bia} "))).unwrap();
+    let fields: Vec<&str> = seen.split(' ').collect();
+    assert_eq!(fields[..3], [bia.as_str(), "offline", "0"], "{long}");
+    let at = time::OffsetDateTime::parse(fields[3], &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(at >= before && at <= time::OffsetDateTime::now_utc(), "{at}");
+    assert!(long.contains(&format!("{caio} offline 0 -\n")), "never seen: {long}");
+    // Without --long, the line is as it always was.
+    assert!(stdout(&papo(&server, &["contacts", "--user", &ana])).contains(&format!("{bia} offline 0\n")));
+}
+
+#[test]
+fn passwd_sends_change_password_and_reports_the_answer() {
+    let server = TestServer::start();
+    let ana = unique_name("ana");
+    stdout(&papo(&server, &["register", "--user", &ana]));
+    // The server answers ChangePassword only once issue 14's account work lands (its handler
+    // says so); until then papo must say what the server said, on one line, and change nothing.
+    let refused = papo_with(&server, &["passwd", "--user", &ana], |c| {
+        c.env("PAPO_PASSWORD", PASSWORD).env("PAPO_NEW_PASSWORD", "a brand new one");
+    });
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused),
+        "error: cannot change the password: this server cannot change passwords yet\n"
+    );
+    stdout(&papo(&server, &["contacts", "--user", &ana]));
+    // Without a new password nothing is tried.
+    let missing = papo(&server, &["passwd", "--user", &ana]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("set PAPO_NEW_PASSWORD"), "{}", stderr(&missing));
+}

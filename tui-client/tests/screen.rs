@@ -52,7 +52,11 @@ fn read_is_sent_only_for_what_is_on_screen() {
     // Behind the help box it is not on screen either.
     update(&mut model, key(KeyCode::F(1)));
     assert!(update(&mut model, incoming(102, "bia", "behind help")).is_empty());
-    assert_eq!(update(&mut model, key(KeyCode::Esc)), []);
+    // Closing the box puts it on screen: read then, not only when the next one arrives.
+    assert_eq!(
+        update(&mut model, key(KeyCode::Esc)),
+        [NetCommand::MarkRead { with: name("bia"), up_to: 102 }]
+    );
     assert!(!update(&mut model, incoming(103, "bia", "seen")).is_empty());
 }
 

@@ -126,6 +126,48 @@ impl Tmux {
     }
 }
 
+/// What papo wrote to a terminal (kept by `pipe-pane`), once it holds `wanted`.
+fn wait_for_output(path: &Path, wanted: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let output = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        // What ratatui draws between two titles does not count when asking for both.
+        if output.contains(wanted) || titles_only(&output).contains(wanted) {
+            return output;
+        }
+        assert!(Instant::now() < deadline, "{wanted:?} never written; got {output:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The OSC sequences of `output` (each from `ESC ]` to its BEL), one after the other.
+fn titles_only(output: &str) -> String {
+    output
+        .split("\x1b]")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('\x07'))
+        .map(|(osc, _)| format!("\x1b]{osc}\x07"))
+        .collect()
+}
+
+/// Bells in `output` that do not end an OSC sequence (which BEL also does).
+fn bells_outside_osc(output: &str) -> usize {
+    let mut bells = 0;
+    let mut rest = output;
+    while let Some(at) = rest.find(['\x07', '\x1b']) {
+        if rest[at..].starts_with("\x1b]") {
+            // Skip to the end of the OSC sequence: its BEL or ST.
+            let body = &rest[at + 2..];
+            let end = body.find(['\x07', '\x1b']).map_or(body.len(), |end| end + 1);
+            rest = &body[end..];
+        } else {
+            bells += usize::from(rest[at..].starts_with('\x07'));
+            rest = &rest[at + 1..];
+        }
+    }
+    bells
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
@@ -154,6 +196,10 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     let remembered = std::fs::read_to_string(homes[0].path().join("data/papo/known_servers")).unwrap();
     assert!(remembered.contains(&format!("{address} {fingerprint}")), "not remembered: {remembered}");
 
+    // From here on, everything papo writes to bia's terminal is kept, raw.
+    let raw = homes[1].path().join("raw-output");
+    tmux.run(&["pipe-pane", "-o", "-t", "bia", &format!("cat >> {}", raw.display())]);
+
     // Ana finds bia with the quick switcher and writes.
     tmux.keys("ana", &["C-k"]);
     tmux.wait_for("ana", "Go to (Ctrl+K)");
@@ -162,11 +208,17 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     tmux.wait_for("ana", "Message to bia");
     tmux.say("ana", "olá bia, tudo bem? 👋");
 
-    // Bia sees the unread badge, opens the conversation with Ctrl+N and reads it.
+    // Bia sees the unread badge; with no conversation open, her terminal got a bell and
+    // the title with the unread count.
     tmux.wait_for("bia", "1 unread");
+    let output = wait_for_output(&raw, "\x1b]2;papo (1)\x07");
+    assert!(bells_outside_osc(&output) >= 1, "no bell in {output:?}");
+    // She opens the conversation with Ctrl+N and reads it: the count leaves the title.
     tmux.keys("bia", &["C-n"]);
     tmux.wait_for("bia", "ana: olá bia, tudo bem? 👋");
     tmux.wait_for("ana", "olá bia, tudo bem? 👋 ✓✓");
+    let output = wait_for_output(&raw, "\x1b]2;papo (1)\x07\x1b]2;papo\x07");
+    assert_eq!(bells_outside_osc(&output), 1, "a bell for one message, none for reading it: {output:?}");
 
     // Bia switches recipient with a shortcut and writes to carla, who is offline.
     tmux.keys("bia", &["C-n"]);
@@ -192,7 +244,7 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     assert!(screen.contains("papo exited with 0"), "papo did not exit cleanly:\n{screen}");
     assert!(!screen.contains("Contacts"), "the full-screen UI was left on the terminal:\n{screen}");
     let config = std::fs::read_to_string(homes[0].path().join("config/papo/config")).unwrap();
-    assert!(config.contains(&format!("server={address}")), "the server was not remembered: {config}");
+    assert!(config.contains(&format!("server = {address}\n")), "the server was not remembered: {config}");
     // The server saw ana leave.
     let (mut watcher, _) = server.login("carla");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -251,7 +303,10 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
         erin.history("carol", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
     assert_eq!(bodies, ["queued then quit"]);
 
-    // SIGTERM: the terminal is given back (no alternate screen, no mouse tracking), exit 0.
+    // SIGTERM: the terminal is given back (no alternate screen, no mouse tracking, the
+    // title papo set emptied and the one from before popped off the title stack), exit 0.
+    let raw = home.path().join("raw-output");
+    tmux.run(&["pipe-pane", "-o", "-t", "again", &format!("cat >> {}", raw.display())]);
     assert_eq!(tmux.pane_flag("again", "alternate_on"), "1");
     let pid = tmux.papo_pid("again");
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -260,4 +315,5 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
     assert!(screen.contains("papo exited with 0"), "{screen}");
     assert_eq!(tmux.pane_flag("again", "alternate_on"), "0", "still on the alternate screen");
     assert_eq!(tmux.pane_flag("again", "mouse_any_flag"), "0", "mouse tracking left on");
+    wait_for_output(&raw, "\x1b]2;\x07\x1b[23;0t");
 }

@@ -2,6 +2,8 @@
 
 use unicode_width::UnicodeWidthStr;
 
+use crate::sanitize;
+
 /// Editable text with a cursor (a byte offset on a char boundary).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Editor {
@@ -99,6 +101,48 @@ impl Editor {
         let line = before.matches('\n').count();
         let line_start = before.rfind('\n').map_or(0, |at| at + 1);
         (line, before[line_start..].width())
+    }
+
+    /// The text as drawn in a box `width` cells wide, and where the cursor is on it: each
+    /// line wrapped at the width (a character never split; a line break starts a row), and
+    /// every unsafe character drawn as its visible escape, so a pasted U+202E cannot reorder
+    /// what is shown.
+    pub fn layout(&self, width: usize) -> (Vec<String>, (usize, usize)) {
+        let width = width.max(1);
+        let mut rows = vec![String::new()];
+        let mut column = 0;
+        let mut cursor = None;
+        for (at, c) in self.text.char_indices() {
+            if c == '\n' {
+                if at == self.cursor {
+                    cursor = Some((rows.len() - 1, column));
+                }
+                rows.push(String::new());
+                column = 0;
+                continue;
+            }
+            let shown = sanitize::shown_char(c);
+            let cells = shown.width();
+            if column + cells > width && column > 0 {
+                rows.push(String::new());
+                column = 0;
+            }
+            if at == self.cursor {
+                cursor = Some((rows.len() - 1, column));
+            }
+            rows.last_mut().expect("at least one row").push_str(&shown);
+            column += cells;
+        }
+        let cursor = cursor.unwrap_or_else(|| {
+            // After the last character: on a new row if that one is full.
+            if column >= width {
+                rows.push(String::new());
+                (rows.len() - 1, 0)
+            } else {
+                (rows.len() - 1, column)
+            }
+        });
+        (rows, cursor)
     }
 
     /// How many lines the text has (a trailing line break starts an empty last line).
@@ -204,6 +248,19 @@ mod tests {
         assert!(e.down() && e.down());
         assert_eq!(e.cursor_position(), (2, 0));
         assert_eq!(editor("one\n").line_count(), 2);
+    }
+
+    #[test]
+    fn layout_wraps_by_cells_and_shows_invisible_characters() {
+        let (rows, cursor) = editor("abcdef\n日本語").layout(4);
+        assert_eq!(rows, ["abcd", "ef", "日本", "語"]);
+        assert_eq!(cursor, (3, 2));
+        let mut e = editor("/msg ev\u{202e}il\u{2028}x hi");
+        e.home();
+        let (rows, cursor) = e.layout(80);
+        assert_eq!(rows, ["/msg ev\\u{202e}il\\u{2028}x hi"]);
+        assert_eq!(cursor, (0, 0));
+        assert_eq!(editor("abcd").layout(4), (vec!["abcd".to_owned(), String::new()], (1, 0)));
     }
 
     #[test]

@@ -17,6 +17,10 @@ const PEER: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
 const ME: Style = Style::new().fg(Color::Green).add_modifier(Modifier::BOLD);
 /// Style of times, separators and hints.
 const DIM: Style = Style::new().fg(Color::DarkGray);
+/// Style of the `── new ──` line above the first unread message.
+const NEW: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+/// Style of the search result a conversation was opened at.
+const FOUND: Style = Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD);
 
 /// The last `needed` lines of the conversation (or all, if fewer), bottom line first.
 ///
@@ -36,20 +40,12 @@ pub fn lines_from_bottom(
         }
         push_reversed(&mut lines, outgoing_lines(pending, width, offline));
     }
-    let messages = &conversation.messages;
     let newest_read = newest_read(conversation, me);
-    for (at, message) in messages.iter().enumerate().rev() {
+    for at in (0..conversation.messages.len()).rev() {
         if lines.len() >= needed {
             return lines;
         }
-        let status = (message.from == *me).then(|| conversation.delivery(message.id));
-        let labelled = Some(message.id) == newest_read;
-        push_reversed(&mut lines, message_lines(message, me, status, labelled, offset, width));
-        let older = at.checked_sub(1).map(|before| &messages[before]);
-        let new_day = older.is_none_or(|older| day(older.sent_at, offset) != day(message.sent_at, offset));
-        if new_day && (older.is_some() || !conversation.more) {
-            lines.push(date_separator(message.sent_at, offset, width));
-        }
+        lines.extend(block(conversation, at, me, newest_read, offset, width));
     }
     if conversation.loading {
         lines.push(Line::styled("loading older messages…", DIM));
@@ -68,21 +64,41 @@ pub fn newest_height(
     width: usize,
     count: usize,
 ) -> usize {
-    let messages = &conversation.messages;
     let newest_read = newest_read(conversation, me);
-    let mut height = 0;
-    for at in (messages.len().saturating_sub(count)..messages.len()).rev() {
-        let message = &messages[at];
-        let status = (message.from == *me).then(|| conversation.delivery(message.id));
-        let labelled = Some(message.id) == newest_read;
-        height += message_lines(message, me, status, labelled, offset, width).len();
-        let older = at.checked_sub(1).map(|before| &messages[before]);
-        let new_day = older.is_none_or(|older| day(older.sent_at, offset) != day(message.sent_at, offset));
-        if new_day && (older.is_some() || !conversation.more) {
-            height += 1;
-        }
+    let len = conversation.messages.len();
+    (len.saturating_sub(count)..len)
+        .map(|at| block(conversation, at, me, newest_read, offset, width).len())
+        .sum()
+}
+
+/// The lines of message `at`, bottom line first: the message, the `── new ──` line above
+/// the first unread one, and the date above the first message of a day.
+fn block(
+    conversation: &Conversation,
+    at: usize,
+    me: &Username,
+    newest_read: Option<u64>,
+    offset: UtcOffset,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let messages = &conversation.messages;
+    let message = &messages[at];
+    let status = (message.from == *me).then(|| conversation.delivery(message.id));
+    let labelled = Some(message.id) == newest_read;
+    let mut shown = message_lines(message, me, status, labelled, offset, width);
+    if conversation.highlight == Some(message.id) {
+        shown = shown.into_iter().map(|line| line.patch_style(FOUND)).collect();
     }
-    height
+    let mut lines: Vec<Line<'static>> = shown.into_iter().rev().collect();
+    if conversation.marker == Some(message.id) {
+        lines.push(rule(" new ", width, NEW));
+    }
+    let older = at.checked_sub(1).map(|before| &messages[before]);
+    let new_day = older.is_none_or(|older| day(older.sent_at, offset) != day(message.sent_at, offset));
+    if new_day && (older.is_some() || !conversation.more) {
+        lines.push(date_separator(message.sent_at, offset, width));
+    }
+    lines
 }
 
 /// My newest message the peer has read: it carries the word "read", so read and delivered
@@ -96,8 +112,8 @@ fn newest_read(conversation: &Conversation, me: &Username) -> Option<u64> {
     conversation.messages[..end].iter().rev().find(|m| m.from == *me).map(|m| m.id)
 }
 
-fn push_reversed(lines: &mut Vec<Line<'static>>, block: Vec<Line<'static>>) {
-    lines.extend(block.into_iter().rev());
+fn push_reversed(lines: &mut Vec<Line<'static>>, shown: Vec<Line<'static>>) {
+    lines.extend(shown.into_iter().rev());
 }
 
 fn message_lines(
@@ -187,9 +203,27 @@ fn date_separator(at: UnixMillis, offset: UtcOffset, width: usize) -> Line<'stat
     let date = local(at, offset)
         .format(format_description!("[weekday repr:short] [day padding:none] [month repr:short] [year]"))
         .unwrap_or_default();
-    let label = format!(" {date} ");
+    rule(&format!(" {date} "), width, DIM)
+}
+
+/// `label` centred on a horizontal rule as wide as the pane.
+fn rule(label: &str, width: usize, style: Style) -> Line<'static> {
     let side = width.saturating_sub(label.width()) / 2;
-    Line::styled(format!("{}{label}{}", "─".repeat(side), "─".repeat(side)), DIM)
+    Line::styled(format!("{}{label}{}", "─".repeat(side), "─".repeat(side)), style)
+}
+
+/// "today 14:03", "3 Nov", or "3 Nov 2025" in another year: when someone was last seen.
+pub fn when(at: UnixMillis, now: UnixMillis, offset: UtcOffset) -> String {
+    let (then, today) = (local(at, offset), local(now, offset));
+    if then.date() == today.date() {
+        return format!("today {}", clock(at, offset));
+    }
+    let format = if then.year() == today.year() {
+        format_description!("[day padding:none] [month repr:short]")
+    } else {
+        format_description!("[day padding:none] [month repr:short] [year]")
+    };
+    then.format(format).unwrap_or_default()
 }
 
 fn local(at: UnixMillis, offset: UtcOffset) -> OffsetDateTime {

@@ -6,13 +6,15 @@ mod fuzzy;
 mod history;
 pub mod keys;
 mod model;
+mod search;
+mod unread;
 mod update;
 mod view;
 mod wrap;
 
 pub use model::{
-    ContactEntry, Conversation, Delivery, Focus, HelpState, LoginField, LoginMode, Look, Model, Overlay,
-    Screen,
+    Alert, ContactEntry, Conversation, Delivery, Focus, HelpState, LoginField, LoginMode, Look, Model,
+    Overlay, PasswordForm, Screen, SearchState,
 };
 pub use update::{update, Msg};
 pub use view::view;

@@ -6,7 +6,8 @@ use papo_protocol::{ChatMessage, Contact, MessageId, UnixMillis, Username};
 use time::UtcOffset;
 
 use super::editor::Editor;
-use crate::net::{Link, Outgoing, TrustProblem};
+use crate::net::{Link, Outgoing, SearchQuery, TrustProblem};
+use crate::settings::Prefs;
 
 /// The whole client state; `view` draws it and `update` changes it.
 #[derive(Debug)]
@@ -58,10 +59,62 @@ pub struct Model {
     pub look: Look,
     /// The latest error or warning, cleared by the next key.
     pub notice: Option<String>,
+    /// What the config file asks for: notifications, typing, muted conversations.
+    pub prefs: Prefs,
+    /// The time as last told by [`super::Msg::Clock`], for typing expiry and "last seen".
+    pub now: UnixMillis,
+    /// Whether the terminal has focus; terminals that never say count as focused.
+    pub focused: bool,
+    /// Bells and notifications for the terminal, taken (and written) after each batch.
+    pub alerts: Vec<Alert>,
+    /// Peers typing to us, and until when it is shown.
+    pub typing: HashMap<Username, UnixMillis>,
+    /// The peer we last told we are typing, and when.
+    pub typing_sent: Option<(Username, UnixMillis)>,
+    /// The last search, kept while its results are open or a conversation opened from them
+    /// may return to them (Esc).
+    pub search: Option<SearchState>,
+    /// The conversation was opened from the search results: Esc goes back to them.
+    pub from_search: bool,
     /// Next client-side message id; starts random so ids never repeat across runs.
     pub next_client_msg_id: u64,
     /// Set when the app should exit.
     pub quit: bool,
+}
+
+/// Something to tell the user through the terminal, not the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    /// Ring the bell.
+    Bell,
+    /// A desktop notification: who wrote, and the text if previews are allowed.
+    Desktop {
+        /// The sender.
+        from: Username,
+        /// The text (sanitised when written), only with `notify_preview = true`.
+        preview: Option<String>,
+    },
+}
+
+/// A search and its results so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchState {
+    /// What is typed.
+    pub input: Editor,
+    /// Only the conversation with this user (toggled with Tab, or `/search --here`).
+    pub here: Option<Username>,
+    /// The search the results are for (the typed text may have changed since).
+    pub ran: Option<SearchQuery>,
+    /// Matches so far, newest first.
+    pub hits: Vec<ChatMessage>,
+    /// Where the next page starts; `None` once everything was searched.
+    pub next_before: Option<papo_protocol::MessageId>,
+    /// A page is on its way.
+    pub loading: bool,
+    /// Highlighted row of `hits`.
+    pub selected: usize,
+    /// Why the last page failed.
+    pub error: Option<String>,
 }
 
 /// The question about a server's certificate.
@@ -138,6 +191,27 @@ pub enum Overlay {
     Help(HelpState),
     /// Fuzzy contact search (Ctrl+K).
     QuickSwitch(QuickSwitch),
+    /// Message search (Ctrl+F, `/search`); its state is [`Model::search`].
+    Search,
+    /// Changing the password (`/passwd`).
+    Password(PasswordForm),
+}
+
+/// The `/passwd` form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordForm {
+    /// The current password.
+    pub old: Editor,
+    /// The new password.
+    pub new: Editor,
+    /// The new password again.
+    pub confirm: Editor,
+    /// Which field has the cursor: 0, 1 or 2.
+    pub field: usize,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Waiting for the server.
+    pub busy: bool,
 }
 
 /// State of the help overlay.
@@ -196,6 +270,8 @@ pub struct LoginForm {
     pub confirm: Editor,
     /// Why the last attempt failed.
     pub error: Option<String>,
+    /// The error says there is no connection yet: it goes once there is one.
+    pub offline_error: bool,
     /// Waiting for the server's answer.
     pub busy: bool,
 }
@@ -213,6 +289,8 @@ pub struct ContactEntry {
     pub last_id: MessageId,
     /// When that message was sent.
     pub last_at: Option<UnixMillis>,
+    /// When their last session ended, if known.
+    pub last_seen: Option<UnixMillis>,
 }
 
 /// One conversation as far as it is loaded.
@@ -239,6 +317,15 @@ pub struct Conversation {
     /// The connection was lost since the newest page was fetched: fetch it again when the
     /// conversation is opened.
     pub stale: bool,
+    /// The first unread message when the conversation was opened: a `── new ──` line is
+    /// drawn above it until the conversation is left.
+    pub marker: Option<MessageId>,
+    /// Unread messages to place the marker for, once enough history is loaded.
+    pub marker_pending: u64,
+    /// A search result to show: older pages are loaded until it is, then it is scrolled to.
+    pub jump_to: Option<MessageId>,
+    /// The search result opened last, drawn highlighted.
+    pub highlight: Option<MessageId>,
 }
 
 /// A message on its way out, as shown.
@@ -295,6 +382,14 @@ impl Model {
             resort_pending: false,
             look: Look::default(),
             notice: None,
+            prefs: Prefs::default(),
+            now: 0,
+            focused: true,
+            alerts: Vec::new(),
+            typing: HashMap::new(),
+            typing_sent: None,
+            search: None,
+            from_search: false,
             next_client_msg_id: first_client_msg_id,
             quit: false,
         }
@@ -332,6 +427,41 @@ impl Model {
         self.contacts.iter().map(|c| c.unread).sum()
     }
 
+    /// Conversations with unread messages, oldest activity first: where Alt+A goes next,
+    /// and the order the status bar names them in.
+    pub fn unread_contacts(&self) -> Vec<&ContactEntry> {
+        let mut unread: Vec<&ContactEntry> = self.contacts.iter().filter(|c| c.unread > 0).collect();
+        unread.sort_by_key(|c| (c.last_id, c.name.clone()));
+        unread
+    }
+
+    /// The terminal title: `papo (3)` with unread messages, else `papo`.
+    pub fn title(&self) -> String {
+        match self.total_unread() {
+            0 => "papo".to_owned(),
+            n => format!("papo ({n})"),
+        }
+    }
+
+    /// Whether `peer` is typing to us now.
+    pub fn is_typing(&self, peer: &Username) -> bool {
+        self.typing.get(peer).is_some_and(|&until| until > self.now)
+    }
+
+    /// How long the event loop may sleep before the screen must change by itself: a second
+    /// while offline (the retry countdown), or until a typing indicator expires.
+    pub fn wake_in(&self) -> Option<std::time::Duration> {
+        let countdown =
+            matches!(self.link, Link::Offline { .. }).then_some(std::time::Duration::from_secs(1));
+        let typing = self
+            .typing
+            .values()
+            .filter(|&&until| until > self.now)
+            .min()
+            .map(|&until| std::time::Duration::from_millis(u64::try_from(until - self.now).unwrap_or(0)));
+        countdown.into_iter().chain(typing).min()
+    }
+
     /// Unread first, then online, then most recent conversation, then name.
     pub fn sort_contacts(&mut self) {
         self.contacts.sort_by(|a, b| {
@@ -354,6 +484,7 @@ impl Default for LoginForm {
             password: Editor::default(),
             confirm: Editor::default(),
             error: None,
+            offline_error: false,
             busy: false,
         }
     }
@@ -381,7 +512,7 @@ impl LoginForm {
 impl ContactEntry {
     /// A user we know nothing about yet.
     pub fn new(name: Username) -> Self {
-        Self { name, online: false, unread: 0, last_id: 0, last_at: None }
+        Self { name, online: false, unread: 0, last_id: 0, last_at: None, last_seen: None }
     }
 }
 
@@ -392,6 +523,7 @@ impl From<Contact> for ContactEntry {
             unread: contact.unread,
             last_id: contact.last.as_ref().map_or(0, |last| last.id),
             last_at: contact.last.map(|last| last.sent_at),
+            last_seen: contact.last_seen,
             name: contact.name,
         }
     }

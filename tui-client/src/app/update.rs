@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, Username, MAX_BODY_LEN};
+use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, UnixMillis, Username, MAX_BODY_LEN};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 
@@ -11,12 +11,20 @@ use super::editor::Editor;
 use super::fuzzy;
 use super::history::{lines_from_bottom, newest_height};
 use super::model::{
-    Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay,
-    QuickSwitch, Screen, TrustPrompt,
+    Alert, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay,
+    PasswordForm, QuickSwitch, Screen, TrustPrompt,
 };
 use super::view::{contacts_rows, help_max_scroll, ChatLayout};
+use super::{search, unread};
 use crate::net::{Link, NetCommand, NetEvent, Outgoing, TrustProblem};
 use crate::sanitize;
+use crate::settings::Notify;
+
+/// How long a peer's `typing…` shows after their last typing event.
+const TYPING_SHOWN_MILLIS: UnixMillis = 6_000;
+
+/// Least time between two typing events we send to the same peer.
+const TYPING_EVERY_MILLIS: UnixMillis = 3_000;
 
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +43,10 @@ pub enum Msg {
     Tick(Duration),
     /// SIGTERM, SIGHUP or SIGINT: quit as Ctrl+C does.
     Terminate,
+    /// The wall-clock time now, sent before each batch of other messages.
+    Clock(UnixMillis),
+    /// The terminal gained (`true`) or lost focus.
+    Focus(bool),
 }
 
 /// Applies `msg` to `model`; returns what the network thread must do.
@@ -43,7 +55,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<NetCommand> {
     match msg {
         Msg::Key(key) if key.kind == KeyEventKind::Press => on_key(model, key, &mut commands),
         Msg::Key(_) => {}
-        Msg::Paste(text) => on_paste(model, &text),
+        Msg::Paste(text) => on_paste(model, &text, &mut commands),
         Msg::Scroll(lines) => scroll(model, lines, &mut commands),
         Msg::Resize(width, height) => model.viewport = (width, height),
         Msg::Net(event) => on_net(model, event, &mut commands),
@@ -53,6 +65,8 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<NetCommand> {
             }
         }
         Msg::Terminate => model.quit = true,
+        Msg::Clock(now) => model.now = now,
+        Msg::Focus(focused) => model.focused = focused,
     }
     commands
 }
@@ -138,6 +152,12 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
     }
     let name = form.name.text().trim().to_owned();
     let password = form.password.text().to_owned();
+    if form.mode == LoginMode::Register && form.field == LoginField::Password && form.confirm.is_empty() {
+        // Enter after the password means "next", as on any form, before anything is judged.
+        form.field = LoginField::Confirm;
+        form.error = None;
+        return;
+    }
     let problem = if name.is_empty() {
         Some((LoginField::Name, "type your name"))
     } else if password.is_empty() {
@@ -155,6 +175,7 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
         return;
     }
     form.error = None;
+    form.offline_error = false;
     form.busy = true;
     out.push(match form.mode {
         LoginMode::LogIn => NetCommand::Login { name, password },
@@ -164,10 +185,15 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
 
 fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
     model.notice = None;
-    match model.overlay.take() {
-        Some(Overlay::Help(help)) => return help_key(model, help, key, out),
-        Some(Overlay::QuickSwitch(switch)) => return quick_switch_key(model, switch, key, out),
-        None => {}
+    if let Some(overlay) = model.overlay.take() {
+        match overlay {
+            Overlay::Help(help) => help_key(model, help, key, out),
+            Overlay::QuickSwitch(switch) => quick_switch_key(model, switch, key, out),
+            Overlay::Search => search::key(model, key, out),
+            Overlay::Password(form) => password_key(model, form, key, out),
+        }
+        // What arrived while the box covered the conversation is read once it shows again.
+        return mark_read(model, out);
     }
     let alt = key.modifiers.contains(KeyModifiers::ALT);
     let contacts_focused = model.focus == Focus::Contacts;
@@ -186,9 +212,20 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
         model.resort_pending = false;
         model.sort_contacts();
     }
+    if key.code != KeyCode::Esc {
+        model.from_search = false;
+    }
     match key.code {
         KeyCode::F(1) => model.overlay = Some(Overlay::Help(HelpState::default())),
         KeyCode::Char('k') if ctrl(&key, 'k') => open_quick_switch(model),
+        KeyCode::Char('f') if ctrl(&key, 'f') => search::open(model, false, "", out),
+        KeyCode::Char('a') if alt => match unread::next_unread(model) {
+            Some(name) => {
+                select(model, name, out);
+                model.focus = Focus::Input;
+            }
+            None => model.notice = Some("nothing unread".into()),
+        },
         KeyCode::Char('n') if ctrl(&key, 'n') => select_relative(model, 1, out),
         KeyCode::Char('p') if ctrl(&key, 'p') => select_relative(model, -1, out),
         KeyCode::Down if alt => select_relative(model, 1, out),
@@ -211,6 +248,10 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
                 Focus::Contacts => Focus::Input,
                 Focus::Input => Focus::Contacts,
             }
+        }
+        KeyCode::Esc if model.from_search => {
+            model.from_search = false;
+            model.overlay = Some(Overlay::Search);
         }
         KeyCode::Esc => model.banner = None,
         _ => match model.focus {
@@ -263,11 +304,70 @@ fn input_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
             model.overlay = Some(Overlay::Help(HelpState { scroll: 0, by_question_mark: true }));
         }
         _ => {
+            let before = model.input.text().len();
             if edit(&mut model.input, key) {
                 model.recall = None;
+                if model.input.text().len() != before {
+                    typed(model, out);
+                }
             }
         }
     }
+}
+
+/// Tells the peer we are typing, at most every [`TYPING_EVERY_MILLIS`], unless the user
+/// turned it off, the input is a command, or nobody would hear it.
+fn typed(model: &mut Model, out: &mut Vec<NetCommand>) {
+    if !model.prefs.send_typing || model.is_offline() || model.input.text().starts_with('/') {
+        return;
+    }
+    let Some(peer) = model.selected.clone() else { return };
+    let recent = model
+        .typing_sent
+        .as_ref()
+        .is_some_and(|(to, at)| *to == peer && model.now.saturating_sub(*at) < TYPING_EVERY_MILLIS);
+    if recent {
+        return;
+    }
+    model.typing_sent = Some((peer.clone(), model.now));
+    out.push(NetCommand::Typing { to: peer });
+}
+
+/// `/passwd`: the current password, the new one twice; Tab, Down and Enter move on, Enter
+/// on the last field submits, Esc cancels.
+fn password_key(model: &mut Model, mut form: PasswordForm, key: KeyEvent, out: &mut Vec<NetCommand>) {
+    match key.code {
+        KeyCode::Esc => return,
+        KeyCode::Tab | KeyCode::Down => form.field = (form.field + 1) % 3,
+        KeyCode::BackTab | KeyCode::Up => form.field = (form.field + 2) % 3,
+        KeyCode::Enter if form.field < 2 => form.field += 1,
+        KeyCode::Enter if !form.busy => {
+            let (old, new) = (form.old.text().to_owned(), form.new.text().to_owned());
+            form.error = if old.is_empty() {
+                form.field = 0;
+                Some("type your current password".into())
+            } else if !papo_protocol::PASSWORD_LEN.contains(&new.len()) {
+                form.field = 1;
+                Some("the new password needs 8 to 128 bytes".into())
+            } else if form.confirm.text() != new {
+                form.field = 2;
+                Some("the two new passwords differ; type them again".into())
+            } else {
+                form.busy = true;
+                out.push(NetCommand::ChangePassword { old, new });
+                None
+            };
+        }
+        _ => {
+            let field = match form.field {
+                0 => &mut form.old,
+                1 => &mut form.new,
+                _ => &mut form.confirm,
+            };
+            edit(field, key);
+        }
+    }
+    model.overlay = Some(Overlay::Password(form));
 }
 
 /// Keys while the help is open: arrows and paging scroll it, Esc, Enter, F1 and `?` close it.
@@ -337,7 +437,7 @@ fn ranked(model: &Model, query: &str) -> Vec<Username> {
 }
 
 /// Applies a readline editing key; `false` if the key is not an editing key.
-fn edit(editor: &mut Editor, key: KeyEvent) -> bool {
+pub(super) fn edit(editor: &mut Editor, key: KeyEvent) -> bool {
     let control = key.modifiers.contains(KeyModifiers::CONTROL);
     match key.code {
         KeyCode::Char('a') if control => editor.home(),
@@ -359,7 +459,7 @@ fn edit(editor: &mut Editor, key: KeyEvent) -> bool {
     true
 }
 
-fn on_paste(model: &mut Model, text: &str) {
+fn on_paste(model: &mut Model, text: &str, out: &mut Vec<NetCommand>) {
     // Terminals send pasted line breaks as CR.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     if let Some(prompt) = &mut model.trust {
@@ -367,6 +467,15 @@ fn on_paste(model: &mut Model, text: &str) {
     }
     match (model.screen, &mut model.overlay) {
         (Screen::Login, _) => model.login.focused_mut().insert(text.trim_end_matches('\n')),
+        (Screen::Chat, Some(Overlay::Search)) => search::paste(model, &text),
+        (Screen::Chat, Some(Overlay::Password(form))) => {
+            let field = match form.field {
+                0 => &mut form.old,
+                1 => &mut form.new,
+                _ => &mut form.confirm,
+            };
+            field.insert(text.lines().next().unwrap_or(""));
+        }
         (Screen::Chat, Some(Overlay::QuickSwitch(switch))) => {
             switch.query.insert(text.lines().next().unwrap_or(""));
             let query = switch.query.text().to_owned();
@@ -380,12 +489,15 @@ fn on_paste(model: &mut Model, text: &str) {
             model.overlay = None;
             model.focus = Focus::Input;
             model.input.insert(&text);
+            // The box is closed now: what it covered is on screen again.
+            mark_read(model, out);
         }
     }
 }
 
 /// The slash commands there are; anything else is kept in the input as typed.
-const COMMANDS: &[&str] = &["help", "h", "quit", "q", "exit", "msg", "m"];
+const COMMANDS: &[&str] =
+    &["help", "h", "quit", "q", "exit", "msg", "m", "search", "mute", "unmute", "passwd"];
 
 fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
     let text = model.input.text().to_owned();
@@ -425,6 +537,8 @@ fn send(model: &mut Model, to: Username, body: String, out: &mut Vec<NetCommand>
     conversation.scroll = 0;
     conversation.new_below = 0;
     model.banner = None;
+    // The message itself ends the peer's `typing…`; typing again says so at once.
+    model.typing_sent = None;
     out.push(NetCommand::Send(outgoing));
 }
 
@@ -444,6 +558,49 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
             model.overlay = Some(Overlay::Help(HelpState::default()));
         }
         "quit" | "q" | "exit" => model.quit = true,
+        "search" => {
+            let rest = rest.trim();
+            let (here, text) = match rest.strip_prefix("--here") {
+                Some(text) if text.is_empty() || text.starts_with(' ') => (true, text.trim()),
+                _ => (false, rest),
+            };
+            if here && model.selected.is_none() {
+                model.notice = Some("--here searches the open conversation: open one first".into());
+                return;
+            }
+            remember_input(model);
+            search::open(model, here, text, out);
+        }
+        "mute" | "unmute" => {
+            let muting = name == "mute";
+            let target = match rest.trim() {
+                "" => model
+                    .selected
+                    .clone()
+                    .ok_or_else(|| format!("usage: /{name} [USER] (or open a conversation)")),
+                raw => Username::parse(raw).map_err(|e| format!("usage: /{name} [USER] ({e})")),
+            };
+            let user = match target {
+                Ok(user) => user,
+                Err(problem) => {
+                    model.notice = Some(problem);
+                    return;
+                }
+            };
+            remember_input(model);
+            let changed =
+                if muting { model.prefs.muted.insert(user.clone()) } else { model.prefs.muted.remove(&user) };
+            model.notice = Some(match (muting, changed) {
+                (true, true) => format!("{user} is muted: no bell or notification for them"),
+                (true, false) => format!("{user} was already muted"),
+                (false, true) => format!("{user} is no longer muted"),
+                (false, false) => format!("{user} was not muted"),
+            });
+        }
+        "passwd" => {
+            remember_input(model);
+            model.overlay = Some(Overlay::Password(PasswordForm::default()));
+        }
         _ => {
             let (user, text) = rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
             let user = match Username::parse(user) {
@@ -520,11 +677,18 @@ fn select_clamped(model: &mut Model, step: isize, out: &mut Vec<NetCommand>) {
 
 /// Opens the conversation with `peer` (with its own draft), loading it if needed and
 /// marking read what it shows.
-fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
+pub(super) fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
     if model.selected.as_ref() != Some(&peer) {
         let draft = model.drafts.remove(&peer).unwrap_or_default();
         let previous = std::mem::replace(&mut model.input, draft);
-        match model.selected.take() {
+        let left = model.selected.take();
+        // The `── new ──` line and the search highlight last until the conversation is left.
+        if let Some(conversation) = left.as_ref().and_then(|old| model.conversations.get_mut(old)) {
+            conversation.marker = None;
+            conversation.marker_pending = 0;
+            conversation.highlight = None;
+        }
+        match left {
             Some(old) if !previous.is_empty() => {
                 model.drafts.insert(old, previous);
             }
@@ -534,6 +698,10 @@ fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
             None => {}
         }
         model.recall = None;
+        let unread = model.contact(&peer).map_or(0, |c| c.unread);
+        let conversation = model.conversations.entry(peer.clone()).or_default();
+        conversation.marker = None;
+        conversation.marker_pending = unread;
     }
     model.contact_mut(&peer);
     let conversation = model.conversations.entry(peer.clone()).or_default();
@@ -543,6 +711,7 @@ fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
         conversation.loading = true;
         out.push(NetCommand::History { with: peer.clone(), before: None });
     }
+    unread::place_marker(model, &peer, out);
     model.selected = Some(peer);
     mark_read(model, out);
 }
@@ -556,7 +725,9 @@ fn mark_read(model: &mut Model, out: &mut Vec<NetCommand>) {
         return;
     }
     let Some(conversation) = model.conversations.get(&peer) else { return };
-    if conversation.scroll > 0 || conversation.loading && conversation.messages.is_empty() {
+    // A conversation still placing its `── new ──` line or a search result is not read yet.
+    let placing = conversation.marker_pending > 0 || conversation.jump_to.is_some();
+    if conversation.scroll > 0 || placing || conversation.loading && conversation.messages.is_empty() {
         return;
     }
     let Some(newest) = conversation.messages.last().map(|m| m.id) else { return };
@@ -581,9 +752,10 @@ fn page(model: &Model) -> usize {
     history_size(model).1.saturating_sub(1).max(1)
 }
 
-fn history_size(model: &Model) -> (usize, usize) {
+/// Cells inside the history pane on the current screen: (width, height).
+pub(super) fn history_size(model: &Model) -> (usize, usize) {
     let (width, height) = model.viewport;
-    ChatLayout::new(Rect::new(0, 0, width, height), model.input.line_count()).history_inner()
+    ChatLayout::for_model(Rect::new(0, 0, width, height), model).history_inner()
 }
 
 /// Scrolls the open conversation by `lines` (positive: back in time), fetching older pages
@@ -606,7 +778,8 @@ fn scroll(model: &mut Model, lines: i32, out: &mut Vec<NetCommand>) {
     mark_read(model, out);
 }
 
-fn fetch_older(peer: &Username, conversation: &mut Conversation, out: &mut Vec<NetCommand>) {
+/// Asks for the page before the oldest loaded message, if there is one and none is coming.
+pub(super) fn fetch_older(peer: &Username, conversation: &mut Conversation, out: &mut Vec<NetCommand>) {
     if conversation.more && !conversation.loading {
         conversation.loading = true;
         out.push(NetCommand::History { with: peer.clone(), before: conversation.oldest_id() });
@@ -645,7 +818,14 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         NetEvent::Link(link) => {
             match link {
                 Link::Offline { .. } => model.login.busy = false,
-                Link::Online => model.server_stopping = false,
+                Link::Online => {
+                    model.server_stopping = false;
+                    // "Not connected yet" is no longer true.
+                    if model.login.offline_error {
+                        model.login.error = None;
+                        model.login.offline_error = false;
+                    }
+                }
                 Link::Connecting => {}
             }
             model.link = link;
@@ -655,9 +835,11 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             model.login.busy = false;
             model.trust = Some(TrustPrompt::new(problem));
         }
-        NetEvent::AuthFailed { message, .. } => {
+        NetEvent::AuthFailed { code, message } => {
             model.login.busy = false;
             model.login.error = Some(message);
+            // Without a code it is the network thread saying there is no connection yet.
+            model.login.offline_error = code.is_none();
         }
         NetEvent::LoggedIn { name, pending } => {
             if model.me.as_ref().is_some_and(|me| *me != name) {
@@ -718,14 +900,37 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             mark_read(model, out);
         }
         NetEvent::History { with, before, page } => {
-            let conversation = model.conversations.entry(with).or_default();
+            let conversation = model.conversations.entry(with.clone()).or_default();
             conversation.requested = true;
             conversation.loading = false;
             conversation.peer_delivered_up_to =
                 conversation.peer_delivered_up_to.max(page.peer_delivered_up_to);
             conversation.peer_read_up_to = conversation.peer_read_up_to.max(page.peer_read_up_to);
             conversation.merge_page(before, page.messages, page.more);
+            if model.selected.as_ref() == Some(&with) {
+                unread::place_marker(model, &with, out);
+                search::position(model, &with, out);
+            }
             mark_read(model, out);
+        }
+        NetEvent::SearchResults { query, page } => search::results(model, &query, page, out),
+        NetEvent::SearchFailed { query, reason } => search::failed(model, &query, reason),
+        NetEvent::PasswordChanged(result) => {
+            let Some(Overlay::Password(form)) = &mut model.overlay else {
+                model.notice = Some(match result {
+                    Ok(()) => "your password was changed".into(),
+                    Err(reason) => format!("the password was not changed: {reason}"),
+                });
+                return;
+            };
+            form.busy = false;
+            match result {
+                Ok(()) => {
+                    model.overlay = None;
+                    model.notice = Some("your password was changed".into());
+                }
+                Err(reason) => form.error = Some(reason),
+            }
         }
         NetEvent::HistoryFailed { with, code, reason, .. } => {
             if code == ErrorCode::UnknownUser {
@@ -765,7 +970,13 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         NetEvent::Server(Event::Presence { user, online }) => {
             // Presence is no activity: the list keeps its order.
             if Some(&user) != model.me.as_ref() {
-                model.contact_mut(&user).online = online;
+                let now = model.now;
+                let contact = model.contact_mut(&user);
+                contact.online = online;
+                // The server keeps the exact time too; this is when we heard of it.
+                if !online && now > 0 {
+                    contact.last_seen = Some(now);
+                }
             }
         }
         NetEvent::Server(Event::Receipt { peer, kind, up_to }) => {
@@ -791,9 +1002,11 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::Server(Event::ShuttingDown) => model.server_stopping = true,
-        // Typing indicators reach the full-screen client with the notify branch's own TUI
-        // work; protocol 2 sends them, and until then the client shows nothing for them.
-        NetEvent::Server(Event::Typing { .. }) => {}
+        NetEvent::Server(Event::Typing { from }) => {
+            if Some(&from) != model.me.as_ref() {
+                model.typing.insert(from, model.now + TYPING_SHOWN_MILLIS);
+            }
+        }
         // Groups reach the full-screen client with its own part of issue 18.
         NetEvent::Server(
             Event::GroupMessage(_)
@@ -811,6 +1024,7 @@ fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
     let from_peer = message.from != me;
     let peer = if from_peer { message.from.clone() } else { message.to.clone() };
     let (id, sent_at) = (message.id, message.sent_at);
+    let body = message.body.clone();
     let (width, _) = history_size(model);
     let offset = model.utc_offset;
     let conversation = model.conversations.entry(peer.clone()).or_default();
@@ -831,11 +1045,31 @@ fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
     }
     if from_peer {
         contact.unread += 1;
+        model.typing.remove(&peer);
+        alert(model, &peer, viewing, &body);
         if viewing {
             mark_read(model, out);
         }
     }
     resort(model);
+}
+
+/// Rings (and notifies, if asked) for a new message from `peer`, unless the user sees it
+/// arrive: its conversation is open with nothing over it, in a terminal that has focus.
+fn alert(model: &mut Model, peer: &Username, viewing: bool, body: &str) {
+    let seen = viewing && model.screen == Screen::Chat && model.overlay.is_none() && model.focused;
+    if seen || model.prefs.muted.contains(peer) {
+        return;
+    }
+    match model.prefs.notify {
+        Notify::None => {}
+        Notify::Bell => model.alerts.push(Alert::Bell),
+        Notify::Desktop => {
+            model.alerts.push(Alert::Bell);
+            let preview = model.prefs.notify_preview.then(|| body.to_owned());
+            model.alerts.push(Alert::Desktop { from: peer.clone(), preview });
+        }
+    }
 }
 
 fn ctrl(key: &KeyEvent, c: char) -> bool {

@@ -8,11 +8,13 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::history::lines_from_bottom;
+use super::history::{clock, lines_from_bottom, when};
 use super::keys::HELP;
 use super::model::{
-    ContactEntry, Focus, LoginField, LoginMode, Look, Model, Overlay, QuickSwitch, Screen, TrustPrompt,
+    ContactEntry, Focus, LoginField, LoginMode, Look, Model, Overlay, PasswordForm, QuickSwitch, Screen,
+    SearchState, TrustPrompt,
 };
+use super::unread;
 use crate::net::{Link, TrustProblem};
 use crate::sanitize;
 use papo_protocol::Fingerprint;
@@ -22,6 +24,7 @@ const DIM: Style = Style::new().fg(Color::DarkGray);
 const ERROR: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
 const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
 const ONLINE: Style = Style::new().fg(Color::Green);
+const MATCH: Style = Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD);
 
 /// Widest the help box gets.
 const HELP_WIDTH: u16 = 78;
@@ -53,6 +56,13 @@ impl ChatLayout {
         let [contacts, history] =
             Layout::horizontal([Constraint::Length(contacts_width), Constraint::Min(10)]).areas(main);
         Self { contacts, history, input, status }
+    }
+
+    /// The layout of `model`'s chat screen on `area`: the input box as tall as its text
+    /// wraps to.
+    pub fn for_model(area: Rect, model: &Model) -> Self {
+        let inner_width = usize::from(area.width.saturating_sub(2));
+        Self::new(area, model.input.layout(inner_width).0.len())
     }
 
     /// Cells inside the history pane's border: (width, height).
@@ -89,6 +99,7 @@ fn restrict(look: Look, buffer: &mut Buffer) {
                 "╭" | "╮" | "╰" | "╯" | "┌" | "┐" | "└" | "┘" | "╔" | "╗" | "╚" | "╝" | "┏" | "┓" | "┗"
                 | "┛" => "+",
                 "●" | "★" | "•" => "*",
+                "⊘" => "-",
                 "○" => "o",
                 "◌" | "…" | "·" => ".",
                 "✓" => "+",
@@ -107,7 +118,7 @@ fn restrict(look: Look, buffer: &mut Buffer) {
 /// Contact rows the contacts pane shows at once (for PageUp/PageDown there).
 pub fn contacts_rows(model: &Model) -> usize {
     let (width, height) = model.viewport;
-    let layout = ChatLayout::new(Rect::new(0, 0, width, height), model.input.line_count());
+    let layout = ChatLayout::for_model(Rect::new(0, 0, width, height), model);
     let inner = layout.contacts.height.saturating_sub(2) as usize;
     if model.contacts.len() > inner {
         inner.saturating_sub(2).max(1)
@@ -120,7 +131,12 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     let area = frame.area();
     let form = &model.login;
     let registering = form.mode == LoginMode::Register;
-    let height = if registering { 13 } else { 11 };
+    // The link's line wraps when the server is unreachable: the box grows with it, and the
+    // key hints keep their own row at the bottom whatever happens above them.
+    let (link, _) = link_text(model);
+    let link_rows = u16::try_from(("Server   ".width() + link.width()).div_ceil(54).max(1)).unwrap_or(1);
+    let error_rows = form.error.as_ref().map_or(1, |e| sanitize::line(e).width().div_ceil(54).max(1));
+    let height = if registering { 12 } else { 10 } + link_rows + u16::try_from(error_rows).unwrap_or(1);
     let boxed = centered(area, 56, height);
     let title = if registering { " Papo · create account " } else { " Papo · log in " };
     let block = Block::bordered().border_type(BorderType::Rounded).title(Span::styled(title, ACCENT));
@@ -159,12 +175,16 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
         (None, false) => Line::raw(""),
     };
     lines.push(status);
-    lines.push(Line::raw(""));
     let switch = if registering { "F2 back to log in" } else { "F2 create account" };
-    lines.push(Line::styled(format!("Enter submit · Tab next field · {switch} · Ctrl+C quit"), DIM));
-    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), inner);
+    let hints = Line::styled(format!("Enter submit · Tab next field · {switch} · Ctrl+C quit"), DIM);
+    let hint_rows = u16::try_from(hints.width().div_ceil(usize::from(inner.width.max(1)))).unwrap_or(1);
+    let [body, footer] = Layout::vertical([Constraint::Min(0), Constraint::Length(hint_rows)]).areas(inner);
+    // Rows the wrapped link line takes push the fields down: the cursor goes with them.
+    let shift = usize::from(link_rows.saturating_sub(1));
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), body);
+    frame.render_widget(Paragraph::new(hints).wrap(ratatui::widgets::Wrap { trim: false }), footer);
     if let Some((row, column)) = cursor {
-        place_cursor(frame, inner, row, column);
+        place_cursor(frame, body, row + shift, column);
     }
 }
 
@@ -212,14 +232,17 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
     frame.render_widget(block, boxed);
     let [body, footer] = Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(inner);
     let hint = match (&prompt.error, answer) {
-        (Some(error), _) => Line::styled(error.clone(), ERROR),
+        (Some(error), _) => Line::styled(sanitize::line(error).into_owned(), ERROR),
         (None, Some(_)) => Line::styled("Enter to answer · Esc quit", DIM),
         (None, None) => Line::styled("Esc or Ctrl+C quit", DIM),
     };
     let mut bottom = Vec::new();
     if let Some(answer) = answer {
         let label = "Trust it? Type yes (or paste the fingerprint): ";
-        bottom.push(Line::from(vec![Span::styled(label, ACCENT), Span::raw(answer.text().to_owned())]));
+        bottom.push(Line::from(vec![
+            Span::styled(label, ACCENT),
+            Span::raw(sanitize::line(answer.text()).into_owned()),
+        ]));
         place_cursor(frame, footer, 0, label.width() + answer.cursor_position().1);
     }
     bottom.push(hint);
@@ -235,7 +258,7 @@ fn fingerprint_lines(fingerprint: &Fingerprint) -> [String; 2] {
 }
 
 fn chat(model: &Model, frame: &mut Frame<'_>) {
-    let layout = ChatLayout::new(frame.area(), model.input.line_count());
+    let layout = ChatLayout::for_model(frame.area(), model);
     contacts(model, frame, layout.contacts);
     history(model, frame, layout.history);
     input(model, frame, layout.input);
@@ -243,6 +266,12 @@ fn chat(model: &Model, frame: &mut Frame<'_>) {
     match &model.overlay {
         Some(Overlay::Help(state)) => help(state.scroll, frame),
         Some(Overlay::QuickSwitch(switch)) => quick_switch(switch, frame),
+        Some(Overlay::Search) => {
+            if let Some(state) = &model.search {
+                search(model, state, frame);
+            }
+        }
+        Some(Overlay::Password(form)) => password(form, frame),
         None => {}
     }
 }
@@ -273,7 +302,11 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
             (false, false) => ("○", DIM),
         };
         let number = if at < 9 { format!("{}", at + 1) } else { " ".to_owned() };
-        let badge = if contact.unread > 0 { format!(" {}", contact.unread) } else { String::new() };
+        let muted = if model.prefs.muted.contains(&contact.name) { " ⊘" } else { "" };
+        let badge = match contact.unread {
+            0 => muted.to_owned(),
+            n => format!("{muted} {n}"),
+        };
         let name_room = width.saturating_sub(4 + badge.width());
         let name = truncate(contact.name.as_str(), name_room);
         let pad = " ".repeat(name_room.saturating_sub(name.width()));
@@ -327,13 +360,22 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }), inner);
         return;
     };
-    let online = model.contact(peer).is_some_and(|c| c.online);
-    let presence = match (model.is_offline(), online) {
-        (true, _) => Span::styled("◌ presence unknown while offline ", DIM),
-        (false, true) => Span::styled("● online ", ONLINE),
-        (false, false) => Span::styled("○ offline ", DIM),
+    let contact = model.contact(peer);
+    let online = contact.is_some_and(|c| c.online);
+    let last_seen = contact.and_then(|c| c.last_seen).filter(|_| model.now > 0);
+    let presence = match (model.is_offline(), online, last_seen) {
+        (true, _, _) => Span::styled("◌ presence unknown while offline ", DIM),
+        (false, true, _) => Span::styled("● online ", ONLINE),
+        (false, false, Some(at)) => {
+            Span::styled(format!("○ last seen {} ", when(at, model.now, model.utc_offset)), DIM)
+        }
+        (false, false, None) => Span::styled("○ offline ", DIM),
     };
-    let block = pane("", false, model.look).title(Line::from(vec![Span::raw(format!(" {peer} ")), presence]));
+    let mut title = vec![Span::raw(format!(" {peer} ")), presence];
+    if model.is_typing(peer) {
+        title.push(Span::styled("typing… ", ACCENT));
+    }
+    let block = pane("", false, model.look).title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let (Some(conversation), Some(me)) = (conversation, model.me.as_ref()) else { return };
@@ -370,18 +412,26 @@ fn input(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         Some(peer) => format!(" Message to {peer} "),
         None => " Message (pick a contact first) ".to_owned(),
     };
-    let block = pane(&title, focused, model.look);
+    let mut block = pane(&title, focused, model.look);
     let inner = block.inner(area);
+    // Long lines wrap; a message taller than the box keeps the cursor's row in sight, and the
+    // border says what is cut above and below.
+    let (rows, (row, column)) = model.input.layout(inner.width as usize);
+    let height = (inner.height as usize).max(1);
+    let first = (row + 1).saturating_sub(height);
+    if first > 0 {
+        block = block.title(Line::styled(format!(" ↑ {first} more above "), ACCENT).right_aligned());
+    }
+    let hidden_below = rows.len().saturating_sub(first + height);
+    if hidden_below > 0 {
+        block = block
+            .title_bottom(Line::styled(format!(" ↓ {hidden_below} more below "), ACCENT).right_aligned());
+    }
     frame.render_widget(block, area);
-    let (row, column) = model.input.cursor_position();
-    let first = (row + 1).saturating_sub(inner.height as usize);
-    let lines: Vec<Line<'_>> =
-        model.input.text().split('\n').skip(first).map(|line| Line::raw(line.to_owned())).collect();
-    let scroll_x = column.saturating_sub((inner.width as usize).saturating_sub(1));
-    frame
-        .render_widget(Paragraph::new(lines).scroll((0, u16::try_from(scroll_x).unwrap_or(u16::MAX))), inner);
+    let lines: Vec<Line<'_>> = rows.into_iter().skip(first).take(height).map(Line::raw).collect();
+    frame.render_widget(Paragraph::new(lines), inner);
     if focused {
-        place_cursor(frame, inner, row.saturating_sub(first), column - scroll_x);
+        place_cursor(frame, inner, row - first, column);
     }
 }
 
@@ -393,8 +443,13 @@ fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let me = model.me.as_ref().map_or("?", |me| me.as_str());
     let who = format!(" {me}");
     let (link_text, link_style) = link_text(model);
-    let unread = model.total_unread();
-    let unread = if unread > 0 { format!(" │ {unread} unread") } else { String::new() };
+    let summary = unread::summary(model);
+    let mut unread = if summary.is_empty() { String::new() } else { format!(" │ {summary}") };
+    // Where the unread messages are is worth less room than the link and the notice.
+    let unread_room = (width / 3).max(" │ 99 unread".width());
+    if unread.width() > unread_room {
+        unread = truncate(&unread, unread_room);
+    }
     let (mut tail, tail_style) = match &model.notice {
         Some(notice) => (format!(" │ {}", sanitize::line(notice)), ERROR),
         None => (" │ ? or F1 help · Ctrl+C quit".to_owned(), DIM),
@@ -460,10 +515,24 @@ fn help_lines(width: usize) -> Vec<Line<'static>> {
     lines
 }
 
+/// The help box: a cell short of the screen's edges on every side where there is room, so
+/// its border never runs along a pane's (see [`clear_around`]).
 fn help_area(area: Rect) -> Rect {
-    let width = HELP_WIDTH.min(area.width);
+    let inside =
+        area.inner(ratatui::layout::Margin::new(u16::from(area.width > 40), u16::from(area.height > 10)));
+    let width = HELP_WIDTH.min(inside.width);
     let lines = u16::try_from(help_lines(width.saturating_sub(2) as usize).len()).unwrap_or(u16::MAX);
-    centered(area, width, lines.saturating_add(2))
+    centered(inside, width, lines.saturating_add(2))
+}
+
+/// Clears `boxed` and a cell around it, so no pane border sits right next to a box's.
+fn clear_around(frame: &mut Frame<'_>, boxed: Rect) {
+    let area = frame.area();
+    let x = boxed.x.saturating_sub(1).max(area.x);
+    let y = boxed.y.saturating_sub(1).max(area.y);
+    let right = boxed.right().saturating_add(1).min(area.right());
+    let bottom = boxed.bottom().saturating_add(1).min(area.bottom());
+    frame.render_widget(Clear, Rect::new(x, y, right - x, bottom - y));
 }
 
 /// How far the help can scroll on a `viewport`-sized screen.
@@ -486,7 +555,7 @@ fn help(scroll: usize, frame: &mut Frame<'_>) {
         block = block.title_bottom(Span::styled(" ↑ Up, PageUp ", ACCENT));
     }
     let inner = block.inner(area);
-    frame.render_widget(Clear, area);
+    clear_around(frame, area);
     frame.render_widget(block, area);
     let shown: Vec<Line<'_>> = lines.into_iter().skip(scroll).take(room).collect();
     frame.render_widget(Paragraph::new(shown), inner);
@@ -499,8 +568,10 @@ fn quick_switch(switch: &QuickSwitch, frame: &mut Frame<'_>) {
     let inner = block.inner(area);
     frame.render_widget(Clear, area);
     frame.render_widget(block, area);
-    let mut lines =
-        vec![Line::from(vec![Span::styled("› ", ACCENT), Span::raw(switch.query.text().to_owned())])];
+    let mut lines = vec![Line::from(vec![
+        Span::styled("› ", ACCENT),
+        Span::raw(sanitize::line(switch.query.text()).into_owned()),
+    ])];
     let room = (inner.height as usize).saturating_sub(1);
     let first = (switch.selected + 1).saturating_sub(room);
     for (at, name) in switch.matches.iter().enumerate().skip(first).take(room) {
@@ -512,6 +583,138 @@ fn quick_switch(switch: &QuickSwitch, frame: &mut Frame<'_>) {
     }
     frame.render_widget(Paragraph::new(lines), inner);
     place_cursor(frame, inner, 0, 2 + switch.query.cursor_position().1);
+}
+
+/// The search box: what is typed, where it looks, and the matches with the text found
+/// highlighted.
+fn search(model: &Model, state: &SearchState, frame: &mut Frame<'_>) {
+    let screen = frame.area();
+    let area =
+        centered(screen, 90.min(screen.width.saturating_sub(2)), screen.height.saturating_sub(4).max(5));
+    let scope = match &state.here {
+        Some(peer) => format!(" Search with {peer} · Tab: everyone "),
+        None => " Search every conversation · Tab: only the open one ".to_owned(),
+    };
+    let block = Block::bordered().border_type(BorderType::Rounded).title(Span::styled(scope, ACCENT));
+    let inner = block.inner(area);
+    clear_around(frame, area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let mut lines = vec![Line::from(vec![
+        Span::styled("› ", ACCENT),
+        Span::raw(sanitize::line(state.input.text()).into_owned()),
+    ])];
+    let room = (inner.height as usize).saturating_sub(2);
+    let first = (state.selected + 1).saturating_sub(room);
+    let needle = state.ran.as_ref().map_or("", |ran| ran.text.as_str());
+    for (at, hit) in state.hits.iter().enumerate().skip(first).take(room) {
+        let me = model.me.as_ref();
+        let peer = if Some(&hit.from) == me { &hit.to } else { &hit.from };
+        let sender = if Some(&hit.from) == me { "you".to_owned() } else { hit.from.to_string() };
+        let date = when(hit.sent_at, model.now.max(hit.sent_at), model.utc_offset);
+        let date = if date.starts_with("today") { clock(hit.sent_at, model.utc_offset) } else { date };
+        let prefix = format!("{peer} · {date} · {sender}: ");
+        let mut spans = vec![Span::styled(prefix.clone(), DIM)];
+        spans.extend(highlighted(&hit.body, needle, width.saturating_sub(prefix.width())));
+        let line = Line::from(spans);
+        lines.push(if at == state.selected { line.patch_style(SELECTED) } else { line });
+    }
+    let status = match (&state.error, state.loading, state.hits.is_empty(), &state.ran) {
+        (Some(error), _, _, _) => Line::styled(sanitize::line(error).into_owned(), ERROR),
+        (None, true, _, _) => Line::styled("searching…", DIM),
+        (None, false, true, Some(_)) => Line::styled("no message matches", DIM),
+        (None, false, true, None) => Line::styled("type, then Enter to search · Esc back", DIM),
+        (None, false, false, _) => {
+            let more = if state.next_before.is_some() { " · Down for more" } else { "" };
+            Line::styled(format!("{} found{more} · Enter opens · Esc back", state.hits.len()), DIM)
+        }
+    };
+    let [list, footer] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines), list);
+    frame.render_widget(Paragraph::new(status), footer);
+    place_cursor(frame, list, 0, 2 + state.input.cursor_position().1);
+}
+
+/// `body` on one line at most `width` cells wide, starting a little before the first match
+/// of `needle` (ignoring case), with the match highlighted.
+fn highlighted(body: &str, needle: &str, width: usize) -> Vec<Span<'static>> {
+    let shown = sanitize::line(body).into_owned();
+    let Some((start, end)) = find_ignoring_case(&shown, needle) else {
+        return vec![Span::raw(truncate(&shown, width))];
+    };
+    // Some context before the match, but the match itself always in sight.
+    let mut from = start;
+    let mut context = 0;
+    for (at, c) in shown[..start].char_indices().rev() {
+        context += c.to_string().width();
+        if context > 12 {
+            break;
+        }
+        from = at;
+    }
+    let lead = if from > 0 { "…" } else { "" };
+    let before = format!("{lead}{}", &shown[from..start]);
+    let found = truncate(&shown[start..end], width.saturating_sub(before.width()));
+    let after = truncate(&shown[end..], width.saturating_sub(before.width() + found.width()));
+    vec![Span::raw(before), Span::styled(found, MATCH), Span::raw(after)]
+}
+
+/// The byte range of the first match of `needle` in `text`, ignoring case as the server
+/// does (comparing lower case), mapped back onto `text`.
+fn find_ignoring_case(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let needle = needle.to_lowercase();
+    if needle.is_empty() {
+        return None;
+    }
+    // Each byte of the lowered text, and where in `text` the character it came from starts.
+    let mut lowered = String::with_capacity(text.len());
+    let mut origin = Vec::with_capacity(text.len());
+    for (at, c) in text.char_indices() {
+        for low in c.to_lowercase() {
+            lowered.push(low);
+            origin.resize(lowered.len(), at);
+        }
+    }
+    origin.push(text.len());
+    let found = lowered.find(&needle)?;
+    let start = origin[found];
+    let last = origin[found + needle.len() - 1];
+    let end = last + text[last..].chars().next().map_or(0, char::len_utf8);
+    Some((start, end))
+}
+
+/// `/passwd`: three masked fields.
+fn password(form: &PasswordForm, frame: &mut Frame<'_>) {
+    let area = centered(frame.area(), 56, 10);
+    let block =
+        Block::bordered().border_type(BorderType::Rounded).title(Span::styled(" Change password ", ACCENT));
+    let inner = block.inner(area);
+    clear_around(frame, area);
+    frame.render_widget(block, area);
+    let mut lines = Vec::new();
+    let fields = [("Current  ", &form.old), ("New      ", &form.new), ("Again    ", &form.confirm)];
+    for (at, (label, editor)) in fields.into_iter().enumerate() {
+        let style =
+            if at == form.field { Style::new().add_modifier(Modifier::UNDERLINED) } else { Style::new() };
+        let masked = "•".repeat(editor.text().chars().count());
+        lines.push(Line::from(vec![
+            Span::raw(label),
+            Span::raw("["),
+            Span::styled(masked, style),
+            Span::raw("]"),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(match (&form.error, form.busy) {
+        (Some(error), _) => Line::styled(sanitize::line(error).into_owned(), ERROR),
+        (None, true) => Line::styled("working…", DIM),
+        (None, false) => Line::raw(""),
+    });
+    lines.push(Line::styled("Enter next / change · Tab move · Esc cancel", DIM));
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), inner);
+    let fields = [&form.old, &form.new, &form.confirm];
+    let column = "Current  [".width() + fields[form.field].text().chars().count();
+    place_cursor(frame, inner, form.field, column);
 }
 
 /// A pane's frame; the focused one is yellow, or drawn with a heavier line without colour.

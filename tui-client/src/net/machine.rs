@@ -17,7 +17,8 @@ use papo_protocol::{
 use tracing::{debug, info, warn};
 
 use super::{
-    describe, Link, NetCommand, NetConfig, NetEvent, Outgoing, Transport, TrustProblem, HISTORY_PAGE,
+    describe, Link, NetCommand, NetConfig, NetEvent, Outgoing, SearchQuery, Transport, TrustProblem,
+    HISTORY_PAGE, SEARCH_PAGE,
 };
 use crate::outbox::OutboxFile;
 
@@ -43,6 +44,8 @@ enum Pending {
     Send(u64),
     History { with: Username, before: Option<MessageId> },
     Contacts(Vec<Contact>),
+    Search(SearchQuery),
+    ChangePassword,
     Quiet,
 }
 
@@ -241,9 +244,18 @@ impl Net {
         // Sends stay in `unacked` and history requests are asked again after the reconnect;
         // the contacts are refetched anyway, and receipts are sent again by the UI once it
         // sees the refetched unread counts.
-        for (_, pending) in self.in_flight.drain() {
-            if let Pending::History { with, before } = pending {
-                self.reissue.push((with, before));
+        // A search or a password change in flight is not resent: the UI says it failed.
+        for (_, pending) in std::mem::take(&mut self.in_flight) {
+            match pending {
+                Pending::History { with, before } => self.reissue.push((with, before)),
+                Pending::Search(query) => {
+                    let reason = format!("the connection was lost ({reason})");
+                    (self.emit)(NetEvent::SearchFailed { query, reason });
+                }
+                Pending::ChangePassword => (self.emit)(NetEvent::PasswordChanged(Err(
+                    "the connection was lost before the server answered; log in with either password to find out which holds".into(),
+                ))),
+                _ => {}
             }
         }
         self.schedule_retry(reason);
@@ -280,6 +292,31 @@ impl Net {
                 self.request(Request::MarkRead { with: with.to_string(), up_to }, Pending::Quiet);
             }
             NetCommand::Trust(fingerprint) => self.trust(fingerprint),
+            NetCommand::Typing { to } => {
+                if self.me.is_some() {
+                    self.request(Request::Typing { to: to.to_string() }, Pending::Quiet);
+                }
+            }
+            NetCommand::Search(query) => {
+                if self.me.is_none() || self.link.is_none() {
+                    let reason = "not connected; search again once the server is back".to_owned();
+                    return (self.emit)(NetEvent::SearchFailed { query, reason });
+                }
+                let request = Request::Search {
+                    query: query.text.clone(),
+                    with: query.with.as_ref().map(ToString::to_string),
+                    before: query.before,
+                    limit: SEARCH_PAGE,
+                };
+                self.request(request, Pending::Search(query));
+            }
+            NetCommand::ChangePassword { old, new } => {
+                if self.me.is_none() || self.link.is_none() {
+                    let reason = "not connected; try again once the server is back".to_owned();
+                    return (self.emit)(NetEvent::PasswordChanged(Err(reason)));
+                }
+                self.request(Request::ChangePassword { old, new }, Pending::ChangePassword);
+            }
             NetCommand::Quit => unreachable!("handled by the loop"),
         }
     }
@@ -378,6 +415,14 @@ impl Net {
                     None => (self.emit)(NetEvent::Contacts(so_far)),
                 }
             }
+            (Pending::Search(query), Ok(Reply::Search(page))) => {
+                (self.emit)(NetEvent::SearchResults { query, page });
+            }
+            (Pending::Search(query), Err(e)) => {
+                (self.emit)(NetEvent::SearchFailed { query, reason: e.message });
+            }
+            (Pending::ChangePassword, Ok(_)) => (self.emit)(NetEvent::PasswordChanged(Ok(()))),
+            (Pending::ChangePassword, Err(e)) => (self.emit)(NetEvent::PasswordChanged(Err(e.message))),
             (_, Err(e)) => (self.emit)(NetEvent::Notice(e.message)),
             (_, Ok(_)) => {}
         }

@@ -16,8 +16,8 @@ use std::thread;
 use std::time::Duration;
 
 use papo_protocol::{
-    ChatMessage, ClientError, Contact, ErrorCode, Event, Fingerprint, HistoryPage, MessageId, Security,
-    Username,
+    ChatMessage, ClientError, Contact, ErrorCode, Event, Fingerprint, HistoryPage, MessageId, SearchPage,
+    Security, Username,
 };
 
 use crate::known_servers::KnownServers;
@@ -29,6 +29,8 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 const SERVER_SILENCE: Duration = Duration::from_secs(75);
 /// History page size the client asks for.
 pub const HISTORY_PAGE: u32 = 100;
+/// Search matches the client asks for per page.
+pub const SEARCH_PAGE: u32 = 50;
 
 /// What the network thread needs to know.
 #[derive(Debug, Clone)]
@@ -96,6 +98,20 @@ pub enum NetCommand {
     /// Trust the server's certificate (the user compared the fingerprint): remember it in
     /// `known_servers` and connect.
     Trust(Fingerprint),
+    /// Tell the peer we are typing (dropped while offline: it would be stale by then).
+    Typing {
+        /// The peer.
+        to: Username,
+    },
+    /// Search my conversations (or only the one with `with`) for a page of matches.
+    Search(SearchQuery),
+    /// Change my password.
+    ChangePassword {
+        /// The current password.
+        old: String,
+        /// The new one.
+        new: String,
+    },
     /// Log out, disconnect and end the thread.
     Quit,
 }
@@ -110,9 +126,23 @@ impl std::fmt::Debug for NetCommand {
             Self::History { with, before } => write!(f, "History {{ with: {with}, before: {before:?} }}"),
             Self::MarkRead { with, up_to } => write!(f, "MarkRead {{ with: {with}, up_to: {up_to} }}"),
             Self::Trust(fingerprint) => write!(f, "Trust({fingerprint})"),
+            Self::Typing { to } => write!(f, "Typing {{ to: {to} }}"),
+            Self::Search(query) => write!(f, "Search({query:?})"),
+            Self::ChangePassword { .. } => f.write_str("ChangePassword"),
             Self::Quit => f.write_str("Quit"),
         }
     }
+}
+
+/// One page of a search, as asked and as answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// The text.
+    pub text: String,
+    /// Only the conversation with this user.
+    pub with: Option<Username>,
+    /// Only messages older than this id; `None` for the newest.
+    pub before: Option<MessageId>,
 }
 
 /// A message on its way out, identified by its client id until the server acknowledges it.
@@ -254,6 +284,22 @@ pub enum NetEvent {
         /// Why, ready to show.
         reason: String,
     },
+    /// A page of search matches.
+    SearchResults {
+        /// What was asked.
+        query: SearchQuery,
+        /// The matches.
+        page: SearchPage,
+    },
+    /// A search failed (or could not be sent); the text is ready to show.
+    SearchFailed {
+        /// What was asked.
+        query: SearchQuery,
+        /// Why.
+        reason: String,
+    },
+    /// The password was changed (`Ok`) or not, with why.
+    PasswordChanged(Result<(), String>),
     /// Something the server pushed.
     Server(Event),
     /// A request other than a send failed; the text is ready to show.
@@ -300,6 +346,12 @@ impl NetHandle {
         }
         self.unsent.load(Ordering::SeqCst)
     }
+}
+
+/// The wall-clock time, as the protocol carries it.
+pub fn now_millis() -> papo_protocol::UnixMillis {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A one-line explanation of a connection problem, for the status bar.
