@@ -173,8 +173,8 @@ fn hold_until(target: &Target, max_connections: usize, stop: &AtomicBool, held_m
                 Err(_) => break,
             }
         }
-        held_most.fetch_max(held.len() as u64, Ordering::Relaxed);
         held.retain_mut(|client| client.request(Request::Ping).is_ok());
+        held_most.fetch_max(held.len() as u64, Ordering::Relaxed);
         thread::sleep(Duration::from_secs(1).saturating_sub(round.elapsed()));
     }
 }
