@@ -910,11 +910,11 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 conversation.peer_delivered_up_to.max(page.peer_delivered_up_to);
             conversation.peer_read_up_to = conversation.peer_read_up_to.max(page.peer_read_up_to);
             let posts = page.messages.into_iter().map(Into::into).collect();
-            history_page(model, with, before, posts, page.more, out);
+            history_page(model, &with, before, posts, page.more, out);
         }
         NetEvent::GroupHistory { before, page } => {
             let posts = page.messages.into_iter().map(Into::into).collect();
-            history_page(model, ConvKey::Group(page.group), before, posts, page.more, out);
+            history_page(model, &ConvKey::Group(page.group), before, posts, page.more, out);
         }
         NetEvent::SearchResults { query, page } => search::results(model, &query, page, out),
         NetEvent::SearchFailed { query, reason } => search::failed(model, &query, reason),
@@ -998,7 +998,7 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::Server(Event::OwnReceipt { peer, kind: ReceiptKind::Read, up_to }) => {
-            read_elsewhere(model, ConvKey::User(peer), up_to);
+            read_elsewhere(model, &ConvKey::User(peer), up_to);
         }
         NetEvent::Server(Event::OwnReceipt { kind: ReceiptKind::Delivered, .. }) => {}
         NetEvent::Server(Event::UserRegistered { user }) => {
@@ -1018,7 +1018,7 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         NetEvent::Server(Event::GroupReceipt { group, member, kind: ReceiptKind::Read, up_to })
             if model.me.as_ref() == Some(&member) =>
         {
-            read_elsewhere(model, ConvKey::Group(group), up_to);
+            read_elsewhere(model, &ConvKey::Group(group), up_to);
         }
         // Other members' receipts would feed "✓✓ 3/5", and removals and deletions a group
         // that can no longer be sent to; neither is shown yet.
@@ -1054,7 +1054,7 @@ fn merge_entries(
 /// Files a page of a user's or a group's conversation.
 fn history_page(
     model: &mut Model,
-    key: ConvKey,
+    key: &ConvKey,
     before: Option<MessageId>,
     posts: Vec<Post>,
     more: bool,
@@ -1064,22 +1064,22 @@ fn history_page(
     conversation.requested = true;
     conversation.loading = false;
     conversation.merge_page(before, posts, more);
-    if model.selected.as_ref() == Some(&key) {
-        unread::place_marker(model, &key, out);
-        search::position(model, &key, out);
+    if model.selected.as_ref() == Some(key) {
+        unread::place_marker(model, key, out);
+        search::position(model, key, out);
     }
     mark_read(model, out);
 }
 
 /// Another session of mine read `key` up to `up_to`: what is still unread here is the texts
 /// of others that came after.
-fn read_elsewhere(model: &mut Model, key: ConvKey, up_to: MessageId) {
+fn read_elsewhere(model: &mut Model, key: &ConvKey, up_to: MessageId) {
     let me = model.me.clone();
-    let newer = model.conversations.get(&key).map_or(0, |c| {
+    let newer = model.conversations.get(key).map_or(0, |c| {
         c.messages.iter().rev().take_while(|m| m.id > up_to).filter(|m| counts_unread(m, me.as_ref())).count()
             as u64
     });
-    let contact = model.contact_mut(&key);
+    let contact = model.contact_mut(key);
     contact.unread = if up_to >= contact.last_id { 0 } else { contact.unread.min(newer) };
 }
 
@@ -1093,15 +1093,15 @@ pub(super) fn counts_unread(post: &Post, me: Option<&Username>) -> bool {
 fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
     let Some(me) = model.me.as_ref() else { return };
     let peer = if message.from != *me { message.from.clone() } else { message.to.clone() };
-    file(model, ConvKey::User(peer), message.into(), out);
+    file(model, &ConvKey::User(peer), message.into(), out);
 }
 
 /// Files a group line (live, pending at login, or my own just acknowledged).
 fn receive_group(model: &mut Model, line: GroupMessage, out: &mut Vec<NetCommand>) {
-    file(model, ConvKey::Group(line.group.clone()), line.into(), out);
+    file(model, &ConvKey::Group(line.group.clone()), line.into(), out);
 }
 
-fn file(model: &mut Model, key: ConvKey, post: Post, out: &mut Vec<NetCommand>) {
+fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>) {
     let Some(me) = model.me.clone() else { return };
     let unread = counts_unread(&post, Some(&me));
     let (id, sent_at) = (post.id, post.sent_at);
@@ -1118,8 +1118,8 @@ fn file(model: &mut Model, key: ConvKey, post: Post, out: &mut Vec<NetCommand>) 
         conversation.scroll += newest_height(conversation, &me, offset, width, 1);
         conversation.new_below += 1;
     }
-    let viewing = model.selected.as_ref() == Some(&key);
-    let contact = model.contact_mut(&key);
+    let viewing = model.selected.as_ref() == Some(key);
+    let contact = model.contact_mut(key);
     if id > contact.last_id {
         contact.last_id = id;
         contact.last_at = Some(sent_at);
@@ -1127,7 +1127,7 @@ fn file(model: &mut Model, key: ConvKey, post: Post, out: &mut Vec<NetCommand>) 
     if unread {
         contact.unread += 1;
         // Group traffic counts as unread but does not ring: only a direct message does.
-        if let ConvKey::User(peer) = &key {
+        if let ConvKey::User(peer) = key {
             model.typing.remove(peer);
             alert(model, peer, viewing, &body);
         }
