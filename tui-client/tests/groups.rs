@@ -140,3 +140,19 @@ fn a_group_is_drawn_with_its_hash_and_each_line_with_its_sender() {
     assert!(screen.contains("· bia added caio"), "{screen}");
     assert!(screen.contains("caio: oi"), "{screen}");
 }
+
+#[test]
+fn a_group_i_was_removed_from_says_so_and_refuses_new_messages() {
+    let mut model = with_lab();
+    update(&mut model, alt(KeyCode::Char('1')));
+    let removed = Event::GroupRemoved { group: group("#lab"), by: name("bia") };
+    update(&mut model, Msg::Net(NetEvent::Server(removed)));
+    type_text(&mut model, "still here?");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!(model.notice.as_deref(), Some("#lab can no longer be written to: bia removed you"));
+    let screen = render(&model, 80, 16).join("\n");
+    assert!(screen.contains("#lab group · bia removed you"), "{screen}");
+    let deleted = Event::GroupDeleted { group: group("#lab"), by: name("bia") };
+    update(&mut model, Msg::Net(NetEvent::Server(deleted)));
+    assert_eq!(model.contact(&lab()).and_then(|c| c.gone.as_deref()), Some("bia deleted it"));
+}

@@ -295,6 +295,9 @@ pub struct ContactEntry {
     pub last_at: Option<UnixMillis>,
     /// When their last session ended, if known.
     pub last_seen: Option<UnixMillis>,
+    /// Why a group can no longer be sent to (I was removed, left it elsewhere, or it was
+    /// deleted): it stays listed, with what it showed, until the next list of groups.
+    pub gone: Option<String>,
 }
 
 /// One stored line of a conversation: a direct message, or a group's text or system line.
@@ -531,7 +534,7 @@ impl LoginForm {
 impl ContactEntry {
     /// A user or group we know nothing about yet.
     pub fn new(name: ConvKey) -> Self {
-        Self { name, online: false, unread: 0, last_id: 0, last_at: None, last_seen: None }
+        Self { name, online: false, unread: 0, last_id: 0, last_at: None, last_seen: None, gone: None }
     }
 }
 
@@ -544,6 +547,7 @@ impl From<Contact> for ContactEntry {
             last_at: contact.last.map(|last| last.sent_at),
             last_seen: contact.last_seen,
             name: ConvKey::User(contact.name),
+            gone: None,
         }
     }
 }
@@ -557,6 +561,7 @@ impl From<GroupSummary> for ContactEntry {
             name: ConvKey::Group(group.name),
             online: false,
             last_seen: None,
+            gone: None,
         }
     }
 }

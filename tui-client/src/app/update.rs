@@ -517,6 +517,10 @@ fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
         model.notice = Some("pick someone first: Ctrl+K, Ctrl+N or /msg NAME".into());
         return;
     };
+    if let Some(gone) = model.contact(&to).and_then(|c| c.gone.as_ref()) {
+        model.notice = Some(format!("{to} can no longer be written to: {gone}"));
+        return;
+    }
     if body.len() > MAX_BODY_LEN {
         model.notice = Some(format!("the message has {} bytes; the limit is {MAX_BODY_LEN}", body.len()));
         return;
@@ -1020,11 +1024,19 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         {
             read_elsewhere(model, &ConvKey::Group(group), up_to);
         }
-        // Other members' receipts would feed "✓✓ 3/5", and removals and deletions a group
-        // that can no longer be sent to; neither is shown yet.
-        NetEvent::Server(
-            Event::GroupReceipt { .. } | Event::GroupRemoved { .. } | Event::GroupDeleted { .. },
-        ) => {}
+        NetEvent::Server(Event::GroupRemoved { group, by }) => {
+            let gone = if model.me.as_ref() == Some(&by) {
+                "you left it".into()
+            } else {
+                format!("{by} removed you")
+            };
+            model.contact_mut(&ConvKey::Group(group)).gone = Some(gone);
+        }
+        NetEvent::Server(Event::GroupDeleted { group, by }) => {
+            model.contact_mut(&ConvKey::Group(group)).gone = Some(format!("{by} deleted it"));
+        }
+        // Other members' receipts would feed "✓✓ 3/5", which is not shown yet.
+        NetEvent::Server(Event::GroupReceipt { .. }) => {}
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }

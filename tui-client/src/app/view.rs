@@ -367,7 +367,10 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let online = contact.is_some_and(|c| c.online);
     let last_seen = contact.and_then(|c| c.last_seen).filter(|_| model.now > 0);
     let presence = match (model.is_offline(), online, last_seen) {
-        _ if peer.user().is_none() => Span::styled("group ", DIM),
+        _ if peer.user().is_none() => match contact.and_then(|c| c.gone.as_ref()) {
+            Some(gone) => Span::styled(format!("group · {} ", sanitize::line(gone)), ERROR),
+            None => Span::styled("group ", DIM),
+        },
         (true, _, _) => Span::styled("◌ presence unknown while offline ", DIM),
         (false, true, _) => Span::styled("● online ", ONLINE),
         (false, false, Some(at)) => {
