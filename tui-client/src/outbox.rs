@@ -8,8 +8,8 @@
 //! The format is text, versioned by its first line:
 //!
 //! ```text
-//! papo-outbox 1
-//! <client id> <recipient> <body with \\ as \\\\, line feed as \n, carriage return as \r>
+//! papo-outbox 2
+//! <client id> <recipient: user or #group> <body with \\ as \\\\, line feed as \n, carriage return as \r>
 //! ```
 
 use std::fs;
@@ -19,9 +19,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use papo_protocol::Username;
 
+use crate::conv_key::ConvKey;
 use crate::net::Outgoing;
 
-const HEADER: &str = "papo-outbox 1";
+const HEADER: &str = "papo-outbox 2";
+
+/// Version 1 held only user recipients, which version 2 reads the same way; a version-1
+/// client meeting a `#group` line says the format is unknown instead of misreading it.
+const HEADER_V1: &str = "papo-outbox 1";
 
 /// One user's outbox file for one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +102,7 @@ pub fn encode(queued: &[Outgoing]) -> String {
 pub fn parse(text: &str) -> Result<Vec<Outgoing>> {
     let mut lines = text.lines();
     match lines.next() {
-        Some(HEADER) => {}
+        Some(HEADER | HEADER_V1) => {}
         Some(other) => bail!("unknown outbox format {other:?}"),
         None => return Ok(Vec::new()),
     }
@@ -109,7 +114,7 @@ pub fn parse(text: &str) -> Result<Vec<Outgoing>> {
             bail!(bad());
         };
         let client_msg_id = id.parse().with_context(bad)?;
-        let to = Username::parse(to).with_context(bad)?;
+        let to = ConvKey::parse(to).map_err(anyhow::Error::msg).with_context(bad)?;
         queued.push(Outgoing { to, body: unescape(body), client_msg_id });
     }
     Ok(queued)
@@ -138,16 +143,27 @@ mod tests {
     use super::*;
 
     fn outgoing(id: u64, to: &str, body: &str) -> Outgoing {
-        Outgoing { to: Username::parse(to).unwrap(), body: body.into(), client_msg_id: id }
+        Outgoing { to: ConvKey::parse(to).unwrap(), body: body.into(), client_msg_id: id }
     }
 
     /// The format outlives the process: these bytes must keep reading the same.
     #[test]
     fn golden_bytes() {
-        let queued = [outgoing(7, "bia", "one\ntwo\\ three\r"), outgoing(18_446_744_073, "caio", "olá 👋")];
-        let text = "papo-outbox 1\n7 bia one\\ntwo\\\\ three\\r\n18446744073 caio olá 👋\n";
+        let queued = [
+            outgoing(7, "bia", "one\ntwo\\ three\r"),
+            outgoing(18_446_744_073, "caio", "olá 👋"),
+            outgoing(8, "#lab", "to the group"),
+        ];
+        let text =
+            "papo-outbox 2\n7 bia one\\ntwo\\\\ three\\r\n18446744073 caio olá 👋\n8 #lab to the group\n";
         assert_eq!(encode(&queued), text);
         assert_eq!(parse(text).unwrap(), queued);
+    }
+
+    /// A file written before groups existed still reads.
+    #[test]
+    fn version_1_still_reads() {
+        assert_eq!(parse("papo-outbox 1\n7 bia hi\n").unwrap(), [outgoing(7, "bia", "hi")]);
     }
 
     #[test]
@@ -169,6 +185,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_an_error_not_a_loss() {
         assert!(parse("papo-outbox 9\n").is_err());
-        assert!(parse("papo-outbox 1\nnot-a-number bia hi\n").is_err());
+        assert!(parse("papo-outbox 2\nnot-a-number bia hi\n").is_err());
+        assert!(parse("papo-outbox 2\n7 #bad#name hi\n").is_err());
     }
 }

@@ -6,10 +6,10 @@ mod common;
 
 use common::device::{until_both, Device};
 use common::fault_proxy::{Direction, FaultProxy};
-use common::{ctrl, key, type_text};
+use common::{ctrl, key, type_text, user};
 use papo::app::{Model, Msg};
 use papo::net::{NetCommand, Outgoing};
-use papo_protocol::{Reply, ServerFrame, Username};
+use papo_protocol::{Reply, ServerFrame};
 use papo_server::testing::{unique_name, TestServer, PASSWORD};
 use papo_server::tls::TlsMode;
 use ratatui::crossterm::event::KeyCode;
@@ -31,7 +31,7 @@ fn open(device: &mut Device, peer: &str) {
         device.apply(msg);
     }
     device.apply(key(KeyCode::Enter));
-    let peer = Username::parse(peer).unwrap();
+    let peer = user(peer);
     device.until("the conversation is open", |m| {
         m.selected.as_ref() == Some(&peer) && m.conversations.get(&peer).is_some_and(|c| !c.loading)
     });
@@ -42,7 +42,7 @@ fn type_text_msgs(text: &str) -> Vec<Msg> {
 }
 
 fn bodies(model: &Model, peer: &str) -> Vec<(u64, String)> {
-    let peer = Username::parse(peer).unwrap();
+    let peer = user(peer);
     model
         .conversations
         .get(&peer)
@@ -107,7 +107,7 @@ fn a_history_reply_cut_mid_frame_is_asked_again_after_the_reconnect() {
     third.send(&me, "from other", 1).unwrap();
     device.until("the message arrived", |m| !bodies(m, &other).is_empty());
     proxy.drop_to_client(|frame| matches!(frame, ServerFrame::Reply { result: Ok(Reply::History(_)), .. }));
-    device.send(NetCommand::History { with: Username::parse(&other).unwrap(), before: None });
+    device.send(NetCommand::History { with: user(&other), before: None });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while proxy.dropped() == 0 {
         assert!(std::time::Instant::now() < deadline, "the reply never passed the proxy");
@@ -116,9 +116,7 @@ fn a_history_reply_cut_mid_frame_is_asked_again_after_the_reconnect() {
     proxy.cut_current();
     let before = proxy.connections();
     device.until("reconnected", |_| proxy.connections() > before);
-    device.until("loaded", |m| {
-        m.conversations.get(&Username::parse(&other).unwrap()).is_some_and(|c| c.requested && !c.loading)
-    });
+    device.until("loaded", |m| m.conversations.get(&user(&other)).is_some_and(|c| c.requested && !c.loading));
 }
 
 #[test]
@@ -180,7 +178,7 @@ fn messages_queued_when_quitting_are_sent_exactly_once_at_the_next_login() {
     type_text(&mut device.model, "queued then quit");
     device.apply(key(KeyCode::Enter));
     device.send(NetCommand::Send(Outgoing {
-        to: Username::parse(&peer).unwrap(),
+        to: user(&peer),
         body: "a second one".into(),
         client_msg_id: 42,
     }));

@@ -5,9 +5,10 @@ use std::net::TcpListener;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use papo::app::ConvKey;
 use papo::known_servers::KnownServers;
 use papo::net::{Link, NetCommand, NetEvent, NetHandle, Outgoing, Transport, TrustProblem};
-use papo_protocol::{ErrorCode, Event, ReceiptKind, Username};
+use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, Username};
 use papo_server::testing::{unique_name, RecordingProxy, TestServer, PASSWORD};
 use papo_server::tls::TlsMode;
 use tempfile::TempDir;
@@ -84,17 +85,18 @@ fn register_log_in_chat_and_get_receipts() {
     let (bia_net, bia_events) =
         spawn(&addr, Transport::Tls(KnownServers::at(known.path().join("known_servers"))));
     login(&bia_net, &bia_events, bia.name.as_str());
-    let outgoing = Outgoing { to: bia.name.clone(), body: "olá".into(), client_msg_id: 5 };
-    ana_net.send(NetCommand::Send(outgoing));
-    let stored = wait_for(&ana_events, |e| match e {
-        NetEvent::Sent { client_msg_id: 5, message } => Some(message),
+    let outgoing = Outgoing { to: ConvKey::User(bia.name.clone()), body: "olá".into(), client_msg_id: 5 };
+    ana_net.send(NetCommand::Send(outgoing.clone()));
+    let (sent, id, sent_at) = wait_for(&ana_events, |e| match e {
+        NetEvent::Sent { outgoing, id, sent_at } => Some((outgoing, id, sent_at)),
         _ => None,
     });
-    assert_eq!((stored.from.clone(), stored.body.as_str()), (ana.clone(), "olá"));
+    assert_eq!(sent, outgoing);
     let received = wait_for(&bia_events, |e| match e {
         NetEvent::Server(Event::Message(m)) => Some(m),
         _ => None,
     });
+    let stored = ChatMessage { id, from: ana.clone(), to: bia.name.clone(), body: "olá".into(), sent_at };
     assert_eq!(received, stored);
     // The network thread confirms receipt by itself.
     let up_to = wait_for(&ana_events, |e| match e {
@@ -102,7 +104,7 @@ fn register_log_in_chat_and_get_receipts() {
         _ => None,
     });
     assert_eq!(up_to, stored.id);
-    bia_net.send(NetCommand::MarkRead { with: ana.clone(), up_to: stored.id });
+    bia_net.send(NetCommand::MarkRead { with: ConvKey::User(ana.clone()), up_to: stored.id });
     wait_for(&ana_events, |e| {
         matches!(e, NetEvent::Server(Event::Receipt { kind: ReceiptKind::Read, .. })).then_some(())
     });
@@ -127,13 +129,17 @@ fn messages_typed_while_the_server_is_down_are_sent_exactly_once_after_reconnect
 
     for i in 0..3 {
         let body = format!("queued {i}");
-        net.send(NetCommand::Send(Outgoing { to: peer.name.clone(), body, client_msg_id: 100 + i }));
+        net.send(NetCommand::Send(Outgoing {
+            to: ConvKey::User(peer.name.clone()),
+            body,
+            client_msg_id: 100 + i,
+        }));
     }
     let server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
     let mut acked = Vec::new();
     while acked.len() < 3 {
         acked.push(wait_for(&events, |e| match e {
-            NetEvent::Sent { client_msg_id, .. } => Some(client_msg_id),
+            NetEvent::Sent { outgoing, .. } => Some(outgoing.client_msg_id),
             _ => None,
         }));
     }

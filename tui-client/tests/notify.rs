@@ -110,11 +110,11 @@ fn the_title_and_status_bar_say_how_many_are_unread_and_where() {
     assert!(screen[23].contains("3 unread: caio 1, bia 2"), "{}", screen[23]);
     // Alt+A goes there, oldest first, and then to the next.
     update(&mut model, alt(KeyCode::Char('a')));
-    assert_eq!(model.selected, Some(name("caio")));
+    assert_eq!(model.selected, Some(user("caio")));
     update(&mut model, page("caio", vec![message(3, "caio", "ana", "x")], false));
     assert_eq!(model.title(), "papo (2)");
     update(&mut model, alt(KeyCode::Char('a')));
-    assert_eq!(model.selected, Some(name("bia")));
+    assert_eq!(model.selected, Some(user("bia")));
     update(
         &mut model,
         page("bia", vec![message(4, "bia", "ana", "y"), message(5, "bia", "ana", "z")], false),
@@ -139,12 +139,12 @@ fn a_conversation_opens_at_its_first_unread_message_under_a_new_line() {
     // What is below, out of sight, is not read until it has been on screen.
     assert_eq!(commands, []);
     let commands = update(&mut model, ctrl_end());
-    assert_eq!(commands, [NetCommand::MarkRead { with: name("bia"), up_to: 60 }]);
+    assert_eq!(commands, [NetCommand::MarkRead { with: user("bia"), up_to: 60 }]);
     // The line stays while the conversation is open, and goes once it is left.
     update(&mut model, incoming(61, "bia", "ana", "more"));
-    assert_eq!(model.conversations[&name("bia")].marker, Some(31));
+    assert_eq!(model.conversations[&user("bia")].marker, Some(31));
     update(&mut model, alt(KeyCode::Char('2')));
-    assert_eq!(model.conversations[&name("bia")].marker, None);
+    assert_eq!(model.conversations[&user("bia")].marker, None);
     update(&mut model, alt(KeyCode::Char('1')));
     update(&mut model, key(KeyCode::PageUp));
     let screen = render(&model, 80, 24).concat();
@@ -164,7 +164,7 @@ fn the_first_unread_message_is_fetched_from_older_pages_before_anything_is_read(
     update(&mut model, alt(KeyCode::Char('1')));
     let newest = vec![message(9, "bia", "ana", "second unread"), message(10, "bia", "ana", "third unread")];
     let commands = update(&mut model, page("bia", newest, true));
-    assert_eq!(commands, [NetCommand::History { with: name("bia"), before: Some(9) }]);
+    assert_eq!(commands, [NetCommand::History { with: user("bia"), before: Some(9) }]);
     let older = HistoryPage {
         messages: vec![message(8, "bia", "ana", "first unread"), message(7, "bia", "ana", "already read")],
         more: false,
@@ -173,7 +173,7 @@ fn the_first_unread_message_is_fetched_from_older_pages_before_anything_is_read(
     };
     let commands =
         update(&mut model, Msg::Net(NetEvent::History { with: name("bia"), before: Some(9), page: older }));
-    assert_eq!(commands, [NetCommand::MarkRead { with: name("bia"), up_to: 10 }]);
+    assert_eq!(commands, [NetCommand::MarkRead { with: user("bia"), up_to: 10 }]);
     let screen = render(&model, 80, 24);
     let new_at = screen.iter().position(|r| r.contains("── new ──")).expect("a new line");
     assert!(screen[new_at - 1].contains("already read"), "{}", screen.join("\n"));
@@ -213,11 +213,11 @@ fn ctrl_f_searches_pages_on_and_opens_a_match_at_its_message() {
     update(&mut model, key(KeyCode::Down));
     let commands = update(&mut model, key(KeyCode::Enter));
     assert_eq!(model.overlay, None);
-    assert_eq!(model.selected, Some(name("caio")));
-    assert_eq!(commands, [NetCommand::History { with: name("caio"), before: None }]);
+    assert_eq!(model.selected, Some(user("caio")));
+    assert_eq!(commands, [NetCommand::History { with: user("caio"), before: None }]);
     let newest: Vec<_> = (8..=60).map(|id| message(id, "caio", "ana", &format!("later {id}"))).collect();
     let commands = update(&mut model, page("caio", newest, true));
-    assert_eq!(commands, [NetCommand::History { with: name("caio"), before: Some(8) }]);
+    assert_eq!(commands, [NetCommand::History { with: user("caio"), before: Some(8) }]);
     let older = HistoryPage {
         messages: vec![message(7, "ana", "caio", "LUNCH today?"), message(6, "caio", "ana", "before")],
         more: false,

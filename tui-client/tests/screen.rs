@@ -45,17 +45,17 @@ fn read_is_sent_only_for_what_is_on_screen() {
     }
     let commands = update(&mut model, incoming(101, "bia", "new while scrolled back"));
     assert!(commands.iter().all(|c| !matches!(c, NetCommand::MarkRead { .. })), "{commands:?}");
-    assert_eq!(model.contact(&name("bia")).unwrap().unread, 1);
+    assert_eq!(model.contact(&user("bia")).unwrap().unread, 1);
     // Back at the bottom, it is on screen, so it is read.
     let commands = update(&mut model, ctrl_end());
-    assert_eq!(commands, [NetCommand::MarkRead { with: name("bia"), up_to: 101 }]);
+    assert_eq!(commands, [NetCommand::MarkRead { with: user("bia"), up_to: 101 }]);
     // Behind the help box it is not on screen either.
     update(&mut model, key(KeyCode::F(1)));
     assert!(update(&mut model, incoming(102, "bia", "behind help")).is_empty());
     // Closing the box puts it on screen: read then, not only when the next one arrives.
     assert_eq!(
         update(&mut model, key(KeyCode::Esc)),
-        [NetCommand::MarkRead { with: name("bia"), up_to: 102 }]
+        [NetCommand::MarkRead { with: user("bia"), up_to: 102 }]
     );
     assert!(!update(&mut model, incoming(103, "bia", "seen")).is_empty());
 }
@@ -307,14 +307,14 @@ fn after_a_reconnect_the_open_conversation_is_fetched_again_and_others_on_open()
     update(&mut model, alt(KeyCode::Char('1')));
     update(&mut model, page("bia", vec![message(2, "bia", "ana", "b")], false));
     let commands = update(&mut model, Msg::Net(NetEvent::Resumed));
-    assert_eq!(commands, [NetCommand::History { with: name("bia"), before: None }]);
+    assert_eq!(commands, [NetCommand::History { with: user("bia"), before: None }]);
     // More than a page arrived meanwhile: the page past the gap replaces what was loaded.
     update(&mut model, page("bia", (300..=399).map(|id| message(id, "bia", "ana", "new")).collect(), true));
-    let conversation = &model.conversations[&name("bia")];
+    let conversation = &model.conversations[&user("bia")];
     assert_eq!(conversation.messages.first().map(|m| m.id), Some(300), "no gap shown");
     assert!(conversation.more);
     let commands = update(&mut model, alt(KeyCode::Char('2')));
-    assert!(commands.contains(&NetCommand::History { with: name("caio"), before: None }), "{commands:?}");
+    assert!(commands.contains(&NetCommand::History { with: user("caio"), before: None }), "{commands:?}");
 }
 
 #[test]
@@ -323,20 +323,20 @@ fn a_failed_history_request_is_reported_and_an_unknown_user_removed() {
     update(&mut model, alt(KeyCode::Char('2')));
     let failed = |with: &str, code| {
         Msg::Net(NetEvent::HistoryFailed {
-            with: name(with),
+            with: user(with),
             before: None,
             code,
             reason: format!("no {with}"),
         })
     };
     update(&mut model, failed("gone", ErrorCode::UnknownUser));
-    assert!(model.contact(&name("gone")).is_none() && model.selected.is_none());
+    assert!(model.contact(&user("gone")).is_none() && model.selected.is_none());
     update(&mut model, alt(KeyCode::Char('1')));
     update(&mut model, failed("bia", ErrorCode::Internal));
     assert!(model.notice.as_deref().unwrap().contains("cannot load"));
-    assert!(!model.conversations[&name("bia")].loading, "it can be asked again");
+    assert!(!model.conversations[&user("bia")].loading, "it can be asked again");
     let commands = update(&mut model, alt(KeyCode::Char('1')));
-    assert!(commands.contains(&NetCommand::History { with: name("bia"), before: None }), "{commands:?}");
+    assert!(commands.contains(&NetCommand::History { with: user("bia"), before: None }), "{commands:?}");
 }
 
 #[test]
@@ -346,12 +346,12 @@ fn quick_switch_refuses_unknown_names_and_learns_new_accounts() {
     type_text(&mut model, "zzz");
     assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
     assert_eq!(model.notice.as_deref(), Some("there is no user called zzz"));
-    assert!(model.contact(&name("zzz")).is_none());
+    assert!(model.contact(&user("zzz")).is_none());
     update(&mut model, Msg::Net(NetEvent::Server(Event::UserRegistered { user: name("zzz") })));
     update(&mut model, ctrl('k'));
     type_text(&mut model, "zzz");
     let commands = update(&mut model, key(KeyCode::Enter));
-    assert_eq!(commands, [NetCommand::History { with: name("zzz"), before: None }]);
+    assert_eq!(commands, [NetCommand::History { with: user("zzz"), before: None }]);
 }
 
 #[test]

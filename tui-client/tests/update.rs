@@ -110,30 +110,30 @@ fn contacts_sort_unread_then_online_then_recent_then_name() {
 fn ctrl_n_and_ctrl_p_walk_contacts_and_load_and_mark_read() {
     let mut model = logged_in(vec![contact("bia", true, 2, 7), contact("caio", true, 0, 0)]);
     let commands = update(&mut model, ctrl('n'));
-    assert_eq!(model.selected, Some(name("bia")));
-    assert_eq!(commands, [NetCommand::History { with: name("bia"), before: None }]);
+    assert_eq!(model.selected, Some(user("bia")));
+    assert_eq!(commands, [NetCommand::History { with: user("bia"), before: None }]);
     // Marked read once what it shows is on screen.
     let commands =
         update(&mut model, page_of("bia", (6..=7).map(|id| message(id, "bia", "ana", "oi")).collect()));
-    assert_eq!(commands, [NetCommand::MarkRead { with: name("bia"), up_to: 7 }]);
-    assert_eq!(model.contact(&name("bia")).unwrap().unread, 0);
+    assert_eq!(commands, [NetCommand::MarkRead { with: user("bia"), up_to: 7 }]);
+    assert_eq!(model.contact(&user("bia")).unwrap().unread, 0);
     update(&mut model, ctrl('n'));
-    assert_eq!(model.selected, Some(name("caio")));
+    assert_eq!(model.selected, Some(user("caio")));
     update(&mut model, ctrl('n'));
-    assert_eq!(model.selected, Some(name("bia")), "wraps around");
+    assert_eq!(model.selected, Some(user("bia")), "wraps around");
     // Already loaded and read: switching back asks for nothing.
     assert!(update(&mut model, ctrl('p'))
         .iter()
         .all(|c| !matches!(c, NetCommand::History { with, .. } if with.as_str() == "bia")));
-    assert_eq!(model.selected, Some(name("caio")));
+    assert_eq!(model.selected, Some(user("caio")));
     update(&mut model, alt(KeyCode::Up));
-    assert_eq!(model.selected, Some(name("bia")));
+    assert_eq!(model.selected, Some(user("bia")));
     update(&mut model, alt(KeyCode::Down));
-    assert_eq!(model.selected, Some(name("caio")));
+    assert_eq!(model.selected, Some(user("caio")));
     update(&mut model, alt(KeyCode::Char('1')));
-    assert_eq!(model.selected, Some(name("bia")));
+    assert_eq!(model.selected, Some(user("bia")));
     update(&mut model, alt(KeyCode::Char('9')));
-    assert_eq!(model.selected, Some(name("bia")), "no ninth contact: nothing changes");
+    assert_eq!(model.selected, Some(user("bia")), "no ninth contact: nothing changes");
 }
 
 #[test]
@@ -148,10 +148,10 @@ fn enter_sends_to_the_selected_contact_and_up_recalls() {
     update(&mut model, ctrl('n'));
     type_text(&mut model, "oi bia");
     let commands = update(&mut model, key(KeyCode::Enter));
-    let sent = Outgoing { to: name("bia"), body: "oi bia".into(), client_msg_id: 1000 };
+    let sent = Outgoing { to: user("bia"), body: "oi bia".into(), client_msg_id: 1000 };
     assert_eq!(commands, [NetCommand::Send(sent.clone())]);
     assert!(model.input.is_empty());
-    assert_eq!(model.conversations[&name("bia")].outgoing[0].outgoing, sent);
+    assert_eq!(model.conversations[&user("bia")].outgoing[0].outgoing, sent);
 
     update(&mut model, key(KeyCode::Up));
     assert_eq!(model.input.text(), "oi bia");
@@ -200,20 +200,20 @@ fn slash_commands() {
     type_text(&mut model, "/msg nobody hi");
     assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
     assert_eq!(model.notice.as_deref(), Some("there is no user called nobody"));
-    assert!(model.contact(&name("nobody")).is_none(), "no phantom contact");
+    assert!(model.contact(&user("nobody")).is_none(), "no phantom contact");
     assert_eq!(model.input.text(), "/msg nobody hi", "the typed command is kept");
     update(&mut model, ctrl('u'));
     update(&mut model, Msg::Net(NetEvent::Server(Event::UserRegistered { user: name("caio") })));
     type_text(&mut model, "/msg caio oi caio");
     let commands = update(&mut model, key(KeyCode::Enter));
-    assert_eq!(model.selected, Some(name("caio")), "works for users who registered since the list loaded");
+    assert_eq!(model.selected, Some(user("caio")), "works for users who registered since the list loaded");
     assert!(
         matches!(&commands[..], [NetCommand::History { .. }, NetCommand::Send(o)] if o.body == "oi caio" && o.to.as_str() == "caio")
     );
 
     type_text(&mut model, "/msg BIA");
     assert!(update(&mut model, key(KeyCode::Enter)).iter().all(|c| !matches!(c, NetCommand::Send(_))));
-    assert_eq!(model.selected, Some(name("bia")));
+    assert_eq!(model.selected, Some(user("bia")));
 
     type_text(&mut model, "//not a command");
     let commands = update(&mut model, key(KeyCode::Enter));
@@ -242,12 +242,12 @@ fn quick_switch_fuzzy_finds_and_opens() {
     let Some(Overlay::QuickSwitch(switch)) = &model.overlay else { panic!("closed") };
     assert_eq!(switch.matches[0].as_str(), "roberto");
     let commands = update(&mut model, key(KeyCode::Enter));
-    assert_eq!(model.selected, Some(name("roberto")));
+    assert_eq!(model.selected, Some(user("roberto")));
     assert_eq!(model.overlay, None);
-    assert_eq!(commands, [NetCommand::History { with: name("roberto"), before: None }]);
+    assert_eq!(commands, [NetCommand::History { with: user("roberto"), before: None }]);
     update(&mut model, ctrl('k'));
     update(&mut model, key(KeyCode::Esc));
-    assert_eq!((model.overlay.clone(), model.selected.clone()), (None, Some(name("roberto"))));
+    assert_eq!((model.overlay.clone(), model.selected.clone()), (None, Some(user("roberto"))));
 }
 
 #[test]
@@ -277,7 +277,7 @@ fn tab_moves_focus_and_contacts_focus_uses_arrows() {
     assert_eq!(model.focus, Focus::Contacts);
     update(&mut model, key(KeyCode::Down));
     update(&mut model, key(KeyCode::Down));
-    assert_eq!(model.selected, Some(name("caio")));
+    assert_eq!(model.selected, Some(user("caio")));
     update(&mut model, key(KeyCode::Enter));
     assert_eq!(model.focus, Focus::Input);
 }
@@ -286,7 +286,7 @@ fn tab_moves_focus_and_contacts_focus_uses_arrows() {
 fn incoming_messages_count_unread_unless_open_and_reorder_contacts() {
     let mut model = logged_in(vec![contact("bia", true, 0, 0), contact("caio", true, 0, 0)]);
     update(&mut model, alt(KeyCode::Char('1')));
-    assert_eq!(model.selected, Some(name("bia")));
+    assert_eq!(model.selected, Some(user("bia")));
     let commands =
         update(&mut model, Msg::Net(NetEvent::Server(Event::Message(message(40, "caio", "ana", "psst")))));
     assert!(commands.is_empty());
@@ -298,12 +298,12 @@ fn incoming_messages_count_unread_unless_open_and_reorder_contacts() {
 
     let commands =
         update(&mut model, Msg::Net(NetEvent::Server(Event::Message(message(41, "bia", "ana", "oi")))));
-    assert_eq!(commands, [NetCommand::MarkRead { with: name("bia"), up_to: 41 }]);
-    assert_eq!(model.contact(&name("bia")).unwrap().unread, 0);
+    assert_eq!(commands, [NetCommand::MarkRead { with: user("bia"), up_to: 41 }]);
+    assert_eq!(model.contact(&user("bia")).unwrap().unread, 0);
     // The same message again (backlog and live) is filed once.
     update(&mut model, Msg::Net(NetEvent::Server(Event::Message(message(40, "caio", "ana", "psst")))));
-    assert_eq!(model.contact(&name("caio")).unwrap().unread, 1);
-    assert_eq!(model.conversations[&name("caio")].messages.len(), 1);
+    assert_eq!(model.contact(&user("caio")).unwrap().unread, 1);
+    assert_eq!(model.conversations[&user("caio")].messages.len(), 1);
 }
 
 #[test]
@@ -313,16 +313,16 @@ fn acknowledgements_and_receipts_move_delivery_marks() {
     update(&mut model, ctrl('n'));
     type_text(&mut model, "oi");
     update(&mut model, key(KeyCode::Enter));
-    let stored = message(50, "ana", "bia", "oi");
-    update(&mut model, Msg::Net(NetEvent::Sent { client_msg_id: 1000, message: stored }));
-    let conversation = &model.conversations[&name("bia")];
+    let outgoing = Outgoing { to: user("bia"), body: "oi".into(), client_msg_id: 1000 };
+    update(&mut model, Msg::Net(NetEvent::Sent { outgoing, id: 50, sent_at: NOW }));
+    let conversation = &model.conversations[&user("bia")];
     assert!(conversation.outgoing.is_empty());
     assert_eq!(conversation.delivery(50), Delivery::Sent);
     let receipt = |kind| Msg::Net(NetEvent::Server(Event::Receipt { peer: name("bia"), kind, up_to: 50 }));
     update(&mut model, receipt(ReceiptKind::Delivered));
-    assert_eq!(model.conversations[&name("bia")].delivery(50), Delivery::Delivered);
+    assert_eq!(model.conversations[&user("bia")].delivery(50), Delivery::Delivered);
     update(&mut model, receipt(ReceiptKind::Read));
-    assert_eq!(model.conversations[&name("bia")].delivery(50), Delivery::Read);
+    assert_eq!(model.conversations[&user("bia")].delivery(50), Delivery::Read);
 
     update(&mut model, Msg::Net(NetEvent::SendFailed { client_msg_id: 7, reason: "nope".into() }));
     assert_eq!(model.notice.as_deref(), Some("not sent: nope"));
@@ -340,7 +340,7 @@ fn scrolling_fetches_older_pages_and_end_returns() {
     };
     update(&mut model, Msg::Net(NetEvent::History { with: name("bia"), before: None, page }));
     assert!(update(&mut model, key(KeyCode::PageUp)).is_empty(), "plenty loaded below the top");
-    let scrolled = model.conversations[&name("bia")].scroll;
+    let scrolled = model.conversations[&user("bia")].scroll;
     assert!(scrolled > 0);
     let mut fetched = Vec::new();
     for _ in 0..10 {
@@ -348,19 +348,19 @@ fn scrolling_fetches_older_pages_and_end_returns() {
     }
     assert_eq!(
         fetched,
-        [NetCommand::History { with: name("bia"), before: Some(201) }],
+        [NetCommand::History { with: user("bia"), before: Some(201) }],
         "one request at a time"
     );
     update(&mut model, Msg::Scroll(-3));
     update(&mut model, Msg::Net(NetEvent::Server(Event::Message(message(301, "bia", "ana", "new")))));
-    assert_eq!(model.conversations[&name("bia")].new_below, 1);
+    assert_eq!(model.conversations[&user("bia")].new_below, 1);
     update(&mut model, key(KeyCode::End));
-    assert_eq!(model.conversations[&name("bia")].scroll, 0);
-    assert_eq!(model.conversations[&name("bia")].new_below, 0);
+    assert_eq!(model.conversations[&user("bia")].scroll, 0);
+    assert_eq!(model.conversations[&user("bia")].new_below, 0);
     update(&mut model, key(KeyCode::PageUp));
     update(&mut model, key(KeyCode::PageDown));
     update(&mut model, key(KeyCode::PageDown));
-    assert_eq!(model.conversations[&name("bia")].scroll, 0, "never below the newest");
+    assert_eq!(model.conversations[&user("bia")].scroll, 0, "never below the newest");
 }
 
 #[test]
@@ -392,9 +392,9 @@ fn presence_events_update_and_add_contacts() {
     let presence =
         |user: &str, online| Msg::Net(NetEvent::Server(Event::Presence { user: name(user), online }));
     update(&mut model, presence("bia", true));
-    assert!(model.contact(&name("bia")).unwrap().online);
+    assert!(model.contact(&user("bia")).unwrap().online);
     update(&mut model, presence("newbie", true));
-    assert!(model.contact(&name("newbie")).is_some_and(|c| c.online));
+    assert!(model.contact(&user("newbie")).is_some_and(|c| c.online));
     update(&mut model, Msg::Resize(100, 40));
     assert_eq!(model.viewport, (100, 40));
 }

@@ -1,13 +1,13 @@
-//! Fuzzy ranking of user names for the quick switcher.
+//! Fuzzy ranking of user and group names for the quick switcher.
 
+use crate::conv_key::ConvKey;
 use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher};
-use papo_protocol::Username;
 
 /// Names matching `query`, best first; all of them, in the given order, for an empty query.
 /// Only known names: the contact list learns of new accounts as they register.
-pub fn rank<'a>(query: &str, names: impl IntoIterator<Item = &'a Username>) -> Vec<Username> {
-    let names: Vec<&Username> = names.into_iter().collect();
+pub fn rank<'a>(query: &str, names: impl IntoIterator<Item = &'a ConvKey>) -> Vec<ConvKey> {
+    let names: Vec<&ConvKey> = names.into_iter().collect();
     let query = query.trim();
     if query.is_empty() {
         return names.into_iter().cloned().collect();
@@ -24,8 +24,8 @@ pub fn rank<'a>(query: &str, names: impl IntoIterator<Item = &'a Username>) -> V
 mod tests {
     use super::*;
 
-    fn names(raw: &[&str]) -> Vec<Username> {
-        raw.iter().map(|n| Username::parse(n).unwrap()).collect()
+    fn names(raw: &[&str]) -> Vec<ConvKey> {
+        raw.iter().map(|n| ConvKey::parse(n).unwrap()).collect()
     }
 
     #[test]

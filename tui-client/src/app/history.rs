@@ -1,13 +1,13 @@
 //! Lays out a conversation as screen lines from the newest upwards, stopping as soon as
 //! enough lines exist: drawing costs the same for 100 messages or 100,000.
 
-use papo_protocol::{ChatMessage, UnixMillis, Username};
+use papo_protocol::{GroupMessageKind, UnixMillis, Username};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use time::{macros::format_description, OffsetDateTime, UtcOffset};
 use unicode_width::UnicodeWidthStr;
 
-use super::model::{Conversation, Delivery, OutgoingView};
+use super::model::{Conversation, Delivery, OutgoingView, Post};
 use super::wrap::wrap;
 use crate::sanitize;
 
@@ -19,6 +19,9 @@ const ME: Style = Style::new().fg(Color::Green).add_modifier(Modifier::BOLD);
 const DIM: Style = Style::new().fg(Color::DarkGray);
 /// Style of the `── new ──` line above the first unread message.
 const NEW: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+/// Style of a group's system lines (joins, leaves, removals, renames): apart from texts by
+/// more than colour.
+const SYSTEM: Style = Style::new().fg(Color::DarkGray).add_modifier(Modifier::ITALIC);
 /// Style of the search result a conversation was opened at.
 const FOUND: Style = Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD);
 
@@ -83,7 +86,8 @@ fn block(
 ) -> Vec<Line<'static>> {
     let messages = &conversation.messages;
     let message = &messages[at];
-    let status = (message.from == *me).then(|| conversation.delivery(message.id));
+    let status = (message.from == *me && message.kind == GroupMessageKind::Text)
+        .then(|| conversation.delivery(message.id));
     let labelled = Some(message.id) == newest_read;
     let mut shown = message_lines(message, me, status, labelled, offset, width);
     if conversation.highlight == Some(message.id) {
@@ -117,7 +121,7 @@ fn push_reversed(lines: &mut Vec<Line<'static>>, shown: Vec<Line<'static>>) {
 }
 
 fn message_lines(
-    message: &ChatMessage,
+    message: &Post,
     me: &Username,
     status: Option<Delivery>,
     labelled: bool,
@@ -125,6 +129,12 @@ fn message_lines(
     width: usize,
 ) -> Vec<Line<'static>> {
     let time = clock(message.sent_at, offset);
+    if let Some(what) = system_text(message, me) {
+        return layout(vec![Span::styled(format!("{time} "), DIM)], &format!("· {what}"), None, width)
+            .into_iter()
+            .map(|line| line.patch_style(SYSTEM))
+            .collect();
+    }
     let (name, style) =
         if message.from == *me { ("you".to_owned(), ME) } else { (message.from.to_string(), PEER) };
     let suffix = status.map(|status| match status {
@@ -137,6 +147,21 @@ fn message_lines(
         suffix,
         width,
     )
+}
+
+/// What a group's system line says, `None` for a text.
+fn system_text(message: &Post, me: &Username) -> Option<String> {
+    let name = |user: &Username| if user == me { "you".to_owned() } else { user.to_string() };
+    let who = name(&message.from);
+    Some(match &message.kind {
+        GroupMessageKind::Text => return None,
+        GroupMessageKind::Created => format!("{who} created the group"),
+        GroupMessageKind::Added { member } => format!("{who} added {}", name(member)),
+        GroupMessageKind::Left => format!("{who} left"),
+        GroupMessageKind::Removed { member } => format!("{who} removed {}", name(member)),
+        GroupMessageKind::Renamed { from } => format!("{who} renamed the group (it was {from})"),
+        GroupMessageKind::OwnerChanged { to } => format!("{who} handed the group over to {}", name(to)),
+    })
 }
 
 fn outgoing_lines(pending: &OutgoingView, width: usize, offline: bool) -> Vec<Line<'static>> {

@@ -17,7 +17,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("PageUp PageDown Home End", "in the contacts pane: page through the list, first, last"),
     ("Left Right Home End", "move in the input (also Ctrl+A / Ctrl+E)"),
     ("Ctrl+W / Ctrl+U", "delete a word / everything before the cursor"),
-    ("/msg USER [text]", "open a conversation, and send text if given"),
+    ("/msg NAME [text]", "open a conversation with a user or a #group, and send text if given"),
     ("/help  /quit", "show this help; log out and quit"),
     ("/search [--here] TEXT", "search messages, or only this conversation"),
     ("/mute  /unmute [USER]", "silence a conversation (⊘ in the list), or ring again"),

@@ -13,8 +13,8 @@ mod view;
 mod wrap;
 
 pub use model::{
-    Alert, ContactEntry, Conversation, Delivery, Focus, HelpState, LoginField, LoginMode, Look, Model,
-    Overlay, PasswordForm, Screen, SearchState,
+    Alert, ContactEntry, ConvKey, Conversation, Delivery, Focus, HelpState, LoginField, LoginMode, Look,
+    Model, Overlay, PasswordForm, Post, Screen, SearchState,
 };
 pub use update::{update, Msg};
 pub use view::view;

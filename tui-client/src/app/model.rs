@@ -2,10 +2,13 @@
 
 use std::collections::HashMap;
 
-use papo_protocol::{ChatMessage, Contact, MessageId, UnixMillis, Username};
+use papo_protocol::{
+    ChatMessage, Contact, GroupMessage, GroupMessageKind, GroupSummary, MessageId, UnixMillis, Username,
+};
 use time::UtcOffset;
 
 use super::editor::Editor;
+pub use crate::conv_key::ConvKey;
 use crate::net::{Link, Outgoing, SearchQuery, TrustProblem};
 use crate::settings::Prefs;
 
@@ -29,16 +32,17 @@ pub struct Model {
     pub login: LoginForm,
     /// Who is logged in.
     pub me: Option<Username>,
-    /// Every other user, in display order (see [`Model::sort_contacts`]).
+    /// Every other user and every group of mine, in display order (see
+    /// [`Model::sort_contacts`]).
     pub contacts: Vec<ContactEntry>,
     /// The open conversation.
-    pub selected: Option<Username>,
-    /// Loaded conversations by peer.
-    pub conversations: HashMap<Username, Conversation>,
+    pub selected: Option<ConvKey>,
+    /// Loaded conversations by user or group.
+    pub conversations: HashMap<ConvKey, Conversation>,
     /// The message input box, holding the open conversation's draft.
     pub input: Editor,
     /// Drafts of the conversations not open now.
-    pub drafts: HashMap<Username, Editor>,
+    pub drafts: HashMap<ConvKey, Editor>,
     /// Earlier inputs, oldest first, for Up/Down recall.
     pub input_history: Vec<String>,
     /// Position in `input_history` while recalling.
@@ -230,7 +234,7 @@ pub struct QuickSwitch {
     /// What was typed.
     pub query: Editor,
     /// Matching contacts, best first.
-    pub matches: Vec<Username>,
+    pub matches: Vec<ConvKey>,
     /// Highlighted row of `matches`.
     pub selected: usize,
 }
@@ -276,14 +280,14 @@ pub struct LoginForm {
     pub busy: bool,
 }
 
-/// One user in the contacts pane.
+/// One user or group in the contacts pane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactEntry {
-    /// The user.
-    pub name: Username,
-    /// Whether they are connected.
+    /// The user or group.
+    pub name: ConvKey,
+    /// Whether they are connected (never for a group).
     pub online: bool,
-    /// Messages from them not yet read.
+    /// Messages from them (or texts in the group) not yet read.
     pub unread: u64,
     /// Id of the newest message with them (0 if none): recency for sorting.
     pub last_id: MessageId,
@@ -291,13 +295,31 @@ pub struct ContactEntry {
     pub last_at: Option<UnixMillis>,
     /// When their last session ended, if known.
     pub last_seen: Option<UnixMillis>,
+    /// Why a group can no longer be sent to (I was removed, left it elsewhere, or it was
+    /// deleted): it stays listed, with what it showed, until the next list of groups.
+    pub gone: Option<String>,
+}
+
+/// One stored line of a conversation: a direct message, or a group's text or system line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post {
+    /// Server id.
+    pub id: MessageId,
+    /// Who wrote it, or did what a system line says.
+    pub from: Username,
+    /// The text (empty for system lines).
+    pub body: String,
+    /// When the server stored it.
+    pub sent_at: UnixMillis,
+    /// A text, or which change to the group; always a text in a direct conversation.
+    pub kind: GroupMessageKind,
 }
 
 /// One conversation as far as it is loaded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conversation {
-    /// Stored messages, oldest first, unique by id.
-    pub messages: Vec<ChatMessage>,
+    /// Stored lines, oldest first, unique by id.
+    pub messages: Vec<Post>,
     /// My messages not yet acknowledged by the server, oldest first.
     pub outgoing: Vec<OutgoingView>,
     /// Whether the newest page was asked for.
@@ -396,17 +418,17 @@ impl Model {
     }
 
     /// The open conversation's peer and state.
-    pub fn current(&self) -> Option<(&Username, Option<&Conversation>)> {
+    pub fn current(&self) -> Option<(&ConvKey, Option<&Conversation>)> {
         self.selected.as_ref().map(|peer| (peer, self.conversations.get(peer)))
     }
 
     /// The contact entry for `name`.
-    pub fn contact(&self, name: &Username) -> Option<&ContactEntry> {
+    pub fn contact(&self, name: &ConvKey) -> Option<&ContactEntry> {
         self.contacts.iter().find(|c| c.name == *name)
     }
 
     /// The contact entry for `name`, created (offline, no messages) if missing.
-    pub fn contact_mut(&mut self, name: &Username) -> &mut ContactEntry {
+    pub fn contact_mut(&mut self, name: &ConvKey) -> &mut ContactEntry {
         let at = match self.contacts.iter().position(|c| c.name == *name) {
             Some(at) => at,
             None => {
@@ -510,9 +532,9 @@ impl LoginForm {
 }
 
 impl ContactEntry {
-    /// A user we know nothing about yet.
-    pub fn new(name: Username) -> Self {
-        Self { name, online: false, unread: 0, last_id: 0, last_at: None, last_seen: None }
+    /// A user or group we know nothing about yet.
+    pub fn new(name: ConvKey) -> Self {
+        Self { name, online: false, unread: 0, last_id: 0, last_at: None, last_seen: None, gone: None }
     }
 }
 
@@ -524,14 +546,43 @@ impl From<Contact> for ContactEntry {
             last_id: contact.last.as_ref().map_or(0, |last| last.id),
             last_at: contact.last.map(|last| last.sent_at),
             last_seen: contact.last_seen,
-            name: contact.name,
+            name: ConvKey::User(contact.name),
+            gone: None,
         }
+    }
+}
+
+impl From<GroupSummary> for ContactEntry {
+    fn from(group: GroupSummary) -> Self {
+        Self {
+            unread: group.unread,
+            last_id: group.last.as_ref().map_or(0, |last| last.id),
+            last_at: group.last.map(|last| last.sent_at),
+            name: ConvKey::Group(group.name),
+            online: false,
+            last_seen: None,
+            gone: None,
+        }
+    }
+}
+
+impl From<ChatMessage> for Post {
+    fn from(message: ChatMessage) -> Self {
+        let ChatMessage { id, from, body, sent_at, .. } = message;
+        Self { id, from, body, sent_at, kind: GroupMessageKind::Text }
+    }
+}
+
+impl From<GroupMessage> for Post {
+    fn from(line: GroupMessage) -> Self {
+        let GroupMessage { id, from, body, sent_at, kind, .. } = line;
+        Self { id, from, body, sent_at, kind }
     }
 }
 
 impl Conversation {
     /// Adds messages, keeping id order and dropping ones already known.
-    pub fn insert(&mut self, messages: impl IntoIterator<Item = ChatMessage>) -> usize {
+    pub fn insert(&mut self, messages: impl IntoIterator<Item = Post>) -> usize {
         let mut added = 0;
         for message in messages {
             if let Err(at) = self.messages.binary_search_by_key(&message.id, |m| m.id) {
@@ -544,7 +595,7 @@ impl Conversation {
 
     /// Merges a page, by id. A newest page that does not reach the loaded messages (more
     /// than a page arrived while away) replaces them, so no gap is ever shown.
-    pub fn merge_page(&mut self, before: Option<MessageId>, messages: Vec<ChatMessage>, more: bool) {
+    pub fn merge_page(&mut self, before: Option<MessageId>, messages: Vec<Post>, more: bool) {
         let oldest_in_page = messages.iter().map(|m| m.id).min();
         let newest_loaded = self.messages.last().map(|m| m.id);
         let gap = before.is_none()

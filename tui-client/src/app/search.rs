@@ -3,11 +3,11 @@
 //! that message, with its history loaded back to it. Esc closes the box; from a conversation
 //! opened out of it, Esc comes back to the results.
 
-use papo_protocol::{SearchPage, Username};
+use papo_protocol::SearchPage;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::history::newest_height;
-use super::model::{Model, Overlay, SearchState};
+use super::model::{ConvKey, Model, Overlay, SearchState};
 use super::update::{edit, fetch_older, history_size, select};
 use crate::net::{NetCommand, SearchQuery};
 
@@ -28,7 +28,7 @@ pub(super) fn open(model: &mut Model, here: bool, text: &str, out: &mut Vec<NetC
         error: None,
     });
     if here {
-        state.here = model.selected.clone();
+        state.here = model.selected.as_ref().and_then(ConvKey::user).cloned();
     }
     if !text.is_empty() {
         state.input.set(text);
@@ -42,7 +42,8 @@ pub(super) fn open(model: &mut Model, here: bool, text: &str, out: &mut Vec<NetC
 
 /// Keys while the search box is open.
 pub(super) fn key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
-    let selected = model.selected.clone();
+    // The server searches direct conversations only.
+    let selected = model.selected.as_ref().and_then(ConvKey::user).cloned();
     let Some(state) = &mut model.search else { return };
     model.overlay = Some(Overlay::Search);
     match key.code {
@@ -147,7 +148,7 @@ fn open_hit(model: &mut Model, out: &mut Vec<NetCommand>) {
     let Some(state) = &model.search else { return };
     let Some(hit) = state.hits.get(state.selected).cloned() else { return };
     let Some(me) = model.me.clone() else { return };
-    let peer = if hit.from == me { hit.to.clone() } else { hit.from.clone() };
+    let peer = ConvKey::User(if hit.from == me { hit.to.clone() } else { hit.from.clone() });
     model.overlay = None;
     select(model, peer.clone(), out);
     let conversation = model.conversations.entry(peer.clone()).or_default();
@@ -160,7 +161,7 @@ fn open_hit(model: &mut Model, out: &mut Vec<NetCommand>) {
 
 /// Scrolls `peer`'s conversation so that the message it should jump to is in the middle,
 /// once it is loaded; asks for older pages until it is.
-pub(super) fn position(model: &mut Model, peer: &Username, out: &mut Vec<NetCommand>) {
+pub(super) fn position(model: &mut Model, peer: &ConvKey, out: &mut Vec<NetCommand>) {
     let (width, height) = history_size(model);
     let (Some(me), offset) = (model.me.clone(), model.utc_offset) else { return };
     let Some(conversation) = model.conversations.get_mut(peer) else { return };

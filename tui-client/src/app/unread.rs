@@ -1,17 +1,15 @@
 //! Where the unread messages are: the `── new ──` line of a conversation opened with
 //! unread messages, Alt+A's next conversation, and the status bar's summary.
 
-use papo_protocol::Username;
-
 use super::history::newest_height;
-use super::model::Model;
-use super::update::{fetch_older, history_size};
+use super::model::{ConvKey, Model};
+use super::update::{counts_unread, fetch_older, history_size};
 use crate::net::NetCommand;
 
 /// Puts the `── new ──` line of `peer`'s conversation above its first unread message (the
-/// oldest of the last `marker_pending` from the peer) and scrolls so that it is at the top,
+/// oldest of the last `marker_pending` texts from others) and scrolls so that it is at the top,
 /// loading older pages first if they hold it. Nothing while a page is on its way.
-pub(super) fn place_marker(model: &mut Model, peer: &Username, out: &mut Vec<NetCommand>) {
+pub(super) fn place_marker(model: &mut Model, peer: &ConvKey, out: &mut Vec<NetCommand>) {
     let (width, height) = history_size(model);
     let (Some(me), offset) = (model.me.clone(), model.utc_offset) else { return };
     let Some(conversation) = model.conversations.get_mut(peer) else { return };
@@ -24,7 +22,7 @@ pub(super) fn place_marker(model: &mut Model, peer: &Username, out: &mut Vec<Net
         .iter()
         .enumerate()
         .rev()
-        .filter(|(_, m)| m.from == *peer)
+        .filter(|(_, m)| counts_unread(m, Some(&me)))
         .map(|(at, _)| at)
         .collect();
     let at = match from_peer.get(wanted - 1) {
@@ -49,7 +47,7 @@ pub(super) fn place_marker(model: &mut Model, peer: &Username, out: &mut Vec<Net
 
 /// The conversation Alt+A opens: the one with unread messages whose activity is oldest,
 /// other than the open one.
-pub(super) fn next_unread(model: &Model) -> Option<Username> {
+pub(super) fn next_unread(model: &Model) -> Option<ConvKey> {
     let unread = model.unread_contacts();
     let next = unread.iter().find(|c| Some(&c.name) != model.selected.as_ref()).or(unread.first());
     next.map(|c| c.name.clone())

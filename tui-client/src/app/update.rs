@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, UnixMillis, Username, MAX_BODY_LEN};
+use papo_protocol::{
+    ChatMessage, ErrorCode, Event, GroupMessage, GroupMessageKind, MessageId, ReceiptKind, UnixMillis,
+    Username, MAX_BODY_LEN,
+};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 
@@ -11,8 +14,8 @@ use super::editor::Editor;
 use super::fuzzy;
 use super::history::{lines_from_bottom, newest_height};
 use super::model::{
-    Alert, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model, OutgoingView, Overlay,
-    PasswordForm, QuickSwitch, Screen, TrustPrompt,
+    Alert, ContactEntry, ConvKey, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model,
+    OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt,
 };
 use super::view::{contacts_rows, help_max_scroll, ChatLayout};
 use super::{search, unread};
@@ -316,12 +319,13 @@ fn input_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
 }
 
 /// Tells the peer we are typing, at most every [`TYPING_EVERY_MILLIS`], unless the user
-/// turned it off, the input is a command, or nobody would hear it.
+/// turned it off, the input is a command, or nobody would hear it (the protocol's typing
+/// event goes to a user, never to a group).
 fn typed(model: &mut Model, out: &mut Vec<NetCommand>) {
     if !model.prefs.send_typing || model.is_offline() || model.input.text().starts_with('/') {
         return;
     }
-    let Some(peer) = model.selected.clone() else { return };
+    let Some(peer) = model.selected.as_ref().and_then(ConvKey::user).cloned() else { return };
     let recent = model
         .typing_sent
         .as_ref()
@@ -430,9 +434,9 @@ fn open_quick_switch(model: &mut Model) {
     model.overlay = Some(Overlay::QuickSwitch(QuickSwitch { matches, ..QuickSwitch::default() }));
 }
 
-fn ranked(model: &Model, query: &str) -> Vec<Username> {
+fn ranked(model: &Model, query: &str) -> Vec<ConvKey> {
     let mut matches = fuzzy::rank(query, model.contacts.iter().map(|c| &c.name));
-    matches.retain(|name| Some(name) != model.me.as_ref());
+    matches.retain(|name| model.me.is_none() || name.user() != model.me.as_ref());
     matches
 }
 
@@ -513,6 +517,10 @@ fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
         model.notice = Some("pick someone first: Ctrl+K, Ctrl+N or /msg NAME".into());
         return;
     };
+    if let Some(gone) = model.contact(&to).and_then(|c| c.gone.as_ref()) {
+        model.notice = Some(format!("{to} can no longer be written to: {gone}"));
+        return;
+    }
     if body.len() > MAX_BODY_LEN {
         model.notice = Some(format!("the message has {} bytes; the limit is {MAX_BODY_LEN}", body.len()));
         return;
@@ -529,7 +537,7 @@ fn remember_input(model: &mut Model) {
     }
 }
 
-fn send(model: &mut Model, to: Username, body: String, out: &mut Vec<NetCommand>) {
+fn send(model: &mut Model, to: ConvKey, body: String, out: &mut Vec<NetCommand>) {
     let outgoing = Outgoing { to: to.clone(), body, client_msg_id: model.next_client_msg_id };
     model.next_client_msg_id = model.next_client_msg_id.wrapping_add(1);
     let conversation = model.conversations.entry(to).or_default();
@@ -564,8 +572,9 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
                 Some(text) if text.is_empty() || text.starts_with(' ') => (true, text.trim()),
                 _ => (false, rest),
             };
-            if here && model.selected.is_none() {
-                model.notice = Some("--here searches the open conversation: open one first".into());
+            if here && model.selected.as_ref().and_then(ConvKey::user).is_none() {
+                // The server searches direct conversations only.
+                model.notice = Some("--here searches the open direct conversation: open one first".into());
                 return;
             }
             remember_input(model);
@@ -576,8 +585,10 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
             let target = match rest.trim() {
                 "" => model
                     .selected
-                    .clone()
-                    .ok_or_else(|| format!("usage: /{name} [USER] (or open a conversation)")),
+                    .as_ref()
+                    .and_then(ConvKey::user)
+                    .cloned()
+                    .ok_or_else(|| format!("usage: /{name} [USER] (or open a conversation with one)")),
                 raw => Username::parse(raw).map_err(|e| format!("usage: /{name} [USER] ({e})")),
             };
             let user = match target {
@@ -602,28 +613,31 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
             model.overlay = Some(Overlay::Password(PasswordForm::default()));
         }
         _ => {
-            let (user, text) = rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
-            let user = match Username::parse(user) {
-                Ok(user) if Some(&user) == model.me.as_ref() => {
+            let (name, text) = rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
+            let key = match ConvKey::parse(name) {
+                Ok(key) if model.me.is_some() && key.user() == model.me.as_ref() => {
                     model.notice = Some("that is you; pick someone else".into());
                     return;
                 }
-                Ok(user) if model.contact(&user).is_none() => {
-                    model.notice = Some(format!("there is no user called {user}"));
+                Ok(key) if model.contact(&key).is_none() => {
+                    model.notice = Some(match key {
+                        ConvKey::User(user) => format!("there is no user called {user}"),
+                        ConvKey::Group(group) => format!("you are in no group called {group}"),
+                    });
                     return;
                 }
-                Ok(user) => user,
+                Ok(key) => key,
                 Err(e) => {
-                    model.notice = Some(format!("usage: /msg USER [text] ({e})"));
+                    model.notice = Some(format!("usage: /msg USER|#GROUP [text] ({e})"));
                     return;
                 }
             };
             let text = text.trim().to_owned();
             remember_input(model);
-            select(model, user.clone(), out);
+            select(model, key.clone(), out);
             model.focus = Focus::Input;
             if !text.is_empty() {
-                send(model, user, text, out);
+                send(model, key, text, out);
             }
         }
     }
@@ -677,7 +691,7 @@ fn select_clamped(model: &mut Model, step: isize, out: &mut Vec<NetCommand>) {
 
 /// Opens the conversation with `peer` (with its own draft), loading it if needed and
 /// marking read what it shows.
-pub(super) fn select(model: &mut Model, peer: Username, out: &mut Vec<NetCommand>) {
+pub(super) fn select(model: &mut Model, peer: ConvKey, out: &mut Vec<NetCommand>) {
     if model.selected.as_ref() != Some(&peer) {
         let draft = model.drafts.remove(&peer).unwrap_or_default();
         let previous = std::mem::replace(&mut model.input, draft);
@@ -779,7 +793,7 @@ fn scroll(model: &mut Model, lines: i32, out: &mut Vec<NetCommand>) {
 }
 
 /// Asks for the page before the oldest loaded message, if there is one and none is coming.
-pub(super) fn fetch_older(peer: &Username, conversation: &mut Conversation, out: &mut Vec<NetCommand>) {
+pub(super) fn fetch_older(peer: &ConvKey, conversation: &mut Conversation, out: &mut Vec<NetCommand>) {
     if conversation.more && !conversation.loading {
         conversation.loading = true;
         out.push(NetCommand::History { with: peer.clone(), before: conversation.oldest_id() });
@@ -886,32 +900,25 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         }
         NetEvent::Contacts(contacts) => {
             let me = model.me.clone();
-            let mut fresh: Vec<_> = contacts.into_iter().filter(|c| Some(&c.name) != me.as_ref()).collect();
-            // Known contacts keep their place until the next sort; new ones are added.
-            let mut merged = Vec::with_capacity(fresh.len());
-            for known in &model.contacts {
-                if let Some(at) = fresh.iter().position(|c| c.name == known.name) {
-                    merged.push(fresh.swap_remove(at).into());
-                }
-            }
-            merged.extend(fresh.into_iter().map(Into::into));
-            model.contacts = merged;
-            resort(model);
-            mark_read(model, out);
+            let fresh = contacts.into_iter().filter(|c| Some(&c.name) != me.as_ref()).map(Into::into);
+            merge_entries(model, fresh.collect(), |key| key.user().is_some(), out);
+        }
+        NetEvent::Groups(groups) => {
+            let fresh = groups.into_iter().map(Into::into).collect();
+            merge_entries(model, fresh, |key| key.user().is_none(), out);
         }
         NetEvent::History { with, before, page } => {
+            let with = ConvKey::User(with);
             let conversation = model.conversations.entry(with.clone()).or_default();
-            conversation.requested = true;
-            conversation.loading = false;
             conversation.peer_delivered_up_to =
                 conversation.peer_delivered_up_to.max(page.peer_delivered_up_to);
             conversation.peer_read_up_to = conversation.peer_read_up_to.max(page.peer_read_up_to);
-            conversation.merge_page(before, page.messages, page.more);
-            if model.selected.as_ref() == Some(&with) {
-                unread::place_marker(model, &with, out);
-                search::position(model, &with, out);
-            }
-            mark_read(model, out);
+            let posts = page.messages.into_iter().map(Into::into).collect();
+            history_page(model, &with, before, posts, page.more, out);
+        }
+        NetEvent::GroupHistory { before, page } => {
+            let posts = page.messages.into_iter().map(Into::into).collect();
+            history_page(model, &ConvKey::Group(page.group), before, posts, page.more, out);
         }
         NetEvent::SearchResults { query, page } => search::results(model, &query, page, out),
         NetEvent::SearchFailed { query, reason } => search::failed(model, &query, reason),
@@ -933,8 +940,8 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::HistoryFailed { with, code, reason, .. } => {
-            if code == ErrorCode::UnknownUser {
-                // Never a contact that does not exist.
+            if code == ErrorCode::UnknownUser || code == ErrorCode::NoSuchGroup {
+                // Never a contact that does not exist, nor a group I am not in.
                 model.contacts.retain(|c| c.name != with);
                 model.conversations.remove(&with);
                 model.drafts.remove(&with);
@@ -950,10 +957,18 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
             model.notice = Some(format!("cannot load the conversation with {with}: {reason}"));
         }
-        NetEvent::Sent { client_msg_id, message } => {
-            let conversation = model.conversations.entry(message.to.clone()).or_default();
-            conversation.outgoing.retain(|o| o.outgoing.client_msg_id != client_msg_id);
-            receive(model, message, out);
+        NetEvent::Sent { outgoing, id, sent_at } => {
+            let Some(from) = model.me.clone() else { return };
+            let conversation = model.conversations.entry(outgoing.to.clone()).or_default();
+            conversation.outgoing.retain(|o| o.outgoing.client_msg_id != outgoing.client_msg_id);
+            let body = outgoing.body;
+            match outgoing.to {
+                ConvKey::User(to) => receive(model, ChatMessage { id, from, to, body, sent_at }, out),
+                ConvKey::Group(group) => {
+                    let kind = GroupMessageKind::Text;
+                    receive_group(model, GroupMessage { id, group, from, body, sent_at, kind }, out);
+                }
+            }
         }
         NetEvent::SendFailed { client_msg_id, reason } => {
             let failed = model
@@ -971,7 +986,7 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             // Presence is no activity: the list keeps its order.
             if Some(&user) != model.me.as_ref() {
                 let now = model.now;
-                let contact = model.contact_mut(&user);
+                let contact = model.contact_mut(&ConvKey::User(user));
                 contact.online = online;
                 // The server keeps the exact time too; this is when we heard of it.
                 if !online && now > 0 {
@@ -980,24 +995,20 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::Server(Event::Receipt { peer, kind, up_to }) => {
-            let conversation = model.conversations.entry(peer).or_default();
+            let conversation = model.conversations.entry(ConvKey::User(peer)).or_default();
             conversation.peer_delivered_up_to = conversation.peer_delivered_up_to.max(up_to);
             if kind == ReceiptKind::Read {
                 conversation.peer_read_up_to = conversation.peer_read_up_to.max(up_to);
             }
         }
         NetEvent::Server(Event::OwnReceipt { peer, kind: ReceiptKind::Read, up_to }) => {
-            // Read on another machine: what is still unread here is what came after.
-            let newer = model.conversations.get(&peer).map_or(0, |c| {
-                c.messages.iter().rev().take_while(|m| m.id > up_to).filter(|m| m.from == peer).count() as u64
-            });
-            let contact = model.contact_mut(&peer);
-            contact.unread = if up_to >= contact.last_id { 0 } else { contact.unread.min(newer) };
+            read_elsewhere(model, &ConvKey::User(peer), up_to);
         }
         NetEvent::Server(Event::OwnReceipt { kind: ReceiptKind::Delivered, .. }) => {}
         NetEvent::Server(Event::UserRegistered { user }) => {
-            if Some(&user) != model.me.as_ref() && model.contact(&user).is_none() {
-                model.contact_mut(&user);
+            let key = ConvKey::User(user);
+            if model.me.as_ref() != key.user() && model.contact(&key).is_none() {
+                model.contact_mut(&key);
                 resort(model);
             }
         }
@@ -1007,29 +1018,111 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 model.typing.insert(from, model.now + TYPING_SHOWN_MILLIS);
             }
         }
-        // Groups reach the full-screen client with its own part of issue 18.
-        NetEvent::Server(
-            Event::GroupMessage(_)
-            | Event::GroupReceipt { .. }
-            | Event::GroupRemoved { .. }
-            | Event::GroupDeleted { .. },
-        ) => {}
+        NetEvent::Server(Event::GroupMessage(line)) => receive_group(model, line, out),
+        NetEvent::Server(Event::GroupReceipt { group, member, kind: ReceiptKind::Read, up_to })
+            if model.me.as_ref() == Some(&member) =>
+        {
+            read_elsewhere(model, &ConvKey::Group(group), up_to);
+        }
+        NetEvent::Server(Event::GroupRemoved { group, by }) => {
+            let gone = if model.me.as_ref() == Some(&by) {
+                "you left it".into()
+            } else {
+                format!("{by} removed you")
+            };
+            model.contact_mut(&ConvKey::Group(group)).gone = Some(gone);
+        }
+        NetEvent::Server(Event::GroupDeleted { group, by }) => {
+            model.contact_mut(&ConvKey::Group(group)).gone = Some(format!("{by} deleted it"));
+        }
+        // Other members' receipts would feed "✓✓ 3/5", which is not shown yet.
+        NetEvent::Server(Event::GroupReceipt { .. }) => {}
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }
 
-/// Files a stored message (live, from the backlog, or my own just acknowledged).
+/// Merges a fresh list of users (or of groups) into the contacts: entries of that kind keep
+/// their place until the next sort, new ones are added, gone ones go; the other kind stays.
+fn merge_entries(
+    model: &mut Model,
+    mut fresh: Vec<ContactEntry>,
+    of_kind: fn(&ConvKey) -> bool,
+    out: &mut Vec<NetCommand>,
+) {
+    let mut merged = Vec::with_capacity(model.contacts.len() + fresh.len());
+    for known in std::mem::take(&mut model.contacts) {
+        if !of_kind(&known.name) {
+            merged.push(known);
+        } else if let Some(at) = fresh.iter().position(|c| c.name == known.name) {
+            merged.push(fresh.swap_remove(at));
+        }
+    }
+    merged.extend(fresh);
+    model.contacts = merged;
+    resort(model);
+    mark_read(model, out);
+}
+
+/// Files a page of a user's or a group's conversation.
+fn history_page(
+    model: &mut Model,
+    key: &ConvKey,
+    before: Option<MessageId>,
+    posts: Vec<Post>,
+    more: bool,
+    out: &mut Vec<NetCommand>,
+) {
+    let conversation = model.conversations.entry(key.clone()).or_default();
+    conversation.requested = true;
+    conversation.loading = false;
+    conversation.merge_page(before, posts, more);
+    if model.selected.as_ref() == Some(key) {
+        unread::place_marker(model, key, out);
+        search::position(model, key, out);
+    }
+    mark_read(model, out);
+}
+
+/// Another session of mine read `key` up to `up_to`: what is still unread here is the texts
+/// of others that came after.
+fn read_elsewhere(model: &mut Model, key: &ConvKey, up_to: MessageId) {
+    let me = model.me.clone();
+    let newer = model.conversations.get(key).map_or(0, |c| {
+        c.messages.iter().rev().take_while(|m| m.id > up_to).filter(|m| counts_unread(m, me.as_ref())).count()
+            as u64
+    });
+    let contact = model.contact_mut(key);
+    contact.unread = if up_to >= contact.last_id { 0 } else { contact.unread.min(newer) };
+}
+
+/// Whether a line counts as unread for `me`: a text someone else wrote (system lines never
+/// do, as on the server).
+pub(super) fn counts_unread(post: &Post, me: Option<&Username>) -> bool {
+    post.kind == GroupMessageKind::Text && Some(&post.from) != me
+}
+
+/// Files a stored direct message (live, from the backlog, or my own just acknowledged).
 fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
+    let Some(me) = model.me.as_ref() else { return };
+    let peer = if message.from != *me { message.from.clone() } else { message.to.clone() };
+    file(model, &ConvKey::User(peer), message.into(), out);
+}
+
+/// Files a group line (live, pending at login, or my own just acknowledged).
+fn receive_group(model: &mut Model, line: GroupMessage, out: &mut Vec<NetCommand>) {
+    file(model, &ConvKey::Group(line.group.clone()), line.into(), out);
+}
+
+fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>) {
     let Some(me) = model.me.clone() else { return };
-    let from_peer = message.from != me;
-    let peer = if from_peer { message.from.clone() } else { message.to.clone() };
-    let (id, sent_at) = (message.id, message.sent_at);
-    let body = message.body.clone();
+    let unread = counts_unread(&post, Some(&me));
+    let (id, sent_at) = (post.id, post.sent_at);
+    let body = post.body.clone();
     let (width, _) = history_size(model);
     let offset = model.utc_offset;
-    let conversation = model.conversations.entry(peer.clone()).or_default();
+    let conversation = model.conversations.entry(key.clone()).or_default();
     let newest_before = conversation.messages.last().map_or(0, |m| m.id);
-    if conversation.insert([message]) == 0 {
+    if conversation.insert([post]) == 0 {
         return; // Already known: a backlog message that also arrived live.
     }
     if conversation.scroll > 0 && id > newest_before {
@@ -1037,16 +1130,19 @@ fn receive(model: &mut Model, message: ChatMessage, out: &mut Vec<NetCommand>) {
         conversation.scroll += newest_height(conversation, &me, offset, width, 1);
         conversation.new_below += 1;
     }
-    let viewing = model.selected.as_ref() == Some(&peer);
-    let contact = model.contact_mut(&peer);
+    let viewing = model.selected.as_ref() == Some(key);
+    let contact = model.contact_mut(key);
     if id > contact.last_id {
         contact.last_id = id;
         contact.last_at = Some(sent_at);
     }
-    if from_peer {
+    if unread {
         contact.unread += 1;
-        model.typing.remove(&peer);
-        alert(model, &peer, viewing, &body);
+        // Group traffic counts as unread but does not ring: only a direct message does.
+        if let ConvKey::User(peer) = key {
+            model.typing.remove(peer);
+            alert(model, peer, viewing, &body);
+        }
         if viewing {
             mark_read(model, out);
         }

@@ -296,19 +296,22 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
     for (at, contact) in model.contacts.iter().enumerate().skip(first).take(room) {
         // While we are offline nobody's presence is known.
+        // A group has no presence of its own; its `#` says what it is.
         let (dot, dot_style) = match (offline, contact.online) {
+            _ if contact.name.user().is_none() => (" ", DIM),
             (true, _) => ("◌", DIM),
             (false, true) => ("●", ONLINE),
             (false, false) => ("○", DIM),
         };
         let number = if at < 9 { format!("{}", at + 1) } else { " ".to_owned() };
-        let muted = if model.prefs.muted.contains(&contact.name) { " ⊘" } else { "" };
+        let muted = contact.name.user().is_some_and(|user| model.prefs.muted.contains(user));
+        let muted = if muted { " ⊘" } else { "" };
         let badge = match contact.unread {
             0 => muted.to_owned(),
             n => format!("{muted} {n}"),
         };
         let name_room = width.saturating_sub(4 + badge.width());
-        let name = truncate(contact.name.as_str(), name_room);
+        let name = truncate(&sanitize::line(contact.name.as_str()), name_room);
         let pad = " ".repeat(name_room.saturating_sub(name.width()));
         let mut line = Line::from(vec![
             Span::styled(number, DIM),
@@ -364,6 +367,10 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let online = contact.is_some_and(|c| c.online);
     let last_seen = contact.and_then(|c| c.last_seen).filter(|_| model.now > 0);
     let presence = match (model.is_offline(), online, last_seen) {
+        _ if peer.user().is_none() => match contact.and_then(|c| c.gone.as_ref()) {
+            Some(gone) => Span::styled(format!("group · {} ", sanitize::line(gone)), ERROR),
+            None => Span::styled("group ", DIM),
+        },
         (true, _, _) => Span::styled("◌ presence unknown while offline ", DIM),
         (false, true, _) => Span::styled("● online ", ONLINE),
         (false, false, Some(at)) => {
@@ -371,8 +378,8 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         }
         (false, false, None) => Span::styled("○ offline ", DIM),
     };
-    let mut title = vec![Span::raw(format!(" {peer} ")), presence];
-    if model.is_typing(peer) {
+    let mut title = vec![Span::raw(format!(" {} ", sanitize::line(peer.as_str()))), presence];
+    if peer.user().is_some_and(|user| model.is_typing(user)) {
         title.push(Span::styled("typing… ", ACCENT));
     }
     let block = pane("", false, model.look).title(Line::from(title));

@@ -10,9 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use papo_protocol::{
-    ChatMessage, Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, Fingerprint,
-    FrameReader, FrameWriter, MessageId, ReadHalf, Reply, Request, RequestId, ServerFrame, TrustError,
-    UnixMillis, Username, WriteHalf,
+    Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, Fingerprint, FrameReader,
+    FrameWriter, MessageId, ReadHalf, Reply, Request, RequestId, ServerFrame, TrustError, Username,
+    WriteHalf,
 };
 use tracing::{debug, info, warn};
 
@@ -20,6 +20,7 @@ use super::{
     describe, Link, NetCommand, NetConfig, NetEvent, Outgoing, SearchQuery, Transport, TrustProblem,
     HISTORY_PAGE, SEARCH_PAGE,
 };
+use crate::conv_key::ConvKey;
 use crate::outbox::OutboxFile;
 
 /// How long a connection attempt may take.
@@ -42,8 +43,9 @@ enum Pending {
     Login,
     Resume,
     Send(u64),
-    History { with: Username, before: Option<MessageId> },
+    History { with: ConvKey, before: Option<MessageId> },
     Contacts(Vec<Contact>),
+    Groups,
     Search(SearchQuery),
     ChangePassword,
     Quiet,
@@ -76,7 +78,7 @@ pub(super) struct Net {
     unsent: Arc<AtomicUsize>,
     /// History requests to send once logged in: asked while offline, or lost with a
     /// connection.
-    reissue: Vec<(Username, Option<MessageId>)>,
+    reissue: Vec<(ConvKey, Option<MessageId>)>,
     backoff: Duration,
     retry_at: Option<Instant>,
 }
@@ -331,7 +333,7 @@ impl Net {
         false
     }
 
-    fn history(&mut self, with: Username, before: Option<MessageId>) {
+    fn history(&mut self, with: ConvKey, before: Option<MessageId>) {
         let request = Request::History { with: with.to_string(), before, limit: HISTORY_PAGE };
         self.request(request, Pending::History { with, before });
     }
@@ -397,8 +399,11 @@ impl Net {
                 (self.emit)(NetEvent::SessionExpired);
             }
             (Pending::Send(client_msg_id), result) => self.send_settled(client_msg_id, result),
-            (Pending::History { with, before }, Ok(Reply::History(page))) => {
+            (Pending::History { with: ConvKey::User(with), before }, Ok(Reply::History(page))) => {
                 (self.emit)(NetEvent::History { with, before, page });
+            }
+            (Pending::History { with: ConvKey::Group(_), before }, Ok(Reply::GroupHistory(page))) => {
+                (self.emit)(NetEvent::GroupHistory { before, page });
             }
             (Pending::History { with, before }, Err(e)) => {
                 (self.emit)(NetEvent::HistoryFailed { with, before, code: e.code, reason: e.message });
@@ -415,6 +420,7 @@ impl Net {
                     None => (self.emit)(NetEvent::Contacts(so_far)),
                 }
             }
+            (Pending::Groups, Ok(Reply::Groups(groups))) => (self.emit)(NetEvent::Groups(groups)),
             (Pending::Search(query), Ok(Reply::Search(page))) => {
                 (self.emit)(NetEvent::SearchResults { query, page });
             }
@@ -434,6 +440,7 @@ impl Net {
         self.me = Some(name);
         (self.emit)(NetEvent::Link(Link::Online));
         self.request(Request::Contacts { after: None }, Pending::Contacts(Vec::new()));
+        self.request(Request::Groups, Pending::Groups);
         for (with, before) in std::mem::take(&mut self.reissue) {
             self.history(with, before);
         }
@@ -505,11 +512,7 @@ impl Net {
         let outgoing = self.unacked.remove(at);
         self.save_outbox();
         match result {
-            Ok(Reply::Sent { id, sent_at }) => {
-                let Some(from) = self.me.clone() else { return };
-                let message = sent_message(id, from, outgoing, sent_at);
-                (self.emit)(NetEvent::Sent { client_msg_id, message });
-            }
+            Ok(Reply::Sent { id, sent_at }) => (self.emit)(NetEvent::Sent { outgoing, id, sent_at }),
             Ok(other) => warn!(?other, "unexpected reply to a send"),
             Err(e) if e.code == ErrorCode::Internal || e.code == ErrorCode::NotLoggedIn => {
                 // Worth another try: keep it queued for the next connection.
@@ -521,11 +524,18 @@ impl Net {
     }
 
     fn server_event(&mut self, event: Event) {
-        if let Event::Message(message) = &event {
-            if self.me.as_ref() == Some(&message.to) {
-                let request = Request::Delivered { from: message.from.to_string(), up_to: message.id };
-                self.request(request, Pending::Quiet);
+        // Until confirmed, a message stays pending for this user and comes again at login.
+        let delivered = match &event {
+            Event::Message(message) if self.me.as_ref() == Some(&message.to) => {
+                Some((message.from.to_string(), message.id))
             }
+            Event::GroupMessage(line) if self.me.as_ref() != Some(&line.from) => {
+                Some((line.group.to_string(), line.id))
+            }
+            _ => None,
+        };
+        if let Some((from, up_to)) = delivered {
+            self.request(Request::Delivered { from, up_to }, Pending::Quiet);
         }
         (self.emit)(NetEvent::Server(event));
     }
@@ -550,8 +560,4 @@ impl Net {
             let _ = link.writer.get_ref().socket().shutdown(std::net::Shutdown::Both);
         }
     }
-}
-
-fn sent_message(id: MessageId, from: Username, outgoing: Outgoing, sent_at: UnixMillis) -> ChatMessage {
-    ChatMessage { id, from, to: outgoing.to, body: outgoing.body, sent_at }
 }

@@ -16,10 +16,11 @@ use std::thread;
 use std::time::Duration;
 
 use papo_protocol::{
-    ChatMessage, ClientError, Contact, ErrorCode, Event, Fingerprint, HistoryPage, MessageId, SearchPage,
-    Security, Username,
+    ClientError, Contact, ErrorCode, Event, Fingerprint, GroupHistoryPage, GroupSummary, HistoryPage,
+    MessageId, SearchPage, Security, UnixMillis, Username,
 };
 
+use crate::conv_key::ConvKey;
 use crate::known_servers::KnownServers;
 use machine::{Input, Net};
 
@@ -83,15 +84,15 @@ pub enum NetCommand {
     Send(Outgoing),
     /// Fetch a page of a conversation.
     History {
-        /// The peer.
-        with: Username,
+        /// The user or group.
+        with: ConvKey,
         /// Older than this id; `None` for the newest page.
         before: Option<MessageId>,
     },
     /// Mark a conversation read.
     MarkRead {
-        /// The peer.
-        with: Username,
+        /// The user or group.
+        with: ConvKey,
         /// Newest message read.
         up_to: MessageId,
     },
@@ -148,8 +149,8 @@ pub struct SearchQuery {
 /// A message on its way out, identified by its client id until the server acknowledges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
-    /// Recipient.
-    pub to: Username,
+    /// Recipient: a user or a group.
+    pub to: ConvKey,
     /// Text.
     pub body: String,
     /// Makes resends after a reconnect idempotent.
@@ -250,6 +251,8 @@ pub enum NetEvent {
     SessionExpired,
     /// Every contact.
     Contacts(Vec<Contact>),
+    /// Every group I am in, asked for with the contacts at each login and reconnect.
+    Groups(Vec<GroupSummary>),
     /// A page of a conversation.
     History {
         /// The peer.
@@ -259,12 +262,21 @@ pub enum NetEvent {
         /// The page.
         page: HistoryPage,
     },
+    /// A page of a group's lines.
+    GroupHistory {
+        /// What was asked.
+        before: Option<MessageId>,
+        /// The page, naming its group.
+        page: GroupHistoryPage,
+    },
     /// A message is durable on the server.
     Sent {
-        /// The client id it was sent with.
-        client_msg_id: u64,
-        /// The stored message.
-        message: ChatMessage,
+        /// What was sent, with the client id it was sent with.
+        outgoing: Outgoing,
+        /// Its server id.
+        id: MessageId,
+        /// When the server stored it.
+        sent_at: UnixMillis,
     },
     /// The server refused a message; it will not be retried.
     SendFailed {
@@ -275,8 +287,8 @@ pub enum NetEvent {
     },
     /// A history request failed; the UI may ask again.
     HistoryFailed {
-        /// The peer.
-        with: Username,
+        /// The user or group.
+        with: ConvKey,
         /// What was asked.
         before: Option<MessageId>,
         /// The server's code.

@@ -20,6 +20,11 @@ pub fn name(raw: &str) -> Username {
     Username::parse(raw).unwrap()
 }
 
+/// A direct conversation's key.
+pub fn user(raw: &str) -> papo::app::ConvKey {
+    papo::app::ConvKey::User(name(raw))
+}
+
 pub fn key(code: KeyCode) -> Msg {
     Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
