@@ -276,7 +276,8 @@ fn send_one(client: &mut Client, cmid: u64) -> Result<u64, ErrorCode> {
 fn a_full_disk_refuses_new_messages_then_recovers_by_itself_exactly_once() {
     let disk = Tmpfs::mount(24 << 20, "");
     let data = disk.path().join("papo");
-    let args = ["--bcrypt-cost", "4", "--wal-segment-kib", "64", "--min-free-mib", "2"];
+    // No rate limits: filling the disk takes thousands of messages as fast as they go.
+    let args = ["--bcrypt-cost", "4", "--wal-segment-kib", "64", "--min-free-mib", "2", "--no-rate-limits"];
     let mut server = process::spawn_with_args(&data, QUIET, &args);
     let mut client = register_pair(&server);
     // Leave about 4 MiB: a few thousand messages, then the 2 MiB reserve.

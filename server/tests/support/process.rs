@@ -33,9 +33,10 @@ pub fn spawn(data_dir: &Path, log_filter: &str) -> ServerProcess {
     spawn_with_cost(data_dir, log_filter, 4)
 }
 
-/// [`spawn`] with another bcrypt cost.
+/// [`spawn`] with another bcrypt cost; without rate limits, since these tests send faster
+/// than any person (the limits have tests of their own).
 pub fn spawn_with_cost(data_dir: &Path, log_filter: &str, bcrypt_cost: u32) -> ServerProcess {
-    spawn_with_args(data_dir, log_filter, &["--bcrypt-cost", &bcrypt_cost.to_string()])
+    spawn_with_args(data_dir, log_filter, &["--bcrypt-cost", &bcrypt_cost.to_string(), "--no-rate-limits"])
 }
 
 /// Starts the binary on `127.0.0.1:0` with `data_dir` and `args`, and waits until it listens.
