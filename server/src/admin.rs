@@ -1,5 +1,8 @@
 //! The administration socket: `admin.sock` in the data directory, through which
-//! `papo-server export` (and later commands) reach a running server.
+//! `papo-server export` and `papo-server admin …` reach a running server.
+//!
+//! What needs only the store ([`answer_from_store`]) is answered the same way from a stopped
+//! server's directory; what needs live sessions (listing, disconnecting) only by a running one.
 //!
 //! Who may use it is decided by the file system: the socket is created owner-only inside the
 //! owner-only data directory, so only the server's own user (and root) can connect. A
@@ -15,11 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 
+use papo_protocol::{UnixMillis, Username, PASSWORD_LEN};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::clock::now_millis;
+use crate::shared::Shared;
 use crate::store::Store;
+
+pub use crate::hub::LiveSession;
 
 /// The socket's file name in the data directory.
 pub const SOCKET: &str = "admin.sock";
@@ -30,7 +37,38 @@ pub const SOCKET: &str = "admin.sock";
 pub enum Request {
     /// The whole store as export lines (see `store::Line`).
     Export,
+    /// Every account, as [`Account`] lines, in name order.
+    Users,
+    /// Sets an account's password, revokes all its resume tokens and disconnects its live
+    /// sessions: for someone who forgot theirs, or whose account was taken over.
+    ResetPassword {
+        /// The account.
+        name: String,
+        /// Its new password.
+        password: String,
+    },
+    /// Every logged-in session, as [`LiveSession`] lines.
+    Sessions,
+    /// Closes every live session of an account (it may log in again).
+    Disconnect {
+        /// The account.
+        name: String,
+    },
 }
+
+/// One account, as `Users` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Its name.
+    pub name: Username,
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// When its last session ended, if one ever did (while one is live, when the one before ended).
+    pub last_seen: Option<UnixMillis>,
+}
+
+/// How many names `Users` reads at a time, so a large store is listed in bounded memory.
+const USERS_PAGE: usize = 256;
 
 /// The last line of every answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +90,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Listens on the data directory's socket, answering from `store` while it exists.
-    pub fn start(dir: &Path, store: Weak<impl AsRef<Store> + Send + Sync + 'static>) -> io::Result<Self> {
+    /// Listens on the data directory's socket, answering from `shared` while it exists.
+    pub(crate) fn start(dir: &Path, store: Weak<Shared>) -> io::Result<Self> {
         let path = dir.join(SOCKET);
         // A socket left by a server that did not stop cleanly: the store's lock, which this
         // process holds, says no one else is using it.
@@ -104,7 +142,7 @@ impl Admin {
     }
 }
 
-fn serve(stream: &UnixStream, store: &Weak<impl AsRef<Store>>) -> io::Result<()> {
+fn serve(stream: &UnixStream, store: &Weak<Shared>) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     let mut out = BufWriter::new(stream);
@@ -112,7 +150,7 @@ fn serve(stream: &UnixStream, store: &Weak<impl AsRef<Store>>) -> io::Result<()>
         Err(e) => Outcome::Error(format!("not a request: {e}")),
         Ok(request) => match store.upgrade() {
             None => Outcome::Error("the server is stopping".into()),
-            Some(shared) => answer(&request, shared.as_ref().as_ref(), &mut out),
+            Some(shared) => answer(&request, &shared, &mut out),
         },
     };
     serde_json::to_writer(&mut out, &outcome)?;
@@ -120,7 +158,53 @@ fn serve(stream: &UnixStream, store: &Weak<impl AsRef<Store>>) -> io::Result<()>
     out.flush()
 }
 
-fn answer(request: &Request, store: &Store, out: &mut impl Write) -> Outcome {
+fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> Outcome {
+    let hub = &shared.hub;
+    match request {
+        Request::Sessions => {
+            let sessions = hub.sessions();
+            for session in &sessions {
+                if let Err(e) = write_line(out, session) {
+                    return Outcome::Error(e.to_string());
+                }
+            }
+            info!(sessions = sessions.len(), "administrator listed the live sessions");
+            Outcome::Done(format!("{} live sessions", sessions.len()))
+        }
+        Request::Disconnect { name } => {
+            let name = match account(&shared.store, name) {
+                Ok(name) => name,
+                Err(outcome) => return outcome,
+            };
+            let closed = hub.disconnect(&name);
+            info!(user = %name, sessions = closed, "administrator disconnected a user");
+            Outcome::Done(format!("disconnected {closed} sessions of {name}"))
+        }
+        Request::ResetPassword { name, .. } => {
+            let outcome = answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out);
+            // Whoever held the account may still be logged in: a reset that left them
+            // there would not take it back.
+            if let (Outcome::Done(summary), Ok(name)) = (&outcome, Username::parse(name)) {
+                let closed = hub.disconnect(&name);
+                info!(user = %name, sessions = closed, "disconnected the sessions of a reset account");
+                return Outcome::Done(format!("{summary}, disconnected {closed} sessions"));
+            }
+            outcome
+        }
+        Request::Export | Request::Users => {
+            answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out)
+        }
+    }
+}
+
+/// Answers what needs only the store, the same way from a running server and from a stopped
+/// one's directory; hashes new passwords at `bcrypt_cost`.
+pub fn answer_from_store(
+    request: &Request,
+    store: &Store,
+    bcrypt_cost: u32,
+    out: &mut impl Write,
+) -> Outcome {
     match request {
         Request::Export => match store.export(out, now_millis()) {
             Ok(counts) => {
@@ -129,7 +213,81 @@ fn answer(request: &Request, store: &Store, out: &mut impl Write) -> Outcome {
             }
             Err(e) => Outcome::Error(e.to_string()),
         },
+        Request::Users => match list_users(store, out) {
+            Ok(users) => {
+                info!(users, "administrator listed the accounts");
+                Outcome::Done(format!("{users} accounts"))
+            }
+            Err(e) => Outcome::Error(e),
+        },
+        Request::ResetPassword { name, password } => {
+            reset_password(store, name, password, bcrypt_cost).unwrap_or_else(|refused| refused)
+        }
+        Request::Sessions | Request::Disconnect { .. } => Outcome::Error(
+            "no server is running on this data directory, so there are no live sessions".into(),
+        ),
     }
+}
+
+fn list_users(store: &Store, out: &mut impl Write) -> Result<u64, String> {
+    let mut after = None;
+    let mut listed = 0;
+    loop {
+        let (names, more) = store.users_after(after.as_ref(), USERS_PAGE).map_err(|e| e.to_string())?;
+        for name in names {
+            let record = store.user(&name).map_err(|e| e.to_string())?;
+            let Some(record) = record else { continue };
+            let last_seen = store.last_seen(&name).map_err(|e| e.to_string())?;
+            write_line(out, &Account { name: name.clone(), created_at: record.created_at, last_seen })
+                .map_err(|e| e.to_string())?;
+            listed += 1;
+            after = Some(name);
+        }
+        if !more {
+            return Ok(listed);
+        }
+    }
+}
+
+fn reset_password(store: &Store, name: &str, password: &str, bcrypt_cost: u32) -> Result<Outcome, Outcome> {
+    let name = account(store, name)?;
+    if !PASSWORD_LEN.contains(&password.len()) {
+        return Err(Outcome::Error(format!(
+            "the password must be {} to {} bytes long",
+            PASSWORD_LEN.start(),
+            PASSWORD_LEN.end()
+        )));
+    }
+    let hash =
+        bcrypt::hash(password, bcrypt_cost).map_err(|e| Outcome::Error(format!("cannot hash: {e}")))?;
+    match store.change_password(&name, &hash, None) {
+        Ok(Some(revoked)) => {
+            info!(user = %name, revoked, "administrator reset a password");
+            Ok(Outcome::Done(format!("reset the password of {name}, revoked {revoked} saved sessions")))
+        }
+        Ok(None) => Err(no_such_account(&name)),
+        Err(e) => Err(Outcome::Error(e.to_string())),
+    }
+}
+
+/// The registered account called `name`, or the error to answer.
+fn account(store: &Store, name: &str) -> Result<Username, Outcome> {
+    let parsed =
+        Username::parse(name).map_err(|e| Outcome::Error(format!("{name:?} is not a user name: {e}")))?;
+    match store.user_exists(&parsed) {
+        Ok(true) => Ok(parsed),
+        Ok(false) => Err(no_such_account(&parsed)),
+        Err(e) => Err(Outcome::Error(e.to_string())),
+    }
+}
+
+fn no_such_account(name: &Username) -> Outcome {
+    Outcome::Error(format!("there is no account called {name}; `papo-server admin users` lists them"))
+}
+
+fn write_line(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(io::Error::other)?;
+    out.write_all(b"\n")
 }
 
 /// Sends `request` to the server running on `dir`, copying the answer's lines to `out`;

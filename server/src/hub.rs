@@ -1,9 +1,11 @@
 //! Who is online: every logged-in session's outbound queue, by user.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use papo_protocol::{Event, ServerFrame, Username};
+use papo_protocol::{Event, ServerFrame, UnixMillis, Username};
+use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::frames;
@@ -15,19 +17,40 @@ pub struct Hub {
     online: RwLock<HashMap<Username, Vec<Member>>>,
 }
 
+/// A logged-in session, as the administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSession {
+    /// Whose it is.
+    pub name: Username,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// When it logged in.
+    pub since: UnixMillis,
+}
+
 #[derive(Debug)]
 struct Member {
     session: u64,
     sink: Arc<dyn Sink>,
     wants_presence: bool,
+    peer: SocketAddr,
+    since: UnixMillis,
 }
 
 impl Hub {
-    /// Adds a logged-in session; tells presence subscribers if it is the user's first.
-    pub(crate) fn join(&self, user: &Username, session: u64, sink: Arc<dyn Sink>) {
+    /// Adds a session of a client at `peer` that logged in at `since`; tells presence
+    /// subscribers if it is the user's first.
+    pub(crate) fn join(
+        &self,
+        user: &Username,
+        session: u64,
+        sink: Arc<dyn Sink>,
+        peer: SocketAddr,
+        since: UnixMillis,
+    ) {
         let mut online = self.online.write().unwrap_or_else(PoisonError::into_inner);
         let sessions = online.entry(user.clone()).or_default();
-        sessions.push(Member { session, sink, wants_presence: false });
+        sessions.push(Member { session, sink, wants_presence: false, peer, since });
         if sessions.len() == 1 {
             broadcast_presence(&online, user, true);
         }
@@ -68,6 +91,34 @@ impl Hub {
     /// Whether any session of `user` is online.
     pub fn is_online(&self, user: &Username) -> bool {
         self.online.read().unwrap_or_else(PoisonError::into_inner).contains_key(user)
+    }
+
+    /// Every logged-in session, by name and then login time.
+    pub fn sessions(&self) -> Vec<LiveSession> {
+        let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
+        let mut sessions: Vec<LiveSession> = online
+            .iter()
+            .flat_map(|(name, members)| {
+                members.iter().map(|member| LiveSession {
+                    name: name.clone(),
+                    peer: member.peer,
+                    since: member.since,
+                })
+            })
+            .collect();
+        sessions.sort_unstable_by(|a, b| (&a.name, a.since).cmp(&(&b.name, b.since)));
+        sessions
+    }
+
+    /// Closes every session of `user`, and says how many there were. Each then leaves the
+    /// hub from its own thread, as when its client hangs up.
+    pub fn disconnect(&self, user: &Username) -> usize {
+        let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
+        let members = online.get(user).map_or(&[][..], Vec::as_slice);
+        for member in members {
+            member.sink.close();
+        }
+        members.len()
     }
 
     /// How many users have a session online.

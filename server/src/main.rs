@@ -1,6 +1,7 @@
 //! `papo-server`: the command-line front of the Papo chat server.
 
 mod cli {
+    pub mod admin;
     pub mod health;
     pub mod layers;
     pub mod logging;
@@ -80,7 +81,8 @@ Examples:
   papo-server --listen 192.168.0.10:7878 --data-dir /srv/papo
   papo-server --config /etc/papo/server.toml --print-config
   papo-server health                           check a running server on its own port
-  papo-server export backup.jsonl              back the store up (while it runs, too)";
+  papo-server export backup.jsonl              back the store up (while it runs, too)
+  papo-server admin users                      list the accounts (see admin --help)";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -124,6 +126,11 @@ Example:
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Administer accounts and sessions: on the running server (through admin.sock in its data
+    /// directory) or, for accounts, on a stopped one's directory. The running server logs every
+    /// action.
+    #[command(subcommand)]
+    Admin(cli::admin::AdminCommand),
     /// Print a shell completion script for papo-server.
     #[command(after_help = "\
 Examples:
@@ -166,6 +173,10 @@ fn run(cli: Cli, file: Option<&Path>, args: Vec<OsString>) -> Result<ExitCode> {
         Some(Command::Import { file }) => {
             let options = cli.settings.server_config(cli.settings.data_dir()?).store;
             return cli::store::import(&cli.settings.data_dir()?, &file, options);
+        }
+        Some(Command::Admin(command)) => {
+            let config = cli.settings.server_config(cli.settings.data_dir()?);
+            return cli::admin::run(command, &config.data_dir, config.store, config.bcrypt_cost);
         }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "papo-server", &mut stdout);

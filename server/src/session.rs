@@ -197,7 +197,13 @@ impl<'a> Session<'a> {
                 Then::Continue => self.reply(id, reply),
                 Then::LoggedIn(identity) => {
                     reader.get_ref().logged_in();
-                    self.shared.hub.join(&identity.name, self.id, Arc::clone(&self.sink));
+                    self.shared.hub.join(
+                        &identity.name,
+                        self.id,
+                        Arc::clone(&self.sink),
+                        self.peer,
+                        self.shared.clock.now_millis(),
+                    );
                     self.identity = Some(identity);
                     self.reply(id, reply);
                     if self.stream_backlog() == Flow::Close {

@@ -147,3 +147,28 @@ fn nobody_reads_or_writes_someone_elses_conversations() {
     let page = bia.history(e.name.as_str(), None, 5).unwrap();
     assert_eq!((page.messages[0].id, &page.messages[0].from), (id, &e.name));
 }
+
+#[test]
+fn change_password_keeps_this_session_and_revokes_the_others() {
+    let server = TestServer::start();
+    let name = unique_name("pat");
+    let mut client = server.connect();
+    client.register(&name, PASSWORD).unwrap();
+    let mine = client.login(&name, PASSWORD).unwrap();
+    let other = server.connect().login(&name, PASSWORD).unwrap();
+
+    let wrong = Request::ChangePassword { old: "not the password".into(), new: "a new password".into() };
+    assert_eq!(client.request_done(wrong).unwrap_err().code(), Some(ErrorCode::InvalidCredentials));
+    let change = Request::ChangePassword { old: PASSWORD.into(), new: "a new password".into() };
+    client.request_done(change).unwrap();
+    // The session that changed it goes on working.
+    assert_eq!(client.request(Request::Ping).unwrap(), Reply::Pong);
+
+    assert_eq!(server.connect().resume(&other.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
+    assert_eq!(
+        server.connect().login(&name, PASSWORD).unwrap_err().code(),
+        Some(ErrorCode::InvalidCredentials)
+    );
+    server.connect().login(&name, "a new password").unwrap();
+    assert_eq!(server.connect().resume(&mine.token).unwrap().name, mine.name);
+}

@@ -1,13 +1,58 @@
-//! The administration socket of a running server: an online export that imports whole.
+//! The administration socket of a running server (an online export that imports whole,
+//! accounts, sessions) and `papo-server admin` on a stopped one.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use common::{unique_name, TestServer, PASSWORD};
-use papo_protocol::Username;
-use papo_server::admin::{self, Outcome, Request};
+use papo_protocol::{ErrorCode, Request as ClientRequest, Username};
+use papo_server::admin::{self, Account, LiveSession, Outcome, Request};
 use papo_server::store::{Line, Store};
+
+/// Sends `request` to the server on `dir`: its outcome and the lines before it.
+fn ask(dir: &Path, request: &Request) -> (Outcome, Vec<String>) {
+    let mut out = Vec::new();
+    let outcome = admin::request(dir, request, &mut out).unwrap().expect("a server answers");
+    (outcome, String::from_utf8(out).unwrap().lines().map(str::to_owned).collect())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(lines: &[String]) -> Vec<T> {
+    lines.iter().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+/// Waits until the server on `dir` lists `count` live sessions.
+fn wait_for_sessions(dir: &Path, count: usize) -> Vec<LiveSession> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sessions: Vec<LiveSession> = parse(&ask(dir, &Request::Sessions).1);
+        if sessions.len() == count || Instant::now() > deadline {
+            return sessions;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `papo-server admin ARGS` on `dir`, with the new password (if any) in `PAPO_PASSWORD`.
+fn admin_command(dir: &Path, args: &[&str], password: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_papo-server"));
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("PAPO_")) {
+        command.env_remove(key);
+    }
+    command
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("admin");
+    if let Some(password) = password {
+        command.env("PAPO_PASSWORD", password);
+    }
+    command.args(args).output().unwrap()
+}
 
 #[test]
 fn a_running_server_exports_through_its_socket_and_the_export_imports_whole() {
@@ -47,4 +92,101 @@ fn a_running_server_exports_through_its_socket_and_the_export_imports_whole() {
     assert!(!socket.exists(), "a stopped server removes its socket");
     let mut nothing = Vec::new();
     assert_eq!(admin::request(dir.path(), &Request::Export, &mut nothing).unwrap(), None);
+}
+
+#[test]
+fn a_running_server_lists_accounts_and_live_sessions_and_disconnects_a_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let (ana, bia) = (unique_name("ana"), unique_name("bia"));
+    server.connect().register(&ana, PASSWORD).unwrap();
+    server.connect().register(&bia, PASSWORD).unwrap();
+    let (mut first, _) = server.login(&ana);
+    let (mut second, _) = server.login(&ana);
+    let (mut bias, _) = server.login(&bia);
+
+    let (outcome, lines) = ask(dir.path(), &Request::Users);
+    assert_eq!(outcome, Outcome::Done("2 accounts".into()));
+    let accounts: Vec<Account> = parse(&lines);
+    let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, [ana.as_str(), bia.as_str()]);
+    assert!(accounts.iter().all(|a| a.created_at > 0 && a.last_seen.is_none()));
+
+    let sessions = wait_for_sessions(dir.path(), 3);
+    let listed: Vec<&str> = sessions.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(listed, [ana.as_str(), ana.as_str(), bia.as_str()]);
+    assert!(sessions.iter().all(|s| s.peer.ip().is_loopback() && s.since > 0));
+
+    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: ana.to_uppercase() });
+    assert_eq!(outcome, Outcome::Done(format!("disconnected 2 sessions of {ana}")));
+    for client in [&mut first, &mut second] {
+        assert!(client.request(ClientRequest::Ping).is_err(), "a disconnected session is closed");
+    }
+    assert_eq!(bias.request(ClientRequest::Ping).unwrap(), papo_protocol::Reply::Pong);
+    assert_eq!(wait_for_sessions(dir.path(), 1).len(), 1);
+    // Disconnected is not locked out.
+    server.login(&ana);
+
+    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: "nobody".into() });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called nobody")), "{outcome:?}");
+}
+
+#[test]
+fn a_password_reset_on_a_running_server_revokes_and_disconnects_every_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let ana = unique_name("ana");
+    server.connect().register(&ana, PASSWORD).unwrap();
+    let (mut live, session) = server.login(&ana);
+
+    let reset = Request::ResetPassword { name: ana.clone(), password: "short".into() };
+    assert!(matches!(ask(dir.path(), &reset).0, Outcome::Error(e) if e.contains("8 to 128 bytes")));
+    let reset = Request::ResetPassword { name: ana.clone(), password: "a new password".into() };
+    assert_eq!(
+        ask(dir.path(), &reset).0,
+        Outcome::Done(format!(
+            "reset the password of {ana}, revoked 1 saved sessions, disconnected 1 sessions"
+        ))
+    );
+    assert!(live.request(ClientRequest::Ping).is_err());
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
+    assert_eq!(
+        server.connect().login(&ana, PASSWORD).unwrap_err().code(),
+        Some(ErrorCode::InvalidCredentials)
+    );
+    server.connect().login(&ana, "a new password").unwrap();
+}
+
+#[test]
+fn the_admin_command_works_on_a_stopped_server_for_accounts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = unique_name("ana");
+    let server = TestServer::start_in(dir.path(), |_| {});
+    server.connect().register(&ana, PASSWORD).unwrap();
+    let (_, session) = server.login(&ana);
+    server.stop().unwrap();
+
+    let output = admin_command(dir.path(), &["reset-password", &ana], Some("a new password"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("reset the password of {ana}, revoked 1 saved sessions")), "{stderr}");
+
+    let output = admin_command(dir.path(), &["users"], None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let accounts: Vec<Account> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].name.as_str(), ana);
+    assert!(accounts[0].last_seen.is_some(), "the session ended when the server stopped");
+
+    let output = admin_command(dir.path(), &["sessions"], None);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no server is running"));
+
+    let server = TestServer::start_in(dir.path(), |_| {});
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
+    server.connect().login(&ana, "a new password").unwrap();
 }

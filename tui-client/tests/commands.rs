@@ -308,21 +308,30 @@ fn contacts_long_says_when_each_was_last_seen() {
 }
 
 #[test]
-fn passwd_sends_change_password_and_reports_the_answer() {
+fn passwd_changes_the_password_and_refuses_a_wrong_current_one() {
     let server = TestServer::start();
     let ana = unique_name("ana");
     stdout(&papo(&server, &["register", "--user", &ana]));
-    // The server answers ChangePassword only once issue 14's account work lands (its handler
-    // says so); until then papo must say what the server said, on one line, and change nothing.
-    let refused = papo_with(&server, &["passwd", "--user", &ana], |c| {
-        c.env("PAPO_PASSWORD", PASSWORD).env("PAPO_NEW_PASSWORD", "a brand new one");
-    });
-    assert_eq!(refused.status.code(), Some(1));
-    assert_eq!(
-        stderr(&refused),
-        "error: cannot change the password: this server cannot change passwords yet\n"
-    );
+    let with = |current: &'static str, new: &'static str| {
+        papo_with(&server, &["passwd", "--user", &ana], move |c| {
+            c.env("PAPO_PASSWORD", current).env("PAPO_NEW_PASSWORD", new);
+        })
+    };
+    let wrong = with("not the password", "a brand new one");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).starts_with("error: "), "{}", stderr(&wrong));
+    assert_eq!(stderr(&wrong).lines().count(), 1, "one line: {}", stderr(&wrong));
+    // Still the old password.
     stdout(&papo(&server, &["contacts", "--user", &ana]));
+
+    let changed = with(PASSWORD, "a brand new one");
+    assert_eq!(changed.status.code(), Some(0), "{}", String::from_utf8_lossy(&changed.stderr));
+    let old = papo(&server, &["contacts", "--user", &ana]);
+    assert_eq!(old.status.code(), Some(1), "the old password no longer works");
+    let new = papo_with(&server, &["contacts", "--user", &ana], |c| {
+        c.env("PAPO_PASSWORD", "a brand new one");
+    });
+    assert_eq!(new.status.code(), Some(0), "{}", String::from_utf8_lossy(&new.stderr));
     // Without a new password nothing is tried.
     let missing = papo(&server, &["passwd", "--user", &ana]);
     assert_eq!(missing.status.code(), Some(1));

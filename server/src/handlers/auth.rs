@@ -1,4 +1,4 @@
-//! Accounts and logins: `Register`, `Login`, `Resume`, `Logout`.
+//! Accounts and logins: `Register`, `Login`, `Resume`, `Logout`, `ChangePassword`.
 
 use papo_protocol::{ErrorCode, ErrorReply, Event, LoggedIn, Reply, Username, PASSWORD_LEN};
 use sha2::{Digest, Sha256};
@@ -12,25 +12,13 @@ use crate::store::{StoreError, TokenRecord, UserRecord};
 pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<Handled, ErrorReply> {
     let name = Username::parse(name)
         .map_err(|e| ErrorReply::new(ErrorCode::InvalidName, format!("cannot use that name: {e}")))?;
-    if !PASSWORD_LEN.contains(&password.len()) {
-        return Err(ErrorReply::new(
-            ErrorCode::InvalidPassword,
-            format!("the password must be {} to {} bytes long", PASSWORD_LEN.start(), PASSWORD_LEN.end()),
-        ));
-    }
+    check_length(password)?;
     let address = ctx.peer.ip();
     ctx.limits.register(address, ctx.clock.instant()).map_err(|wait| {
         info!(peer = %ctx.peer, "registration refused: too many from this address");
         rate_limited("too many accounts created from your machine", wait)
     })?;
-    let (password, cost) = (password.to_owned(), ctx.config.bcrypt_cost);
-    let password_hash =
-        ctx.passwords.run(address, move || bcrypt::hash(password, cost)).map_err(|_| busy())?.map_err(
-            |e| {
-                warn!(error = %e, "hashing a password failed");
-                ErrorReply::new(ErrorCode::Internal, "the server could not hash the password")
-            },
-        )?;
+    let password_hash = hash_password(ctx, password)?;
     let record = UserRecord { password_hash, created_at: ctx.clock.now_millis() };
     if !ctx.store.create_user(&name, &record).map_err(|e| errors::from_store(&e))? {
         return Err(ErrorReply::new(ErrorCode::NameTaken, format!("the name {name} is taken; pick another")));
@@ -70,6 +58,65 @@ pub(super) fn login(ctx: &Context<'_>, name: &str, password: &str) -> Result<Han
     };
     ctx.limits.login_succeeded(attempt);
     start_session(ctx, user)
+}
+
+/// Changes the caller's password, and revokes every resume token of theirs but this
+/// session's, so a client that knew the old password cannot come back with a saved session.
+///
+/// The old password is checked like a login's (counted first, in the password pool), so
+/// a stolen session cannot guess it any faster than a login could.
+pub(super) fn change_password(
+    ctx: &Context<'_>,
+    me: &Identity,
+    old: &str,
+    new: &str,
+) -> Result<Handled, ErrorReply> {
+    check_length(new)?;
+    let address = ctx.peer.ip();
+    let attempt = ctx.limits.login(address, me.name.as_str(), ctx.clock.instant()).map_err(|wait| {
+        info!(user = %me.name, peer = %ctx.peer, "password change refused: too many attempts");
+        rate_limited("too many password attempts from your machine or for this name", wait)
+    })?;
+    let record = ctx.store.user(&me.name).map_err(|e| errors::from_store(&e))?;
+    let hash = record.map_or_else(|| ctx.dummy_hash.to_owned(), |record| record.password_hash);
+    let old = old.to_owned();
+    let Ok(matches) = ctx.passwords.run(address, move || bcrypt::verify(old, &hash).unwrap_or(false)) else {
+        ctx.limits.login_unchecked(attempt);
+        return Err(busy());
+    };
+    if !matches {
+        info!(user = %me.name, peer = %ctx.peer, "failed password change: wrong old password");
+        return Err(ErrorReply::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
+    }
+    ctx.limits.login_succeeded(attempt);
+    let password_hash = hash_password(ctx, new)?;
+    let revoked = ctx
+        .store
+        .change_password(&me.name, &password_hash, Some(&me.token_hash))
+        .map_err(|e| errors::from_store(&e))?
+        .ok_or_else(|| ErrorReply::new(ErrorCode::Internal, "the account is gone"))?;
+    info!(user = %me.name, peer = %ctx.peer, revoked, "password changed");
+    Ok(Handled::reply(Reply::Done))
+}
+
+/// Refuses a new password outside the protocol's lengths.
+fn check_length(password: &str) -> Result<(), ErrorReply> {
+    if PASSWORD_LEN.contains(&password.len()) {
+        return Ok(());
+    }
+    Err(ErrorReply::new(
+        ErrorCode::InvalidPassword,
+        format!("the password must be {} to {} bytes long", PASSWORD_LEN.start(), PASSWORD_LEN.end()),
+    ))
+}
+
+/// Hashes a new password at the configured cost, in the password pool in this address's turn.
+fn hash_password(ctx: &Context<'_>, password: &str) -> Result<String, ErrorReply> {
+    let (password, cost) = (password.to_owned(), ctx.config.bcrypt_cost);
+    ctx.passwords.run(ctx.peer.ip(), move || bcrypt::hash(password, cost)).map_err(|_| busy())?.map_err(|e| {
+        warn!(error = %e, "hashing a password failed");
+        ErrorReply::new(ErrorCode::Internal, "the server could not hash the password")
+    })
 }
 
 /// The reply to an attempt over a limit, saying when to try again.

@@ -182,10 +182,7 @@ fn handle_logged_in(
             search::search(ctx, me, &query, with.as_deref(), before, limit)
         }
         Request::Typing { to } => presence::typing(ctx, me, &to),
-        // The lead's account work (issue 14, item 10) gives this its handler.
-        Request::ChangePassword { .. } => {
-            Err(ErrorReply::new(ErrorCode::InvalidRequest, "this server cannot change passwords yet"))
-        }
+        Request::ChangePassword { old, new } => auth::change_password(ctx, me, &old, &new),
         Request::CreateGroup { name, members, hide_history } => {
             groups::create(ctx, me, &name, &members, hide_history)
         }

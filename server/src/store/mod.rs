@@ -393,6 +393,20 @@ impl Store {
         })
     }
 
+    /// Replaces `user`'s password hash durably and revokes every resume token of theirs but
+    /// `keep`, in one write: how many tokens it revoked, or `None` if there is no such account.
+    pub fn change_password(
+        &self,
+        user: &Username,
+        password_hash: &str,
+        keep: Option<&[u8]>,
+    ) -> Result<Option<u64>> {
+        let (user, password_hash, keep) = (user.clone(), password_hash.to_owned(), keep.map(<[u8]>::to_vec));
+        self.committer.call(Growth::Maintains, move |staged| {
+            writes::change_password(staged, &user, password_hash, keep.as_deref())
+        })
+    }
+
     /// Queues a message for storing; its answer arrives through `appends` once settled: the
     /// stored message, the original of a resend, or a client id used for another message.
     pub fn append(

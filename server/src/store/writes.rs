@@ -9,7 +9,7 @@ use papo_protocol::{ChatMessage, GroupMessage, MessageId, UnixMillis, Username};
 use super::commit::{Staged, TreeName};
 use super::group_writes::Refusal;
 use super::records::{
-    corrupt, decode, encode, DedupRecord, GroupId, MessageRecord, StoredLast, Target, TokenRecord,
+    corrupt, decode, encode, DedupRecord, GroupId, MessageRecord, StoredLast, Target, TokenRecord, UserRecord,
 };
 use super::{keys, preview, Result};
 
@@ -218,6 +218,41 @@ pub fn take_token(staged: &mut Staged<'_>, key: Vec<u8>) -> Result<Option<TokenR
     let record = decode(&key, &raw)?;
     staged.remove(TreeName::Tokens, key);
     Ok(Some(record))
+}
+
+/// Replaces `user`'s password hash and revokes every token of theirs but `keep`: how many
+/// it revoked, or `None` (nothing changed) if there is no such account.
+pub fn change_password(
+    staged: &mut Staged<'_>,
+    user: &Username,
+    password_hash: String,
+    keep: Option<&[u8]>,
+) -> Result<Option<u64>> {
+    let key = user.as_str().as_bytes();
+    let Some(raw) = staged.get(TreeName::Users, key)? else { return Ok(None) };
+    let record: UserRecord = decode(key, &raw)?;
+    let revoked = revoke_tokens(staged, user, keep)?;
+    staged.insert(TreeName::Users, key.to_vec(), encode(&UserRecord { password_hash, ..record }));
+    Ok(Some(revoked))
+}
+
+/// Revokes every token of `user` but `keep`, and says how many.
+///
+/// It reads the whole `tokens` tree, keyed by the token's hash alone: an index by user
+/// would be a new store format with a migration, and the tree stays small (one token per
+/// client that logged in within the token lifetime, each replaced when it is used, expired
+/// ones pruned) and is read only when someone changes a password or is logged out
+/// everywhere, which the login limits keep rare.
+pub fn revoke_tokens(staged: &mut Staged<'_>, user: &Username, keep: Option<&[u8]>) -> Result<u64> {
+    let mut revoked = 0;
+    for (key, raw) in staged.scan_prefix(TreeName::Tokens, &[])? {
+        let record: TokenRecord = decode(&key, &raw)?;
+        if record.user == *user && keep != Some(key.as_slice()) {
+            staged.remove(TreeName::Tokens, key);
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
 }
 
 fn to_chat(id: MessageId, record: MessageRecord) -> ChatMessage {

@@ -253,3 +253,70 @@ fn only_register_login_resume_and_ping_work_before_login() {
     let (me, _) = fixture.login(&ana);
     assert_eq!(fixture.handle(Some(&me), Request::Ping).reply, Some(Ok(Reply::Pong)));
 }
+
+fn change_password(old: &str, new: &str) -> Request {
+    Request::ChangePassword { old: old.into(), new: new.into() }
+}
+
+#[test]
+fn change_password_stores_the_new_one_and_revokes_every_other_session_of_the_user() {
+    let fixture = Fixture::new();
+    let (ana, bia) = (fixture.user("ana"), fixture.user("bia"));
+    let (me, mine) = fixture.login(&ana);
+    let (_, other) = fixture.login(&ana);
+    let (_, third) = fixture.login(&ana);
+    let (_, bias) = fixture.login(&bia);
+    let handled = fixture.handle(Some(&me), change_password(PASSWORD, "a new password"));
+    assert_eq!((handled.reply, handled.then), (Some(Ok(Reply::Done)), Then::Continue));
+
+    for token in [other, third] {
+        assert_eq!(code(&fixture.handle(None, Request::Resume { token })), Some(ErrorCode::InvalidToken));
+    }
+    assert_eq!(logged_in(fixture.handle(None, Request::Resume { token: mine })).0.name, ana);
+    assert_eq!(logged_in(fixture.handle(None, Request::Resume { token: bias })).0.name, bia);
+    assert_eq!(
+        code(&fixture.handle(None, login(ana.as_str(), PASSWORD))),
+        Some(ErrorCode::InvalidCredentials)
+    );
+    assert_eq!(logged_in(fixture.handle(None, login(ana.as_str(), "a new password"))).0.name, ana);
+}
+
+#[test]
+fn change_password_with_a_wrong_old_one_changes_nothing_and_counts_as_a_failed_login() {
+    let fixture = Fixture::with(|config| {
+        let mut limits = LimitPolicy::unlimited();
+        limits.logins_per_address_and_name = Window { limit: 2, span: Duration::from_secs(60) };
+        config.limits = limits;
+    });
+    let ana = fixture.user("ana");
+    let (me, _) = fixture.login(&ana);
+    let (_, other) = fixture.login(&ana);
+    for _ in 0..2 {
+        let handled = fixture.handle(Some(&me), change_password("not the password", "a new password"));
+        assert_eq!(code(&handled), Some(ErrorCode::InvalidCredentials));
+    }
+    // The two wrong guesses used up the name's attempts from this address, logins included.
+    let handled = fixture.handle(Some(&me), change_password(PASSWORD, "a new password"));
+    assert_eq!(code(&handled), Some(ErrorCode::RateLimited));
+    assert_eq!(code(&fixture.handle(None, login(ana.as_str(), PASSWORD))), Some(ErrorCode::RateLimited));
+    let record = fixture.shared().store.user(&ana).unwrap().unwrap();
+    assert!(bcrypt::verify(PASSWORD, &record.password_hash).unwrap(), "the password is unchanged");
+    assert_eq!(logged_in(fixture.handle(None, Request::Resume { token: other })).0.name, ana);
+}
+
+#[test]
+fn change_password_refuses_a_new_password_of_the_wrong_length() {
+    let fixture = Fixture::new();
+    let (me, _) = fixture.login(&fixture.user("ana"));
+    for new in ["short".to_owned(), "x".repeat(129)] {
+        let handled = fixture.handle(Some(&me), change_password(PASSWORD, &new));
+        assert_eq!(code(&handled), Some(ErrorCode::InvalidPassword));
+    }
+}
+
+#[test]
+fn change_password_needs_a_login() {
+    let fixture = Fixture::new();
+    let handled = fixture.handle(None, change_password(PASSWORD, "a new password"));
+    assert_eq!(code(&handled), Some(ErrorCode::NotLoggedIn));
+}

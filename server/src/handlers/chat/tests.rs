@@ -7,7 +7,7 @@ use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, Reply, Request, 
 use super::{deliveries, settle, CONTACTS_PAGE, HISTORY_PAGE_BYTES};
 use crate::fixture::Fixture;
 use crate::handlers::{Audience, Delivery, Handled, Identity, Then};
-use crate::memory::Pipe;
+use crate::memory::{Pipe, PEER};
 use crate::store::{Appended, Posted, Refusal, StoreError};
 
 fn code(handled: &Handled) -> Option<ErrorCode> {
@@ -187,14 +187,14 @@ fn contacts_list_everyone_else_with_presence_and_unread_counts_and_subscribe() {
     fixture.send(&caio, me.name.as_str(), "oi", 1).0.unwrap();
     // Me as session 1, caio online as session 2.
     let (mine, theirs) = (Pipe::new(usize::MAX), Pipe::new(usize::MAX));
-    fixture.shared().hub.join(&me.name, 1, Arc::clone(&mine) as _);
-    fixture.shared().hub.join(&caio.name, 2, Arc::clone(&theirs) as _);
+    fixture.shared().hub.join(&me.name, 1, Arc::clone(&mine) as _, PEER, 0);
+    fixture.shared().hub.join(&caio.name, 2, Arc::clone(&theirs) as _, PEER, 0);
     let page = contacts(&fixture, &me, None);
     assert_eq!(page.next_after, None);
     let listed: Vec<_> = page.contacts.iter().map(|c| (c.name.clone(), c.online, c.unread)).collect();
     assert_eq!(listed, [(bia.clone(), false, 0), (caio.name.clone(), true, 1)]);
     // Subscribed: bia coming online reaches session 1.
-    fixture.shared().hub.join(&bia, 3, Pipe::new(usize::MAX));
+    fixture.shared().hub.join(&bia, 3, Pipe::new(usize::MAX), PEER, 0);
     let mut buf = vec![0; 256];
     let n = mine.read(&mut buf, Some(std::time::Duration::ZERO)).unwrap();
     let (frame, _) =

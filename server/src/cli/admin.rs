@@ -1,0 +1,86 @@
+//! `papo-server admin …`: accounts and sessions, on the running server through its
+//! administration socket, or (for accounts) on a stopped server's directory.
+
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use papo_server::admin::{self, Outcome, Request};
+use papo_server::store::{Store, StoreOptions};
+
+/// What `papo-server admin` does.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// List every account, one JSON line each: name, created_at and last_seen (when its last
+    /// session ended; null if none ever did), in Unix milliseconds.
+    Users,
+    /// Set an account's password (read from PAPO_PASSWORD, or the first line of standard
+    /// input), revoke all its saved sessions and disconnect its live ones.
+    #[command(after_help = "\
+For someone who forgot their password, or whose account was taken over: every client of the
+account must log in again with the new password.
+
+Example:
+  printf '%s\\n' 'a new password' | papo-server admin reset-password ana")]
+    ResetPassword {
+        /// The account.
+        name: String,
+    },
+    /// List the live sessions of the running server, one JSON line each: name, peer (the
+    /// client's address) and since (when it logged in, in Unix milliseconds).
+    Sessions,
+    /// Close every live session of an account on the running server (it may log in again;
+    /// to keep someone out, reset their password).
+    Disconnect {
+        /// The account.
+        name: String,
+    },
+}
+
+/// Runs `command` on the server running on `dir`, or on the store in `dir` if none runs.
+pub fn run(command: AdminCommand, dir: &Path, options: StoreOptions, bcrypt_cost: u32) -> Result<ExitCode> {
+    if !dir.join("papo-store").exists() {
+        bail!("{} holds no papo store; pass the server's --data-dir", dir.display());
+    }
+    let request = match command {
+        AdminCommand::Users => Request::Users,
+        AdminCommand::ResetPassword { name } => Request::ResetPassword { name, password: new_password()? },
+        AdminCommand::Sessions => Request::Sessions,
+        AdminCommand::Disconnect { name } => Request::Disconnect { name },
+    };
+    let mut out = io::stdout().lock();
+    let outcome = match admin::request(dir, &request, &mut out)
+        .with_context(|| format!("cannot reach the server through {}", dir.join(admin::SOCKET).display()))?
+    {
+        Some(outcome) => outcome,
+        None => {
+            let store =
+                Store::open_with(dir, options).with_context(|| format!("cannot open {}", dir.display()))?;
+            admin::answer_from_store(&request, &store, bcrypt_cost, &mut out)
+        }
+    };
+    out.flush()?;
+    match outcome {
+        Outcome::Done(summary) => {
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Error(reason) => bail!("{reason}"),
+    }
+}
+
+/// The new password: `PAPO_PASSWORD`, or the first line of standard input.
+fn new_password() -> Result<String> {
+    if let Ok(password) = std::env::var("PAPO_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line).context("cannot read the new password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("no new password: set PAPO_PASSWORD or write it on standard input");
+    }
+    Ok(password.to_owned())
+}
