@@ -22,7 +22,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/search [--here] TEXT", "search messages, or only this conversation"),
     ("/mute  /unmute [USER]", "silence a conversation (⊘ in the list), or ring again"),
     ("/passwd", "change your password"),
-    ("/group create #NAME [USER...]", "create a group you own, with these users in it"),
+    ("/group create #NAME USER", "create a group you own, with these users (none or more) in it"),
     ("/invite USER  /kick USER", "in a group you own: add or remove a member"),
     ("/leave  /members", "in a group: leave it; list its members, online or not"),
     ("? / F1", "show this help (? on an empty input; arrows and PageDown scroll it)"),
