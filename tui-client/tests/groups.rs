@@ -4,8 +4,10 @@ mod common;
 
 use common::*;
 use papo::app::{update, ConvKey, Msg};
-use papo::net::{NetCommand, NetEvent, Outgoing};
-use papo_protocol::{Event, GroupHistoryPage, GroupMessage, GroupMessageKind, GroupName, GroupSummary};
+use papo::net::{GroupCommand, NetCommand, NetEvent, Outgoing};
+use papo_protocol::{
+    Event, GroupHistoryPage, GroupInfo, GroupMember, GroupMessage, GroupMessageKind, GroupName, GroupSummary,
+};
 use ratatui::crossterm::event::KeyCode;
 
 fn group(raw: &str) -> GroupName {
@@ -155,4 +157,106 @@ fn a_group_i_was_removed_from_says_so_and_refuses_new_messages() {
     let deleted = Event::GroupDeleted { group: group("#lab"), by: name("bia") };
     update(&mut model, Msg::Net(NetEvent::Server(deleted)));
     assert_eq!(model.contact(&lab()).and_then(|c| c.gone.as_deref()), Some("bia deleted it"));
+}
+
+/// `with_lab` with `#lab` open.
+fn in_lab() -> papo::app::Model {
+    let mut model = with_lab();
+    update(&mut model, alt(KeyCode::Char('1')));
+    model
+}
+
+/// Types `line`, presses Enter and returns what it asked of the network.
+fn enter(model: &mut papo::app::Model, line: &str) -> Vec<NetCommand> {
+    let mut commands = type_text(model, line);
+    commands.extend(update(model, key(KeyCode::Enter)));
+    commands
+}
+
+fn answer(model: &mut papo::app::Model, command: GroupCommand, result: Result<Option<GroupInfo>, String>) {
+    update(model, Msg::Net(NetEvent::Group { command, result }));
+}
+
+#[test]
+fn group_create_asks_for_the_group_with_its_members_and_says_so() {
+    let mut model = with_lab();
+    let create = GroupCommand::Create { name: group("#redes"), members: vec![name("bia"), name("caio")] };
+    assert_eq!(enter(&mut model, "/group create #redes bia caio"), [NetCommand::Group(create.clone())]);
+    answer(&mut model, create.clone(), Ok(None));
+    assert_eq!(model.notice.as_deref(), Some("created #redes; /invite USER adds more"));
+    answer(&mut model, create, Err("a group called #redes exists".into()));
+    assert_eq!(model.notice.as_deref(), Some("cannot create #redes: a group called #redes exists"));
+    assert!(enter(&mut model, "/group create redes").is_empty(), "a name without # is refused here");
+    assert!(model.notice.as_deref().is_some_and(|n| n.starts_with("usage: /group create #NAME")));
+}
+
+#[test]
+fn invite_and_kick_act_on_the_open_group_and_show_the_servers_refusal() {
+    let mut model = in_lab();
+    let invite = GroupCommand::Invite { group: group("#lab"), user: name("caio") };
+    assert_eq!(enter(&mut model, "/invite caio"), [NetCommand::Group(invite.clone())]);
+    answer(&mut model, invite, Ok(None));
+    assert_eq!(model.notice.as_deref(), Some("caio is now in #lab"));
+    let kick = GroupCommand::Kick { group: group("#lab"), user: name("bia") };
+    assert_eq!(enter(&mut model, "/kick bia"), [NetCommand::Group(kick.clone())]);
+    answer(&mut model, kick.clone(), Ok(None));
+    assert_eq!(model.notice.as_deref(), Some("bia was removed from #lab"));
+    answer(&mut model, kick, Err("only the owner of #lab may do that".into()));
+    assert_eq!(
+        model.notice.as_deref(),
+        Some("cannot remove bia from #lab: only the owner of #lab may do that")
+    );
+}
+
+#[test]
+fn group_commands_outside_a_group_ask_to_open_one_and_send_nothing() {
+    let mut model = with_lab();
+    update(&mut model, alt(KeyCode::Char('2')));
+    for line in ["/invite caio", "/kick caio", "/leave", "/members"] {
+        assert!(enter(&mut model, line).is_empty(), "{line} sent a request");
+        assert!(model.notice.as_deref().is_some_and(|n| n.ends_with("open a group first")), "{line}");
+    }
+}
+
+#[test]
+fn leave_asks_to_leave_the_open_group_and_says_how_it_went() {
+    let mut model = in_lab();
+    let leave = GroupCommand::Leave(group("#lab"));
+    assert_eq!(enter(&mut model, "/leave"), [NetCommand::Group(leave.clone())]);
+    answer(&mut model, leave.clone(), Err("the owner hands a group over or deletes it".into()));
+    assert_eq!(
+        model.notice.as_deref(),
+        Some("cannot leave #lab: the owner hands a group over or deletes it")
+    );
+    answer(&mut model, leave, Ok(None));
+    assert_eq!(model.notice.as_deref(), Some("you left #lab"));
+}
+
+#[test]
+fn members_lists_the_open_groups_members_with_presence_in_the_status_line() {
+    let mut model = in_lab();
+    let members = GroupCommand::Members(group("#lab"));
+    assert_eq!(enter(&mut model, "/members"), [NetCommand::Group(members.clone())]);
+    let member = |raw: &str, online| GroupMember {
+        name: name(raw),
+        online,
+        joined_at: 1,
+        delivered_up_to: 0,
+        read_up_to: 0,
+    };
+    let info = GroupInfo {
+        name: group("#lab"),
+        owner: name("bia"),
+        created_at: NOW,
+        hide_history: false,
+        members: vec![member("ana", true), member("bia", false)],
+    };
+    answer(&mut model, members.clone(), Ok(Some(info)));
+    let screen = render(&model, 100, 16).join("\n");
+    assert!(screen.contains("#lab, owned by bia: ana online, bia offline"), "{screen}");
+    // A hostile server's error text cannot steer the terminal.
+    answer(&mut model, members, Err("no\u{1b}[2Jsuch group".into()));
+    let screen = render(&model, 100, 16).join("\n");
+    assert!(!screen.contains('\u{1b}'), "{screen}");
+    assert!(screen.contains("cannot list the members of #lab: no"), "{screen}");
 }

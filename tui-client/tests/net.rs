@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use papo::app::ConvKey;
 use papo::known_servers::KnownServers;
-use papo::net::{Link, NetCommand, NetEvent, NetHandle, Outgoing, Transport, TrustProblem};
+use papo::net::{GroupCommand, Link, NetCommand, NetEvent, NetHandle, Outgoing, Transport, TrustProblem};
 use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, Username};
 use papo_server::testing::{unique_name, RecordingProxy, TestServer, PASSWORD};
 use papo_server::tls::TlsMode;
@@ -244,4 +244,47 @@ fn a_new_server_is_trusted_only_when_the_user_says_so_and_a_changed_one_never() 
     assert_eq!(sent.first().map(|r| r.0), Some(0x16), "client sent {sent:?}");
     assert!(encrypted.len() <= 1 && encrypted.iter().all(|(_, len)| *len == 19), "client sent {sent:?}");
     assert_eq!(known.lookup(&proxied).unwrap(), Some(presented), "the old entry is left alone");
+}
+
+#[test]
+fn group_commands_reach_the_server_and_only_the_owner_may_kick() {
+    let server = TestServer::start();
+    let known = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let (_ana_client, ana) = server.user("ana");
+    let (_bia_client, bia) = server.user("bia");
+    let (ana_net, ana_events) = spawn(&addr, trusting(&known, &addr, &server));
+    login(&ana_net, &ana_events, ana.name.as_str());
+    let lab = papo_protocol::GroupName::parse(&format!("#{}", unique_name("lab"))).unwrap();
+    let create = GroupCommand::Create { name: lab.clone(), members: vec![bia.name.clone()] };
+    ana_net.send(NetCommand::Group(create.clone()));
+    let info = wait_for(&ana_events, |e| match e {
+        NetEvent::Group { command, result } if command == create => Some(result),
+        _ => None,
+    });
+    assert_eq!(info.unwrap().map(|i| i.owner), Some(ana.name.clone()));
+    // The contact list follows by itself.
+    wait_for(&ana_events, |e| match e {
+        NetEvent::Groups(groups) => groups.iter().any(|g| g.name == lab).then_some(()),
+        _ => None,
+    });
+    let (bia_net, bia_events) = spawn(&addr, trusting(&known, &addr, &server));
+    login(&bia_net, &bia_events, bia.name.as_str());
+    let kick = GroupCommand::Kick { group: lab.clone(), user: ana.name.clone() };
+    bia_net.send(NetCommand::Group(kick.clone()));
+    let refused = wait_for(&bia_events, |e| match e {
+        NetEvent::Group { command, result } if command == kick => Some(result),
+        _ => None,
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    let members = GroupCommand::Members(lab.clone());
+    bia_net.send(NetCommand::Group(members.clone()));
+    let info = wait_for(&bia_events, |e| match e {
+        NetEvent::Group { command, result } if command == members => Some(result),
+        _ => None,
+    });
+    let names: Vec<Username> = info.unwrap().unwrap().members.into_iter().map(|m| m.name).collect();
+    assert!(names.contains(&ana.name) && names.contains(&bia.name), "{names:?}");
+    ana_net.quit(Duration::from_secs(2));
+    bia_net.quit(Duration::from_secs(2));
 }

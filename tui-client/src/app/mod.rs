@@ -3,6 +3,7 @@
 
 mod editor;
 mod fuzzy;
+mod group_commands;
 mod history;
 pub mod keys;
 mod model;

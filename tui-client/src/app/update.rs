@@ -12,6 +12,7 @@ use ratatui::layout::Rect;
 
 use super::editor::Editor;
 use super::fuzzy;
+use super::group_commands;
 use super::history::{lines_from_bottom, newest_height};
 use super::model::{
     Alert, ContactEntry, ConvKey, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model,
@@ -529,7 +530,7 @@ fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
     send(model, to, body, out);
 }
 
-fn remember_input(model: &mut Model) {
+pub(super) fn remember_input(model: &mut Model) {
     let text = model.input.take();
     model.recall = None;
     if model.input_history.last() != Some(&text) {
@@ -553,6 +554,9 @@ fn send(model: &mut Model, to: ConvKey, body: String, out: &mut Vec<NetCommand>)
 /// Runs a command; a command that fails or does not exist leaves the input as typed.
 fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
     let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    if group_commands::NAMES.contains(&name) {
+        return group_commands::run(model, name, rest, out);
+    }
     if !COMMANDS.contains(&name) {
         model.notice = Some(format!(
             "unknown command /{}; /help lists them, //text sends text starting with /",
@@ -922,6 +926,7 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         }
         NetEvent::SearchResults { query, page } => search::results(model, &query, page, out),
         NetEvent::SearchFailed { query, reason } => search::failed(model, &query, reason),
+        NetEvent::Group { command, result } => group_commands::outcome(model, &command, result),
         NetEvent::PasswordChanged(result) => {
             let Some(Overlay::Password(form)) = &mut model.overlay else {
                 model.notice = Some(match result {

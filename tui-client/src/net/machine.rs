@@ -17,8 +17,8 @@ use papo_protocol::{
 use tracing::{debug, info, warn};
 
 use super::{
-    describe, Link, NetCommand, NetConfig, NetEvent, Outgoing, SearchQuery, Transport, TrustProblem,
-    HISTORY_PAGE, SEARCH_PAGE,
+    describe, GroupCommand, Link, NetCommand, NetConfig, NetEvent, Outgoing, SearchQuery, Transport,
+    TrustProblem, HISTORY_PAGE, SEARCH_PAGE,
 };
 use crate::conv_key::ConvKey;
 use crate::outbox::OutboxFile;
@@ -48,6 +48,7 @@ enum Pending {
     Groups,
     Search(SearchQuery),
     ChangePassword,
+    Group(GroupCommand),
     Quiet,
 }
 
@@ -254,6 +255,10 @@ impl Net {
                     let reason = format!("the connection was lost ({reason})");
                     (self.emit)(NetEvent::SearchFailed { query, reason });
                 }
+                Pending::Group(command) => {
+                    let result = Err(format!("the connection was lost ({reason}); check with /members"));
+                    (self.emit)(NetEvent::Group { command, result });
+                }
                 Pending::ChangePassword => (self.emit)(NetEvent::PasswordChanged(Err(
                     "the connection was lost before the server answered; log in with either password to find out which holds".into(),
                 ))),
@@ -318,6 +323,13 @@ impl Net {
                     return (self.emit)(NetEvent::PasswordChanged(Err(reason)));
                 }
                 self.request(Request::ChangePassword { old, new }, Pending::ChangePassword);
+            }
+            NetCommand::Group(command) => {
+                if self.me.is_none() || self.link.is_none() {
+                    let result = Err("not connected; try again once the server is back".to_owned());
+                    return (self.emit)(NetEvent::Group { command, result });
+                }
+                self.request(group_request(&command), Pending::Group(command));
             }
             NetCommand::Quit => unreachable!("handled by the loop"),
         }
@@ -429,6 +441,18 @@ impl Net {
             }
             (Pending::ChangePassword, Ok(_)) => (self.emit)(NetEvent::PasswordChanged(Ok(()))),
             (Pending::ChangePassword, Err(e)) => (self.emit)(NetEvent::PasswordChanged(Err(e.message))),
+            (Pending::Group(command), result) => {
+                // Creating or leaving changes which groups are mine: the list follows.
+                if result.is_ok() && matches!(command, GroupCommand::Create { .. } | GroupCommand::Leave(_)) {
+                    self.request(Request::Groups, Pending::Groups);
+                }
+                let result = match result {
+                    Ok(Reply::Group(info)) => Ok(Some(info)),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e.message),
+                };
+                (self.emit)(NetEvent::Group { command, result });
+            }
             (_, Err(e)) => (self.emit)(NetEvent::Notice(e.message)),
             (_, Ok(_)) => {}
         }
@@ -559,5 +583,24 @@ impl Net {
         if let Some(link) = self.link.take() {
             let _ = link.writer.get_ref().socket().shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+/// The request that does a group command.
+fn group_request(command: &GroupCommand) -> Request {
+    match command {
+        GroupCommand::Create { name, members } => Request::CreateGroup {
+            name: name.to_string(),
+            members: members.iter().map(ToString::to_string).collect(),
+            hide_history: false,
+        },
+        GroupCommand::Invite { group, user } => {
+            Request::AddMembers { group: group.to_string(), members: vec![user.to_string()] }
+        }
+        GroupCommand::Kick { group, user } => {
+            Request::RemoveMember { group: group.to_string(), member: user.to_string() }
+        }
+        GroupCommand::Leave(group) => Request::LeaveGroup { group: group.to_string() },
+        GroupCommand::Members(group) => Request::GroupInfo { group: group.to_string() },
     }
 }

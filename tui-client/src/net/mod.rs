@@ -16,8 +16,8 @@ use std::thread;
 use std::time::Duration;
 
 use papo_protocol::{
-    ClientError, Contact, ErrorCode, Event, Fingerprint, GroupHistoryPage, GroupSummary, HistoryPage,
-    MessageId, SearchPage, Security, UnixMillis, Username,
+    ClientError, Contact, ErrorCode, Event, Fingerprint, GroupHistoryPage, GroupInfo, GroupName,
+    GroupSummary, HistoryPage, MessageId, SearchPage, Security, UnixMillis, Username,
 };
 
 use crate::conv_key::ConvKey;
@@ -113,6 +113,8 @@ pub enum NetCommand {
         /// The new one.
         new: String,
     },
+    /// Create, change, leave or look into a group.
+    Group(GroupCommand),
     /// Log out, disconnect and end the thread.
     Quit,
 }
@@ -130,9 +132,40 @@ impl std::fmt::Debug for NetCommand {
             Self::Typing { to } => write!(f, "Typing {{ to: {to} }}"),
             Self::Search(query) => write!(f, "Search({query:?})"),
             Self::ChangePassword { .. } => f.write_str("ChangePassword"),
+            Self::Group(command) => write!(f, "Group({command:?})"),
             Self::Quit => f.write_str("Quit"),
         }
     }
+}
+
+/// A request about a group, as asked and as answered in [`NetEvent::Group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupCommand {
+    /// Create a group owned by me with these members besides me.
+    Create {
+        /// Its name.
+        name: GroupName,
+        /// Who else is in it.
+        members: Vec<Username>,
+    },
+    /// Add a member (the owner only).
+    Invite {
+        /// The group.
+        group: GroupName,
+        /// Who to add.
+        user: Username,
+    },
+    /// Remove a member (the owner only).
+    Kick {
+        /// The group.
+        group: GroupName,
+        /// Who to remove.
+        user: Username,
+    },
+    /// Leave a group.
+    Leave(GroupName),
+    /// A group's members with their presence.
+    Members(GroupName),
 }
 
 /// One page of a search, as asked and as answered.
@@ -309,6 +342,14 @@ pub enum NetEvent {
         query: SearchQuery,
         /// Why.
         reason: String,
+    },
+    /// A group request was done, with the group as it is now for `Create` and `Members`,
+    /// or it failed, with why.
+    Group {
+        /// What was asked.
+        command: GroupCommand,
+        /// The outcome.
+        result: Result<Option<GroupInfo>, String>,
     },
     /// The password was changed (`Ok`) or not, with why.
     PasswordChanged(Result<(), String>),
