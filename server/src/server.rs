@@ -129,7 +129,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: &Shutdown) -> Result
         deadlines: HandshakeDeadlines::start().map_err(io_err("starting the handshake deadline thread"))?,
         admission: Admission::new(&config.limits, config.max_connections),
     });
-    let passwords = PasswordPool::start(PoolLimits::for_this_machine())
+    let passwords = PasswordPool::start(PoolLimits::for_this_machine(&config.limits))
         .map_err(io_err("starting the password hashing threads"))?;
     let shared = Arc::new(Shared::new(config, store, dummy_hash, Arc::new(SystemClock), passwords));
     // Optional: a data directory whose path is too long for a socket still serves clients.

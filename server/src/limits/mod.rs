@@ -36,6 +36,9 @@ pub struct LimitPolicy {
     pub failed_logins_per_connection: u32,
     /// How long a login refused by a limit waits for its answer.
     pub refused_login_pause: Duration,
+    /// Password checks of one address that may wait while one of its checks runs; more
+    /// are refused at once.
+    pub password_checks_waiting_per_address: usize,
     /// Time a connection has from its handshake to log in; `Ping` does not extend it.
     pub login_deadline: Duration,
     /// Connections not logged in from one address.
@@ -60,6 +63,7 @@ impl Default for LimitPolicy {
             message_burst: 200.0,
             failed_logins_per_connection: 3,
             refused_login_pause: Duration::from_secs(1),
+            password_checks_waiting_per_address: 4,
             login_deadline: Duration::from_secs(30),
             unauthenticated_per_address: 32,
             unauthenticated_percent: 50,
@@ -81,6 +85,9 @@ impl LimitPolicy {
             message_burst: f64::INFINITY,
             failed_logins_per_connection: u32::MAX,
             refused_login_pause: Duration::ZERO,
+            // A load generator registers and logs in many users at once from one address:
+            // they wait their turn, fairly, instead of being refused.
+            password_checks_waiting_per_address: usize::MAX,
             unauthenticated_per_address: usize::MAX,
             unauthenticated_percent: 100,
             ..Self::default()

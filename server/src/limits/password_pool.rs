@@ -14,6 +14,8 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
+use super::LimitPolicy;
+
 /// The pool's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {
@@ -26,10 +28,15 @@ pub struct PoolLimits {
 }
 
 impl PoolLimits {
-    /// One worker per core (at least two), one running job per source, four waiting.
-    pub fn for_this_machine() -> Self {
+    /// One worker per core (at least two), one running job per source, and as many waiting
+    /// as `policy` lets one address have.
+    pub fn for_this_machine(policy: &LimitPolicy) -> Self {
         let cores = thread::available_parallelism().map_or(2, usize::from);
-        Self { workers: cores.max(2), per_source: 1, queue_per_source: 4 }
+        Self {
+            workers: cores.max(2),
+            per_source: 1,
+            queue_per_source: policy.password_checks_waiting_per_address,
+        }
     }
 }
 
