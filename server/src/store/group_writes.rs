@@ -352,16 +352,7 @@ pub fn mark_delivered(
     user: &Username,
     up_to: MessageId,
 ) -> Result<Option<Moved>> {
-    let key = keys::member(group, user);
-    let Some(mut member) = load::<MemberRecord>(staged, &key)? else { return Ok(None) };
-    let Some((id, line)) = staged.group_line_at_or_before(group, up_to)? else { return Ok(None) };
-    if id <= member.delivered.id {
-        return Ok(None);
-    }
-    let from = member.delivered.id;
-    member.delivered = Mark { id, count: line.position };
-    save(staged, key, &member);
-    Ok(Some(Moved { from, to: id }))
+    move_watermark(staged, group, user, up_to, Watermark::Delivered)
 }
 
 /// Moves `user`'s read watermark in `group` to its newest line up to `up_to` (and the
@@ -372,14 +363,38 @@ pub fn mark_read(
     user: &Username,
     up_to: MessageId,
 ) -> Result<Option<Moved>> {
+    move_watermark(staged, group, user, up_to, Watermark::Read)
+}
+
+/// Which of a member's watermarks a receipt moves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watermark {
+    Delivered,
+    Read,
+}
+
+/// Moves `watermark` forward to the group's newest line up to `up_to`; the delivered one
+/// never stays behind the read one. `None` if it would not move.
+fn move_watermark(
+    staged: &mut Staged<'_>,
+    group: GroupId,
+    user: &Username,
+    up_to: MessageId,
+    watermark: Watermark,
+) -> Result<Option<Moved>> {
     let key = keys::member(group, user);
     let Some(mut member) = load::<MemberRecord>(staged, &key)? else { return Ok(None) };
     let Some((id, line)) = staged.group_line_at_or_before(group, up_to)? else { return Ok(None) };
-    if id <= member.read.id {
+    let from = match watermark {
+        Watermark::Delivered => member.delivered.id,
+        Watermark::Read => member.read.id,
+    };
+    if id <= from {
         return Ok(None);
     }
-    let from = member.read.id;
-    member.read = Mark { id, count: line.texts };
+    if watermark == Watermark::Read {
+        member.read = Mark { id, count: line.texts };
+    }
     if member.delivered.id < id {
         member.delivered = Mark { id, count: line.position };
     }
