@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use papo_protocol::{
-    ChatMessage, Client, ClientError, Fingerprint, Reply, Request, Security, TrustError, UnixMillis,
-    MAX_HISTORY_PAGE, MAX_SEARCH_PAGE,
+    ChatMessage, Client, ClientError, Fingerprint, GroupName, Reply, Request, Security, TrustError,
+    UnixMillis, MAX_HISTORY_PAGE, MAX_SEARCH_PAGE,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::known_servers::KnownServers;
-use crate::sanitize;
+use crate::{group_cli, sanitize};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How the commands introduce themselves in the handshake.
@@ -94,6 +94,9 @@ pub fn send(account: &Account, to: &str, body: &str, client_msg_id: u64) -> Resu
 
 /// `papo history`: the last `limit` messages with `with`, oldest first.
 pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write) -> Result<()> {
+    if GroupName::is_group(with) {
+        return group_cli::history(account, with, limit, out);
+    }
     let mut client = login(account)?;
     let mut newest_first: Vec<ChatMessage> = Vec::new();
     let mut before = None;
@@ -117,8 +120,18 @@ pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write
 
 /// One message as scripts read it: `<RFC 3339 time> <from> -> <to>: <body>`.
 fn write_message(out: &mut impl Write, message: &ChatMessage) -> io::Result<()> {
-    let body = sanitize::script_line(&message.body);
-    writeln!(out, "{} {} -> {}: {body}", rfc3339(message.sent_at), message.from, message.to)
+    write_line(out, message.sent_at, message.from.as_str(), message.to.as_str(), &message.body)
+}
+
+/// A message of a user or a group in that format, the body sanitised.
+pub(crate) fn write_line(
+    out: &mut impl Write,
+    sent_at: UnixMillis,
+    from: &str,
+    to: &str,
+    body: &str,
+) -> io::Result<()> {
+    writeln!(out, "{} {from} -> {to}: {}", rfc3339(sent_at), sanitize::script_line(body))
 }
 
 /// `papo search`: up to `limit` of the newest messages holding `text` (ignoring case) in
@@ -295,7 +308,7 @@ fn mismatch_advice(server: &str, given: Fingerprint, presented: Fingerprint) -> 
     )
 }
 
-fn login(account: &Account) -> Result<Client> {
+pub(crate) fn login(account: &Account) -> Result<Client> {
     let mut client = connect(account)?;
     client
         .login(&account.user, &account.password)
@@ -304,7 +317,7 @@ fn login(account: &Account) -> Result<Client> {
 }
 
 /// Revokes the session's token; a command leaves nothing behind on the server.
-fn logout(mut client: Client) {
+pub(crate) fn logout(mut client: Client) {
     let _ = client.request(Request::Logout);
 }
 

@@ -9,10 +9,11 @@ use anyhow::{Context, Result};
 use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use papo::commands::{self, Account};
+use papo::group_cli::{self, GroupChange};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
 use papo::{sanitize, settings, tui};
-use papo_protocol::{Fingerprint, Security};
+use papo_protocol::{Fingerprint, GroupName, Security, Username};
 use time::UtcOffset;
 
 /// Papo, the LAN chat: a full-screen terminal client.
@@ -59,18 +60,19 @@ enum Command {
     Send {
         #[command(flatten)]
         account: AccountArgs,
-        /// Recipient.
+        /// Recipient: a user, or a #group you are in.
         to: String,
         /// The message; several words are joined with spaces.
         #[arg(required = true, num_args = 1..)]
         message: Vec<String>,
     },
-    /// Print a conversation, oldest first: `<RFC 3339 time> <from> -> <to>: <body>`.
+    /// Print a conversation, oldest first: `<RFC 3339 time> <from> -> <to>: <body>`. For a
+    /// #group, <to> is the group and only its messages are printed (not who joined or left).
     #[command(after_help = account_help("history --server 192.168.0.10 --user ana bia --limit 20"))]
     History {
         #[command(flatten)]
         account: AccountArgs,
-        /// The other side of the conversation.
+        /// The other side of the conversation: a user, or a #group you are in.
         with: String,
         /// How many of the newest messages to print.
         #[arg(long, default_value_t = 50, value_name = "N")]
@@ -106,6 +108,12 @@ enum Command {
     /// --password-stdin, the second line of standard input (the current one is the first).
     #[command(after_help = account_help("passwd --server 192.168.0.10 --user ana"))]
     Passwd(AccountArgs),
+    /// Create a group, change one or list its members (`papo group create --help`, …).
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Print your groups, one per line: `<#name> <members> <unread>`.
+    #[command(after_help = group_help("groups --server 192.168.0.10 --user ana"))]
+    Groups(AccountArgs),
     /// Trust a server's TLS certificate from now on (remembered in known_servers, as the
     /// full-screen papo does): shows its fingerprint and asks, unless FINGERPRINT is given.
     #[command(after_help = "\
@@ -139,6 +147,107 @@ Examples:
 Example:
   papo man > ~/.local/share/man/man1/papo.1")]
     Man,
+}
+
+/// What `papo group` does. Each prints one line saying what it did once the server stored it.
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Create GROUP with you as its owner and member, and USERS as members.
+    #[command(after_help = group_help("group create --server 192.168.0.10 --user ana '#lab' bia caio"))]
+    Create {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The new group's name, as #lab.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+        /// Who else is in it.
+        #[arg(value_parser = Username::parse)]
+        users: Vec<Username>,
+    },
+    /// Add USERS to GROUP (its owner only); a member added later sees the history from before.
+    #[command(after_help = group_help("group add --server 192.168.0.10 --user ana '#lab' dani"))]
+    Add {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The group.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+        /// Who to add.
+        #[arg(required = true, num_args = 1.., value_parser = Username::parse)]
+        users: Vec<Username>,
+    },
+    /// Remove MEMBER from GROUP (its owner only): they get nothing new from it.
+    #[command(after_help = group_help("group remove --server 192.168.0.10 --user ana '#lab' dani"))]
+    Remove {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The group.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+        /// Who to remove.
+        #[arg(value_parser = Username::parse)]
+        member: Username,
+    },
+    /// Leave GROUP (its owner hands it over or deletes it instead).
+    #[command(after_help = group_help("group leave --server 192.168.0.10 --user bia '#lab'"))]
+    Leave {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The group.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+    },
+    /// Rename GROUP to NEW (its owner only); the history stays.
+    #[command(after_help = group_help("group rename --server 192.168.0.10 --user ana '#lab' '#lab2'"))]
+    Rename {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The group.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+        /// Its new name.
+        #[arg(value_parser = GroupName::parse)]
+        new: GroupName,
+    },
+    /// Delete GROUP and its history for every member (its owner only).
+    #[command(after_help = group_help("group delete --server 192.168.0.10 --user ana '#lab'"))]
+    Delete {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The group.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+    },
+    /// Make MEMBER the owner of GROUP (its owner only).
+    #[command(after_help = group_help("group handover --server 192.168.0.10 --user ana '#lab' bia"))]
+    Handover {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The group.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+        /// The new owner, a member.
+        #[arg(value_parser = Username::parse)]
+        member: Username,
+    },
+    /// Print GROUP's members in name order: `<name> <online|offline> <owner|member>`.
+    #[command(after_help = group_help("group members --server 192.168.0.10 --user ana '#lab'"))]
+    Members {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The group.
+        #[arg(value_parser = GroupName::parse)]
+        group: GroupName,
+    },
+}
+
+/// A group command's example, and the rules for the names it takes.
+fn group_help(example: &str) -> String {
+    format!(
+        "{}\n\nA group's name is '#' and then a name by the same rules (quote it in the shell: '#lab').\n\
+         To anyone who is not in a group, it answers as if there were no such group.",
+        account_help(example)
+    )
 }
 
 /// A scriptable command's example, and the rules for the names it takes.
@@ -272,6 +381,8 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             let account = account.resolve()?;
             commands::passwd(&account, &commands::new_password(from_stdin)?)
         }
+        Some(Command::Group(command)) => run_group(command, &mut stdout),
+        Some(Command::Groups(account)) => group_cli::list(&account.resolve()?, &mut stdout),
         Some(Command::Trust { server, fingerprint }) => commands::trust(
             &server,
             fingerprint,
@@ -285,6 +396,24 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
         }
         Some(Command::Man) => Ok(clap_mangen::Man::new(Cli::command()).render(&mut stdout)?),
     }
+}
+
+fn run_group(command: GroupCommand, out: &mut impl std::io::Write) -> Result<()> {
+    let (account, group, change) = match command {
+        GroupCommand::Create { account, group, users } => {
+            return group_cli::create(&account.resolve()?, &group, &users, out);
+        }
+        GroupCommand::Members { account, group } => {
+            return group_cli::members(&account.resolve()?, &group, out);
+        }
+        GroupCommand::Add { account, group, users } => (account, group, GroupChange::Add(users)),
+        GroupCommand::Remove { account, group, member } => (account, group, GroupChange::Remove(member)),
+        GroupCommand::Leave { account, group } => (account, group, GroupChange::Leave),
+        GroupCommand::Rename { account, group, new } => (account, group, GroupChange::Rename(new)),
+        GroupCommand::Delete { account, group } => (account, group, GroupChange::Delete),
+        GroupCommand::Handover { account, group, member } => (account, group, GroupChange::Handover(member)),
+    };
+    group_cli::change(&account.resolve()?, &group, change, out)
 }
 
 /// Logs go to a file: anything printed would tear the full-screen interface.

@@ -1,5 +1,8 @@
 //! The scriptable subcommands, run as the real `papo` binary against a real server.
 
+#[path = "commands/groups.rs"]
+mod groups;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -10,8 +10,11 @@ use readme::{flags, help_flags, readme, section};
 fn client_flags_match_the_help() {
     let papo = env!("CARGO_BIN_EXE_papo");
     let mut in_help = help_flags(papo, &[]);
-    for subcommand in ["register", "send", "history", "contacts", "search", "passwd"] {
+    for subcommand in ["register", "send", "history", "contacts", "search", "passwd", "groups"] {
         in_help.extend(help_flags(papo, &[subcommand]));
+    }
+    for change in ["create", "add", "remove", "leave", "rename", "delete", "handover", "members"] {
+        in_help.extend(help_flags(papo, &["group", change]));
     }
     assert_eq!(flags(&section("Client")), in_help, "README.md's Client section and papo --help disagree");
 }
