@@ -12,6 +12,7 @@
 mod attack;
 mod connections;
 mod disk;
+mod group;
 mod irc;
 mod login;
 mod ngircd;
@@ -30,6 +31,7 @@ use clap::{Parser, Subcommand};
 use papo_protocol::{Fingerprint, Security};
 
 use attack::AttackConfig;
+use group::GroupConfig;
 use pairs::PairsConfig;
 use report::{latency_line, mib};
 use target::Target;
@@ -222,6 +224,26 @@ enum Load {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// One sender into a group of --members users, all online, at a fixed rate: texts
+    /// acknowledged per second, send→each member and send→last member percentiles, and the
+    /// server's CPU time per text.
+    Group {
+        /// Members, the sender included (at most 500).
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// Texts the sender sends.
+        #[arg(long, default_value_t = 1000)]
+        messages: u64,
+        /// Texts per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Unacknowledged sends.
+        #[arg(long, default_value_t = 16)]
+        window: u64,
+        /// Body bytes (at least 30: the send time and sequence number).
+        #[arg(long, default_value_t = 64)]
+        body: usize,
+    },
     /// Password logins per second, and resume-token reconnects.
     Login {
         /// Password logins to time.
@@ -395,6 +417,10 @@ fn run_load(cli: &Cli, load: &Load, time_limit: Duration) -> Result<()> {
             println!("errors: {}", result.active.errors);
             anyhow::ensure!(result.active.errors == 0, "{} sends failed", result.active.errors);
         }
+        Load::Group { members, messages, rate, window, body } => {
+            let config = GroupConfig { members, messages, rate, window, body_len: body, time_limit };
+            print_group(&target, &config)?;
+        }
         Load::Login { logins, resumes, threads } => {
             let result = login::run(&target, logins, resumes, threads)?;
             println!(
@@ -445,6 +471,27 @@ fn print_disk(duration: Duration, busy_threads: usize, dir: Option<&Path>) -> Re
         100.0 * probe.share_beyond(budget)
     );
     Ok(())
+}
+
+fn print_group(target: &Target, config: &GroupConfig) -> Result<()> {
+    let result = group::run(target, config)?;
+    println!(
+        "group of {} members, one sender at {}/s, window {}, {} texts",
+        config.members, config.rate, config.window, config.messages
+    );
+    println!("acknowledged (durable): {} = {:.0} texts/s", result.acked, result.acked_per_sec());
+    println!("delivered: {} copies; {} texts reached every member", result.deliveries, result.complete);
+    println!("{}", latency_line("send→each member", &result.to_each));
+    println!("{}", latency_line("send→last member", &result.to_last));
+    if let Some(cpu) = result.server_cpu {
+        println!(
+            "server CPU time (user+system, measured phase): {:.2}s = {:.0} µs per text",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / result.acked.max(1) as f64
+        );
+    }
+    println!("errors: {}", result.errors);
+    result.ensure_complete(config)
 }
 
 fn print_pairs(target: &Target, config: &PairsConfig) -> Result<()> {

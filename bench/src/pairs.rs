@@ -231,21 +231,27 @@ pub fn parse_body(body: &str) -> Option<(u64, u64)> {
     Some((sent_at, seq))
 }
 
+/// How far a sender's acknowledgements got, which its send loop waits on.
 #[derive(Default)]
-struct Window {
+pub struct Window {
     acked: Mutex<u64>,
     moved: Condvar,
 }
 
 /// Times of one sender: the shared zero of all timestamps, its own first send, the stop.
 #[derive(Clone, Copy)]
-struct Clock {
-    start: Instant,
-    first_send: Instant,
-    deadline: Instant,
+pub struct Clock {
+    /// The zero of every timestamp in bodies.
+    pub start: Instant,
+    /// When this sender sends first.
+    pub first_send: Instant,
+    /// The stop.
+    pub deadline: Instant,
 }
 
-fn send_loop(mut outbox: impl Outbox, config: &PairsConfig, window: &Window, clock: &Clock) {
+/// Sends `config.messages_per_pair` messages through `outbox`, paced to the rate per pair,
+/// keeping at most `config.window` unacknowledged.
+pub fn send_loop(mut outbox: impl Outbox, config: &PairsConfig, window: &Window, clock: &Clock) {
     let Clock { start, first_send, deadline } = *clock;
     let per_pair_rate = config.rate.map(|rate| rate / config.pairs as f64);
     let padding = padding(config.body_len);
@@ -281,7 +287,9 @@ fn send_loop(mut outbox: impl Outbox, config: &PairsConfig, window: &Window, clo
     }
 }
 
-fn read_acks(
+/// Moves `window` as acknowledgements for `total` sends arrive; returns how many succeeded,
+/// adds the refused ones to `errors` and the time of the last to `last_ack`.
+pub fn read_acks(
     acks: &mut impl AckSource,
     window: &Window,
     total: u64,

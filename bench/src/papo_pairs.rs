@@ -15,16 +15,18 @@ use crate::target::Target;
 use crate::users;
 
 /// How long one read waits before the loops look at their deadline again.
-const READ_TIMEOUT: Duration = Duration::from_millis(200);
+pub const READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// A sender's outgoing frames, addressed to its receiver.
 pub struct PapoOutbox {
-    writer: FrameWriter<WriteHalf>,
-    to: String,
+    /// The sender's connection.
+    pub writer: FrameWriter<WriteHalf>,
+    /// A user or a `#group`.
+    pub to: String,
 }
 
 /// A sender's incoming frames, where its `Sent` replies arrive.
-pub struct PapoAcks(FrameReader<ReadHalf>);
+pub struct PapoAcks(pub FrameReader<ReadHalf>);
 
 /// A receiver's incoming frames.
 pub struct PapoInbox(FrameReader<ReadHalf>);
@@ -93,7 +95,8 @@ impl Inbox for PapoInbox {
     }
 }
 
-fn next_frame(reader: &mut FrameReader<ReadHalf>) -> Read<ServerFrame> {
+/// The next frame, or why there is none within the read timeout.
+pub fn next_frame(reader: &mut FrameReader<ReadHalf>) -> Read<ServerFrame> {
     match reader.read_message::<ServerFrame>() {
         Ok(Some(frame)) => Read::Item(frame),
         Err(FrameError::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {

@@ -1,0 +1,250 @@
+//! One sender into a group whose members are all online: how many texts a second the
+//! server acknowledges, and how long each takes from the send to its last member.
+//!
+//! The sender is the pairs workload's (the same pacing, window and body stamps), addressed
+//! to the group; every other member reads on its own connection and notes when each text
+//! arrived, so a text's latency to its last member is the latest of those.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+use papo_protocol::{Event, FrameReader, GroupMessageKind, ReadHalf, ServerFrame, MAX_GROUP_MEMBERS};
+
+use crate::pairs::{self, Clock, Delivery, Inbox, PairsConfig, Read, Window};
+use crate::papo_pairs::{self, PapoAcks, PapoOutbox, READ_TIMEOUT};
+use crate::report;
+use crate::target::Target;
+use crate::users;
+
+/// The group every run creates.
+const GROUP: &str = "#bench";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// Members, the sender included.
+    pub members: usize,
+    /// Texts the sender sends.
+    pub messages: u64,
+    /// Texts per second.
+    pub rate: f64,
+    /// Unacknowledged sends the sender keeps in flight.
+    pub window: u64,
+    /// Body bytes (at least [`pairs::MIN_BODY`]).
+    pub body_len: usize,
+    /// Hard stop of the measured phase.
+    pub time_limit: Duration,
+}
+
+/// What happened.
+#[derive(Debug)]
+pub struct GroupResult {
+    /// Sends acknowledged.
+    pub acked: u64,
+    /// Sends refused.
+    pub errors: u64,
+    /// From the first send to the last acknowledgement.
+    pub ack_span: Duration,
+    /// Texts that reached every member.
+    pub complete: u64,
+    /// Texts received, over all members.
+    pub deliveries: u64,
+    /// Send to each member's copy, in microseconds.
+    pub to_each: Histogram<u64>,
+    /// Send to the last member's copy, per text that reached every member, in microseconds.
+    pub to_last: Histogram<u64>,
+    /// CPU time the server used during the measured phase, when it is our child.
+    pub server_cpu: Option<Duration>,
+}
+
+impl GroupResult {
+    /// Acknowledged texts per second.
+    pub fn acked_per_sec(&self) -> f64 {
+        self.acked as f64 / self.ack_span.as_secs_f64().max(1e-9)
+    }
+
+    /// Fails unless every text was acknowledged and reached every member.
+    pub fn ensure_complete(&self, config: &GroupConfig) -> Result<()> {
+        anyhow::ensure!(self.errors == 0, "{} sends failed", self.errors);
+        anyhow::ensure!(
+            self.acked == config.messages && self.complete == config.messages,
+            "only {} of {} texts acknowledged and {} delivered to every member within the time limit",
+            self.acked,
+            config.messages,
+            self.complete
+        );
+        Ok(())
+    }
+}
+
+/// Creates `config.members` users, puts them in one group owned by the first, and has the
+/// first send to it while the others read.
+pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
+    anyhow::ensure!(
+        (2..=MAX_GROUP_MEMBERS).contains(&config.members),
+        "--members must be between 2 and {MAX_GROUP_MEMBERS}"
+    );
+    anyhow::ensure!(
+        config.rate > 0.0 && config.window >= 1,
+        "--rate must be positive and --window at least 1"
+    );
+    let mut clients = users::logged_in(target, "member", config.members, 8)?.into_iter();
+    let (mut sender, _) = clients.next().context("no sender")?;
+    let readers: Vec<_> = clients.collect();
+    let names: Vec<&str> = readers.iter().map(|(_, session)| session.name.as_str()).collect();
+    sender.create_group(GROUP, &names, false).context("cannot create the group")?;
+    let mut inboxes = Vec::with_capacity(readers.len());
+    for (client, _) in readers {
+        let (reader, _) = client.into_parts().0.split();
+        reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
+        inboxes.push(GroupInbox(reader));
+    }
+    let (ack_reader, writer) = sender.into_parts().0.split();
+    ack_reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
+    let outbox = PapoOutbox { writer, to: GROUP.to_owned() };
+    let mut acks = PapoAcks(ack_reader);
+
+    let sending = PairsConfig {
+        pairs: 1,
+        messages_per_pair: config.messages,
+        rate: Some(config.rate),
+        window: config.window,
+        body_len: config.body_len,
+        time_limit: config.time_limit,
+    };
+    let cpu_before = target.cpu_time();
+    let start = Instant::now();
+    let clock = Clock { start, first_send: start, deadline: start + config.time_limit };
+    let (last_ack, errors) = (AtomicU64::new(0), AtomicU64::new(0));
+    let window = Window::default();
+    let (acked, arrivals) = thread::scope(|scope| {
+        let readers: Vec<_> = inboxes
+            .into_iter()
+            .map(|mut inbox| scope.spawn(move || arrivals(&mut inbox, config.messages, &clock)))
+            .collect();
+        let acked = scope.spawn(|| {
+            pairs::read_acks(&mut acks, &window, config.messages, start, clock.deadline, &last_ack, &errors)
+        });
+        pairs::send_loop(outbox, &sending, &window, &clock);
+        let acked = acked.join().expect("ack thread");
+        (acked, readers.into_iter().map(|reader| reader.join().expect("reader thread")).collect::<Vec<_>>())
+    });
+    let server_cpu = cpu_before.zip(target.cpu_time()).map(|(before, after)| after.saturating_sub(before));
+    let spread = Fanout::of(&arrivals, config.messages);
+    Ok(GroupResult {
+        acked,
+        errors: errors.load(Ordering::Relaxed),
+        ack_span: Duration::from_nanos(last_ack.load(Ordering::Relaxed)),
+        complete: spread.complete,
+        deliveries: spread.deliveries,
+        to_each: spread.to_each,
+        to_last: spread.to_last,
+        server_cpu,
+    })
+}
+
+/// A member's connection, where the group's texts arrive; the group's other lines (its
+/// creation) are skipped. A delivery is identified by the text's number in its body.
+struct GroupInbox(FrameReader<ReadHalf>);
+
+impl Inbox for GroupInbox {
+    fn next_delivery(&mut self) -> Read<Delivery> {
+        match papo_pairs::next_frame(&mut self.0) {
+            Read::Item(ServerFrame::Event(Event::GroupMessage(line)))
+                if line.kind == GroupMessageKind::Text =>
+            {
+                match pairs::parse_body(&line.body) {
+                    Some((sent_at, seq)) => Read::Item(Delivery { id: seq, sent_at: Some(sent_at) }),
+                    None => Read::Other,
+                }
+            }
+            Read::Item(_) | Read::Other => Read::Other,
+            Read::TimedOut => Read::TimedOut,
+            Read::Closed => Read::Closed,
+        }
+    }
+}
+
+/// One member's copy of a text: when it was sent and when it arrived, in nanoseconds since
+/// the run's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Arrival {
+    sent_at: u64,
+    arrived: u64,
+}
+
+/// Reads until all `messages` texts arrived or the deadline: the arrival of each, by number.
+fn arrivals(inbox: &mut impl Inbox, messages: u64, clock: &Clock) -> Vec<Option<Arrival>> {
+    let mut seen = vec![None; usize::try_from(messages).expect("a bounded count")];
+    let mut received = 0;
+    while received < seen.len() && Instant::now() < clock.deadline {
+        let Delivery { id, sent_at } = match inbox.next_delivery() {
+            Read::Item(delivery) => delivery,
+            Read::Other | Read::TimedOut => continue,
+            Read::Closed => break,
+        };
+        let arrived = clock.start.elapsed().as_nanos() as u64;
+        // A copy that arrives twice (the protocol lets clients de-duplicate) counts once.
+        if let Some(slot @ None) = usize::try_from(id).ok().and_then(|i| seen.get_mut(i)) {
+            *slot = Some(Arrival { sent_at: sent_at.unwrap_or(arrived), arrived });
+            received += 1;
+        }
+    }
+    seen
+}
+
+/// Every member's arrivals put together.
+struct Fanout {
+    complete: u64,
+    deliveries: u64,
+    to_each: Histogram<u64>,
+    to_last: Histogram<u64>,
+}
+
+impl Fanout {
+    /// `per_member[m][seq]` is when member `m` got text `seq`, if it did.
+    fn of(per_member: &[Vec<Option<Arrival>>], messages: u64) -> Self {
+        let mut spread =
+            Self { complete: 0, deliveries: 0, to_each: report::histogram(), to_last: report::histogram() };
+        for seq in 0..usize::try_from(messages).expect("a bounded count") {
+            let copies: Vec<Arrival> = per_member.iter().filter_map(|member| member[seq]).collect();
+            for copy in &copies {
+                let _ = spread.to_each.record(copy.arrived.saturating_sub(copy.sent_at) / 1000);
+            }
+            spread.deliveries += copies.len() as u64;
+            if copies.len() == per_member.len() {
+                if let Some(last) = copies.iter().map(|copy| copy.arrived.saturating_sub(copy.sent_at)).max()
+                {
+                    spread.complete += 1;
+                    let _ = spread.to_last.record(last / 1000);
+                }
+            }
+        }
+        spread
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_is_as_late_as_its_last_member_and_complete_only_if_all_got_it() {
+        let at = |sent_at, arrived| Some(Arrival { sent_at, arrived });
+        let members = vec![
+            vec![at(0, 1_000_000), at(10_000_000, 11_000_000)],
+            vec![at(0, 3_000_000), None],
+            vec![at(0, 2_000_000), at(10_000_000, 12_000_000)],
+        ];
+        let spread = Fanout::of(&members, 2);
+        assert_eq!((spread.complete, spread.deliveries), (1, 5));
+        assert_eq!(spread.to_last.len(), 1);
+        assert!((2_990..=3_010).contains(&spread.to_last.max()), "{}", spread.to_last.max());
+        assert_eq!(spread.to_each.len(), 5);
+        assert!((990..=1_010).contains(&spread.to_each.min()));
+    }
+}
