@@ -317,3 +317,70 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
     assert_eq!(tmux.pane_flag("again", "mouse_any_flag"), "0", "mouse tracking left on");
     wait_for_output(&raw, "\x1b]2;\x07\x1b[23;0t");
 }
+
+/// A scriptable `papo` command as `user` (whose password is [`PASSWORD`]), with a home of
+/// its own, trusting the server's certificate by its fingerprint; its standard output.
+fn papo_command(server: &TestServer, user: &str, args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let (command, rest) = args.split_first().expect("a subcommand");
+    let mut argv = command.split(' ').collect::<Vec<_>>();
+    argv.extend(["--user", user]);
+    argv.extend(rest);
+    let output = Command::new(env!("CARGO_BIN_EXE_papo"))
+        .args(&argv)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .env("PAPO_SERVER", server.addr.to_string())
+        .env("PAPO_PASSWORD", PASSWORD)
+        .env("PAPO_TRUST_FINGERPRINT", server.fingerprint.expect("a TLS server").to_string())
+        .env_remove("PAPO_USER")
+        .env_remove("PAPO_PLAINTEXT")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "papo {argv:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_group_made_by_a_script_reaches_the_chat_and_back() {
+    let Some(tmux) = Tmux::new("group") else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let server = TestServer::start();
+    let address = server.addr.to_string();
+    for user in ["ana", "gia"] {
+        papo_command(&server, user, &["register"]);
+    }
+    let home = tempfile::tempdir().unwrap();
+    KnownServers::at(home.path().join("data/papo/known_servers"))
+        .trust(&address, server.fingerprint.unwrap())
+        .unwrap();
+    tmux.open("gia", &address, home.path());
+    tmux.log_in("gia", "gia", PASSWORD);
+
+    // Ana makes the group from a script while gia is in the chat: it shows up in her list.
+    assert_eq!(
+        papo_command(&server, "ana", &["group create", "#lab", "gia"]),
+        "created #lab with 2 members\n"
+    );
+    tmux.wait_for("gia", "#lab");
+    papo_command(&server, "ana", &["send", "#lab", "bom dia, grupo"]);
+
+    tmux.keys("gia", &["C-k"]);
+    tmux.wait_for("gia", "Go to (Ctrl+K)");
+    tmux.type_text("gia", "#lab");
+    tmux.keys("gia", &["Enter"]);
+    tmux.wait_for("gia", "Message to #lab");
+    tmux.wait_for("gia", "ana: bom dia, grupo");
+    tmux.type_text("gia", "bom dia, ana");
+    tmux.keys("gia", &["Enter"]);
+    tmux.wait_for("gia", "you: bom dia, ana ✓");
+
+    let history = papo_command(&server, "ana", &["history", "#lab"]);
+    let lines: Vec<&str> = history.lines().map(|line| line.split_once(' ').unwrap().1).collect();
+    assert_eq!(lines, ["ana -> #lab: bom dia, grupo", "gia -> #lab: bom dia, ana"], "{history}");
+    assert_eq!(papo_command(&server, "ana", &["groups"]), "#lab 2 1\n", "gia's reply is unread for ana");
+}
