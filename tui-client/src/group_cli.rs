@@ -45,27 +45,39 @@ pub fn create(
 /// `papo group add|remove|leave|rename|delete|handover`: one change to `group`, confirmed on
 /// one line once the server has stored it.
 pub fn change(account: &Account, group: &GroupName, change: GroupChange, out: &mut impl Write) -> Result<()> {
-    let done = match &change {
-        GroupChange::Add(members) => format!("added {} to {group}", names(members)),
-        GroupChange::Remove(member) => format!("removed {member} from {group}"),
-        GroupChange::Leave => format!("left {group}"),
-        GroupChange::Rename(to) => format!("renamed {group} to {to}"),
-        GroupChange::Delete => format!("deleted {group}"),
-        GroupChange::Handover(to) => format!("handed {group} over to {to}"),
-    };
     let name = group.to_string();
-    let request = match change {
-        GroupChange::Add(members) => {
-            Request::AddMembers { group: name, members: members.into_iter().map(String::from).collect() }
+    let (request, failed, done) = match change {
+        GroupChange::Add(members) => (
+            Request::AddMembers { group: name, members: members.iter().map(|m| m.to_string()).collect() },
+            format!("cannot add to {group}"),
+            format!("added {} to {group}", names(&members)),
+        ),
+        GroupChange::Remove(member) => (
+            Request::RemoveMember { group: name, member: member.to_string() },
+            format!("cannot remove {member} from {group}"),
+            format!("removed {member} from {group}"),
+        ),
+        GroupChange::Leave => {
+            (Request::LeaveGroup { group: name }, format!("cannot leave {group}"), format!("left {group}"))
         }
-        GroupChange::Remove(member) => Request::RemoveMember { group: name, member: member.into() },
-        GroupChange::Leave => Request::LeaveGroup { group: name },
-        GroupChange::Rename(to) => Request::RenameGroup { group: name, to: to.into() },
-        GroupChange::Delete => Request::DeleteGroup { group: name },
-        GroupChange::Handover(to) => Request::TransferGroup { group: name, to: to.into() },
+        GroupChange::Rename(to) => (
+            Request::RenameGroup { group: name, to: to.to_string() },
+            format!("cannot rename {group}"),
+            format!("renamed {group} to {to}"),
+        ),
+        GroupChange::Delete => (
+            Request::DeleteGroup { group: name },
+            format!("cannot delete {group}"),
+            format!("deleted {group}"),
+        ),
+        GroupChange::Handover(to) => (
+            Request::TransferGroup { group: name, to: to.to_string() },
+            format!("cannot hand {group} over"),
+            format!("handed {group} over to {to}"),
+        ),
     };
     let mut client = login(account)?;
-    client.request_done(request).with_context(|| format!("cannot change {group}"))?;
+    client.request_done(request).context(failed)?;
     logout(client);
     writeln!(out, "{done}")?;
     Ok(())
