@@ -5,8 +5,7 @@
 //! to the group; every other member reads on its own connection and notes when each text
 //! arrived, so a text's latency to its last member is the latest of those.
 
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
