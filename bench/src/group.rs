@@ -1,5 +1,6 @@
-//! One sender into a group whose members are all online: how many texts a second the
-//! server acknowledges, and how long each takes from the send to its last member.
+//! One sender into a group whose members are all online (or into each of several such
+//! groups at once): how many texts a second the server acknowledges, and how long each takes
+//! from the send to its last member.
 //!
 //! The sender is the pairs workload's (the same pacing, window and body stamps), addressed
 //! to the group; every other member reads on its own connection and notes when each text
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
-use papo_protocol::{Event, FrameReader, GroupMessageKind, ReadHalf, ServerFrame, MAX_GROUP_MEMBERS};
+use papo_protocol::{
+    Client, Event, FrameReader, GroupMessageKind, LoggedIn, ReadHalf, ServerFrame, MAX_GROUP_MEMBERS,
+};
 
 use crate::pairs::{self, Clock, Delivery, Inbox, PairsConfig, Read, Window};
 use crate::papo_pairs::{self, PapoAcks, PapoOutbox, READ_TIMEOUT};
@@ -19,17 +22,16 @@ use crate::report;
 use crate::target::Target;
 use crate::users;
 
-/// The group every run creates.
-const GROUP: &str = "#bench";
-
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
-    /// Members, the sender included.
+    /// Groups, each with its own members and sender, sending at once.
+    pub groups: usize,
+    /// Members of each group, the sender included.
     pub members: usize,
-    /// Texts the sender sends.
+    /// Texts each sender sends.
     pub messages: u64,
-    /// Texts per second.
+    /// Texts per second of each sender.
     pub rate: f64,
     /// Unacknowledged sends the sender keeps in flight.
     pub window: u64,
@@ -68,45 +70,35 @@ impl GroupResult {
 
     /// Fails unless every text was acknowledged and reached every member.
     pub fn ensure_complete(&self, config: &GroupConfig) -> Result<()> {
+        let expected = config.groups as u64 * config.messages;
         anyhow::ensure!(self.errors == 0, "{} sends failed", self.errors);
         anyhow::ensure!(
-            self.acked == config.messages && self.complete == config.messages,
-            "only {} of {} texts acknowledged and {} delivered to every member within the time limit",
+            self.acked == expected && self.complete == expected,
+            "only {} of {expected} texts acknowledged and {} delivered to every member within the time limit",
             self.acked,
-            config.messages,
             self.complete
         );
         Ok(())
     }
 }
 
-/// Creates `config.members` users, puts them in one group owned by the first, and has the
-/// first send to it while the others read.
+/// Creates `config.groups × config.members` users, puts each `config.members` of them in a
+/// group owned by the first, and has each first member send to their group while the
+/// others read, all groups at once.
 pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
     anyhow::ensure!(
         (2..=MAX_GROUP_MEMBERS).contains(&config.members),
         "--members must be between 2 and {MAX_GROUP_MEMBERS}"
     );
     anyhow::ensure!(
-        config.rate > 0.0 && config.window >= 1,
-        "--rate must be positive and --window at least 1"
+        config.groups >= 1 && config.rate > 0.0 && config.window >= 1,
+        "--groups and --window must be at least 1 and --rate positive"
     );
-    let mut clients = users::logged_in(target, "member", config.members, 8)?.into_iter();
-    let (mut sender, _) = clients.next().context("no sender")?;
-    let readers: Vec<_> = clients.collect();
-    let names: Vec<&str> = readers.iter().map(|(_, session)| session.name.as_str()).collect();
-    sender.create_group(GROUP, &names, false).context("cannot create the group")?;
-    let mut inboxes = Vec::with_capacity(readers.len());
-    for (client, _) in readers {
-        let (reader, _) = client.into_parts().0.split();
-        reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
-        inboxes.push(GroupInbox(reader));
+    let mut clients = users::logged_in(target, "member", config.groups * config.members, 8)?.into_iter();
+    let mut groups = Vec::with_capacity(config.groups);
+    for number in 0..config.groups {
+        groups.push(GroupEnds::create(clients.by_ref().take(config.members).collect(), number)?);
     }
-    let (ack_reader, writer) = sender.into_parts().0.split();
-    ack_reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
-    let outbox = PapoOutbox { writer, to: GROUP.to_owned() };
-    let mut acks = PapoAcks(ack_reader);
-
     let sending = PairsConfig {
         pairs: 1,
         messages_per_pair: config.messages,
@@ -117,33 +109,92 @@ pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
     };
     let cpu_before = target.cpu_time();
     let start = Instant::now();
-    let clock = Clock { start, first_send: start, deadline: start + config.time_limit };
+    let deadline = start + config.time_limit;
     let (last_ack, errors) = (AtomicU64::new(0), AtomicU64::new(0));
-    let window = Window::default();
-    let (acked, arrivals) = thread::scope(|scope| {
-        let readers: Vec<_> = inboxes
+    let ran: Vec<(u64, Fanout)> = thread::scope(|scope| {
+        let running: Vec<_> = groups
             .into_iter()
-            .map(|mut inbox| scope.spawn(move || arrivals(&mut inbox, config.messages, &clock)))
+            .enumerate()
+            .map(|(number, GroupEnds { outbox, mut acks, inboxes })| {
+                // Stagger the senders evenly, as the pairs workload does, so the groups'
+                // texts arrive as a steady stream rather than all at once.
+                let offset = Duration::from_secs_f64(number as f64 / (config.rate * config.groups as f64));
+                let clock = Clock { start, first_send: start + offset, deadline };
+                let readers: Vec<_> = inboxes
+                    .into_iter()
+                    .map(|mut inbox| scope.spawn(move || arrivals(&mut inbox, config.messages, &clock)))
+                    .collect();
+                let (sending, last_ack, errors) = (&sending, &last_ack, &errors);
+                scope.spawn(move || {
+                    let window = Window::default();
+                    thread::scope(|inner| {
+                        let acked = inner.spawn(|| {
+                            pairs::read_acks(
+                                &mut acks,
+                                &window,
+                                config.messages,
+                                start,
+                                deadline,
+                                last_ack,
+                                errors,
+                            )
+                        });
+                        pairs::send_loop(outbox, sending, &window, &clock);
+                        let acked = acked.join().expect("ack thread");
+                        let arrivals: Vec<_> =
+                            readers.into_iter().map(|reader| reader.join().expect("reader thread")).collect();
+                        (acked, Fanout::of(&arrivals, config.messages))
+                    })
+                })
+            })
             .collect();
-        let acked = scope.spawn(|| {
-            pairs::read_acks(&mut acks, &window, config.messages, start, clock.deadline, &last_ack, &errors)
-        });
-        pairs::send_loop(outbox, &sending, &window, &clock);
-        let acked = acked.join().expect("ack thread");
-        (acked, readers.into_iter().map(|reader| reader.join().expect("reader thread")).collect::<Vec<_>>())
+        running.into_iter().map(|group| group.join().expect("group thread")).collect()
     });
     let server_cpu = cpu_before.zip(target.cpu_time()).map(|(before, after)| after.saturating_sub(before));
-    let spread = Fanout::of(&arrivals, config.messages);
+    let mut total = Fanout::default();
+    let mut acked = 0;
+    for (group_acked, fanout) in ran {
+        acked += group_acked;
+        total.add(&fanout);
+    }
     Ok(GroupResult {
         acked,
         errors: errors.load(Ordering::Relaxed),
         ack_span: Duration::from_nanos(last_ack.load(Ordering::Relaxed)),
-        complete: spread.complete,
-        deliveries: spread.deliveries,
-        to_each: spread.to_each,
-        to_last: spread.to_last,
+        complete: total.complete,
+        deliveries: total.deliveries,
+        to_each: total.to_each,
+        to_last: total.to_last,
         server_cpu,
     })
+}
+
+/// One group's connections: its sender's two ends and every other member's.
+struct GroupEnds {
+    outbox: PapoOutbox,
+    acks: PapoAcks,
+    inboxes: Vec<GroupInbox>,
+}
+
+impl GroupEnds {
+    /// Makes the first of `members` create group `#bench{number}` with the others in it.
+    fn create(members: Vec<(Client, LoggedIn)>, number: usize) -> Result<Self> {
+        let mut members = members.into_iter();
+        let (mut sender, _) = members.next().context("no sender")?;
+        let readers: Vec<_> = members.collect();
+        let names: Vec<&str> = readers.iter().map(|(_, session)| session.name.as_str()).collect();
+        let group = format!("#bench{number}");
+        sender.create_group(&group, &names, false).with_context(|| format!("cannot create {group}"))?;
+        let mut inboxes = Vec::with_capacity(readers.len());
+        for (client, _) in readers {
+            let (reader, _) = client.into_parts().0.split();
+            reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
+            inboxes.push(GroupInbox(reader));
+        }
+        let (ack_reader, writer) = sender.into_parts().0.split();
+        ack_reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
+        Ok(Self { outbox: PapoOutbox { writer, to: group }, acks: PapoAcks(ack_reader), inboxes })
+    }
 }
 
 /// A member's connection, where the group's texts arrive; the group's other lines (its
@@ -204,11 +255,16 @@ struct Fanout {
     to_last: Histogram<u64>,
 }
 
+impl Default for Fanout {
+    fn default() -> Self {
+        Self { complete: 0, deliveries: 0, to_each: report::histogram(), to_last: report::histogram() }
+    }
+}
+
 impl Fanout {
     /// `per_member[m][seq]` is when member `m` got text `seq`, if it did.
     fn of(per_member: &[Vec<Option<Arrival>>], messages: u64) -> Self {
-        let mut spread =
-            Self { complete: 0, deliveries: 0, to_each: report::histogram(), to_last: report::histogram() };
+        let mut spread = Self::default();
         for seq in 0..usize::try_from(messages).expect("a bounded count") {
             let copies: Vec<Arrival> = per_member.iter().filter_map(|member| member[seq]).collect();
             for copy in &copies {
@@ -224,6 +280,14 @@ impl Fanout {
             }
         }
         spread
+    }
+
+    /// Adds another group's figures to these.
+    fn add(&mut self, other: &Self) {
+        self.complete += other.complete;
+        self.deliveries += other.deliveries;
+        self.to_each.add(&other.to_each).expect("same bounds");
+        self.to_last.add(&other.to_last).expect("same bounds");
     }
 }
 

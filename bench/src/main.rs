@@ -224,17 +224,21 @@ enum Load {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
-    /// One sender into a group of --members users, all online, at a fixed rate: texts
+    /// One sender into a group of --members users, all online, at a fixed rate (or
+    /// --groups such groups at once, each with its own members and sender): texts
     /// acknowledged per second, send→each member and send→last member percentiles, and the
     /// server's CPU time per text.
     Group {
-        /// Members, the sender included (at most 500).
+        /// Groups sending at once.
+        #[arg(long, default_value_t = 1)]
+        groups: usize,
+        /// Members of each group, the sender included (at most 500).
         #[arg(long, default_value_t = 100)]
         members: usize,
-        /// Texts the sender sends.
+        /// Texts each sender sends.
         #[arg(long, default_value_t = 1000)]
         messages: u64,
-        /// Texts per second.
+        /// Texts per second of each sender.
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
         /// Unacknowledged sends.
@@ -417,8 +421,8 @@ fn run_load(cli: &Cli, load: &Load, time_limit: Duration) -> Result<()> {
             println!("errors: {}", result.active.errors);
             anyhow::ensure!(result.active.errors == 0, "{} sends failed", result.active.errors);
         }
-        Load::Group { members, messages, rate, window, body } => {
-            let config = GroupConfig { members, messages, rate, window, body_len: body, time_limit };
+        Load::Group { groups, members, messages, rate, window, body } => {
+            let config = GroupConfig { groups, members, messages, rate, window, body_len: body, time_limit };
             print_group(&target, &config)?;
         }
         Load::Login { logins, resumes, threads } => {
@@ -476,8 +480,8 @@ fn print_disk(duration: Duration, busy_threads: usize, dir: Option<&Path>) -> Re
 fn print_group(target: &Target, config: &GroupConfig) -> Result<()> {
     let result = group::run(target, config)?;
     println!(
-        "group of {} members, one sender at {}/s, window {}, {} texts",
-        config.members, config.rate, config.window, config.messages
+        "{} group(s) of {} members, one sender each at {}/s, window {}, {} texts each",
+        config.groups, config.members, config.rate, config.window, config.messages
     );
     println!("acknowledged (durable): {} = {:.0} texts/s", result.acked, result.acked_per_sec());
     println!("delivered: {} copies; {} texts reached every member", result.deliveries, result.complete);
