@@ -516,6 +516,12 @@ fn a_mention_rings_like_a_direct_message_and_plain_group_traffic_only_counts() {
     live(&mut model, text(7, "bia", "mail bia@ana.example or @anabel"));
     assert_eq!(model.alerts.len(), 1, "neither is a mention of ana");
     assert_eq!(model.contact(&lab()).map(|c| c.unread), Some(5));
+    // A desktop notification says where.
+    model.prefs.notify = papo::settings::Notify::Desktop;
+    model.alerts.clear();
+    live(&mut model, text(9, "caio", "@ana?"));
+    let desktop = papo::app::Alert::Desktop { from: name("caio"), group: Some(group("#lab")), preview: None };
+    assert_eq!(model.alerts, [papo::app::Alert::Bell, desktop]);
     // A mention I see arrive does not ring either, as for a direct message.
     update(&mut model, alt(KeyCode::Char('1')));
     model.alerts.clear();

@@ -98,6 +98,8 @@ pub enum Alert {
     Desktop {
         /// The sender.
         from: Username,
+        /// The group it was written in (it mentions me, or the group rings for all).
+        group: Option<GroupName>,
         /// The text (sanitised when written), only with `notify_preview = true`.
         preview: Option<String>,
     },

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use papo_protocol::{
-    ChatMessage, ErrorCode, Event, GroupMessage, GroupMessageKind, MessageId, ReceiptKind, UnixMillis,
-    Username, MAX_BODY_LEN,
+    ChatMessage, ErrorCode, Event, GroupMessage, GroupMessageKind, GroupName, MessageId, ReceiptKind,
+    UnixMillis, Username, MAX_BODY_LEN,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
@@ -1168,7 +1168,7 @@ fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>)
             ConvKey::User(peer) => {
                 model.typing.remove(peer);
                 let muted = model.prefs.muted.contains(peer);
-                alert(model, peer, viewing, muted, &body);
+                alert(model, peer, None, viewing, muted, &body);
             }
             // Group traffic counts as unread; by default only a mention of me rings.
             ConvKey::Group(group) => {
@@ -1177,7 +1177,7 @@ fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>)
                     GroupNotify::Mentions => mention::mentions(&body, &me),
                     GroupNotify::None => false,
                 };
-                alert(model, &from, viewing, !rings, &body);
+                alert(model, &from, Some(group), viewing, !rings, &body);
             }
         }
         if viewing {
@@ -1187,10 +1187,17 @@ fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>)
     resort(model);
 }
 
-/// Rings (and notifies, if asked) for a new message from `peer`, unless its conversation is
-/// `muted` or the user sees it arrive: its conversation is open with nothing over it, in a
-/// terminal that has focus.
-fn alert(model: &mut Model, peer: &Username, viewing: bool, muted: bool, body: &str) {
+/// Rings (and notifies, if asked) for a new message from `peer` (in `group`, if in one),
+/// unless its conversation is `muted` or the user sees it arrive: its conversation is open
+/// with nothing over it, in a terminal that has focus.
+fn alert(
+    model: &mut Model,
+    peer: &Username,
+    group: Option<&GroupName>,
+    viewing: bool,
+    muted: bool,
+    body: &str,
+) {
     let seen = viewing && model.screen == Screen::Chat && model.overlay.is_none() && model.focused;
     if seen || muted {
         return;
@@ -1201,7 +1208,7 @@ fn alert(model: &mut Model, peer: &Username, viewing: bool, muted: bool, body: &
         Notify::Desktop => {
             model.alerts.push(Alert::Bell);
             let preview = model.prefs.notify_preview.then(|| body.to_owned());
-            model.alerts.push(Alert::Desktop { from: peer.clone(), preview });
+            model.alerts.push(Alert::Desktop { from: peer.clone(), group: group.cloned(), preview });
         }
     }
 }
