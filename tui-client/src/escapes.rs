@@ -61,8 +61,11 @@ impl Desktop {
 /// The bytes for `alert`, wrapped for tmux's passthrough when `in_tmux` (tmux drops
 /// unknown OSC sequences otherwise; it needs `allow-passthrough on` for these).
 pub fn alert(alert: &Alert, desktop: Desktop, in_tmux: bool) -> String {
-    let Alert::Desktop { from, preview } = alert else { return BELL.to_owned() };
-    let heading = format!("papo: {from}");
+    let Alert::Desktop { from, group, preview } = alert else { return BELL.to_owned() };
+    let heading = match group {
+        Some(group) => format!("papo: {from} in {group}"),
+        None => format!("papo: {from}"),
+    };
     let body = match preview {
         Some(text) => osc_text(&text.chars().take(PREVIEW_CHARS).collect::<String>()),
         None => "new message".to_owned(),
@@ -103,10 +106,16 @@ mod tests {
 
     #[test]
     fn notifications_name_the_sender_and_show_text_only_with_previews() {
-        let hidden = Alert::Desktop { from: bia(), preview: None };
+        let hidden = Alert::Desktop { from: bia(), group: None, preview: None };
         assert_eq!(alert(&hidden, Desktop::Osc777, false), "\x1b]777;notify;papo: bia;new message\x1b\\");
-        let shown = Alert::Desktop { from: bia(), preview: Some("oi; tudo\x1b[31m bem".into()) };
+        let shown = Alert::Desktop { from: bia(), group: None, preview: Some("oi; tudo\x1b[31m bem".into()) };
         assert_eq!(alert(&shown, Desktop::Osc9, false), "\x1b]9;papo: bia: oi, tudo\\u{1b}[31m bem\x1b\\");
+        let lab = papo_protocol::GroupName::parse("#lab").ok();
+        let in_group = Alert::Desktop { from: bia(), group: lab, preview: None };
+        assert_eq!(
+            alert(&in_group, Desktop::Osc777, false),
+            "\x1b]777;notify;papo: bia in #lab;new message\x1b\\"
+        );
         assert_eq!(alert(&Alert::Bell, Desktop::Osc9, true), BELL);
         assert_eq!(
             alert(&hidden, Desktop::Osc9, true),

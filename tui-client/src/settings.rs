@@ -8,22 +8,25 @@
 //! notify_preview = false       # desktop notifications show the text, not only the sender
 //! send_typing = true           # tell the other side while you type
 //! mute = bia caio              # conversations that never ring (/mute, /unmute)
+//! group_notify = lab:all x:none # groups that ring for every message or never (/notify)
 //! ```
 //!
-//! papo rewrites only the lines of the keys it changes (`server`, `mute`), so comments and
-//! everything else stay as the user wrote them.
+//! papo rewrites only the lines of the keys it changes (`server`, `mute`, `group_notify`),
+//! so comments and everything else stay as the user wrote them. Group names are written
+//! there without their `#`, which would start a comment.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use directories::ProjectDirs;
-use papo_protocol::{Username, DEFAULT_PORT};
+use papo_protocol::{GroupName, Username, DEFAULT_PORT};
 
 const CONFIG_FILE: &str = "config";
 const SERVER_KEY: &str = "server";
 const MUTE_KEY: &str = "mute";
+const GROUP_NOTIFY_KEY: &str = "group_notify";
 
 /// How papo tells you about a message you are not looking at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,39 @@ pub enum Notify {
     Desktop,
     /// Nothing but the unread counts and the title.
     None,
+}
+
+/// Which messages of a group ring (as a direct message does), set with `/notify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupNotify {
+    /// Every message of someone else.
+    All,
+    /// Only messages that mention me (`@name`): a busy room does not ring all day.
+    #[default]
+    Mentions,
+    /// None: the group only counts unread messages.
+    None,
+}
+
+impl GroupNotify {
+    /// `all`, `mentions` or `none`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "all" => Some(Self::All),
+            "mentions" => Some(Self::Mentions),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    /// The word [`GroupNotify::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Mentions => "mentions",
+            Self::None => "none",
+        }
+    }
 }
 
 /// What the config file asks for, beyond the server.
@@ -48,11 +84,19 @@ pub struct Prefs {
     pub send_typing: bool,
     /// `mute`: conversations that never ring or notify.
     pub muted: BTreeSet<Username>,
+    /// `group_notify`: the groups that do not ring only for mentions of me.
+    pub group_notify: BTreeMap<GroupName, GroupNotify>,
 }
 
 impl Default for Prefs {
     fn default() -> Self {
-        Self { notify: Notify::Bell, notify_preview: false, send_typing: true, muted: BTreeSet::new() }
+        Self {
+            notify: Notify::Bell,
+            notify_preview: false,
+            send_typing: true,
+            muted: BTreeSet::new(),
+            group_notify: BTreeMap::new(),
+        }
     }
 }
 
@@ -92,10 +136,29 @@ impl Prefs {
                         }
                     }
                 }
+                GROUP_NOTIFY_KEY => {
+                    for entry in value.split([' ', ',']).filter(|entry| !entry.is_empty()) {
+                        let parsed = entry.split_once(':').and_then(|(name, mode)| {
+                            Some((GroupName::parse(&format!("#{name}")).ok()?, GroupNotify::parse(mode)?))
+                        });
+                        match parsed {
+                            Some((group, mode)) => {
+                                prefs.group_notify.insert(group, mode);
+                            }
+                            None => warnings
+                                .push(bad(&format!("{entry}: use GROUP:all, GROUP:mentions or GROUP:none"))),
+                        }
+                    }
+                }
                 _ => {}
             }
         }
         (prefs, warnings)
+    }
+
+    /// Which messages of `group` ring.
+    pub fn group_notify(&self, group: &GroupName) -> GroupNotify {
+        self.group_notify.get(group).copied().unwrap_or_default()
     }
 }
 
@@ -164,6 +227,24 @@ pub fn save_muted(muted: &BTreeSet<Username>) -> Result<()> {
     let path = config_file().context("no home directory to keep the config in")?;
     let names: Vec<&str> = muted.iter().map(Username::as_str).collect();
     save_key(&path, MUTE_KEY, &names.join(" "))
+}
+
+/// Remembers which groups ring for every message or never in the config file.
+pub fn save_group_notify(modes: &BTreeMap<GroupName, GroupNotify>) -> Result<()> {
+    let path = config_file().context("no home directory to keep the config in")?;
+    save_key(&path, GROUP_NOTIFY_KEY, &group_notify_value(modes))
+}
+
+/// `lab:all x:none`: the groups without their `#`, which would start a comment.
+fn group_notify_value(modes: &BTreeMap<GroupName, GroupNotify>) -> String {
+    let entries: Vec<String> = modes
+        .iter()
+        .filter(|(_, mode)| **mode != GroupNotify::default())
+        .map(|(group, mode)| {
+            format!("{}:{}", group.as_str().trim_start_matches(GroupName::SIGIL), mode.as_str())
+        })
+        .collect();
+    entries.join(" ")
 }
 
 fn dirs() -> Option<ProjectDirs> {
@@ -273,6 +354,22 @@ mod tests {
         let (prefs, warnings) = Prefs::parse("notify = loud\nsend_typing = maybe\nmute = ../x\n");
         assert_eq!(prefs.notify, Notify::Bell);
         assert!(prefs.send_typing);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+    }
+
+    #[test]
+    fn group_notify_reads_back_what_is_written_without_hashes() {
+        let (prefs, warnings) = Prefs::parse("group_notify = lab:all redes-g3:none\n");
+        assert_eq!(warnings, Vec::<String>::new());
+        let lab = GroupName::parse("#lab").unwrap();
+        assert_eq!(prefs.group_notify(&lab), GroupNotify::All);
+        assert_eq!(prefs.group_notify(&GroupName::parse("#redes-g3").unwrap()), GroupNotify::None);
+        assert_eq!(prefs.group_notify(&GroupName::parse("#other").unwrap()), GroupNotify::Mentions);
+        let written = group_notify_value(&prefs.group_notify);
+        assert_eq!(written, "lab:all redes-g3:none");
+        assert_eq!(Prefs::parse(&format!("group_notify = {written}")).0.group_notify, prefs.group_notify);
+        let (prefs, warnings) = Prefs::parse("group_notify = lab:loud ../x:all lab\n");
+        assert!(prefs.group_notify.is_empty());
         assert_eq!(warnings.len(), 3, "{warnings:?}");
     }
 

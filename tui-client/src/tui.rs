@@ -71,6 +71,7 @@ pub fn run(
     let mut title = model.title();
     write_terminal(&format!("{}{}", escapes::PUSH_TITLE, escapes::title(&title)));
     let mut muted = model.prefs.muted.clone();
+    let mut group_notify = model.prefs.group_notify.clone();
     let mut remembered = false;
     let mut last_tick = Instant::now();
     let outcome = loop {
@@ -118,6 +119,12 @@ pub fn run(
             muted = model.prefs.muted.clone();
             if let Err(e) = settings::save_muted(&muted) {
                 model.notice = Some(format!("cannot remember the muted conversations: {e:#}"));
+            }
+        }
+        if model.prefs.group_notify != group_notify {
+            group_notify = model.prefs.group_notify.clone();
+            if let Err(e) = settings::save_group_notify(&group_notify) {
+                model.notice = Some(format!("cannot remember the groups' /notify settings: {e:#}"));
             }
         }
         if !remembered && model.me.is_some() {

@@ -7,6 +7,7 @@ use papo::app::{update, ConvKey, Msg};
 use papo::net::{GroupCommand, NetCommand, NetEvent, Outgoing};
 use papo_protocol::{
     Event, GroupHistoryPage, GroupInfo, GroupMember, GroupMessage, GroupMessageKind, GroupName, GroupSummary,
+    ReceiptKind,
 };
 use ratatui::crossterm::event::KeyCode;
 
@@ -64,7 +65,8 @@ fn groups_join_the_contact_list_with_their_unread_count_and_survive_a_contacts_r
 fn opening_a_group_asks_for_its_history_and_marks_it_read() {
     let mut model = with_lab();
     let commands = update(&mut model, alt(KeyCode::Char('1')));
-    assert_eq!(commands, [NetCommand::History { with: lab(), before: None }]);
+    let info = NetCommand::Group(GroupCommand::Info(group("#lab")));
+    assert_eq!(commands, [NetCommand::History { with: lab(), before: None }, info]);
     let page = GroupHistoryPage {
         group: group("#lab"),
         messages: vec![
@@ -259,4 +261,325 @@ fn members_lists_the_open_groups_members_with_presence_in_the_status_line() {
     let screen = render(&model, 100, 16).join("\n");
     assert!(!screen.contains('\u{1b}'), "{screen}");
     assert!(screen.contains("cannot list the members of #lab: no"), "{screen}");
+}
+
+fn member(raw: &str, online: bool, joined_at: u64) -> GroupMember {
+    GroupMember { name: name(raw), online, joined_at, delivered_up_to: 0, read_up_to: 0 }
+}
+
+/// `#lab` owned by bia with ana (me, online), bia (online), caio, davi and eva.
+fn lab_info() -> GroupInfo {
+    GroupInfo {
+        name: group("#lab"),
+        owner: name("bia"),
+        created_at: NOW,
+        hide_history: false,
+        members: vec![
+            member("ana", true, 1),
+            member("bia", true, 1),
+            member("caio", false, 2),
+            member("davi", false, 3),
+            member("eva", false, 4),
+        ],
+    }
+}
+
+/// `#lab` open, its roster loaded.
+fn in_lab_with_roster() -> papo::app::Model {
+    let mut model = in_lab();
+    answer(&mut model, GroupCommand::Info(group("#lab")), Ok(Some(lab_info())));
+    model
+}
+
+fn live(model: &mut papo::app::Model, line: GroupMessage) -> Vec<NetCommand> {
+    update(model, Msg::Net(NetEvent::Server(Event::GroupMessage(line))))
+}
+
+fn header(model: &papo::app::Model) -> String {
+    render(model, 80, 24).into_iter().find(|row| row.contains(" #")).unwrap_or_default()
+}
+
+#[test]
+fn rename_asks_for_the_open_group_and_moves_it_with_its_draft_under_the_new_name() {
+    let mut model = in_lab_with_roster();
+    live(&mut model, text(5, "bia", "oi"));
+    let rename = GroupCommand::Rename { group: group("#lab"), to: group("#redes") };
+    assert_eq!(enter(&mut model, "/rename #Redes"), [NetCommand::Group(rename.clone())]);
+    type_text(&mut model, "half typed");
+    answer(&mut model, rename.clone(), Ok(None));
+    assert_eq!(model.notice.as_deref(), Some("#lab is now called #redes"));
+    let redes = ConvKey::Group(group("#redes"));
+    assert_eq!(model.selected, Some(redes.clone()));
+    assert!(model.contact(&lab()).is_none() && model.contact(&redes).is_some());
+    assert_eq!(model.conversations[&redes].messages.len(), 1, "the history came along");
+    assert!(model.conversations[&redes].roster.is_some());
+    assert_eq!(model.input.text(), "half typed");
+    assert!(header(&model).contains(" #redes · 2/5 online"), "{}", header(&model));
+    model.input.set("");
+    // Refusals: said here, or by the server, sanitised.
+    assert!(enter(&mut model, "/rename redes2").is_empty());
+    assert!(
+        model.notice.as_deref().is_some_and(|n| n.starts_with("usage: /rename #NEW")),
+        "{:?}",
+        model.notice
+    );
+    model.input.set("");
+    assert!(enter(&mut model, "/rename #redes").is_empty());
+    assert_eq!(model.notice.as_deref(), Some("#redes is called that already"));
+    model.input.set("");
+    let again = GroupCommand::Rename { group: group("#redes"), to: group("#x") };
+    answer(&mut model, again, Err("only the group's\u{1b}]0;owned\u{7} owner can do that".into()));
+    let status = render(&model, 100, 24).pop().unwrap();
+    assert!(status.contains("cannot rename #redes to #x: only the group's"), "{status}");
+    assert!(!status.contains('\u{1b}') && !status.contains('\u{7}'), "{status:?}");
+}
+
+#[test]
+fn a_rename_by_the_owner_arrives_as_a_line_and_moves_the_group() {
+    let mut model = in_lab_with_roster();
+    let renamed = GroupMessage {
+        group: group("#redes"),
+        ..line(7, "bia", "", GroupMessageKind::Renamed { from: group("#lab") })
+    };
+    live(&mut model, renamed);
+    let redes = ConvKey::Group(group("#redes"));
+    assert_eq!(model.selected, Some(redes.clone()));
+    assert!(model.contact(&lab()).is_none());
+    let screen = render(&model, 80, 24).join("\n");
+    assert!(screen.contains("· bia renamed the group (it was #lab)"), "{screen}");
+    // The list of groups from the server names it the same: one entry, not two.
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 0)])));
+    let groups = model.contacts.iter().filter(|c| c.name.user().is_none()).count();
+    assert_eq!(groups, 1);
+}
+
+#[test]
+fn delete_asks_first_and_only_y_deletes() {
+    let mut model = in_lab();
+    assert!(enter(&mut model, "/delete").is_empty(), "nothing is asked of the server before a yes");
+    let screen = render(&model, 80, 24).join("\n");
+    assert!(screen.contains("Delete #lab and its whole history, for every member?"), "{screen}");
+    assert!(update(&mut model, key(KeyCode::Char('n'))).is_empty());
+    assert_eq!(model.notice.as_deref(), Some("#lab was not deleted"));
+    assert!(model.overlay.is_none());
+    assert!(enter(&mut model, "/delete").is_empty());
+    let delete = GroupCommand::Delete(group("#lab"));
+    assert_eq!(update(&mut model, key(KeyCode::Char('y'))), [NetCommand::Group(delete.clone())]);
+    answer(&mut model, delete.clone(), Err("only the group's owner can do that".into()));
+    assert_eq!(model.notice.as_deref(), Some("cannot delete #lab: only the group's owner can do that"));
+    answer(&mut model, delete, Ok(None));
+    assert_eq!(model.contact(&lab()).and_then(|c| c.gone.as_deref()), Some("you deleted it"));
+    type_text(&mut model, "anyone?");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty(), "a deleted group takes no message");
+}
+
+#[test]
+fn handover_names_another_member_and_the_new_owner_is_marked() {
+    let mut model = in_lab_with_roster();
+    assert!(enter(&mut model, "/handover ana").is_empty(), "not to myself");
+    assert!(model.notice.as_deref().is_some_and(|n| n.contains("someone else")), "{:?}", model.notice);
+    model.input.set("");
+    assert!(enter(&mut model, "/handover").is_empty());
+    assert_eq!(model.notice.as_deref(), Some("usage: /handover USER, in the group's conversation"));
+    model.input.set("");
+    let handover = GroupCommand::Handover { group: group("#lab"), to: name("caio") };
+    assert_eq!(enter(&mut model, "/handover caio"), [NetCommand::Group(handover.clone())]);
+    answer(&mut model, handover.clone(), Err("only the group's owner can do that".into()));
+    assert_eq!(
+        model.notice.as_deref(),
+        Some("cannot hand #lab over to caio: only the group's owner can do that")
+    );
+    answer(&mut model, handover, Ok(None));
+    assert_eq!(model.notice.as_deref(), Some("caio now owns #lab"));
+    assert_eq!(model.conversations[&lab()].roster.as_ref().map(|r| r.owner.as_str()), Some("caio"));
+    // A hand-over by someone else arrives as a line.
+    live(&mut model, line(9, "caio", "", GroupMessageKind::OwnerChanged { to: name("davi") }));
+    assert_eq!(model.conversations[&lab()].roster.as_ref().map(|r| r.owner.as_str()), Some("davi"));
+}
+
+#[test]
+fn the_header_counts_members_online_and_follows_presence_and_membership() {
+    let mut model = in_lab();
+    assert!(header(&model).contains(" #lab group"), "before the roster: {}", header(&model));
+    answer(&mut model, GroupCommand::Info(group("#lab")), Ok(Some(lab_info())));
+    assert_eq!(model.notice, None, "the client's own request says nothing");
+    assert!(header(&model).contains(" #lab · 2/5 online"), "{}", header(&model));
+    let presence =
+        |user: &str, online| Msg::Net(NetEvent::Server(Event::Presence { user: name(user), online }));
+    update(&mut model, presence("caio", true));
+    update(&mut model, presence("davi", true));
+    update(&mut model, presence("bia", false));
+    assert!(header(&model).contains(" #lab · 3/5 online"), "{}", header(&model));
+    update(&mut model, presence("zoe", true));
+    assert!(header(&model).contains(" #lab · 3/5 online"), "a non-member changes nothing");
+    live(&mut model, line(10, "bia", "", GroupMessageKind::Added { member: name("bia") }));
+    live(&mut model, line(11, "bia", "", GroupMessageKind::Removed { member: name("caio") }));
+    live(&mut model, line(12, "davi", "", GroupMessageKind::Left));
+    assert!(header(&model).contains(" #lab · 1/3 online"), "{}", header(&model));
+    update(&mut model, Msg::Net(NetEvent::Contacts(vec![contact("zoe", true, 0, 0)])));
+    live(&mut model, line(13, "bia", "", GroupMessageKind::Added { member: name("zoe") }));
+    assert!(header(&model).contains(" #lab · 2/4 online"), "{}", header(&model));
+    let lost =
+        papo::net::Link::Offline { reason: "gone".into(), retry_in: std::time::Duration::from_secs(3) };
+    update(&mut model, Msg::Net(NetEvent::Link(lost)));
+    assert!(header(&model).contains(" #lab · 4 members"), "{}", header(&model));
+}
+
+#[test]
+fn a_reconnect_asks_for_the_open_groups_roster_again_and_a_failed_ask_is_retried() {
+    let mut model = in_lab_with_roster();
+    let commands = update(&mut model, Msg::Net(NetEvent::Resumed));
+    assert!(commands.contains(&NetCommand::Group(GroupCommand::Info(group("#lab")))), "{commands:?}");
+    answer(&mut model, GroupCommand::Info(group("#lab")), Err("the connection was lost".into()));
+    assert_eq!(model.notice, None);
+    assert!(model.conversations[&lab()].roster.is_some(), "the roster known stays shown");
+    enter(&mut model, "/msg bia");
+    let commands = enter(&mut model, "/msg #lab");
+    assert!(commands.contains(&NetCommand::Group(GroupCommand::Info(group("#lab")))), "{commands:?}");
+}
+
+/// `#lab` with my texts 20 and 30 loaded and its roster.
+fn lab_with_my_texts() -> papo::app::Model {
+    let mut model = in_lab_with_roster();
+    let page = GroupHistoryPage {
+        group: group("#lab"),
+        messages: vec![text(30, "ana", "second of mine"), text(20, "ana", "first of mine")],
+        more: false,
+    };
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page }));
+    model
+}
+
+fn receipt(model: &mut papo::app::Model, member: &str, kind: ReceiptKind, up_to: u64) {
+    let event = Event::GroupReceipt { group: group("#lab"), member: name(member), kind, up_to };
+    update(model, Msg::Net(NetEvent::Server(event)));
+}
+
+fn row_of(model: &papo::app::Model, needle: &str) -> String {
+    let screen = render(model, 80, 24);
+    screen.iter().find(|row| row.contains(needle)).cloned().unwrap_or_else(|| screen.join("\n"))
+}
+
+#[test]
+fn my_group_texts_say_how_many_members_received_and_read_them() {
+    let mut model = lab_with_my_texts();
+    assert!(
+        row_of(&model, "second of mine").contains("second of mine ✓ 0/4"),
+        "{}",
+        row_of(&model, "second")
+    );
+    receipt(&mut model, "bia", ReceiptKind::Delivered, 30);
+    receipt(&mut model, "caio", ReceiptKind::Read, 20);
+    assert!(row_of(&model, "first of mine").contains("first of mine ✓✓ 2/4 · read by 1"));
+    assert!(row_of(&model, "second of mine").contains("second of mine ✓✓ 1/4"));
+    // A text of a member is their receipt too: sending marks a group read.
+    live(&mut model, text(31, "davi", "got it"));
+    assert!(row_of(&model, "second of mine").contains("✓✓ 2/4 · read by 1"), "{}", row_of(&model, "second"));
+    // Someone added later was not there: the count is of those who were.
+    live(&mut model, line(32, "bia", "", GroupMessageKind::Added { member: name("zoe") }));
+    assert!(row_of(&model, "second of mine").contains("✓✓ 2/4 · read by 1"));
+    // A receipt never moves a watermark back.
+    receipt(&mut model, "davi", ReceiptKind::Delivered, 10);
+    assert!(row_of(&model, "second of mine").contains("✓✓ 2/4 · read by 1"));
+    for member in ["bia", "caio", "eva"] {
+        receipt(&mut model, member, ReceiptKind::Read, 31);
+    }
+    assert!(row_of(&model, "second of mine").contains("✓✓ 4/4 · read by 4"));
+}
+
+#[test]
+fn who_names_who_read_and_received_my_last_text() {
+    let mut model = lab_with_my_texts();
+    receipt(&mut model, "bia", ReceiptKind::Read, 30);
+    receipt(&mut model, "caio", ReceiptKind::Delivered, 30);
+    receipt(&mut model, "davi", ReceiptKind::Read, 20);
+    assert!(enter(&mut model, "/who").is_empty(), "answered from what the client knows");
+    assert_eq!(
+        model.notice.as_deref(),
+        Some("your last message: read by bia; delivered to caio; not yet davi, eva")
+    );
+    let mut fresh = in_lab_with_roster();
+    enter(&mut fresh, "/who");
+    assert_eq!(fresh.notice.as_deref(), Some("you have sent nothing in #lab that is loaded here"));
+    let mut bare = in_lab();
+    enter(&mut bare, "/who");
+    assert!(bare.notice.as_deref().is_some_and(|n| n.contains("not loaded yet")), "{:?}", bare.notice);
+}
+
+#[test]
+fn a_mention_rings_like_a_direct_message_and_plain_group_traffic_only_counts() {
+    let mut model = with_lab();
+    live(&mut model, text(5, "bia", "hello all"));
+    assert!(model.alerts.is_empty(), "plain traffic does not ring");
+    live(&mut model, text(6, "bia", "@Ana, can you look?"));
+    assert_eq!(model.alerts, [papo::app::Alert::Bell]);
+    live(&mut model, text(7, "bia", "mail bia@ana.example or @anabel"));
+    assert_eq!(model.alerts.len(), 1, "neither is a mention of ana");
+    assert_eq!(model.contact(&lab()).map(|c| c.unread), Some(5));
+    // A desktop notification says where.
+    model.prefs.notify = papo::settings::Notify::Desktop;
+    model.alerts.clear();
+    live(&mut model, text(9, "caio", "@ana?"));
+    let desktop = papo::app::Alert::Desktop { from: name("caio"), group: Some(group("#lab")), preview: None };
+    assert_eq!(model.alerts, [papo::app::Alert::Bell, desktop]);
+    // A mention I see arrive does not ring either, as for a direct message.
+    update(&mut model, alt(KeyCode::Char('1')));
+    model.alerts.clear();
+    live(&mut model, text(8, "bia", "@ana here"));
+    assert!(model.alerts.is_empty());
+}
+
+#[test]
+fn notify_sets_what_a_group_rings_for_and_is_kept_in_the_settings() {
+    let mut model = in_lab();
+    assert!(enter(&mut model, "/notify loud").is_empty());
+    assert_eq!(
+        model.notice.as_deref(),
+        Some("usage: /notify all|mentions|none, in the group's conversation")
+    );
+    model.input.set("");
+    enter(&mut model, "/notify all");
+    assert_eq!(model.prefs.group_notify.get(&group("#lab")), Some(&papo::settings::GroupNotify::All));
+    enter(&mut model, "/msg bia");
+    live(&mut model, text(5, "bia", "plain"));
+    assert_eq!(model.alerts, [papo::app::Alert::Bell]);
+    enter(&mut model, "/msg #lab");
+    enter(&mut model, "/notify none");
+    assert_eq!(model.notice.as_deref(), Some("#lab never rings; it still counts unread messages"));
+    enter(&mut model, "/msg bia");
+    model.alerts.clear();
+    let unread = model.contact(&lab()).map_or(0, |c| c.unread);
+    live(&mut model, text(6, "bia", "@ana urgent"));
+    assert!(model.alerts.is_empty(), "none means none");
+    assert_eq!(model.contact(&lab()).map(|c| c.unread), Some(unread + 1), "but it counts");
+    let listed = row_of(&model, "#lab");
+    assert!(listed.contains(&format!("⊘ {}│", unread + 1)), "{listed}");
+    enter(&mut model, "/msg #lab");
+    enter(&mut model, "/notify mentions");
+    assert!(model.prefs.group_notify.is_empty(), "the default is not written down");
+}
+
+#[test]
+fn a_mention_of_me_is_drawn_highlighted() {
+    let mut model = in_lab();
+    let page = GroupHistoryPage {
+        group: group("#lab"),
+        messages: vec![text(3, "bia", "ping @ana now"), text(2, "ana", "me @ana")],
+        more: false,
+    };
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page }));
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|frame| papo::app::view(&model, frame)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let screen = render(&model, 80, 24);
+    let styled_at = |needle: &str| {
+        let y = screen.iter().position(|row| row.contains(needle)).unwrap();
+        let x = screen[y].find(needle).unwrap() + needle.find("@ana").unwrap();
+        let x = u16::try_from(unicode_width::UnicodeWidthStr::width(&screen[y][..x])).unwrap();
+        let y = u16::try_from(y).unwrap();
+        let cells: Vec<_> = (x..x + 4).map(|x| buffer[(x, y)].modifier).collect();
+        cells.iter().all(|m| m.contains(ratatui::style::Modifier::REVERSED))
+    };
+    assert!(styled_at("ping @ana now"), "{}", screen.join("\n"));
+    assert!(!styled_at("me @ana"), "my own text is not a mention of me");
 }

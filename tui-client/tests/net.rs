@@ -1,9 +1,13 @@
 //! The network thread against a real server: login, live traffic, receipts, and
 //! reconnecting after the server restarts with queued messages sent exactly once.
 
+mod common;
+
 use std::net::TcpListener;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+
+use common::{alt, key, render, type_text};
 
 use papo::app::ConvKey;
 use papo::known_servers::KnownServers;
@@ -11,6 +15,7 @@ use papo::net::{GroupCommand, Link, NetCommand, NetEvent, NetHandle, Outgoing, T
 use papo_protocol::{ChatMessage, ErrorCode, Event, ReceiptKind, Username};
 use papo_server::testing::{unique_name, RecordingProxy, TestServer, PASSWORD};
 use papo_server::tls::TlsMode;
+use ratatui::crossterm::event::KeyCode;
 use tempfile::TempDir;
 
 fn spawn(server: &str, transport: Transport) -> (NetHandle, Receiver<NetEvent>) {
@@ -285,6 +290,112 @@ fn group_commands_reach_the_server_and_only_the_owner_may_kick() {
     });
     let names: Vec<Username> = info.unwrap().unwrap().members.into_iter().map(|m| m.name).collect();
     assert!(names.contains(&ana.name) && names.contains(&bia.name), "{names:?}");
+    ana_net.quit(Duration::from_secs(2));
+    bia_net.quit(Duration::from_secs(2));
+}
+
+/// Feeds `ana`'s network events into the app until `done` holds, handing the app's commands
+/// to the network thread as the real event loop does.
+fn drive(
+    model: &mut papo::app::Model,
+    net: &NetHandle,
+    events: &Receiver<NetEvent>,
+    commands: Vec<NetCommand>,
+    done: impl Fn(&papo::app::Model) -> bool,
+) {
+    for command in commands {
+        net.send(command);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(model) {
+        let left = deadline.checked_duration_since(Instant::now()).expect("timed out driving the app");
+        let event = events.recv_timeout(left).expect("timed out driving the app");
+        for command in papo::app::update(model, papo::app::Msg::Net(event)) {
+            net.send(command);
+        }
+    }
+}
+
+/// Types `line` into the app and presses Enter; returns what it asked of the network.
+fn enter(model: &mut papo::app::Model, line: &str) -> Vec<NetCommand> {
+    let mut commands = type_text(model, line);
+    commands.extend(papo::app::update(model, key(KeyCode::Enter)));
+    commands
+}
+
+fn notice_starts(prefix: &str) -> impl Fn(&papo::app::Model) -> bool + '_ {
+    move |model| model.notice.as_deref().is_some_and(|notice| notice.starts_with(prefix))
+}
+
+#[test]
+fn rename_and_handover_from_the_app_through_the_real_server() {
+    use papo::app::{update, Model, Msg};
+    use papo_protocol::{GroupMessageKind, GroupName};
+    let server = TestServer::start();
+    let known = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let (_ana_client, ana) = server.user("ana");
+    let (_bia_client, bia) = server.user("bia");
+    let (bia_net, bia_events) = spawn(&addr, trusting(&known, &addr, &server));
+    login(&bia_net, &bia_events, bia.name.as_str());
+    let (ana_net, ana_events) = spawn(&addr, trusting(&known, &addr, &server));
+    let me = login(&ana_net, &ana_events, ana.name.as_str());
+    let mut app = Model::new(addr.clone(), time::UtcOffset::UTC, (100, 24), 1);
+    let mut commands = update(&mut app, Msg::Net(NetEvent::LoggedIn { name: me, pending: 0 }));
+    commands.extend(update(&mut app, Msg::Net(NetEvent::Link(Link::Online))));
+
+    let lab = GroupName::parse(&format!("#{}", unique_name("lab"))).unwrap();
+    let lab_key = ConvKey::Group(lab.clone());
+    commands.extend(enter(&mut app, &format!("/group create {lab} {}", bia.name)));
+    drive(&mut app, &ana_net, &ana_events, commands, |app| app.contact(&lab_key).is_some());
+    let commands = enter(&mut app, &format!("/msg {lab}"));
+    let has_roster = |app: &Model| {
+        app.conversations.get(&app.selected.clone().unwrap()).is_some_and(|c| c.roster.is_some())
+    };
+    drive(&mut app, &ana_net, &ana_events, commands, has_roster);
+    let screen = render(&app, 100, 24).join("\n");
+    assert!(screen.contains(&format!("{lab} · 2/2 online")), "{screen}");
+
+    // The owner renames it: the app follows, and the other member is told by a line.
+    let renamed = GroupName::parse(&format!("#{}", unique_name("redes"))).unwrap();
+    let commands = enter(&mut app, &format!("/rename {renamed}"));
+    drive(&mut app, &ana_net, &ana_events, commands, notice_starts(&format!("{lab} is now called")));
+    assert_eq!(app.selected, Some(ConvKey::Group(renamed.clone())));
+    assert!(render(&app, 100, 24).join("\n").contains(&format!("{renamed} · 2/2 online")));
+    wait_for(&bia_events, |e| match e {
+        NetEvent::Server(Event::GroupMessage(line)) => (line.group == renamed
+            && line.kind == GroupMessageKind::Renamed { from: lab.clone() })
+        .then_some(()),
+        _ => None,
+    });
+
+    // A member who does not own it is refused, with the server's reason.
+    let grab = GroupCommand::Handover { group: renamed.clone(), to: bia.name.clone() };
+    bia_net.send(NetCommand::Group(grab.clone()));
+    let refused = wait_for(&bia_events, |e| match e {
+        NetEvent::Group { command, result } if command == grab => Some(result),
+        _ => None,
+    });
+    assert_eq!(refused, Err("only the group's owner can do that".to_owned()));
+
+    // The owner hands it over; from then on renaming and deleting are bia's to do.
+    let commands = enter(&mut app, &format!("/handover {}", bia.name));
+    drive(&mut app, &ana_net, &ana_events, commands, notice_starts(&format!("{} now owns", bia.name)));
+    update(&mut app, alt(KeyCode::Char('m')));
+    assert!(
+        render(&app, 100, 24).join("\n").contains(&format!("{} ★", bia.name)),
+        "{}",
+        render(&app, 100, 24).join("\n")
+    );
+    let commands = enter(&mut app, "/rename #elsewhere");
+    drive(&mut app, &ana_net, &ana_events, commands, notice_starts("cannot rename"));
+    assert_eq!(
+        app.notice.as_deref(),
+        Some(format!("cannot rename {renamed} to #elsewhere: only the group's owner can do that").as_str())
+    );
+    let mut commands = enter(&mut app, "/delete");
+    commands.extend(update(&mut app, key(KeyCode::Char('y'))));
+    drive(&mut app, &ana_net, &ana_events, commands, notice_starts("cannot delete"));
     ana_net.quit(Duration::from_secs(2));
     bia_net.quit(Duration::from_secs(2));
 }

@@ -79,11 +79,17 @@ fn notify_preferences_choose_bell_desktop_or_nothing_and_mute_silences() {
     let mut model = chatting();
     model.prefs.notify = Notify::Desktop;
     update(&mut model, incoming(2, "caio", "ana", "secret plans"));
-    assert_eq!(model.alerts, [Alert::Bell, Alert::Desktop { from: name("caio"), preview: None }]);
+    assert_eq!(
+        model.alerts,
+        [Alert::Bell, Alert::Desktop { from: name("caio"), group: None, preview: None }]
+    );
     model.alerts.clear();
     model.prefs.notify_preview = true;
     update(&mut model, incoming(3, "caio", "ana", "lunch?"));
-    assert_eq!(model.alerts[1], Alert::Desktop { from: name("caio"), preview: Some("lunch?".into()) });
+    assert_eq!(
+        model.alerts[1],
+        Alert::Desktop { from: name("caio"), group: None, preview: Some("lunch?".into()) }
+    );
     model.alerts.clear();
     model.prefs.notify = Notify::None;
     update(&mut model, incoming(4, "caio", "ana", "quiet"));

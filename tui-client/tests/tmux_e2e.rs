@@ -384,3 +384,56 @@ fn a_group_made_by_a_script_reaches_the_chat_and_back() {
     assert_eq!(lines, ["ana -> #lab: bom dia, grupo", "gia -> #lab: bom dia, ana"], "{history}");
     assert_eq!(papo_command(&server, "ana", &["groups"]), "#lab 2 1\n", "gia's reply is unread for ana");
 }
+
+#[test]
+fn a_group_in_two_terminals_rings_only_for_a_mention_and_shows_receipts_members_and_a_rename() {
+    let Some(tmux) = Tmux::new("group-receipts") else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let server = TestServer::start();
+    let address = server.addr.to_string();
+    let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for (name, home) in ["dora", "eli"].into_iter().zip(&homes) {
+        server.connect().register(name, PASSWORD).unwrap();
+        KnownServers::at(home.path().join("data/papo/known_servers"))
+            .trust(&address, server.fingerprint.unwrap())
+            .unwrap();
+        tmux.open(name, &address, home.path());
+        tmux.log_in(name, name, PASSWORD);
+    }
+    let raw = homes[1].path().join("raw-output");
+    tmux.run(&["pipe-pane", "-o", "-t", "eli", &format!("cat >> {}", raw.display())]);
+
+    tmux.type_text("dora", "/group create #lab eli");
+    tmux.keys("dora", &["Enter"]);
+    tmux.wait_for("dora", "created #lab");
+    tmux.wait_for("dora", "   #lab");
+    tmux.type_text("dora", "/msg #lab");
+    tmux.keys("dora", &["Enter"]);
+    tmux.wait_for("dora", "#lab · 2/2 online");
+
+    // Plain group traffic counts as unread without a bell; a mention rings.
+    tmux.say("dora", "hello all");
+    wait_for_output(&raw, "\x1b]2;papo (1)\x07");
+    tmux.say("dora", "@eli can you look?");
+    let output = wait_for_output(&raw, "\x1b]2;papo (2)\x07");
+    assert_eq!(bells_outside_osc(&output), 1, "one bell, for the mention: {output:?}");
+    tmux.wait_for("dora", "@eli can you look? ✓✓ 1/1");
+
+    // Eli opens the group and reads: dora sees it.
+    tmux.keys("eli", &["M-1"]);
+    tmux.wait_for("eli", "dora: @eli can you look?");
+    tmux.wait_for("dora", "@eli can you look? ✓✓ 1/1 · read by 1");
+
+    // The members pane, and a rename both terminals follow.
+    tmux.keys("dora", &["M-m"]);
+    tmux.wait_for("dora", "Members 2/2");
+    tmux.wait_for("dora", "dora ★ (you)");
+    tmux.type_text("dora", "/rename #lab2");
+    tmux.keys("dora", &["Enter"]);
+    tmux.wait_for("dora", "#lab2 · 2/2 online");
+    tmux.wait_for("eli", "dora renamed the group (it was #lab)");
+    tmux.wait_for("eli", "#lab2");
+}

@@ -254,3 +254,99 @@ fn a_certificate_question_is_drawn_over_the_chat() {
     row_containing(&screen, "CHANGED. Nothing was sent.");
     assert!(!screen.concat().contains("Contacts"), "the chat is hidden behind the question");
 }
+
+/// Logged in as ana with `#lab` (owned by bia: ana, bia online; caio, davi offline) open.
+fn in_lab_with_members() -> Model {
+    use papo::net::GroupCommand;
+    use papo_protocol::{GroupInfo, GroupMember, GroupName, GroupSummary};
+    let mut model = logged_in(vec![contact("bia", true, 0, 0), contact("caio", false, 0, 0)]);
+    let lab = GroupName::parse("#lab").unwrap();
+    let summary = GroupSummary { name: lab.clone(), owner: name("bia"), members: 4, unread: 0, last: None };
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary])));
+    type_text(&mut model, "/msg #lab");
+    update(&mut model, key(KeyCode::Enter));
+    let member = |raw: &str, online| GroupMember {
+        name: name(raw),
+        online,
+        joined_at: 1,
+        delivered_up_to: 0,
+        read_up_to: 0,
+    };
+    let info = GroupInfo {
+        name: lab.clone(),
+        owner: name("bia"),
+        created_at: NOW,
+        hide_history: false,
+        members: vec![member("ana", true), member("bia", true), member("caio", false), member("davi", false)],
+    };
+    let command = GroupCommand::Info(lab);
+    update(&mut model, Msg::Net(NetEvent::Group { command, result: Ok(Some(info)) }));
+    model
+}
+
+#[test]
+fn alt_m_shows_the_members_beside_the_conversation_online_first_with_the_owner_marked() {
+    let mut model = in_lab_with_members();
+    let screen = render(&model, 80, 24);
+    assert!(!screen.concat().contains("Members"), "hidden until asked for");
+    update(&mut model, alt(KeyCode::Char('m')));
+    let screen = render(&model, 80, 24);
+    assert!(row_containing(&screen, "Members 2/4").contains("#lab · 2/4 online"), "{}", screen.join("\n"));
+    let at = |needle: &str| screen.iter().position(|row| row.contains(needle)).unwrap();
+    assert!(row_containing(&screen, "● ana (you)").starts_with("│1 ● bia"), "the contacts stay");
+    assert!(row_containing(&screen, "● bia ★").ends_with('│'));
+    let order = ["││● ana (you)", "││● bia ★", "││○ caio", "││○ davi"].map(at);
+    assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{order:?}");
+    assert!(screen.iter().all(|row| unicode_width::UnicodeWidthStr::width(row.as_str()) == 80));
+    update(&mut model, alt(KeyCode::Char('m')));
+    assert!(!render(&model, 80, 24).concat().contains("Members"), "Alt+M again hides it");
+}
+
+#[test]
+fn on_a_narrow_screen_the_members_take_the_contacts_place_and_a_long_list_says_how_many_more() {
+    use papo_protocol::{Event, GroupMessage, GroupMessageKind, GroupName};
+    let mut model = in_lab_with_members();
+    model.viewport = (44, 12);
+    update(&mut model, alt(KeyCode::Char('m')));
+    let screen = render(&model, 44, 12);
+    assert!(!screen.concat().contains("Contacts"), "{}", screen.join("\n"));
+    row_containing(&screen, "Members 2/4");
+    row_containing(&screen, "#lab · 2/4 online");
+    row_containing(&screen, "○ davi");
+    for (id, raw) in ["eva", "fabi", "gil", "hugo", "iris"].into_iter().enumerate() {
+        let added = GroupMessage {
+            id: 10 + id as u64,
+            group: GroupName::parse("#lab").unwrap(),
+            from: name("bia"),
+            body: String::new(),
+            sent_at: NOW,
+            kind: GroupMessageKind::Added { member: name(raw) },
+        };
+        update(&mut model, Msg::Net(NetEvent::Server(Event::GroupMessage(added))));
+    }
+    let screen = render(&model, 44, 12);
+    // 9 members in the pane's 6 rows: 5 of them, then how many more.
+    row_containing(&screen, "Members 2/9");
+    row_containing(&screen, "+4 more");
+    assert!(screen.iter().all(|row| unicode_width::UnicodeWidthStr::width(row.as_str()) == 44));
+    // A direct conversation has no members pane, even with it asked for.
+    type_text(&mut model, "/msg bia");
+    update(&mut model, key(KeyCode::Enter));
+    let screen = render(&model, 44, 12);
+    assert!(!screen.concat().contains("Members"), "{}", screen.join("\n"));
+    row_containing(&screen, "Contacts");
+}
+
+#[test]
+fn the_help_lists_the_group_commands_and_alt_m() {
+    let mut model = logged_in(vec![]);
+    update(&mut model, key(KeyCode::F(1)));
+    let mut seen = String::new();
+    for _ in 0..3 {
+        seen.push_str(&render(&model, 80, 24).join("\n"));
+        update(&mut model, key(KeyCode::PageDown));
+    }
+    for needle in ["/rename #NEW  /delete", "/handover USER", "Alt+M  /who", "/notify MODE", "Ctrl+C"] {
+        assert!(seen.contains(needle), "{needle} is not in the help:\n{seen}");
+    }
+}

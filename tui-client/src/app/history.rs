@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use time::{macros::format_description, OffsetDateTime, UtcOffset};
 use unicode_width::UnicodeWidthStr;
 
-use super::model::{Conversation, Delivery, OutgoingView, Post};
+use super::mention;
+use super::model::{Conversation, Delivery, GroupDelivery, OutgoingView, Post};
 use super::wrap::wrap;
 use crate::sanitize;
 
@@ -24,6 +25,8 @@ const NEW: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
 const SYSTEM: Style = Style::new().fg(Color::DarkGray).add_modifier(Modifier::ITALIC);
 /// Style of the search result a conversation was opened at.
 const FOUND: Style = Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD);
+/// Style of an `@name` that mentions me: reversed, so it shows without colour too.
+const MENTION: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD.union(Modifier::REVERSED));
 
 /// The last `needed` lines of the conversation (or all, if fewer), bottom line first.
 ///
@@ -86,10 +89,15 @@ fn block(
 ) -> Vec<Line<'static>> {
     let messages = &conversation.messages;
     let message = &messages[at];
-    let status = (message.from == *me && message.kind == GroupMessageKind::Text)
-        .then(|| conversation.delivery(message.id));
-    let labelled = Some(message.id) == newest_read;
-    let mut shown = message_lines(message, me, status, labelled, offset, width);
+    let mine = message.from == *me && message.kind == GroupMessageKind::Text;
+    let mark = mine.then(|| match &conversation.roster {
+        Some(roster) => group_mark(roster.delivery(message.id, me)),
+        None => match conversation.delivery(message.id) {
+            Delivery::Read if Some(message.id) == newest_read => Span::styled(" ✓✓ read", READ),
+            status => delivery_mark(status),
+        },
+    });
+    let mut shown = message_lines(message, me, mark, offset, width);
     if conversation.highlight == Some(message.id) {
         shown = shown.into_iter().map(|line| line.patch_style(FOUND)).collect();
     }
@@ -123,30 +131,42 @@ fn push_reversed(lines: &mut Vec<Line<'static>>, shown: Vec<Line<'static>>) {
 fn message_lines(
     message: &Post,
     me: &Username,
-    status: Option<Delivery>,
-    labelled: bool,
+    mark: Option<Span<'static>>,
     offset: UtcOffset,
     width: usize,
 ) -> Vec<Line<'static>> {
     let time = clock(message.sent_at, offset);
     if let Some(what) = system_text(message, me) {
-        return layout(vec![Span::styled(format!("{time} "), DIM)], &format!("· {what}"), None, width)
+        return layout(vec![Span::styled(format!("{time} "), DIM)], &format!("· {what}"), None, None, width)
             .into_iter()
             .map(|line| line.patch_style(SYSTEM))
             .collect();
     }
-    let (name, style) =
-        if message.from == *me { ("you".to_owned(), ME) } else { (message.from.to_string(), PEER) };
-    let suffix = status.map(|status| match status {
-        Delivery::Read if labelled => Span::styled(" ✓✓ read", READ),
-        status => delivery_mark(status),
-    });
+    let (name, style, mentioned) = if message.from == *me {
+        ("you".to_owned(), ME, None)
+    } else {
+        (message.from.to_string(), PEER, Some(me))
+    };
     layout(
         vec![Span::styled(format!("{time} "), DIM), Span::styled(format!("{name}: "), style)],
         &message.body,
-        suffix,
+        mentioned,
+        mark,
         width,
     )
+}
+
+/// The mark after one of my texts in a group: `✓` while no other member has it, `✓✓ 3/5`
+/// once some do, and `· read by 2` once some read it; bold blue once everyone did.
+fn group_mark(delivery: GroupDelivery) -> Span<'static> {
+    let GroupDelivery { delivered, read, of } = delivery;
+    let style = if of > 0 && read == of { READ } else { DIM };
+    match (delivered, read) {
+        _ if of == 0 => Span::styled(" ✓", DIM),
+        (0, _) => Span::styled(format!(" ✓ 0/{of}"), DIM),
+        (_, 0) => Span::styled(format!(" ✓✓ {delivered}/{of}"), style),
+        _ => Span::styled(format!(" ✓✓ {delivered}/{of} · read by {read}"), style),
+    }
 }
 
 /// What a group's system line says, `None` for a text.
@@ -173,6 +193,7 @@ fn outgoing_lines(pending: &OutgoingView, width: usize, offline: bool) -> Vec<Li
     layout(
         vec![Span::styled("      ", DIM), Span::styled("you: ", ME)],
         &pending.outgoing.body,
+        None,
         Some(suffix),
         width,
     )
@@ -193,10 +214,12 @@ pub fn delivery_mark(delivery: Delivery) -> Span<'static> {
 const READ: Style = Style::new().fg(Color::LightBlue).add_modifier(Modifier::BOLD);
 
 /// Prefix spans, then the body wrapped under an indent as wide as the prefix (or on its own
-/// lines when the pane is too narrow for that), then the suffix where it fits.
+/// lines when the pane is too narrow for that), with mentions of `mentioned` highlighted,
+/// then the suffix where it fits.
 fn layout(
     prefix: Vec<Span<'static>>,
     body: &str,
+    mentioned: Option<&Username>,
     suffix: Option<Span<'static>>,
     width: usize,
 ) -> Vec<Line<'static>> {
@@ -207,12 +230,16 @@ fn layout(
     let mut body_lines = wrap(body, width.saturating_sub(indent)).into_iter();
     if hanging {
         let mut first = prefix;
-        first.push(Span::raw(body_lines.next().unwrap_or_default()));
+        first.extend(body_spans(body_lines.next().unwrap_or_default(), mentioned));
         lines.push(Line::from(first));
     } else {
         lines.push(Line::from(prefix));
     }
-    lines.extend(body_lines.map(|text| Line::from(format!("{}{text}", " ".repeat(indent)))));
+    lines.extend(body_lines.map(|text| {
+        let mut spans = vec![Span::raw(" ".repeat(indent))];
+        spans.extend(body_spans(text, mentioned));
+        Line::from(spans)
+    }));
     if let Some(suffix) = suffix {
         let last = lines.last_mut().expect("at least the prefix line");
         if last.width() + suffix.content.width() <= width {
@@ -222,6 +249,27 @@ fn layout(
         }
     }
     lines
+}
+
+/// A wrapped line of a body, its mentions of `mentioned` (if any) highlighted.
+fn body_spans(text: String, mentioned: Option<&Username>) -> Vec<Span<'static>> {
+    let ranges = mentioned.map(|me| mention::ranges(&text, me)).unwrap_or_default();
+    if ranges.is_empty() {
+        return vec![Span::raw(text)];
+    }
+    let mut spans = Vec::with_capacity(2 * ranges.len() + 1);
+    let mut from = 0;
+    for range in ranges {
+        if range.start > from {
+            spans.push(Span::raw(text[from..range.start].to_owned()));
+        }
+        spans.push(Span::styled(text[range.clone()].to_owned(), MENTION));
+        from = range.end;
+    }
+    if from < text.len() {
+        spans.push(Span::raw(text[from..].to_owned()));
+    }
+    spans
 }
 
 fn date_separator(at: UnixMillis, offset: UtcOffset, width: usize) -> Line<'static> {

@@ -6,6 +6,7 @@ mod fuzzy;
 mod group_commands;
 mod history;
 pub mod keys;
+mod mention;
 mod model;
 mod search;
 mod unread;
@@ -14,8 +15,8 @@ mod view;
 mod wrap;
 
 pub use model::{
-    Alert, ContactEntry, ConvKey, Conversation, Delivery, Focus, HelpState, LoginField, LoginMode, Look,
-    Model, Overlay, PasswordForm, Post, Screen, SearchState,
+    Alert, ContactEntry, ConvKey, Conversation, Delivery, Focus, GroupDelivery, HelpState, LoginField,
+    LoginMode, Look, Model, Overlay, PasswordForm, Post, Roster, Screen, SearchState,
 };
 pub use update::{update, Msg};
 pub use view::view;

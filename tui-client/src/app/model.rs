@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use papo_protocol::{
-    ChatMessage, Contact, GroupMessage, GroupMessageKind, GroupSummary, MessageId, UnixMillis, Username,
+    ChatMessage, Contact, GroupInfo, GroupMember, GroupMessage, GroupMessageKind, GroupName, GroupSummary,
+    MessageId, ReceiptKind, UnixMillis, Username,
 };
 use time::UtcOffset;
 
@@ -80,6 +81,8 @@ pub struct Model {
     pub search: Option<SearchState>,
     /// The conversation was opened from the search results: Esc goes back to them.
     pub from_search: bool,
+    /// The members pane is wanted (Alt+M): shown while a group is open.
+    pub show_members: bool,
     /// Next client-side message id; starts random so ids never repeat across runs.
     pub next_client_msg_id: u64,
     /// Set when the app should exit.
@@ -95,6 +98,8 @@ pub enum Alert {
     Desktop {
         /// The sender.
         from: Username,
+        /// The group it was written in (it mentions me, or the group rings for all).
+        group: Option<GroupName>,
         /// The text (sanitised when written), only with `notify_preview = true`.
         preview: Option<String>,
     },
@@ -199,6 +204,8 @@ pub enum Overlay {
     Search,
     /// Changing the password (`/passwd`).
     Password(PasswordForm),
+    /// `/delete`: whether to delete this group, for everyone.
+    ConfirmDelete(GroupName),
 }
 
 /// The `/passwd` form.
@@ -348,6 +355,33 @@ pub struct Conversation {
     pub jump_to: Option<MessageId>,
     /// The search result opened last, drawn highlighted.
     pub highlight: Option<MessageId>,
+    /// A group's owner and members, once the server told them.
+    pub roster: Option<Roster>,
+    /// The roster was asked for since the last (re)connect.
+    pub roster_asked: bool,
+}
+
+/// A group's owner and members as this client knows them: from the server's `GroupInfo`,
+/// then kept up to date by presence, receipts and the group's own lines, so no event costs
+/// more than a look-up among the members (never a walk through the conversation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    /// Who may rename, delete and hand it over.
+    pub owner: Username,
+    /// Everyone in it, in name order, with presence and how far they received and read.
+    pub members: Vec<GroupMember>,
+}
+
+/// How far one of my texts in a group got, among the other members who were in the group
+/// when it was sent and still are: "✓✓ 3/5 · read by 2".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupDelivery {
+    /// Members whose client has it.
+    pub delivered: usize,
+    /// Members who read it.
+    pub read: usize,
+    /// Members it was for.
+    pub of: usize,
 }
 
 /// A message on its way out, as shown.
@@ -412,6 +446,7 @@ impl Model {
             typing_sent: None,
             search: None,
             from_search: false,
+            show_members: false,
             next_client_msg_id: first_client_msg_id,
             quit: false,
         }
@@ -437,6 +472,11 @@ impl Model {
             }
         };
         &mut self.contacts[at]
+    }
+
+    /// Whether the members pane is drawn: asked for (Alt+M), and a group is open.
+    pub fn members_shown(&self) -> bool {
+        self.show_members && matches!(self.selected, Some(ConvKey::Group(_)))
     }
 
     /// Whether messages typed now wait for a connection.
@@ -577,6 +617,71 @@ impl From<GroupMessage> for Post {
     fn from(line: GroupMessage) -> Self {
         let GroupMessage { id, from, body, sent_at, kind, .. } = line;
         Self { id, from, body, sent_at, kind }
+    }
+}
+
+impl Roster {
+    /// The roster in a `GroupInfo`.
+    pub fn from_info(info: GroupInfo) -> Self {
+        let mut members = info.members;
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        members.dedup_by(|a, b| a.name == b.name);
+        Self { owner: info.owner, members }
+    }
+
+    /// The member called `name`.
+    pub fn member(&self, name: &Username) -> Option<&GroupMember> {
+        self.members.binary_search_by(|m| m.name.cmp(name)).ok().map(|at| &self.members[at])
+    }
+
+    /// The member called `name`, to change.
+    pub fn member_mut(&mut self, name: &Username) -> Option<&mut GroupMember> {
+        self.members.binary_search_by(|m| m.name.cmp(name)).ok().map(|at| &mut self.members[at])
+    }
+
+    /// `name` joined with the line `joined_at`; nothing if already in.
+    pub fn add(&mut self, name: Username, joined_at: MessageId, online: bool) {
+        if let Err(at) = self.members.binary_search_by(|m| m.name.cmp(&name)) {
+            let member = GroupMember { name, online, joined_at, delivered_up_to: 0, read_up_to: 0 };
+            self.members.insert(at, member);
+        }
+    }
+
+    /// `name` is no longer in the group.
+    pub fn remove(&mut self, name: &Username) {
+        if let Ok(at) = self.members.binary_search_by(|m| m.name.cmp(name)) {
+            self.members.remove(at);
+        }
+    }
+
+    /// `member` received (or read, which includes receiving) the lines up to `up_to`.
+    pub fn receipt(&mut self, member: &Username, kind: ReceiptKind, up_to: MessageId) {
+        let Some(member) = self.member_mut(member) else { return };
+        member.delivered_up_to = member.delivered_up_to.max(up_to);
+        if kind == ReceiptKind::Read {
+            member.read_up_to = member.read_up_to.max(up_to);
+        }
+    }
+
+    /// How many members are online.
+    pub fn online(&self) -> usize {
+        self.members.iter().filter(|m| m.online).count()
+    }
+
+    /// The other members my text `id` was for: in the group before it was sent.
+    pub fn audience<'a>(&'a self, id: MessageId, me: &'a Username) -> impl Iterator<Item = &'a GroupMember> {
+        self.members.iter().filter(move |m| m.name != *me && m.joined_at < id)
+    }
+
+    /// How far my text `id` got, from the members' watermarks.
+    pub fn delivery(&self, id: MessageId, me: &Username) -> GroupDelivery {
+        let mut counts = GroupDelivery { delivered: 0, read: 0, of: 0 };
+        for member in self.audience(id, me) {
+            counts.of += 1;
+            counts.delivered += usize::from(member.delivered_up_to >= id || member.read_up_to >= id);
+            counts.read += usize::from(member.read_up_to >= id);
+        }
+        counts
     }
 }
 

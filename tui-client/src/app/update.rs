@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use papo_protocol::{
-    ChatMessage, ErrorCode, Event, GroupMessage, GroupMessageKind, MessageId, ReceiptKind, UnixMillis,
-    Username, MAX_BODY_LEN,
+    ChatMessage, ErrorCode, Event, GroupMessage, GroupMessageKind, GroupName, MessageId, ReceiptKind,
+    UnixMillis, Username, MAX_BODY_LEN,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
@@ -14,6 +14,7 @@ use super::editor::Editor;
 use super::fuzzy;
 use super::group_commands;
 use super::history::{lines_from_bottom, newest_height};
+use super::mention;
 use super::model::{
     Alert, ContactEntry, ConvKey, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model,
     OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt,
@@ -22,7 +23,7 @@ use super::view::{contacts_rows, help_max_scroll, ChatLayout};
 use super::{search, unread};
 use crate::net::{Link, NetCommand, NetEvent, Outgoing, TrustProblem};
 use crate::sanitize;
-use crate::settings::Notify;
+use crate::settings::{GroupNotify, Notify};
 
 /// How long a peer's `typing…` shows after their last typing event.
 const TYPING_SHOWN_MILLIS: UnixMillis = 6_000;
@@ -195,6 +196,7 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
             Overlay::QuickSwitch(switch) => quick_switch_key(model, switch, key, out),
             Overlay::Search => search::key(model, key, out),
             Overlay::Password(form) => password_key(model, form, key, out),
+            Overlay::ConfirmDelete(group) => group_commands::confirm_delete_key(model, group, key, out),
         }
         // What arrived while the box covered the conversation is read once it shows again.
         return mark_read(model, out);
@@ -230,6 +232,7 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
             }
             None => model.notice = Some("nothing unread".into()),
         },
+        KeyCode::Char('m') if alt => toggle_members(model, out),
         KeyCode::Char('n') if ctrl(&key, 'n') => select_relative(model, 1, out),
         KeyCode::Char('p') if ctrl(&key, 'p') => select_relative(model, -1, out),
         KeyCode::Down if alt => select_relative(model, 1, out),
@@ -262,6 +265,17 @@ fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
             Focus::Contacts => contacts_key(model, key, out),
             Focus::Input => input_key(model, key, out),
         },
+    }
+}
+
+/// Alt+M: shows or hides the open group's members (the choice holds for every group).
+fn toggle_members(model: &mut Model, out: &mut Vec<NetCommand>) {
+    match model.selected.clone() {
+        Some(group @ ConvKey::Group(_)) => {
+            model.show_members = !model.show_members;
+            group_commands::ask_roster(model, &group, out);
+        }
+        _ => model.notice = Some("Alt+M shows a group's members: open a group first".into()),
     }
 }
 
@@ -730,6 +744,7 @@ pub(super) fn select(model: &mut Model, peer: ConvKey, out: &mut Vec<NetCommand>
         out.push(NetCommand::History { with: peer.clone(), before: None });
     }
     unread::place_marker(model, &peer, out);
+    group_commands::ask_roster(model, &peer, out);
     model.selected = Some(peer);
     mark_read(model, out);
 }
@@ -829,6 +844,7 @@ fn refetch(model: &mut Model, out: &mut Vec<NetCommand>) {
             conversation.stale = true;
         }
     }
+    group_commands::rosters_stale(model, out);
 }
 
 fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
@@ -990,6 +1006,7 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         NetEvent::Server(Event::Presence { user, online }) => {
             // Presence is no activity: the list keeps its order.
             if Some(&user) != model.me.as_ref() {
+                group_commands::presence(model, &user, online);
                 let now = model.now;
                 let contact = model.contact_mut(&ConvKey::User(user));
                 contact.online = online;
@@ -1023,7 +1040,10 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 model.typing.insert(from, model.now + TYPING_SHOWN_MILLIS);
             }
         }
-        NetEvent::Server(Event::GroupMessage(line)) => receive_group(model, line, out),
+        NetEvent::Server(Event::GroupMessage(line)) => {
+            group_commands::live_line(model, &line);
+            receive_group(model, line, out);
+        }
         NetEvent::Server(Event::GroupReceipt { group, member, kind: ReceiptKind::Read, up_to })
             if model.me.as_ref() == Some(&member) =>
         {
@@ -1040,8 +1060,9 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         NetEvent::Server(Event::GroupDeleted { group, by }) => {
             model.contact_mut(&ConvKey::Group(group)).gone = Some(format!("{by} deleted it"));
         }
-        // Other members' receipts would feed "✓✓ 3/5", which is not shown yet.
-        NetEvent::Server(Event::GroupReceipt { .. }) => {}
+        NetEvent::Server(Event::GroupReceipt { group, member, kind, up_to }) => {
+            group_commands::receipt(model, &group, &member, kind, up_to);
+        }
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }
 }
@@ -1122,7 +1143,7 @@ fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>)
     let Some(me) = model.me.clone() else { return };
     let unread = counts_unread(&post, Some(&me));
     let (id, sent_at) = (post.id, post.sent_at);
-    let body = post.body.clone();
+    let (from, body) = (post.from.clone(), post.body.clone());
     let (width, _) = history_size(model);
     let offset = model.utc_offset;
     let conversation = model.conversations.entry(key.clone()).or_default();
@@ -1143,10 +1164,21 @@ fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>)
     }
     if unread {
         contact.unread += 1;
-        // Group traffic counts as unread but does not ring: only a direct message does.
-        if let ConvKey::User(peer) = key {
-            model.typing.remove(peer);
-            alert(model, peer, viewing, &body);
+        match key {
+            ConvKey::User(peer) => {
+                model.typing.remove(peer);
+                let muted = model.prefs.muted.contains(peer);
+                alert(model, peer, None, viewing, muted, &body);
+            }
+            // Group traffic counts as unread; by default only a mention of me rings.
+            ConvKey::Group(group) => {
+                let rings = match model.prefs.group_notify(group) {
+                    GroupNotify::All => true,
+                    GroupNotify::Mentions => mention::mentions(&body, &me),
+                    GroupNotify::None => false,
+                };
+                alert(model, &from, Some(group), viewing, !rings, &body);
+            }
         }
         if viewing {
             mark_read(model, out);
@@ -1155,11 +1187,19 @@ fn file(model: &mut Model, key: &ConvKey, post: Post, out: &mut Vec<NetCommand>)
     resort(model);
 }
 
-/// Rings (and notifies, if asked) for a new message from `peer`, unless the user sees it
-/// arrive: its conversation is open with nothing over it, in a terminal that has focus.
-fn alert(model: &mut Model, peer: &Username, viewing: bool, body: &str) {
+/// Rings (and notifies, if asked) for a new message from `peer` (in `group`, if in one),
+/// unless its conversation is `muted` or the user sees it arrive: its conversation is open
+/// with nothing over it, in a terminal that has focus.
+fn alert(
+    model: &mut Model,
+    peer: &Username,
+    group: Option<&GroupName>,
+    viewing: bool,
+    muted: bool,
+    body: &str,
+) {
     let seen = viewing && model.screen == Screen::Chat && model.overlay.is_none() && model.focused;
-    if seen || model.prefs.muted.contains(peer) {
+    if seen || muted {
         return;
     }
     match model.prefs.notify {
@@ -1168,7 +1208,7 @@ fn alert(model: &mut Model, peer: &Username, viewing: bool, body: &str) {
         Notify::Desktop => {
             model.alerts.push(Alert::Bell);
             let preview = model.prefs.notify_preview.then(|| body.to_owned());
-            model.alerts.push(Alert::Desktop { from: peer.clone(), preview });
+            model.alerts.push(Alert::Desktop { from: peer.clone(), group: group.cloned(), preview });
         }
     }
 }

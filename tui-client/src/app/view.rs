@@ -11,13 +11,14 @@ use unicode_width::UnicodeWidthStr;
 use super::history::{clock, lines_from_bottom, when};
 use super::keys::HELP;
 use super::model::{
-    ContactEntry, Focus, LoginField, LoginMode, Look, Model, Overlay, PasswordForm, QuickSwitch, Screen,
-    SearchState, TrustPrompt,
+    ContactEntry, ConvKey, Focus, LoginField, LoginMode, Look, Model, Overlay, PasswordForm, QuickSwitch,
+    Roster, Screen, SearchState, TrustPrompt,
 };
 use super::unread;
 use crate::net::{Link, TrustProblem};
 use crate::sanitize;
-use papo_protocol::Fingerprint;
+use crate::settings::GroupNotify;
+use papo_protocol::{Fingerprint, GroupName};
 
 const ACCENT: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
 const DIM: Style = Style::new().fg(Color::DarkGray);
@@ -29,6 +30,10 @@ const MATCH: Style = Style::new().fg(Color::Black).bg(Color::Yellow).add_modifie
 /// Widest the help box gets.
 const HELP_WIDTH: u16 = 78;
 
+/// Narrower than this, the members pane takes the contacts' place instead of the
+/// conversation's right side.
+const MEMBERS_BESIDE_WIDTH: u16 = 60;
+
 /// Where the chat screen's panes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChatLayout {
@@ -36,6 +41,8 @@ pub struct ChatLayout {
     pub contacts: Rect,
     /// History pane, with border.
     pub history: Rect,
+    /// The open group's members pane (Alt+M), with border.
+    pub members: Option<Rect>,
     /// Input box, with border.
     pub input: Rect,
     /// One-line status bar.
@@ -55,14 +62,35 @@ impl ChatLayout {
         let contacts_width = (area.width / 4).clamp(14, 28);
         let [contacts, history] =
             Layout::horizontal([Constraint::Length(contacts_width), Constraint::Min(10)]).areas(main);
-        Self { contacts, history, input, status }
+        Self { contacts, history, members: None, input, status }
     }
 
     /// The layout of `model`'s chat screen on `area`: the input box as tall as its text
-    /// wraps to.
+    /// wraps to, and the members pane if shown.
     pub fn for_model(area: Rect, model: &Model) -> Self {
         let inner_width = usize::from(area.width.saturating_sub(2));
-        Self::new(area, model.input.layout(inner_width).0.len())
+        let layout = Self::new(area, model.input.layout(inner_width).0.len());
+        if model.members_shown() {
+            layout.with_members()
+        } else {
+            layout
+        }
+    }
+
+    /// Room for the members pane: at the conversation's right, or, on a narrow screen, in
+    /// the contacts' place, so the conversation keeps a readable width.
+    fn with_members(mut self) -> Self {
+        if self.history.width + self.contacts.width < MEMBERS_BESIDE_WIDTH {
+            self.members = Some(self.contacts);
+            self.contacts = Rect::new(self.contacts.x, self.contacts.y, 0, self.contacts.height);
+            return self;
+        }
+        let width = (self.history.width / 3).clamp(16, 26);
+        let [history, members] =
+            Layout::horizontal([Constraint::Min(10), Constraint::Length(width)]).areas(self.history);
+        self.history = history;
+        self.members = Some(members);
+        self
     }
 
     /// Cells inside the history pane's border: (width, height).
@@ -259,8 +287,13 @@ fn fingerprint_lines(fingerprint: &Fingerprint) -> [String; 2] {
 
 fn chat(model: &Model, frame: &mut Frame<'_>) {
     let layout = ChatLayout::for_model(frame.area(), model);
-    contacts(model, frame, layout.contacts);
+    if !layout.contacts.is_empty() {
+        contacts(model, frame, layout.contacts);
+    }
     history(model, frame, layout.history);
+    if let (Some(area), Some(ConvKey::Group(group))) = (layout.members, &model.selected) {
+        members(model, group, frame, area);
+    }
     input(model, frame, layout.input);
     status(model, frame, layout.status);
     match &model.overlay {
@@ -272,8 +305,91 @@ fn chat(model: &Model, frame: &mut Frame<'_>) {
             }
         }
         Some(Overlay::Password(form)) => password(form, frame),
+        Some(Overlay::ConfirmDelete(group)) => confirm_delete(group, frame),
         None => {}
     }
+}
+
+/// The open group's members: online first, the owner marked `★`, me as `(you)`; a last row
+/// says how many do not fit.
+fn members(model: &Model, group: &GroupName, frame: &mut Frame<'_>, area: Rect) {
+    let roster = model.conversations.get(&ConvKey::Group(group.clone())).and_then(|c| c.roster.as_ref());
+    let title = match roster {
+        Some(roster) if !model.is_offline() => {
+            format!(" Members {}/{} ", roster.online(), roster.members.len())
+        }
+        Some(roster) => format!(" Members {} ", roster.members.len()),
+        None => " Members ".to_owned(),
+    };
+    let block = pane(&title, false, model.look);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(roster) = roster else {
+        frame.render_widget(Paragraph::new(Line::styled("loading…", DIM)), inner);
+        return;
+    };
+    frame.render_widget(Paragraph::new(member_lines(model, roster, inner)), inner);
+}
+
+fn member_lines(model: &Model, roster: &Roster, inner: Rect) -> Vec<Line<'static>> {
+    let (width, height) = (inner.width as usize, inner.height as usize);
+    let mut members: Vec<_> = roster.members.iter().collect();
+    members.sort_by_key(|m| !m.online);
+    let room = if members.len() > height { height.saturating_sub(1) } else { height };
+    let offline = model.is_offline();
+    let mut lines: Vec<Line<'static>> = members
+        .iter()
+        .take(room)
+        .map(|member| {
+            let (dot, dot_style) = match (offline, member.online) {
+                (true, _) => ("◌", DIM),
+                (false, true) => ("●", ONLINE),
+                (false, false) => ("○", DIM),
+            };
+            let mut tail = String::new();
+            if member.name == roster.owner {
+                tail.push_str(" ★");
+            }
+            if model.me.as_ref() == Some(&member.name) {
+                tail.push_str(" (you)");
+            }
+            let name_room = width.saturating_sub(2 + tail.width());
+            let name = truncate(&sanitize::line(member.name.as_str()), name_room);
+            Line::from(vec![
+                Span::styled(dot, dot_style),
+                Span::raw(" "),
+                Span::raw(name),
+                Span::styled(tail, ACCENT),
+            ])
+        })
+        .collect();
+    if members.len() > room {
+        lines.push(Line::styled(truncate(&format!("+{} more", members.len() - room), width), DIM));
+    }
+    lines
+}
+
+/// `/delete`: the question, with what it costs.
+fn confirm_delete(group: &GroupName, frame: &mut Frame<'_>) {
+    let area = centered(frame.area(), 56, 7);
+    let title = format!(" Delete {} ", sanitize::line(group.as_str()));
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(ERROR)
+        .title(Span::styled(title, ERROR));
+    let inner = block.inner(area);
+    clear_around(frame, area);
+    frame.render_widget(block, area);
+    let lines = vec![
+        Line::raw(format!(
+            "Delete {} and its whole history, for every member?",
+            sanitize::line(group.as_str())
+        )),
+        Line::raw("This cannot be undone."),
+        Line::raw(""),
+        Line::styled("y delete it · any other key keeps it", DIM),
+    ];
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), inner);
 }
 
 fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
@@ -304,7 +420,10 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
             (false, false) => ("○", DIM),
         };
         let number = if at < 9 { format!("{}", at + 1) } else { " ".to_owned() };
-        let muted = contact.name.user().is_some_and(|user| model.prefs.muted.contains(user));
+        let muted = match &contact.name {
+            ConvKey::User(user) => model.prefs.muted.contains(user),
+            ConvKey::Group(group) => model.prefs.group_notify(group) == GroupNotify::None,
+        };
         let muted = if muted { " ⊘" } else { "" };
         let badge = match contact.unread {
             0 => muted.to_owned(),
@@ -366,10 +485,17 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let contact = model.contact(peer);
     let online = contact.is_some_and(|c| c.online);
     let last_seen = contact.and_then(|c| c.last_seen).filter(|_| model.now > 0);
+    let roster = conversation.and_then(|c| c.roster.as_ref());
     let presence = match (model.is_offline(), online, last_seen) {
-        _ if peer.user().is_none() => match contact.and_then(|c| c.gone.as_ref()) {
-            Some(gone) => Span::styled(format!("group · {} ", sanitize::line(gone)), ERROR),
-            None => Span::styled("group ", DIM),
+        _ if peer.user().is_none() => match (contact.and_then(|c| c.gone.as_ref()), roster) {
+            (Some(gone), _) => Span::styled(format!("group · {} ", sanitize::line(gone)), ERROR),
+            (None, Some(roster)) if model.is_offline() => {
+                Span::styled(format!("· {} members ", roster.members.len()), DIM)
+            }
+            (None, Some(roster)) => {
+                Span::styled(format!("· {}/{} online ", roster.online(), roster.members.len()), DIM)
+            }
+            (None, None) => Span::styled("group ", DIM),
         },
         (true, _, _) => Span::styled("◌ presence unknown while offline ", DIM),
         (false, true, _) => Span::styled("● online ", ONLINE),

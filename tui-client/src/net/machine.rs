@@ -442,8 +442,16 @@ impl Net {
             (Pending::ChangePassword, Ok(_)) => (self.emit)(NetEvent::PasswordChanged(Ok(()))),
             (Pending::ChangePassword, Err(e)) => (self.emit)(NetEvent::PasswordChanged(Err(e.message))),
             (Pending::Group(command), result) => {
-                // Creating or leaving changes which groups are mine: the list follows.
-                if result.is_ok() && matches!(command, GroupCommand::Create { .. } | GroupCommand::Leave(_)) {
+                // Creating, leaving, renaming, deleting or handing over changes my list of
+                // groups: it follows.
+                let changes_list = !matches!(
+                    command,
+                    GroupCommand::Invite { .. }
+                        | GroupCommand::Kick { .. }
+                        | GroupCommand::Members(_)
+                        | GroupCommand::Info(_)
+                );
+                if result.is_ok() && changes_list {
                     self.request(Request::Groups, Pending::Groups);
                 }
                 let result = match result {
@@ -601,6 +609,15 @@ fn group_request(command: &GroupCommand) -> Request {
             Request::RemoveMember { group: group.to_string(), member: user.to_string() }
         }
         GroupCommand::Leave(group) => Request::LeaveGroup { group: group.to_string() },
-        GroupCommand::Members(group) => Request::GroupInfo { group: group.to_string() },
+        GroupCommand::Members(group) | GroupCommand::Info(group) => {
+            Request::GroupInfo { group: group.to_string() }
+        }
+        GroupCommand::Rename { group, to } => {
+            Request::RenameGroup { group: group.to_string(), to: to.to_string() }
+        }
+        GroupCommand::Delete(group) => Request::DeleteGroup { group: group.to_string() },
+        GroupCommand::Handover { group, to } => {
+            Request::TransferGroup { group: group.to_string(), to: to.to_string() }
+        }
     }
 }

@@ -164,8 +164,28 @@ pub enum GroupCommand {
     },
     /// Leave a group.
     Leave(GroupName),
-    /// A group's members with their presence.
+    /// A group's members with their presence, for the status line.
     Members(GroupName),
+    /// Rename a group (the owner only).
+    Rename {
+        /// The group, by its name now.
+        group: GroupName,
+        /// Its new name.
+        to: GroupName,
+    },
+    /// Delete a group and its history, for everyone (the owner only).
+    Delete(GroupName),
+    /// Make another member the owner (the owner only).
+    Handover {
+        /// The group.
+        group: GroupName,
+        /// The new owner.
+        to: Username,
+    },
+    /// A group's owner and members with presence and receipts, asked for by the client
+    /// itself (the header, the members pane, "✓✓ 3/5"); answered without a word to the user
+    /// unless it fails.
+    Info(GroupName),
 }
 
 /// One page of a search, as asked and as answered.
@@ -343,8 +363,8 @@ pub enum NetEvent {
         /// Why.
         reason: String,
     },
-    /// A group request was done, with the group as it is now for `Create` and `Members`,
-    /// or it failed, with why.
+    /// A group request was done, with the group as it is now for `Create`, `Members` and
+    /// `Info`, or it failed, with why.
     Group {
         /// What was asked.
         command: GroupCommand,
