@@ -11,7 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use papo::commands::{self, Account};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
-use papo::{sanitize, settings, tui};
+use papo::{discover, sanitize, settings, tui};
 use papo_protocol::{Fingerprint, Security};
 use time::UtcOffset;
 
@@ -123,6 +123,22 @@ Examples:
         /// The SHA-256 fingerprint papo-server logged, as AA:BB:… (colons and case optional).
         #[arg(value_name = "FINGERPRINT")]
         fingerprint: Option<Fingerprint>,
+    },
+    /// List the papo servers that announce themselves on the LAN (mDNS/DNS-SD), one per line:
+    /// `NAME<TAB>ADDRESS:PORT<TAB>tls|plaintext<TAB>FINGERPRINT` (`-` without TLS).
+    #[command(after_help = "\
+The fingerprint is what the server announced, over a network anyone can answer on: compare it
+with the one papo-server logged, then `papo trust ADDRESS:PORT FINGERPRINT` pins it. Servers
+that announce but cannot be used (another protocol version) are named on standard error.
+Nothing found is not an error: the output is empty.
+
+Examples:
+  papo discover
+  papo discover --seconds 5 | cut -f2")]
+    Discover {
+        /// How long to listen for answers.
+        #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=60))]
+        seconds: u64,
     },
     /// Print a shell completion script for papo.
     #[command(after_help = "\
@@ -279,6 +295,14 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             &mut std::io::stdin().lock(),
             &mut stdout,
         ),
+        Some(Command::Discover { seconds }) => {
+            let browsed = discover::browse(std::time::Duration::from_secs(seconds))?;
+            for unusable in &browsed.unusable {
+                let name = sanitize::line(&unusable.name);
+                eprintln!("left out {name}: {}", sanitize::line(&unusable.reason));
+            }
+            Ok(discover::print(&browsed.found, &mut stdout)?)
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "papo", &mut stdout);
             Ok(())

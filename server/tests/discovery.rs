@@ -1,0 +1,153 @@
+//! LAN discovery between network namespaces: the real `papo-server` announces itself over
+//! mDNS in one, the real `papo discover` finds it from the other (with the fingerprint the
+//! server logged), and a server started with `--no-announce`, or on a machine with no network
+//! but loopback, is not announced and serves all the same.
+
+#[path = "support/netns.rs"]
+mod netns;
+#[path = "support/process.rs"]
+mod process;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use netns::{Lan, Namespace, FIRST_IP};
+use process::ServerProcess;
+
+/// Long enough for a loaded machine to answer; `papo discover` defaults to 2 s.
+const BROWSE_SECONDS: &str = "4";
+
+/// The `papo` client, built beside `papo-server` by `cargo test --workspace`.
+fn papo_binary() -> PathBuf {
+    let papo = PathBuf::from(env!("CARGO_BIN_EXE_papo-server")).with_file_name("papo");
+    assert!(
+        papo.exists(),
+        "{} is missing: build the client too (`cargo build -p papo`; `cargo test --workspace` does)",
+        papo.display()
+    );
+    papo
+}
+
+/// The real server inside `namespace`, on every address at an ephemeral port, with `args`.
+fn serve_in(namespace: &Namespace, data_dir: &std::path::Path, args: &[&str]) -> ServerProcess {
+    let mut command = namespace.command(env!("CARGO_BIN_EXE_papo-server"));
+    command
+        .args(["--listen", "0.0.0.0:0", "--log", "info", "--bcrypt-cost", "4"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir);
+    process::start(command)
+}
+
+fn port(server: &ServerProcess) -> u16 {
+    server.addr.rsplit(':').next().unwrap().parse().expect("the logged port")
+}
+
+/// `papo discover`'s lines inside `namespace`, each split on tabs.
+fn discover(namespace: &Namespace) -> Vec<Vec<String>> {
+    let output = namespace
+        .command(papo_binary().to_str().unwrap())
+        .args(["discover", "--seconds", BROWSE_SECONDS])
+        .output()
+        .expect("run papo discover");
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(output.status.success(), "papo discover failed: {}", String::from_utf8_lossy(&output.stderr));
+    stdout.lines().map(|line| line.split('\t').map(str::to_owned).collect()).collect()
+}
+
+/// Stops the server with SIGTERM and checks it exits 0 within 2 s, as CI's container check
+/// asks of it with the announcement running.
+fn stop_quickly(mut server: ServerProcess) {
+    let asked = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
+}
+
+macro_rules! require_namespaces {
+    () => {
+        if let Some(reason) = netns::unavailable() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+#[test]
+fn a_server_announced_in_one_namespace_is_found_from_another_with_its_fingerprint() {
+    require_namespaces!();
+    let lan = Lan::new();
+    let dir = tempfile::tempdir().unwrap();
+    // A dot and a space: DNS-SD escapes the one, and both must come back as they were.
+    let server = serve_in(&lan.first, dir.path(), &["--name", "Lab 2.1"]);
+    let fingerprint = server.fingerprint.expect("TLS is on by default").to_string();
+
+    let found = discover(&lan.second);
+    let expected =
+        ["Lab 2.1".to_owned(), format!("{FIRST_IP}:{}", port(&server)), "tls".to_owned(), fingerprint];
+    assert_eq!(found, [expected]);
+
+    stop_quickly(server);
+}
+
+#[test]
+fn no_announce_hides_a_server_and_plaintext_is_announced_as_such() {
+    require_namespaces!();
+    let lan = Lan::new();
+    let (hidden_dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hidden = serve_in(&lan.first, hidden_dir.path(), &["--name", "hidden", "--no-announce"]);
+    let plain = serve_in(&lan.first, plain_dir.path(), &["--name", "plain", "--plaintext"]);
+    assert!(
+        !hidden.log_before_listening.iter().any(|line| line.contains("announce")),
+        "{:?}",
+        hidden.log_before_listening
+    );
+
+    // The announcing server proves the browse worked, so the hidden one's absence means
+    // something.
+    let found = discover(&lan.second);
+    let expected =
+        ["plain".to_owned(), format!("{FIRST_IP}:{}", port(&plain)), "plaintext".to_owned(), "-".to_owned()];
+    assert_eq!(found, [expected]);
+
+    stop_quickly(hidden);
+    stop_quickly(plain);
+}
+
+#[test]
+fn without_a_network_besides_loopback_the_server_warns_and_serves() {
+    require_namespaces!();
+    let alone = Namespace::new("alone");
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_in(&alone, dir.path(), &["--name", "alone"]);
+    let warning = server.log.iter().find(|line| line.contains("announce")).expect("a line about announcing");
+    assert!(warning.contains("WARN") && warning.contains("not announced on the LAN"), "{warning}");
+
+    // It serves: a client completes a handshake (what `papo-server health` checks).
+    let health = alone
+        .command(env!("CARGO_BIN_EXE_papo-server"))
+        .args(["--listen", &format!("127.0.0.1:{}", port(&server))])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("health")
+        .output()
+        .expect("run papo-server health");
+    assert!(health.status.success(), "health: {}", String::from_utf8_lossy(&health.stderr));
+
+    stop_quickly(server);
+}
+
+#[test]
+fn discover_finds_nothing_where_no_server_announces() {
+    require_namespaces!();
+    let lan = Lan::new();
+    assert_eq!(discover(&lan.second), Vec::<Vec<String>>::new());
+    // A namespace without any network: nothing to browse on, still not an error.
+    let alone = Namespace::new("empty");
+    let output =
+        alone.command(papo_binary().to_str().unwrap()).args(["discover", "--seconds", "1"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
+}
