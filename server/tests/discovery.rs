@@ -1,17 +1,22 @@
 //! LAN discovery between network namespaces: the real `papo-server` announces itself over
 //! mDNS in one, the real `papo discover` finds it from the other (with the fingerprint the
 //! server logged), and a server started with `--no-announce`, or on a machine with no network
-//! but loopback, is not announced and serves all the same.
+//! but loopback, is not announced and serves all the same. Debian's avahi, an independent
+//! mDNS implementation, sees papo-server's announcement and announces what papo discovers.
 
+#[path = "support/avahi.rs"]
+mod avahi;
 #[path = "support/netns.rs"]
 mod netns;
 #[path = "support/process.rs"]
 mod process;
 
 use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use netns::{Lan, Namespace, FIRST_IP};
+use avahi::Avahi;
+use netns::{Lan, Namespace, FIRST_IP, SECOND_IP};
 use process::ServerProcess;
 
 /// Long enough for a loaded machine to answer; `papo discover` defaults to 2 s.
@@ -150,4 +155,51 @@ fn discover_finds_nothing_where_no_server_announces() {
         alone.command(papo_binary().to_str().unwrap()).args(["discover", "--seconds", "1"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn avahi_sees_the_announcement_and_papo_discover_sees_avahis() {
+    require_namespaces!();
+    let lan = Lan::new();
+    let avahi = Avahi::start(&lan.second, "veth1", "avahi-peer");
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_in(&lan.first, dir.path(), &["--name", "interop"]);
+    let fingerprint = server.fingerprint.unwrap();
+
+    // `=;IFACE;IPv4;NAME;TYPE;DOMAIN;HOST;ADDRESS;PORT;"key=value" …`
+    let seen = avahi.browse_until(&lan.second, Duration::from_secs(15), |fields| fields[3] == "interop");
+    let entry = seen.iter().find(|fields| fields[3] == "interop").unwrap();
+    assert_eq!(entry[7..9], [FIRST_IP.to_owned(), port(&server).to_string()], "{entry:?}");
+    for pair in
+        ["txtvers=1".to_owned(), "protovers=2".to_owned(), "tls=1".to_owned(), format!("fp={fingerprint}")]
+    {
+        assert!(entry[9].contains(&format!("\"{pair}\"")), "{pair} missing from {:?}", entry[9]);
+    }
+
+    // The other way: avahi announces a plaintext papo server, papo discover lists it.
+    let _published = KillOnDrop(
+        avahi
+            .command(&lan.second, "avahi-publish")
+            .args(["--service", "avahi peer", "_papo._tcp", "7001", "txtvers=1", "protovers=2", "tls=0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run avahi-publish (apt-get install avahi-utils)"),
+    );
+    let found = discover(&lan.first);
+    let expected =
+        ["avahi peer".to_owned(), format!("{SECOND_IP}:7001"), "plaintext".to_owned(), "-".to_owned()];
+    assert!(found.contains(&expected.to_vec()), "{found:?}");
+
+    stop_quickly(server);
 }
