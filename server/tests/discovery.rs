@@ -12,7 +12,7 @@ mod netns;
 mod process;
 
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use avahi::Avahi;
@@ -200,6 +200,75 @@ fn avahi_sees_the_announcement_and_papo_discover_sees_avahis() {
     let expected =
         ["avahi peer".to_owned(), format!("{SECOND_IP}:7001"), "plaintext".to_owned(), "-".to_owned()];
     assert!(found.contains(&expected.to_vec()), "{found:?}");
+
+    stop_quickly(server);
+}
+
+/// `tmux -L socket args…`; panics with tmux's words if it fails.
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let output = Command::new("tmux").arg("-L").arg(socket).args(args).output().expect("run tmux");
+    assert!(output.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Waits until the tmux session's screen shows every one of `texts`.
+fn wait_for_screen(socket: &str, texts: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let screen = tmux(socket, &["capture-pane", "-p", "-t", "papo"]);
+        if texts.iter().all(|text| screen.contains(text)) {
+            return screen;
+        }
+        assert!(Instant::now() < deadline, "{texts:?} never appeared:\n{screen}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn papo_with_no_server_offers_the_announced_ones_and_connects_to_the_pick() {
+    require_namespaces!();
+    let lan = Lan::new();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_in(&lan.first, dir.path(), &["--name", "lab-pc"]);
+    let fingerprint = server.fingerprint.unwrap().to_string();
+
+    // A fresh home: no server remembered. tmux's own server runs in the second namespace,
+    // so papo browses from there.
+    let home = tempfile::tempdir().unwrap();
+    let socket = format!("papo-discovery-{}", std::process::id());
+    let command = format!(
+        "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state XDG_DATA_HOME={home}/data \
+         TERM=xterm-256color LANG=C.UTF-8 {papo}; echo \"papo exited with $?\"; sleep 60",
+        home = home.path().display(),
+        papo = papo_binary().display(),
+    );
+    let tmux_server = lan
+        .second
+        .command("tmux")
+        .args(["-L", &socket, "new-session", "-d", "-s", "papo", "-x", "100", "-y", "24", &command])
+        .status()
+        .expect("run tmux (apt-get install tmux)");
+    assert!(tmux_server.success());
+    struct KillTmux<'a>(&'a str);
+    impl Drop for KillTmux<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux").args(["-L", self.0, "kill-server"]).status();
+        }
+    }
+    let _tmux = KillTmux(&socket);
+
+    let address = format!("{FIRST_IP}:{}", port(&server));
+    let screen =
+        wait_for_screen(&socket, &["Papo servers on this network", "lab-pc", &address, "not yet trusted"]);
+    assert!(screen.replace('\n', "").contains(&fingerprint[..47]), "the announced fingerprint:\n{screen}");
+
+    // The pick only chooses the address: the certificate still goes through the first-contact
+    // prompt, which shows what the TLS handshake presented.
+    tmux(&socket, &["send-keys", "-t", "papo", "Enter"]);
+    let (first, second) = fingerprint.split_at(47);
+    wait_for_screen(&socket, &["Papo · new server", first, &second[1..]]);
+    tmux(&socket, &["send-keys", "-t", "papo", "C-c"]);
+    wait_for_screen(&socket, &["papo exited with"]);
 
     stop_quickly(server);
 }

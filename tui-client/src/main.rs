@@ -11,7 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use papo::commands::{self, Account};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
-use papo::{discover, sanitize, settings, tui};
+use papo::{discover, sanitize, server_picker, settings, tui};
 use papo_protocol::{Fingerprint, Security};
 use time::UtcOffset;
 
@@ -19,7 +19,8 @@ use time::UtcOffset;
 ///
 /// `papo 192.168.0.10` opens the chat against the server on that host (port 7878 unless
 /// given as HOST:PORT). Without a server argument it uses --server / PAPO_SERVER, then the
-/// server used last. Connections use TLS: the first time papo meets a server whose
+/// server used last, else it lists the servers announcing themselves on the LAN to pick
+/// from. Connections use TLS: the first time papo meets a server whose
 /// certificate no trusted authority signed, it shows the certificate's fingerprint and asks
 /// before trusting it (remembered in $XDG_DATA_HOME/papo/known_servers). Log in or create an
 /// account on the first screen; press ? for every shortcut and Ctrl+C to log out and quit.
@@ -254,7 +255,16 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         None => {
-            let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
+            let named = cli.server.is_some() || cli.server_flag.is_some();
+            let server = match settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref()) {
+                Err(none) if !named && settings::last_server().is_none() => {
+                    match server_picker::choose(none)? {
+                        Some(server) => server,
+                        None => return Ok(()),
+                    }
+                }
+                chosen => chosen?,
+            };
             init_logging(cli.log_file)?;
             let transport = transport(cli.plaintext)?;
             let ending = tui::run(&server, transport, utc_offset, random_id()?)?;
