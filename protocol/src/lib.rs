@@ -9,6 +9,7 @@
 
 mod client;
 mod connection;
+pub mod discovery;
 pub mod frame;
 mod message;
 mod name;

@@ -33,6 +33,9 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Write-ahead log segments and group commit.
     pub store: StoreOptions,
+    /// The instance name to announce the server under on the LAN (mDNS/DNS-SD), or `None`
+    /// not to announce it. A server listening on loopback is never announced.
+    pub announce_as: Option<String>,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
             limits: LimitPolicy::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
             store: StoreOptions::default(),
+            announce_as: None,
         }
     }
 }

@@ -13,9 +13,11 @@
 //!   non-blocking sends and one writer thread), [`store`] (sled behind a write-ahead log,
 //!   with group commit so every acknowledged message is durable without an fsync per
 //!   message), and small helpers with a home of their own: `frames.rs` (encoding),
-//!   `errors.rs` (store errors as replies), `clock.rs`.
+//!   `errors.rs` (store errors as replies), `clock.rs`;
+//! - beside them `announce.rs` tells the LAN where the server is (mDNS/DNS-SD).
 
 pub mod admin;
+mod announce;
 pub mod clock;
 mod config;
 mod deadline;
@@ -40,6 +42,7 @@ pub mod testing;
 pub mod tls;
 mod transport;
 
+pub use announce::host_name;
 pub use config::Config;
 pub use limits::LimitPolicy;
 pub use server::{run, ServerError};

@@ -12,6 +12,7 @@ use socket2::SockRef;
 use tracing::{debug, error, info, warn};
 
 use crate::admin::Admin;
+use crate::announce::Announcer;
 use crate::clock::SystemClock;
 use crate::deadline::HandshakeDeadlines;
 use crate::limits::{Admission, PasswordPool, PoolLimits};
@@ -144,12 +145,21 @@ pub fn run(listener: TcpListener, config: Config, shutdown: &Shutdown) -> Result
         shared.store.on_failure(move || shutdown.trigger());
     }
     info!(address = %local, "listening");
+    let fingerprint = network.tls.as_ref().map(|tls| tls.fingerprint);
+    let announcer = shared
+        .config
+        .announce_as
+        .as_deref()
+        .and_then(|instance| Announcer::start(instance, local, fingerprint));
 
     let live = Arc::new(Live::default());
     accept_loop(&listener, &shared, &network, &live, shutdown);
 
     info!("shutting down");
     drop(listener);
+    if let Some(announcer) = announcer {
+        announcer.stop();
+    }
     let goodbye = frames::encode(&ServerFrame::Event(Event::ShuttingDown));
     for outbox in network.writer.outboxes() {
         let _ = outbox.push(&goodbye);

@@ -12,7 +12,7 @@ use papo::commands::{self, Account};
 use papo::group_cli::{self, GroupChange};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
-use papo::{sanitize, settings, tui};
+use papo::{discover, sanitize, server_picker, settings, tui};
 use papo_protocol::{Fingerprint, GroupName, Security, Username};
 use time::UtcOffset;
 
@@ -20,7 +20,8 @@ use time::UtcOffset;
 ///
 /// `papo 192.168.0.10` opens the chat against the server on that host (port 7878 unless
 /// given as HOST:PORT). Without a server argument it uses --server / PAPO_SERVER, then the
-/// server used last. Connections use TLS: the first time papo meets a server whose
+/// server used last, else it lists the servers announcing themselves on the LAN to pick
+/// from. Connections use TLS: the first time papo meets a server whose
 /// certificate no trusted authority signed, it shows the certificate's fingerprint and asks
 /// before trusting it (remembered in $XDG_DATA_HOME/papo/known_servers). Log in or create an
 /// account on the first screen; press ? for every shortcut and Ctrl+C to log out and quit.
@@ -131,6 +132,22 @@ Examples:
         /// The SHA-256 fingerprint papo-server logged, as AA:BB:… (colons and case optional).
         #[arg(value_name = "FINGERPRINT")]
         fingerprint: Option<Fingerprint>,
+    },
+    /// List the papo servers that announce themselves on the LAN (mDNS/DNS-SD), one per line:
+    /// `NAME<TAB>ADDRESS:PORT<TAB>tls|plaintext<TAB>FINGERPRINT` (`-` without TLS).
+    #[command(after_help = "\
+The fingerprint is what the server announced, over a network anyone can answer on: compare it
+with the one papo-server logged, then `papo trust ADDRESS:PORT FINGERPRINT` pins it. Servers
+that announce but cannot be used (another protocol version) are named on standard error.
+Nothing found is not an error: the output is empty.
+
+Examples:
+  papo discover
+  papo discover --seconds 5 | cut -f2")]
+    Discover {
+        /// How long to listen for answers.
+        #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=60))]
+        seconds: u64,
     },
     /// Print a shell completion script for papo.
     #[command(after_help = "\
@@ -347,7 +364,16 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         None => {
-            let server = settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref())?;
+            let named = cli.server.is_some() || cli.server_flag.is_some();
+            let server = match settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref()) {
+                Err(none) if !named && settings::last_server().is_none() => {
+                    match server_picker::choose(none)? {
+                        Some(server) => server,
+                        None => return Ok(()),
+                    }
+                }
+                chosen => chosen?,
+            };
             init_logging(cli.log_file)?;
             let transport = transport(cli.plaintext)?;
             let ending = tui::run(&server, transport, utc_offset, random_id()?)?;
@@ -390,6 +416,14 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             &mut std::io::stdin().lock(),
             &mut stdout,
         ),
+        Some(Command::Discover { seconds }) => {
+            let browsed = discover::browse(std::time::Duration::from_secs(seconds))?;
+            for unusable in &browsed.unusable {
+                let name = sanitize::line(&unusable.name);
+                eprintln!("left out {name}: {}", sanitize::line(&unusable.reason));
+            }
+            Ok(discover::print(&browsed.found, &mut stdout)?)
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "papo", &mut stdout);
             Ok(())

@@ -10,7 +10,7 @@ use readme::{flags, help_flags, readme, section};
 fn client_flags_match_the_help() {
     let papo = env!("CARGO_BIN_EXE_papo");
     let mut in_help = help_flags(papo, &[]);
-    for subcommand in ["register", "send", "history", "contacts", "search", "passwd", "groups"] {
+    for subcommand in ["register", "send", "history", "contacts", "search", "passwd", "groups", "discover"] {
         in_help.extend(help_flags(papo, &[subcommand]));
     }
     for change in ["create", "add", "remove", "leave", "rename", "delete", "handover", "members"] {

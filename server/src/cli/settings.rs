@@ -100,6 +100,16 @@ pub struct Settings {
     #[arg(long, env = "PAPO_MIN_FREE_MIB", default_value_t = StoreOptions::default().reserve_bytes >> 20, value_name = "MIB")]
     min_free_mib: u64,
 
+    /// Don't announce the server on the LAN. Unless given, a server that listens beyond
+    /// loopback announces itself over mDNS/DNS-SD as `_papo._tcp` (with its certificate's
+    /// fingerprint), so `papo discover` finds it. The variable takes 1/0, true/false or yes/no.
+    #[arg(long, env = "PAPO_NO_ANNOUNCE", value_parser = BoolishValueParser::new())]
+    no_announce: bool,
+
+    /// Name to announce the server under on the LAN [default: the host name].
+    #[arg(long, env = "PAPO_NAME", value_name = "NAME", value_parser = instance_name)]
+    name: Option<String>,
+
     /// Log filter, e.g. `info`, `debug` or `papo_server=debug` (logs go to stderr; SIGHUP
     /// applies a changed one at once).
     #[arg(long, env = "PAPO_LOG", default_value = "info", value_name = "FILTER")]
@@ -109,6 +119,18 @@ pub struct Settings {
     /// one JSON object each.
     #[arg(long, env = "PAPO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     log_format: LogFormat,
+}
+
+/// A DNS-SD instance name: one DNS label of UTF-8, at most 63 bytes, with no control
+/// characters (browsers show it as it is).
+fn instance_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 63 {
+        return Err(format!("a name is 1 to 63 bytes; this one has {}", text.len()));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("a name has no control characters".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// How log lines are written.
@@ -178,6 +200,8 @@ impl Settings {
             reserve_bytes: self.min_free_mib << 20,
         };
         config.tls = self.tls_mode();
+        config.announce_as =
+            (!self.no_announce).then(|| self.name.clone().unwrap_or_else(papo_server::host_name));
         config.limits = if self.no_rate_limits {
             LimitPolicy::unlimited()
         } else {
@@ -215,6 +239,8 @@ impl Settings {
             ("no-rate-limits", Some(toml::Value::Boolean(self.no_rate_limits))),
             ("cache-mib", Some(number(self.cache_mib))),
             ("min-free-mib", Some(number(self.min_free_mib))),
+            ("no-announce", Some(toml::Value::Boolean(self.no_announce))),
+            ("name", self.name.clone().map(toml::Value::String)),
             ("log", Some(toml::Value::String(self.log.clone()))),
             ("log-format", Some(toml::Value::String(format.get_name().to_owned()))),
         ]
