@@ -6,6 +6,7 @@
 //! to the group; every other member reads on its own connection and notes when each text
 //! arrived, so a text's latency to its last member is the latest of those.
 
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use papo_protocol::{
-    Client, Event, FrameReader, GroupMessageKind, LoggedIn, ReadHalf, ServerFrame, MAX_GROUP_MEMBERS,
+    Client, ClientFrame, Event, FrameReader, FrameWriter, GroupMessageKind, LoggedIn, ReadHalf, Request,
+    ServerFrame, WriteHalf, MAX_GROUP_MEMBERS,
 };
 
 use crate::pairs::{self, Clock, Delivery, Inbox, PairsConfig, Read, Window};
@@ -21,6 +23,9 @@ use crate::papo_pairs::{self, PapoAcks, PapoOutbox, READ_TIMEOUT};
 use crate::report;
 use crate::target::Target;
 use crate::users;
+
+/// How often a reading member pings.
+const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -187,9 +192,9 @@ impl GroupEnds {
         sender.create_group(&group, &names, false).with_context(|| format!("cannot create {group}"))?;
         let mut inboxes = Vec::with_capacity(readers.len());
         for (client, _) in readers {
-            let (reader, _) = client.into_parts().0.split();
+            let (reader, writer) = client.into_parts().0.split();
             reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
-            inboxes.push(GroupInbox(reader));
+            inboxes.push(GroupInbox { reader, writer, pinged: Instant::now(), pings: 0 });
         }
         let (ack_reader, writer) = sender.into_parts().0.split();
         ack_reader.get_ref().socket().set_read_timeout(Some(READ_TIMEOUT))?;
@@ -199,11 +204,36 @@ impl GroupEnds {
 
 /// A member's connection, where the group's texts arrive; the group's other lines (its
 /// creation) are skipped. A delivery is identified by the text's number in its body.
-struct GroupInbox(FrameReader<ReadHalf>);
+struct GroupInbox {
+    reader: FrameReader<ReadHalf>,
+    writer: FrameWriter<WriteHalf>,
+    /// When this member last pinged.
+    pinged: Instant,
+    /// Pings sent, for their request ids.
+    pings: u64,
+}
+
+impl GroupInbox {
+    /// A member only reads, so it pings now and then: the server cuts off a connection that
+    /// sends nothing for its idle timeout (90 s), well within a long run.
+    fn keep_alive(&mut self) -> io::Result<()> {
+        if self.pinged.elapsed() < KEEPALIVE {
+            return Ok(());
+        }
+        self.pings += 1;
+        self.pinged = Instant::now();
+        let ping = ClientFrame::Request { id: self.pings, request: Request::Ping };
+        self.writer.queue_message(&ping).map_err(io::Error::other)?;
+        self.writer.flush().map_err(io::Error::other)
+    }
+}
 
 impl Inbox for GroupInbox {
     fn next_delivery(&mut self) -> Read<Delivery> {
-        match papo_pairs::next_frame(&mut self.0) {
+        if self.keep_alive().is_err() {
+            return Read::Closed;
+        }
+        match papo_pairs::next_frame(&mut self.reader) {
             Read::Item(ServerFrame::Event(Event::GroupMessage(line)))
                 if line.kind == GroupMessageKind::Text =>
             {
