@@ -30,9 +30,16 @@ impl Announcer {
             info!(address = %listening, "listening on loopback only: not announced on the LAN");
             return None;
         }
-        if !has_lan_interface() {
-            warn!("no network interface besides loopback is up: the server is not announced on the LAN, and clients need its address");
-            return None;
+        match has_lan_interface() {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!("no network interface besides loopback is up: the server is not announced on the LAN, and clients need its address");
+                return None;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot list the network interfaces: the server is not announced on the LAN, and clients need its address");
+                return None;
+            }
         }
         let announcement = Announcement { protocol_version: PROTOCOL_VERSION, tls };
         match announce(instance, listening, &announcement) {
@@ -109,10 +116,7 @@ fn host_label() -> String {
 }
 
 /// Whether any interface besides loopback is up: mDNS has nowhere to send otherwise.
-fn has_lan_interface() -> bool {
-    if_addrs::get_if_addrs()
-        .map(|interfaces| {
-            interfaces.iter().any(|interface| interface.is_oper_up() && !interface.is_loopback())
-        })
-        .unwrap_or(false)
+fn has_lan_interface() -> std::io::Result<bool> {
+    let interfaces = if_addrs::get_if_addrs()?;
+    Ok(interfaces.iter().any(|interface| interface.is_oper_up() && !interface.is_loopback()))
 }

@@ -272,3 +272,15 @@ fn papo_with_no_server_offers_the_announced_ones_and_connects_to_the_pick() {
 
     stop_quickly(server);
 }
+
+#[test]
+fn a_name_that_cannot_be_announced_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, why) in
+        [("x".repeat(64), "a name is 1 to 63 bytes"), ("lab\u{7}".to_owned(), "no control characters")]
+    {
+        let (status, log) = process::fails_to_start(dir.path(), &["--name", &name]);
+        assert_eq!(status.code(), Some(2), "{log}");
+        assert!(log.contains(why), "{log}");
+    }
+}
