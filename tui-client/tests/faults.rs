@@ -208,3 +208,71 @@ fn messages_queued_when_quitting_are_sent_exactly_once_at_the_next_login() {
         "the outbox is empty"
     );
 }
+
+/// Issue 14: a flood into an open conversation costs the server a bounded number of
+/// receipts (one of each kind per conversation per 200 ms), and the last ones carry the
+/// newest id, so nothing stays unread or undelivered.
+#[test]
+fn a_flood_into_an_open_conversation_sends_few_receipts_and_the_last_watermark() {
+    use papo_protocol::{ClientFrame, Request};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    const FLOOD: u64 = 300;
+    let server = plaintext_server();
+    let (me, peer) = (register(&server, "me"), register(&server, "peer"));
+    let proxy = FaultProxy::start(server.addr);
+    let mut device = Device::start(&proxy.addr.to_string(), None);
+    device.log_in(&me);
+    open(&mut device, &peer);
+    // Every receipt the client sends, seen by the proxy (the rule never drops one).
+    let receipts: Arc<Mutex<Vec<(&'static str, u64)>>> = Arc::default();
+    let seen = Arc::clone(&receipts);
+    proxy.drop_to_server(move |frame| {
+        if let ClientFrame::Request { request, .. } = frame {
+            match request {
+                Request::Delivered { up_to, .. } => seen.lock().unwrap().push(("delivered", *up_to)),
+                Request::MarkRead { up_to, .. } => seen.lock().unwrap().push(("read", *up_to)),
+                _ => {}
+            }
+        }
+        false
+    });
+
+    let started = Instant::now();
+    let (mut writer, _) = server.login(&peer);
+    let mut newest = 0;
+    for i in 0..FLOOD {
+        let body = format!("flood {i}");
+        newest = writer.send(&me, &body, i + 1).unwrap().0;
+        device.pump(Duration::ZERO);
+    }
+    device.until("the whole flood is shown", |m| bodies(m, &peer).len() == FLOOD as usize);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last =
+        |kind: &str| receipts.lock().unwrap().iter().filter(|(k, _)| *k == kind).map(|(_, id)| *id).max();
+    while last("delivered") != Some(newest) || last("read") != Some(newest) {
+        assert!(
+            Instant::now() < deadline,
+            "the newest watermark was never sent: {:?}",
+            receipts.lock().unwrap()
+        );
+        device.pump(Duration::from_millis(20));
+    }
+    let intervals = u64::try_from(started.elapsed().as_millis() / 200).unwrap() + 2;
+    let receipts = receipts.lock().unwrap().clone();
+    for kind in ["delivered", "read"] {
+        let count = receipts.iter().filter(|(k, _)| *k == kind).count() as u64;
+        println!("{kind}: {count} receipts for {FLOOD} messages in {:?}", started.elapsed());
+        assert!(count <= intervals, "{count} {kind} receipts in {intervals} intervals");
+        assert!(count < FLOOD / 3, "{count} {kind} receipts for {FLOOD} messages");
+    }
+    // The server agrees: nothing from the peer is unread.
+    device.until("the contact shows nothing unread", |m| {
+        m.contacts.iter().any(|c| c.name.as_str() == peer && c.unread == 0)
+    });
+    let (mut reader, _) = server.login(&me);
+    let contacts = reader.contacts().unwrap();
+    let unread = contacts.iter().find(|c| c.name.as_str() == peer).map(|c| c.unread);
+    assert_eq!(unread, Some(0), "the server has every message read");
+}

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use papo_protocol::{
     Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, Fingerprint, FrameReader,
-    FrameWriter, MessageId, ReadHalf, Reply, Request, RequestId, ServerFrame, TrustError, Username,
-    WriteHalf,
+    FrameWriter, MessageId, ReadHalf, ReceiptKind, Reply, Request, RequestId, ServerFrame, TrustError,
+    Username, WriteHalf,
 };
 use tracing::{debug, info, warn};
 
+use super::receipts::{Receipt, Receipts, RECEIPT_INTERVAL};
 use super::{
     describe, GroupCommand, Link, NetCommand, NetConfig, NetEvent, Outgoing, SearchQuery, Transport,
     TrustProblem, HISTORY_PAGE, SEARCH_PAGE,
@@ -39,16 +40,24 @@ pub(super) enum Input {
 
 /// What a request in flight was, so its reply can be routed.
 enum Pending {
-    Register { name: String, password: String },
+    Register {
+        name: String,
+        password: String,
+    },
     Login,
     Resume,
     Send(u64),
-    History { with: ConvKey, before: Option<MessageId> },
+    History {
+        with: ConvKey,
+        before: Option<MessageId>,
+    },
     Contacts(Vec<Contact>),
     Groups,
     Search(SearchQuery),
     ChangePassword,
     Group(GroupCommand),
+    /// Sent again after a reconnect if the connection is lost before the answer.
+    Receipt(Receipt),
     Quiet,
 }
 
@@ -80,6 +89,9 @@ pub(super) struct Net {
     /// History requests to send once logged in: asked while offline, or lost with a
     /// connection.
     reissue: Vec<(ConvKey, Option<MessageId>)>,
+    receipts: Receipts,
+    /// The conversation the last `MarkRead` was for: one for another means the user switched.
+    reading: Option<ConvKey>,
     backoff: Duration,
     retry_at: Option<Instant>,
 }
@@ -109,6 +121,8 @@ impl Net {
             outbox_of: None,
             unsent,
             reissue: Vec::new(),
+            receipts: Receipts::new(RECEIPT_INTERVAL),
+            reading: None,
             backoff: Duration::from_millis(500),
             retry_at: Some(Instant::now()),
         }
@@ -139,12 +153,21 @@ impl Net {
 
     fn next_deadline(&self) -> Option<Instant> {
         match &self.link {
-            Some(link) => Some(link.last_write + self.keepalive),
+            Some(link) => {
+                let keepalive = link.last_write + self.keepalive;
+                let receipts = self.receipts.next_due().filter(|_| self.me.is_some());
+                Some(receipts.map_or(keepalive, |due| due.min(keepalive)))
+            }
             None => self.retry_at,
         }
     }
 
     fn timer(&mut self) {
+        if self.me.is_some() {
+            for receipt in self.receipts.due(Instant::now()) {
+                self.send_receipt(receipt);
+            }
+        }
         if self.link.as_ref().is_some_and(|link| link.last_write.elapsed() >= self.keepalive) {
             self.request(Request::Ping, Pending::Quiet);
         } else if self.link.is_none() && self.retry_at.is_some_and(|at| at <= Instant::now()) {
@@ -244,9 +267,8 @@ impl Net {
         if let Some(link) = self.link.take() {
             let _ = link.writer.get_ref().socket().shutdown(std::net::Shutdown::Both);
         }
-        // Sends stay in `unacked` and history requests are asked again after the reconnect;
-        // the contacts are refetched anyway, and receipts are sent again by the UI once it
-        // sees the refetched unread counts.
+        // Sends stay in `unacked`, and history requests and receipts are sent again after
+        // the reconnect; the contacts are refetched anyway.
         // A search or a password change in flight is not resent: the UI says it failed.
         for (_, pending) in std::mem::take(&mut self.in_flight) {
             match pending {
@@ -262,6 +284,7 @@ impl Net {
                 Pending::ChangePassword => (self.emit)(NetEvent::PasswordChanged(Err(
                     "the connection was lost before the server answered; log in with either password to find out which holds".into(),
                 ))),
+                Pending::Receipt(Receipt { kind, with, up_to }) => self.receipts.defer(kind, &with, up_to),
                 _ => {}
             }
         }
@@ -296,7 +319,11 @@ impl Net {
                 }
             }
             NetCommand::MarkRead { with, up_to } => {
-                self.request(Request::MarkRead { with: with.to_string(), up_to }, Pending::Quiet);
+                if self.reading.as_ref() != Some(&with) {
+                    self.flush_receipts();
+                    self.reading = Some(with.clone());
+                }
+                self.receipt(ReceiptKind::Read, &with, up_to);
             }
             NetCommand::Trust(fingerprint) => self.trust(fingerprint),
             NetCommand::Typing { to } => {
@@ -343,6 +370,34 @@ impl Net {
         let message = format!("not connected to {} yet; retrying", self.server);
         (self.emit)(NetEvent::AuthFailed { code: None, message });
         false
+    }
+
+    /// Sends a receipt now or, within its conversation's interval or while offline, later.
+    fn receipt(&mut self, kind: ReceiptKind, with: &ConvKey, up_to: MessageId) {
+        if self.me.is_none() || self.link.is_none() {
+            return self.receipts.defer(kind, with, up_to);
+        }
+        if let Some(receipt) = self.receipts.offer(kind, with, up_to, Instant::now()) {
+            self.send_receipt(receipt);
+        }
+    }
+
+    /// Sends every waiting receipt (switching conversations, reconnected, quitting).
+    fn flush_receipts(&mut self) {
+        if self.me.is_some() && self.link.is_some() {
+            for receipt in self.receipts.flush(Instant::now()) {
+                self.send_receipt(receipt);
+            }
+        }
+    }
+
+    fn send_receipt(&mut self, receipt: Receipt) {
+        let with = receipt.with.to_string();
+        let request = match receipt.kind {
+            ReceiptKind::Delivered => Request::Delivered { from: with, up_to: receipt.up_to },
+            ReceiptKind::Read => Request::MarkRead { with, up_to: receipt.up_to },
+        };
+        self.request(request, Pending::Receipt(receipt));
     }
 
     fn history(&mut self, with: ConvKey, before: Option<MessageId>) {
@@ -395,6 +450,8 @@ impl Net {
             (Pending::Login, Ok(Reply::LoggedIn(session))) => {
                 if self.me.as_ref().is_some_and(|me| *me != session.name) {
                     self.set_aside_unacked();
+                    // The other user's receipts are theirs to send.
+                    self.receipts = Receipts::new(RECEIPT_INTERVAL);
                 }
                 (self.emit)(NetEvent::LoggedIn { name: session.name.clone(), pending: session.pending });
                 self.start_session(session.name, session.token);
@@ -468,6 +525,7 @@ impl Net {
         for (with, before) in std::mem::take(&mut self.reissue) {
             self.history(with, before);
         }
+        self.flush_receipts();
         for outgoing in self.unacked.clone() {
             self.send_message(&outgoing);
         }
@@ -551,15 +609,15 @@ impl Net {
         // Until confirmed, a message stays pending for this user and comes again at login.
         let delivered = match &event {
             Event::Message(message) if self.me.as_ref() == Some(&message.to) => {
-                Some((message.from.to_string(), message.id))
+                Some((ConvKey::User(message.from.clone()), message.id))
             }
             Event::GroupMessage(line) if self.me.as_ref() != Some(&line.from) => {
-                Some((line.group.to_string(), line.id))
+                Some((ConvKey::Group(line.group.clone()), line.id))
             }
             _ => None,
         };
         if let Some((from, up_to)) = delivered {
-            self.request(Request::Delivered { from, up_to }, Pending::Quiet);
+            self.receipt(ReceiptKind::Delivered, &from, up_to);
         }
         (self.emit)(NetEvent::Server(event));
     }
@@ -578,6 +636,7 @@ impl Net {
             }
         }
         if self.me.is_some() {
+            self.flush_receipts();
             self.request(Request::Logout, Pending::Quiet);
         }
         if let Some(link) = self.link.take() {

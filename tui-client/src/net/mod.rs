@@ -7,6 +7,7 @@
 //! loop, so one thread decides everything about the connection's state.
 
 mod machine;
+mod receipts;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
