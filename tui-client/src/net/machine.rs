@@ -22,7 +22,7 @@ use super::{
     TrustProblem, HISTORY_PAGE, SEARCH_PAGE,
 };
 use crate::conv_key::ConvKey;
-use crate::outbox::OutboxFile;
+use crate::outbox::Outbox;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,8 +82,10 @@ pub(super) struct Net {
     token: Option<String>,
     me: Option<Username>,
     unacked: Vec<Outgoing>,
-    /// The user whose outbox file `unacked` is mirrored to.
+    /// The user whose outbox `unacked` is mirrored to.
     outbox_of: Option<Username>,
+    /// That user's queue file of this process, when kept on disk.
+    outbox: Option<Outbox>,
     /// How many messages `unacked` holds, for [`NetHandle::quit`].
     unsent: Arc<AtomicUsize>,
     /// History requests to send once logged in: asked while offline, or lost with a
@@ -119,6 +121,7 @@ impl Net {
             me: None,
             unacked: Vec::new(),
             outbox_of: None,
+            outbox: None,
             unsent,
             reissue: Vec::new(),
             receipts: Receipts::new(RECEIPT_INTERVAL),
@@ -531,45 +534,70 @@ impl Net {
         }
     }
 
-    fn outbox_file(&self, user: &Username) -> Option<OutboxFile> {
-        self.outbox_dir.as_deref().map(|dir| OutboxFile::new(dir, &self.server, user))
-    }
-
-    /// Takes up what an earlier run left queued for `user` (once per user and run).
+    /// Opens `user`'s outbox (once per user and run), then takes over what papo processes
+    /// of that user that ended left queued: on every login and reconnect, so what another
+    /// window left when it quit is sent as soon as the server is back.
     fn restore_outbox(&mut self, user: &Username) {
-        if self.outbox_of.as_ref() == Some(user) {
-            return;
+        if self.outbox_of.as_ref() != Some(user) {
+            self.outbox_of = Some(user.clone());
+            self.outbox = None;
+            if let Some(dir) = &self.outbox_dir {
+                match Outbox::open(dir, &self.server, user) {
+                    Ok(outbox) => self.outbox = Some(outbox),
+                    Err(e) => self.outbox_failed(&e),
+                }
+            }
         }
-        self.outbox_of = Some(user.clone());
-        let Some(file) = self.outbox_file(user) else { return };
-        let restored: Vec<Outgoing> = match file.load() {
-            Ok(queued) => queued
-                .into_iter()
-                .filter(|o| !self.unacked.iter().any(|u| u.client_msg_id == o.client_msg_id))
-                .collect(),
+        let Some(outbox) = &self.outbox else {
+            self.save_outbox();
+            return;
+        };
+        let orphans = match outbox.orphans() {
+            Ok(orphans) => orphans,
             Err(e) => {
-                warn!(error = %format!("{e:#}"), "cannot read the outbox; leaving it alone");
-                self.outbox_of = None;
-                return;
+                warn!(error = %format!("{e:#}"), "cannot look for queues left by earlier runs");
+                Vec::new()
             }
         };
-        if restored.is_empty() {
-            return self.save_outbox();
+        let mut restored: Vec<Outgoing> = Vec::new();
+        for outgoing in orphans.iter().flat_map(|orphan| &orphan.queued) {
+            let known = |o: &Outgoing| o.client_msg_id == outgoing.client_msg_id;
+            if !self.unacked.iter().any(known) && !restored.iter().any(known) {
+                restored.push(outgoing.clone());
+            }
         }
-        info!(count = restored.len(), "sending messages queued by an earlier run");
         self.unacked.splice(0..0, restored.iter().cloned());
-        self.save_outbox();
-        (self.emit)(NetEvent::Restored(restored));
+        // The taken-over queues go only once what they held is in ours.
+        if !self.save_outbox() {
+            return;
+        }
+        for orphan in orphans {
+            if let Err(e) = orphan.remove() {
+                warn!(error = %format!("{e:#}"), "cannot remove a queue taken over");
+            }
+        }
+        if !restored.is_empty() {
+            info!(count = restored.len(), "sending messages queued by an earlier run");
+            (self.emit)(NetEvent::Restored(restored));
+        }
     }
 
-    /// Mirrors `unacked` to the user's outbox file.
-    fn save_outbox(&mut self) {
+    /// Mirrors `unacked` to this process's outbox file; false if that failed.
+    fn save_outbox(&mut self) -> bool {
         self.unsent.store(self.unacked.len(), Ordering::SeqCst);
-        let Some(file) = self.outbox_of.clone().and_then(|user| self.outbox_file(&user)) else { return };
-        if let Err(e) = file.save(&self.unacked) {
-            warn!(error = %format!("{e:#}"), "cannot write the outbox");
-            (self.emit)(NetEvent::Notice(format!("cannot keep unsent messages on disk: {e:#}")));
+        let Some(outbox) = &self.outbox else { return true };
+        match outbox.save(&self.unacked) {
+            Ok(()) => true,
+            Err(e) => {
+                self.outbox_failed(&e);
+                false
+            }
         }
+    }
+
+    fn outbox_failed(&self, e: &anyhow::Error) {
+        warn!(error = %format!("{e:#}"), "cannot write the outbox");
+        (self.emit)(NetEvent::Notice(format!("cannot keep unsent messages on disk: {e:#}")));
     }
 
     /// Logging in as someone else: the other user's unsent messages stay in their outbox
@@ -583,7 +611,9 @@ impl Net {
             };
             (self.emit)(NetEvent::SendFailed { client_msg_id: outgoing.client_msg_id, reason });
         }
+        // Released, the queue file waits for the next login as that user.
         self.outbox_of = None;
+        self.outbox = None;
         self.unsent.store(0, Ordering::SeqCst);
     }
 
