@@ -213,7 +213,7 @@ fn a_flood_into_an_open_conversation_sends_few_receipts_and_the_last_watermark()
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    const FLOOD: u64 = 300;
+    const FLOOD: usize = 300;
     let server = plaintext_server();
     let (me, peer) = (register(&server, "me"), register(&server, "peer"));
     let proxy = FaultProxy::start(server.addr);
@@ -239,10 +239,10 @@ fn a_flood_into_an_open_conversation_sends_few_receipts_and_the_last_watermark()
     let mut newest = 0;
     for i in 0..FLOOD {
         let body = format!("flood {i}");
-        newest = writer.send(&me, &body, i + 1).unwrap().0;
+        newest = writer.send(&me, &body, u64::try_from(i).unwrap() + 1).unwrap().0;
         device.pump(Duration::ZERO);
     }
-    device.until("the whole flood is shown", |m| bodies(m, &peer).len() == FLOOD as usize);
+    device.until("the whole flood is shown", |m| bodies(m, &peer).len() == FLOOD);
     let deadline = Instant::now() + Duration::from_secs(10);
     let last =
         |kind: &str| receipts.lock().unwrap().iter().filter(|(k, _)| *k == kind).map(|(_, id)| *id).max();
@@ -254,10 +254,10 @@ fn a_flood_into_an_open_conversation_sends_few_receipts_and_the_last_watermark()
         );
         device.pump(Duration::from_millis(20));
     }
-    let intervals = u64::try_from(started.elapsed().as_millis() / 200).unwrap() + 2;
+    let intervals = usize::try_from(started.elapsed().as_millis() / 200).unwrap() + 2;
     let receipts = receipts.lock().unwrap().clone();
     for kind in ["delivered", "read"] {
-        let count = receipts.iter().filter(|(k, _)| *k == kind).count() as u64;
+        let count = receipts.iter().filter(|(k, _)| *k == kind).count();
         println!("{kind}: {count} receipts for {FLOOD} messages in {:?}", started.elapsed());
         assert!(count <= intervals, "{count} {kind} receipts in {intervals} intervals");
         assert!(count < FLOOD / 3, "{count} {kind} receipts for {FLOOD} messages");
