@@ -383,3 +383,25 @@ fn sigterm_quits_like_ctrl_c() {
     update(&mut model, Msg::Terminate);
     assert!(model.quit);
 }
+
+#[test]
+fn the_help_fits_80x24_and_scrolls_to_its_end() {
+    let mut model = logged_in(vec![]);
+    update(&mut model, key(KeyCode::F(1)));
+    let screen = render(&model, 80, 24);
+    assert!(screen.iter().all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= 80));
+    let top = screen.iter().position(|r| r.contains("Keys · Esc closes")).unwrap();
+    let bottom = screen.iter().rposition(|r| r.trim_start().starts_with('╰')).unwrap();
+    assert!(bottom < 24 && top < bottom, "{}", screen.join("\n"));
+    // Every row of the box is closed on both sides: nothing is cut at the right.
+    for row in &screen[top + 1..bottom] {
+        assert!(row.trim_end().ends_with('│'), "{row:?}");
+    }
+    row(&screen, "↓ more");
+    for _ in 0..100 {
+        update(&mut model, key(KeyCode::PageDown));
+    }
+    let screen = render(&model, 80, 24);
+    row(&screen, "Ctrl+C");
+    assert!(!screen.concat().contains("↓ more"), "at the end nothing more below:\n{}", screen.join("\n"));
+}
