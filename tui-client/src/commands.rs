@@ -9,7 +9,6 @@ use papo_protocol::{
     ChatMessage, Client, ClientError, Fingerprint, GroupName, Reply, Request, Security, TrustError,
     UnixMillis, MAX_HISTORY_PAGE, MAX_SEARCH_PAGE,
 };
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::known_servers::KnownServers;
@@ -321,10 +320,15 @@ pub(crate) fn logout(mut client: Client) {
     let _ = client.request(Request::Logout);
 }
 
+/// The server's milliseconds, always three digits of them: times of one width sort as text
+/// in the order they happened (`…:20Z` would sort after `…:20.123Z`).
 fn rfc3339(at: UnixMillis) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
         .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
+        .and_then(|time| time.format(&format).ok())
         .unwrap_or_else(|| at.to_string())
 }
 
@@ -334,7 +338,14 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(1_700_000_000_020), "2023-11-14T22:13:20.020Z");
+        let mut times = [rfc3339(1_700_000_000_123), rfc3339(1_700_000_000_000), rfc3339(1_700_000_000_999)];
+        times.sort();
+        assert_eq!(
+            times,
+            [rfc3339(1_700_000_000_000), rfc3339(1_700_000_000_123), rfc3339(1_700_000_000_999)]
+        );
     }
 }

@@ -13,7 +13,7 @@ use papo::group_cli::{self, GroupChange};
 use papo::known_servers::KnownServers;
 use papo::net::Transport;
 use papo::{discover, sanitize, server_picker, settings, tui};
-use papo_protocol::{Fingerprint, GroupName, Security, Username};
+use papo_protocol::{ClientError, Fingerprint, GroupName, Security, Username};
 use time::UtcOffset;
 
 /// Papo, the LAN chat: a full-screen terminal client.
@@ -304,7 +304,7 @@ struct AccountArgs {
 
 impl AccountArgs {
     fn resolve(self) -> Result<Account> {
-        let server = settings::choose_server(None, self.server.as_deref())?;
+        let server = choose_server(None, self.server.as_deref())?;
         let transport = transport(self.plaintext)?;
         let security = match (&transport, self.trust_fingerprint) {
             (Transport::Tls(_), Some(fingerprint)) => Security::tls(Some(fingerprint)),
@@ -346,7 +346,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", report(&e));
-            ExitCode::FAILURE
+            if e.is::<UsageError>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -354,10 +358,39 @@ fn main() -> ExitCode {
 /// The error for the terminal: on one line with every unsafe character escaped, since any
 /// part of it may come from the server; only our own certificate advice keeps its lines.
 fn report(error: &anyhow::Error) -> String {
-    match error.downcast_ref::<commands::TrustAdvice>() {
-        Some(advice) => sanitize::text(&advice.0).into_owned(),
-        None => sanitize::line(&format!("{error:#}")).into_owned(),
+    if let Some(advice) = error.downcast_ref::<commands::TrustAdvice>() {
+        return sanitize::text(&advice.0).into_owned();
     }
+    // A broken connection is said as `papo` says it everywhere ("the connection to the
+    // server was lost", not "Broken pipe (os error 32)"), after what was being done.
+    let broken = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ClientError>())
+        .filter(|e| matches!(e, ClientError::Frame(_) | ClientError::Closed));
+    let text = match broken {
+        Some(broken) => {
+            let mut parts: Vec<String> = error
+                .chain()
+                .take_while(|cause| !cause.is::<ClientError>())
+                .map(ToString::to_string)
+                .collect();
+            parts.push(papo::net::describe(broken));
+            parts.join(": ")
+        }
+        None => format!("{error:#}"),
+    };
+    sanitize::line(&text).into_owned()
+}
+
+/// A mistake in how papo was run rather than a failure of what it tried: exit status 2, as
+/// for the usage errors the argument parser finds.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct UsageError(anyhow::Error);
+
+/// The server to use; naming none anywhere is a usage error.
+fn choose_server(positional: Option<&str>, flag: Option<&str>) -> Result<String> {
+    settings::choose_server(positional, flag).map_err(|e| UsageError(e).into())
 }
 
 fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
@@ -365,7 +398,7 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
     match cli.command {
         None => {
             let named = cli.server.is_some() || cli.server_flag.is_some();
-            let server = match settings::choose_server(cli.server.as_deref(), cli.server_flag.as_deref()) {
+            let server = match choose_server(cli.server.as_deref(), cli.server_flag.as_deref()) {
                 Err(none) if !named && settings::last_server().is_none() => {
                     match server_picker::choose(none)? {
                         Some(server) => server,

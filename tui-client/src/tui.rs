@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{
     self, DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
-    EnableFocusChange, EnableMouseCapture, Event, KeyCode, KeyEventKind, MouseEventKind,
+    EnableFocusChange, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+    MouseEventKind,
 };
 use ratatui::crossterm::execute;
 use time::UtcOffset;
@@ -194,6 +195,16 @@ fn read_terminal(tx: &mpsc::Sender<Msg>) {
                 next = after;
                 Msg::Paste(text)
             }
+            Ok(Event::Key(key)) if is_text_key(&key) && matches!(key.code, KeyCode::Char(_)) => {
+                let (keys, after) = rest_of_burst(key);
+                next = after;
+                let mut msgs = burst_to_msgs(keys);
+                let last = msgs.pop().expect("a burst holds its first key");
+                if msgs.into_iter().any(|msg| tx.send(msg).is_err()) {
+                    return;
+                }
+                last
+            }
             Ok(event) => match to_msg(event) {
                 Some(msg) => msg,
                 None => continue,
@@ -233,6 +244,53 @@ fn rest_of_paste(mut text: String) -> (String, Option<Event>) {
     (text, None)
 }
 
+/// A key that types text (or a line break) into whatever has the focus.
+fn is_text_key(key: &KeyEvent) -> bool {
+    key.kind == KeyEventKind::Press
+        && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        && matches!(key.code, KeyCode::Char(_) | KeyCode::Enter | KeyCode::Tab)
+}
+
+/// The text keys that came in the same burst of input as `first` (nobody types within the
+/// microseconds of one read), and the first event that is not one.
+fn rest_of_burst(first: KeyEvent) -> (Vec<KeyEvent>, Option<Event>) {
+    let mut keys = vec![first];
+    // Bounded by what the terminal already sent: `poll` with no wait ends at the first lull.
+    while let Ok(true) = event::poll(Duration::ZERO) {
+        match event::read() {
+            Ok(Event::Key(key)) if key.kind != KeyEventKind::Press => {}
+            Ok(Event::Key(key)) if is_text_key(&key) => keys.push(key),
+            Ok(other) => return (keys, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (keys, None)
+}
+
+/// A terminal without bracketed paste sends pasted text as keys, its line breaks as Enter:
+/// a burst with an Enter followed by more text is pasted text, not one message per line.
+/// It goes into the input as a paste; an Enter that ends the burst stays a key (text and
+/// Enter typed faster than a read still sends), and a burst with no line break inside stays
+/// the keys it was.
+fn burst_to_msgs(keys: Vec<KeyEvent>) -> Vec<Msg> {
+    let ends_with_enter = keys.last().is_some_and(|key| key.code == KeyCode::Enter);
+    let body = &keys[..keys.len() - usize::from(ends_with_enter)];
+    if !body.iter().any(|key| key.code == KeyCode::Enter) {
+        return keys.into_iter().map(Msg::Key).collect();
+    }
+    let text: String = body
+        .iter()
+        .map(|key| match key.code {
+            KeyCode::Char(c) => c,
+            KeyCode::Tab => '\t',
+            _ => '\n',
+        })
+        .collect();
+    let mut msgs = vec![Msg::Paste(text)];
+    msgs.extend(keys.last().filter(|_| ends_with_enter).map(|key| Msg::Key(*key)));
+    msgs
+}
+
 /// The message for a terminal event that means anything to the app.
 fn to_msg(event: Event) -> Option<Msg> {
     Some(match event {
@@ -270,4 +328,34 @@ fn install_panic_cleanup() {
         let _ = execute!(stdout(), DisableFocusChange, DisableMouseCapture, DisableBracketedPaste);
         previous(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(text: &str) -> Vec<KeyEvent> {
+        text.chars()
+            .map(|c| match c {
+                '\n' => KeyEvent::from(KeyCode::Enter),
+                c => KeyEvent::from(KeyCode::Char(c)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_pasted_as_keys_become_one_paste() {
+        assert_eq!(burst_to_msgs(keys("one\ntwo\nthree")), [Msg::Paste("one\ntwo\nthree".into())]);
+        assert_eq!(
+            burst_to_msgs(keys("one\ntwo\n")),
+            [Msg::Paste("one\ntwo".into()), Msg::Key(KeyEvent::from(KeyCode::Enter))],
+            "a final Enter is still Enter"
+        );
+    }
+
+    #[test]
+    fn typed_keys_stay_keys() {
+        assert_eq!(burst_to_msgs(keys("hi")), keys("hi").into_iter().map(Msg::Key).collect::<Vec<_>>());
+        assert_eq!(burst_to_msgs(keys("hi\n")), keys("hi\n").into_iter().map(Msg::Key).collect::<Vec<_>>());
+    }
 }

@@ -199,12 +199,162 @@ fn messages_queued_when_quitting_are_sent_exactly_once_at_the_next_login() {
         reader.history(&me, None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
     stored.sort();
     assert_eq!(stored, ["a second one", "queued then quit"], "each stored exactly once");
-    assert_eq!(
-        std::fs::read_dir(outbox.path())
-            .unwrap()
-            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
-            .count(),
-        0,
-        "the outbox is empty"
+    // Directories stay (owner-only, for the next run); no queue or lock file does.
+    let files: Vec<_> = walk(outbox.path()).into_iter().filter(|p| p.is_file()).collect();
+    assert_eq!(files, Vec::<std::path::PathBuf>::new(), "the outbox is empty");
+}
+
+/// Issue 14: a flood into an open conversation costs the server a bounded number of
+/// receipts (one of each kind per conversation per 200 ms), and the last ones carry the
+/// newest id, so nothing stays unread or undelivered.
+#[test]
+fn a_flood_into_an_open_conversation_sends_few_receipts_and_the_last_watermark() {
+    use papo_protocol::{ClientFrame, Request};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    const FLOOD: usize = 300;
+    let server = plaintext_server();
+    let (me, peer) = (register(&server, "me"), register(&server, "peer"));
+    let proxy = FaultProxy::start(server.addr);
+    let mut device = Device::start(&proxy.addr.to_string(), None);
+    device.log_in(&me);
+    open(&mut device, &peer);
+    // Every receipt the client sends, seen by the proxy (the rule never drops one).
+    let receipts: Arc<Mutex<Vec<(&'static str, u64)>>> = Arc::default();
+    let seen = Arc::clone(&receipts);
+    proxy.drop_to_server(move |frame| {
+        if let ClientFrame::Request { request, .. } = frame {
+            match request {
+                Request::Delivered { up_to, .. } => seen.lock().unwrap().push(("delivered", *up_to)),
+                Request::MarkRead { up_to, .. } => seen.lock().unwrap().push(("read", *up_to)),
+                _ => {}
+            }
+        }
+        false
+    });
+
+    let started = Instant::now();
+    let (mut writer, _) = server.login(&peer);
+    let mut newest = 0;
+    for i in 0..FLOOD {
+        let body = format!("flood {i}");
+        newest = writer.send(&me, &body, u64::try_from(i).unwrap() + 1).unwrap().0;
+        device.pump(Duration::ZERO);
+    }
+    device.until("the whole flood is shown", |m| bodies(m, &peer).len() == FLOOD);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last =
+        |kind: &str| receipts.lock().unwrap().iter().filter(|(k, _)| *k == kind).map(|(_, id)| *id).max();
+    while last("delivered") != Some(newest) || last("read") != Some(newest) {
+        assert!(
+            Instant::now() < deadline,
+            "the newest watermark was never sent: {:?}",
+            receipts.lock().unwrap()
+        );
+        device.pump(Duration::from_millis(20));
+    }
+    let intervals = usize::try_from(started.elapsed().as_millis() / 200).unwrap() + 2;
+    let receipts = receipts.lock().unwrap().clone();
+    for kind in ["delivered", "read"] {
+        let count = receipts.iter().filter(|(k, _)| *k == kind).count();
+        println!("{kind}: {count} receipts for {FLOOD} messages in {:?}", started.elapsed());
+        assert!(count <= intervals, "{count} {kind} receipts in {intervals} intervals");
+        assert!(count < FLOOD / 3, "{count} {kind} receipts for {FLOOD} messages");
+    }
+    // The server agrees: nothing from the peer is unread.
+    device.until("the contact shows nothing unread", |m| {
+        m.contacts.iter().any(|c| c.name.as_str() == peer && c.unread == 0)
+    });
+    let (mut reader, _) = server.login(&me);
+    let contacts = reader.contacts().unwrap();
+    let unread = contacts.iter().find(|c| c.name.as_str() == peer).map(|c| c.unread);
+    assert_eq!(unread, Some(0), "the server has every message read");
+}
+
+/// Two windows of one user on one machine share the outbox directory: each keeps its own
+/// queue, and what the one that quit left is sent by the other once the server is back,
+/// exactly once, with nothing left behind.
+#[test]
+fn two_windows_of_one_user_lose_nothing_and_send_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |config| config.tls = TlsMode::Off);
+    let addr = server.addr;
+    let (me, peer) = (register(&server, "me"), register(&server, "peer"));
+    let mut left = Device::start(&addr.to_string(), Some(outbox.path()));
+    let mut right = Device::start(&addr.to_string(), Some(outbox.path()));
+    left.log_in(&me);
+    right.log_in(&me);
+    open(&mut left, &peer);
+    open(&mut right, &peer);
+    server.stop().unwrap();
+    left.until("offline", papo::app::Model::is_offline);
+    right.until("offline", papo::app::Model::is_offline);
+    type_text(&mut left.model, "from the left window");
+    left.apply(key(KeyCode::Enter));
+    type_text(&mut right.model, "from the right window");
+    right.apply(key(KeyCode::Enter));
+    assert_eq!(left.quit(), 1, "the left window's message waits on disk");
+
+    let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |c| {
+        c.tls = TlsMode::Off
+    });
+    right.until("both are sent", |m| {
+        bodies(m, &peer).len() == 2 && m.conversations.values().all(|c| c.outgoing.is_empty())
+    });
+    assert_eq!(right.quit(), 0);
+    let mut again = Device::start(&addr.to_string(), Some(outbox.path()));
+    again.log_in(&me);
+    open(&mut again, &peer);
+    assert_eq!(again.quit(), 0, "nothing was left to send");
+    let (mut reader, _) = server.login(&peer);
+    let mut stored: Vec<_> =
+        reader.history(&me, None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
+    stored.sort();
+    assert_eq!(stored, ["from the left window", "from the right window"], "each stored exactly once");
+    let files: Vec<_> = walk(outbox.path()).into_iter().filter(|p| p.is_file()).collect();
+    assert_eq!(files, Vec::<std::path::PathBuf>::new(), "nothing left in the outbox");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+/// A connection the server drops reads as what happened, on the command line too.
+#[test]
+fn a_dropped_connection_is_said_in_words_not_an_os_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(1) {
+            // Read the hello, then go away with it unanswered.
+            let mut stream = stream.unwrap();
+            let mut hello = [0u8; 4];
+            let _ = std::io::Read::read(&mut stream, &mut hello);
+            drop(stream);
+        }
+    });
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_papo"))
+        .args(["contacts", "--plaintext", "--server", &addr.to_string(), "--user", "ana"])
+        .env("PAPO_PASSWORD", PASSWORD)
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("os error"), "{stderr}");
+    assert!(
+        stderr.contains("the server closed the connection")
+            || stderr.contains("the connection to the server was lost"),
+        "{stderr}"
     );
 }

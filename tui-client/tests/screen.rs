@@ -135,6 +135,8 @@ fn a_long_contact_list_pages_and_says_what_is_out_of_sight() {
     let mut model = logged_in(contacts);
     let screen = render(&model, 80, 24);
     assert!(row(&screen, "▼").contains("more"), "{}", screen.join("\n"));
+    // At the top nothing is above: no row is spent on an empty mark.
+    assert!(screen[1].starts_with("│1 ○ user"), "{}", screen.join("\n"));
     update(&mut model, key(KeyCode::Tab));
     update(&mut model, key(KeyCode::PageDown));
     let first = model.selected.clone().unwrap();
@@ -145,7 +147,16 @@ fn a_long_contact_list_pages_and_says_what_is_out_of_sight() {
     assert_eq!(model.selected, Some(last));
     // An unread contact out of sight (here above) is announced.
     let screen = render(&model, 80, 24);
-    assert!(row(&screen, "▲").contains("44 · 1 unread"), "{}", screen.join("\n"));
+    assert!(row(&screen, "▲").contains("43 · 1 unread"), "{}", screen.join("\n"));
+    // At the bottom nothing is below: the last contact takes the last row.
+    assert!(
+        screen[18].starts_with(&format!("│  ○ {}", model.contacts.last().unwrap().name)),
+        "{}",
+        screen.join("\n")
+    );
+    assert!(!screen.concat().contains('▼'));
+    let blank = screen[1..19].iter().filter(|r| r.starts_with("│                  │")).count();
+    assert_eq!(blank, 0, "{}", screen.join("\n"));
     update(&mut model, key(KeyCode::Home));
     assert_eq!(model.selected, Some(model.contacts[0].name.clone()));
 }
@@ -237,10 +248,22 @@ fn the_status_line_tells_the_present_and_fits() {
     update(&mut model, Msg::Net(NetEvent::Link(Link::Online)));
     let screen = render(&model, 100, 24);
     assert!(!screen[23].contains("restarting") && screen[23].contains("● online"), "{}", screen[23]);
-    // A long notice is shortened with a mark, never cut mid-cell.
-    update(&mut model, Msg::Net(NetEvent::Notice("x".repeat(300))));
+    // A long notice wraps onto more status rows and is read whole; only one longer than
+    // four rows is shortened, with a mark.
+    let long = format!("cannot keep unsent messages on disk: {}", "word ".repeat(25).trim_end());
+    update(&mut model, Msg::Net(NetEvent::Notice(long.clone())));
     let screen = render(&model, 100, 24);
-    assert!(screen[23].contains("● online") && screen[23].trim_end().ends_with('…'), "{}", screen[23]);
+    let status_top = |screen: &[String]| screen.iter().rposition(|r| r.starts_with('╰')).unwrap() + 1;
+    assert_eq!(status_top(&screen), 21, "the input box moved up to make room:\n{}", screen.join("\n"));
+    assert!(screen[21].contains("● online"), "{}", screen.join("\n"));
+    let status = screen[21..].iter().map(|r| r.trim()).collect::<Vec<_>>().join(" ");
+    assert!(status.contains(&long), "{status}");
+    update(&mut model, Msg::Net(NetEvent::Notice("x".repeat(500))));
+    let screen = render(&model, 100, 24);
+    assert_eq!(status_top(&screen), 20, "{}", screen.join("\n"));
+    assert!(screen[20].contains("● online"), "{}", screen.join("\n"));
+    assert!(screen[23].trim_end().ends_with('…'), "{}", screen[23]);
+    assert!(screen.iter().all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= 100));
 }
 
 #[test]
@@ -359,4 +382,26 @@ fn sigterm_quits_like_ctrl_c() {
     let mut model = logged_in(vec![]);
     update(&mut model, Msg::Terminate);
     assert!(model.quit);
+}
+
+#[test]
+fn the_help_fits_80x24_and_scrolls_to_its_end() {
+    let mut model = logged_in(vec![]);
+    update(&mut model, key(KeyCode::F(1)));
+    let screen = render(&model, 80, 24);
+    assert!(screen.iter().all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= 80));
+    let top = screen.iter().position(|r| r.contains("Keys · Esc closes")).unwrap();
+    let bottom = screen.iter().rposition(|r| r.trim_start().starts_with('╰')).unwrap();
+    assert!(bottom < 24 && top < bottom, "{}", screen.join("\n"));
+    // Every row of the box is closed on both sides: nothing is cut at the right.
+    for row in &screen[top + 1..bottom] {
+        assert!(row.trim_end().ends_with('│'), "{row:?}");
+    }
+    row(&screen, "↓ more");
+    for _ in 0..100 {
+        update(&mut model, key(KeyCode::PageDown));
+    }
+    let screen = render(&model, 80, 24);
+    row(&screen, "Ctrl+C");
+    assert!(!screen.concat().contains("↓ more"), "at the end nothing more below:\n{}", screen.join("\n"));
 }

@@ -437,3 +437,66 @@ fn a_group_in_two_terminals_rings_only_for_a_mention_and_shows_receipts_members_
     tmux.wait_for("eli", "dora renamed the group (it was #lab)");
     tmux.wait_for("eli", "#lab2");
 }
+
+/// Text pasted by a terminal without bracketed paste arrives as keys, its line breaks as
+/// Enter: it lands in the input as one message, not one sent per line.
+#[test]
+fn lines_pasted_without_bracketed_paste_wait_in_the_input() {
+    let Some(tmux) = Tmux::new("paste") else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let server = TestServer::start();
+    let address = server.addr.to_string();
+    server.connect().register("erin", PASSWORD).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    KnownServers::at(home.path().join("data/papo/known_servers"))
+        .trust(&address, server.fingerprint.unwrap())
+        .unwrap();
+    tmux.open("dana", &address, home.path());
+    tmux.register("dana", "dana", "dana's password");
+    tmux.keys("dana", &["C-k"]);
+    tmux.type_text("dana", "erin");
+    tmux.keys("dana", &["Enter"]);
+    tmux.wait_for("dana", "Message to erin");
+    // `paste-buffer` without -p writes the text as typed keys, each line break a CR.
+    tmux.run(&["set-buffer", "-b", "lines", "line one\nline two\nline three"]);
+    tmux.run(&["paste-buffer", "-b", "lines", "-t", "dana"]);
+    let screen = tmux.wait_for("dana", "line three");
+    assert!(screen.contains("│line one") && screen.contains("│line two"), "not in the input box:\n{screen}");
+    assert!(!screen.contains("you: line"), "a line was sent:\n{screen}");
+    // Enter sends it, once, as one message.
+    tmux.keys("dana", &["Enter"]);
+    tmux.wait_for("dana", "✓");
+    let (mut erin, _) = server.login("erin");
+    let bodies: Vec<String> =
+        erin.history("dana", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
+    assert_eq!(bodies, ["line one\nline two\nline three"]);
+}
+
+/// Naming no server anywhere is a usage error, for the chat and the commands alike.
+#[test]
+fn no_server_named_is_a_usage_error_everywhere() {
+    let Some(tmux) = Tmux::new("noserver") else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    tmux.open("lost", "", home.path());
+    let screen = tmux.wait_for("lost", "papo exited with");
+    assert!(screen.contains("which server?"), "{screen}");
+    assert!(screen.contains("papo exited with 2"), "{screen}");
+    let output = Command::new(env!("CARGO_BIN_EXE_papo"))
+        .args(["contacts", "--user", "ana"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("PAPO_PASSWORD", PASSWORD)
+        .env_remove("PAPO_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("which server?"));
+}

@@ -45,11 +45,64 @@ fn login_form_explains_missing_fields() {
     assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
     assert_eq!(model.login.error.as_deref(), Some("type your name"));
     type_text(&mut model, "ana");
+    // Enter on a filled name goes on to the password, as on any form, and blames nothing yet.
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!((model.login.field, model.login.error.as_deref()), (LoginField::Password, None));
     assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
     assert_eq!(
         (model.login.field, model.login.error.as_deref()),
         (LoginField::Password, Some("type your password"))
     );
+}
+
+/// Creating an account is typing each field and Enter after each: no error on the way, and
+/// the last Enter submits.
+#[test]
+fn create_account_is_enter_after_each_field() {
+    let mut model = fresh();
+    update(&mut model, key(KeyCode::F(2)));
+    type_text(&mut model, "novo");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!((model.login.field, model.login.error.as_deref()), (LoginField::Password, None));
+    type_text(&mut model, "password1");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!((model.login.field, model.login.error.as_deref()), (LoginField::Confirm, None));
+    type_text(&mut model, "password1");
+    let commands = update(&mut model, key(KeyCode::Enter));
+    assert_eq!(commands, [NetCommand::Register { name: "novo".into(), password: "password1".into() }]);
+}
+
+/// An error from the last attempt goes as soon as the user changes what was tried; one that
+/// says there is no connection stays until there is one.
+#[test]
+fn a_login_error_does_not_outlive_the_attempt_it_was_about() {
+    let mut model = fresh();
+    type_text(&mut model, "ana");
+    update(&mut model, key(KeyCode::Tab));
+    type_text(&mut model, "wrongpass");
+    update(&mut model, key(KeyCode::Enter));
+    let failed = NetEvent::AuthFailed {
+        code: Some(ErrorCode::InvalidCredentials),
+        message: "wrong name or password".into(),
+    };
+    update(&mut model, Msg::Net(failed));
+    update(&mut model, key(KeyCode::Left));
+    assert_eq!(
+        model.login.error.as_deref(),
+        Some("wrong name or password"),
+        "moving the cursor changes nothing"
+    );
+    update(&mut model, key(KeyCode::Backspace));
+    assert_eq!(model.login.error, None);
+    update(&mut model, Msg::Paste("s".into()));
+    update(&mut model, key(KeyCode::Enter));
+    let offline =
+        NetEvent::AuthFailed { code: None, message: "not connected to lab:7878 yet; retrying".into() };
+    update(&mut model, Msg::Net(offline));
+    update(&mut model, key(KeyCode::Backspace));
+    assert!(model.login.error.as_deref().is_some_and(|e| e.starts_with("not connected")));
+    update(&mut model, Msg::Net(NetEvent::Link(papo::net::Link::Online)));
+    assert_eq!(model.login.error, None);
 }
 
 #[test]

@@ -350,3 +350,69 @@ fn the_help_lists_the_group_commands_and_alt_m() {
         assert!(seen.contains(needle), "{needle} is not in the help:\n{seen}");
     }
 }
+
+/// Draws `model` and says where the cursor is.
+fn cursor_after_drawing(model: &Model, width: u16, height: u16) -> (u16, u16) {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+    let frame = terminal.draw(|frame| papo::app::view(model, frame)).unwrap();
+    let _ = frame;
+    let position = terminal.get_cursor_position().unwrap();
+    (position.x, position.y)
+}
+
+#[test]
+fn the_trust_prompt_is_whole_and_answerable_at_40x12() {
+    let mut model = Model::new("127.0.0.1:17878".into(), UtcOffset::UTC, (40, 12), 1);
+    let presented = Fingerprint::of(b"server certificate");
+    update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+    type_text(&mut model, "ye");
+    let screen = render(&model, 40, 12);
+    assert!(screen.iter().all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= 40));
+    // Every byte of the fingerprint is on screen, in order, none split across rows.
+    let shown = presented.to_string();
+    let rows: Vec<&str> = screen.iter().map(|r| r.trim_matches(['│', ' '])).collect();
+    let fingerprint: Vec<&str> =
+        rows.iter().filter(|r| r.len() == 23 && r.matches(':').count() == 7).copied().collect();
+    assert_eq!(fingerprint.join(":"), shown, "{}", screen.join("\n"));
+    // The answer is visible with its label, and the cursor sits right after it.
+    let answer = row_containing(&screen, "Type yes: ye");
+    let y = screen.iter().position(|r| r == answer).unwrap();
+    let label = answer.find("Type yes: ye").unwrap();
+    let x = answer[..label].chars().count() + "Type yes: ye".len();
+    assert_eq!(cursor_after_drawing(&model, 40, 12), (u16::try_from(x).unwrap(), u16::try_from(y).unwrap()));
+    row_containing(&screen, "Enter to answer · Esc quit");
+    // A long answer scrolls, keeping the cursor inside the box.
+    type_text(&mut model, &"x".repeat(60));
+    let (x, _) = cursor_after_drawing(&model, 40, 12);
+    assert!(x < 39, "cursor at {x}");
+    // What does not fit ends with a mark, not mid-box.
+    assert!(screen.iter().any(|r| r.trim_end_matches(['│', ' ']).ends_with('…')), "{}", screen.join("\n"));
+    // A wrong answer's explanation wraps and goes as soon as the user types again.
+    update(&mut model, Msg::Key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Enter)));
+    let screen = render(&model, 40, 12);
+    let explained =
+        screen.iter().filter(|r| r.contains("type yes") || r.contains("trust the server")).count();
+    assert!(explained >= 1, "{}", screen.join("\n"));
+    assert!(screen.concat().contains("Esc to"), "{}", screen.join("\n"));
+    type_text(&mut model, "y");
+    assert_eq!(model.trust.as_ref().unwrap().error, None);
+}
+
+#[test]
+fn a_narrow_input_box_wraps_keeps_the_cursor_and_the_recipient_in_sight() {
+    let mut model = logged_in(vec![contact("alice", true, 0, 0)]);
+    update(&mut model, ctrl('n'));
+    with_history(&mut model, "alice", vec![]);
+    model.viewport = (30, 16);
+    let text = "this is a long message typed into a narrow terminal to see whether it wraps properly and the cursor shows";
+    type_text(&mut model, text);
+    let screen = render(&model, 30, 16);
+    let top = screen.iter().position(|r| r.contains("Message to")).unwrap();
+    assert!(screen[top].contains("Message to alice"), "{}", screen.join("\n"));
+    assert!(screen[top].contains("↑"), "what scrolled out above is marked:\n{}", screen.join("\n"));
+    let (x, y) = cursor_after_drawing(&model, 30, 16);
+    assert!(usize::from(y) > top && usize::from(y) < 15 && x < 29, "cursor ({x}, {y}) outside the box");
+    let bottom = screen[usize::from(y)].trim_matches(['│', ' ']).to_owned();
+    assert!(text.ends_with(&bottom), "the cursor's row shows the end: {bottom:?}");
+    assert!(screen.iter().all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= 30));
+}

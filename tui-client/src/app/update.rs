@@ -120,7 +120,9 @@ fn trust_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
             prompt.answer = Editor::default();
         }
         _ => {
-            edit(&mut prompt.answer, key);
+            if edit(&mut prompt.answer, key) && !prompt.answer.is_empty() {
+                prompt.error = None;
+            }
         }
     }
 }
@@ -135,7 +137,13 @@ fn login_key(form: &mut LoginForm, key: KeyEvent, out: &mut Vec<NetCommand>) {
         KeyCode::Char('r') if key.modifiers.contains(KeyModifiers::CONTROL) => toggle_mode(form),
         KeyCode::Enter => submit_login(form, out),
         _ => {
+            let before = form.focused_mut().text().to_owned();
             edit(form.focused_mut(), key);
+            // What the last attempt said no longer holds once the user changes what was tried
+            // (a missing connection is another matter: it goes when the link comes up).
+            if form.focused_mut().text() != before && !form.offline_error {
+                form.error = None;
+            }
         }
     }
 }
@@ -157,11 +165,16 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
     }
     let name = form.name.text().trim().to_owned();
     let password = form.password.text().to_owned();
-    if form.mode == LoginMode::Register && form.field == LoginField::Password && form.confirm.is_empty() {
-        // Enter after the password means "next", as on any form, before anything is judged.
-        form.field = LoginField::Confirm;
-        form.error = None;
-        return;
+    // Enter on a filled field with an empty one after it means "next", as on any form,
+    // before anything is judged: creating an account is Enter after each field.
+    let fields = form.fields();
+    let at = fields.iter().position(|&f| f == form.field).unwrap_or(0);
+    if let Some(&next) = fields.get(at + 1) {
+        if !field_editor(form, form.field).is_empty() && field_editor(form, next).is_empty() {
+            form.field = next;
+            form.error = None;
+            return;
+        }
     }
     let problem = if name.is_empty() {
         Some((LoginField::Name, "type your name"))
@@ -186,6 +199,14 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
         LoginMode::LogIn => NetCommand::Login { name, password },
         LoginMode::Register => NetCommand::Register { name, password },
     });
+}
+
+fn field_editor(form: &LoginForm, field: LoginField) -> &Editor {
+    match field {
+        LoginField::Name => &form.name,
+        LoginField::Password => &form.password,
+        LoginField::Confirm => &form.confirm,
+    }
 }
 
 fn chat_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
@@ -482,10 +503,16 @@ fn on_paste(model: &mut Model, text: &str, out: &mut Vec<NetCommand>) {
     // Terminals send pasted line breaks as CR.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     if let Some(prompt) = &mut model.trust {
+        prompt.error = None;
         return prompt.answer.insert(text.trim());
     }
     match (model.screen, &mut model.overlay) {
-        (Screen::Login, _) => model.login.focused_mut().insert(text.trim_end_matches('\n')),
+        (Screen::Login, _) => {
+            if !model.login.offline_error {
+                model.login.error = None;
+            }
+            model.login.focused_mut().insert(text.trim_end_matches('\n'));
+        }
         (Screen::Chat, Some(Overlay::Search)) => search::paste(model, &text),
         (Screen::Chat, Some(Overlay::Password(form))) => {
             let field = match form.field {

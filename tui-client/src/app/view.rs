@@ -15,6 +15,7 @@ use super::model::{
     Roster, Screen, SearchState, TrustPrompt,
 };
 use super::unread;
+use super::wrap::{wrap, wrap_styled};
 use crate::net::{Link, TrustProblem};
 use crate::sanitize;
 use crate::settings::GroupNotify;
@@ -34,6 +35,9 @@ const HELP_WIDTH: u16 = 78;
 /// conversation's right side.
 const MEMBERS_BESIDE_WIDTH: u16 = 60;
 
+/// Most rows the status line takes when a notice wraps.
+const STATUS_MOST_ROWS: usize = 4;
+
 /// Where the chat screen's panes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChatLayout {
@@ -45,20 +49,24 @@ pub struct ChatLayout {
     pub members: Option<Rect>,
     /// Input box, with border.
     pub input: Rect,
-    /// One-line status bar.
+    /// Status bar: one row, more while a long notice wraps.
     pub status: Rect,
 }
 
 impl ChatLayout {
-    /// Splits `area` for an input of `input_lines` lines: the box grows with its text up to
-    /// a third of the screen, then scrolls.
-    pub fn new(area: Rect, input_lines: usize) -> Self {
+    /// Splits `area` for an input of `input_lines` lines (the box grows with its text up to
+    /// a third of the screen, then scrolls) and a status of `status_lines` rows.
+    pub fn new(area: Rect, input_lines: usize, status_lines: usize) -> Self {
         let most = (area.height / 3).saturating_sub(2).max(1) as usize;
         let input_height =
             u16::try_from(input_lines.clamp(1, most)).expect("at most a third of a u16 height") + 2;
-        let [main, input, status] =
-            Layout::vertical([Constraint::Min(3), Constraint::Length(input_height), Constraint::Length(1)])
-                .areas(area);
+        let status_height = u16::try_from(status_lines.clamp(1, STATUS_MOST_ROWS)).expect("a few rows");
+        let [main, input, status] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(input_height),
+            Constraint::Length(status_height),
+        ])
+        .areas(area);
         let contacts_width = (area.width / 4).clamp(14, 28);
         let [contacts, history] =
             Layout::horizontal([Constraint::Length(contacts_width), Constraint::Min(10)]).areas(main);
@@ -66,10 +74,14 @@ impl ChatLayout {
     }
 
     /// The layout of `model`'s chat screen on `area`: the input box as tall as its text
-    /// wraps to, and the members pane if shown.
+    /// wraps to, the status as tall as its notice wraps to, and the members pane if shown.
     pub fn for_model(area: Rect, model: &Model) -> Self {
         let inner_width = usize::from(area.width.saturating_sub(2));
-        let layout = Self::new(area, model.input.layout(inner_width).0.len());
+        let layout = Self::new(
+            area,
+            model.input.layout(inner_width).0.len(),
+            status_lines(model, usize::from(area.width)).len(),
+        );
         if model.members_shown() {
             layout.with_members()
         } else {
@@ -216,41 +228,84 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     }
 }
 
-/// Asks to trust a new server's certificate, or explains why a changed one is refused.
+/// Asks to trust a new server's certificate, or explains why a changed one is refused. The
+/// box fits the screen down to 40×12 and below: the fingerprint breaks into as many rows as
+/// the width needs, the answer row keeps the cursor in sight, and text that cannot fit ends
+/// with a mark instead of running off the box.
 fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
-    let indent =
-        |fingerprint: &Fingerprint| fingerprint_lines(fingerprint).map(|half| Line::raw(format!("  {half}")));
-    let (title, border, lines, answer, height) = match &prompt.problem {
-        TrustProblem::Unknown { presented } => {
-            let mut lines = vec![
-                Line::raw(format!("First connection to {server}.")),
-                Line::raw("No trusted authority vouches for its certificate; its SHA-256 fingerprint is:"),
-            ];
-            lines.extend(indent(presented));
-            lines.extend([
-                Line::raw(""),
-                Line::raw("Compare it with the fingerprint papo-server logged when it started (ask whoever runs it). If they match, trust it: papo remembers it and warns if it ever changes."),
-            ]);
-            (" Papo · new server ", ACCENT, lines, Some(&prompt.answer), 14)
-        }
-        TrustProblem::Changed { trusted, presented, file } => {
-            let mut lines = vec![
-                Line::styled(format!("The certificate of {server} CHANGED. Nothing was sent."), ERROR),
-                Line::raw("Trusted before:"),
-            ];
-            lines.extend(indent(trusted));
-            lines.push(Line::raw("Presented now:"));
-            lines.extend(indent(presented));
-            lines.extend([
-                Line::raw(""),
-                Line::raw("Someone on the network may be impersonating the server to read your password. If its certificate was replaced on purpose (ask whoever runs it), remove the line for this server from:"),
-                Line::raw(format!("  {}", file.display())),
-                Line::raw("then start papo again."),
-            ]);
-            (" Papo · certificate changed ", ERROR, lines, None, 18)
+    let area = frame.area();
+    let width = area.width.min(72);
+    let inner_width = usize::from(width.saturating_sub(2)).max(1);
+    // Bytes per fingerprint row: "  AB:CD:…" takes 2 + 3n - 1 cells.
+    let per_row = [16, 8, 4, 2, 1].into_iter().find(|n| 3 * n < inner_width).unwrap_or(1);
+    let fingerprint = |fingerprint: &Fingerprint| -> Vec<Line<'static>> {
+        fingerprint_rows(fingerprint, per_row).into_iter().map(|row| Line::raw(format!("  {row}"))).collect()
+    };
+    let text = |text: &str, style: Style| -> Vec<Line<'static>> {
+        wrap(text, inner_width).into_iter().map(|row| Line::styled(row, style)).collect()
+    };
+    let plain = Style::new();
+    // The body in full, or (`short`) with the explanations cut down to what a small screen
+    // has room for: the fingerprints and what to do come first.
+    let body_of = |short: bool| -> Vec<Line<'static>> {
+        match &prompt.problem {
+            TrustProblem::Unknown { presented } => {
+                let mut body = text(&format!("First connection to {server}."), plain);
+                let intro = if short {
+                    "SHA-256 fingerprint:"
+                } else {
+                    "No trusted authority vouches for its certificate; its SHA-256 fingerprint is:"
+                };
+                body.extend(text(intro, plain));
+                body.extend(fingerprint(presented));
+                if !short {
+                    body.push(Line::raw(""));
+                }
+                body.extend(text("Compare it with the fingerprint papo-server logged when it started (ask whoever runs it). If they match, trust it: papo remembers it and warns if it ever changes.", plain));
+                body
+            }
+            TrustProblem::Changed { trusted, presented, file } => {
+                let mut body =
+                    text(&format!("The certificate of {server} CHANGED. Nothing was sent."), ERROR);
+                body.extend(text("Trusted before:", plain));
+                body.extend(fingerprint(trusted));
+                body.extend(text("Presented now:", plain));
+                body.extend(fingerprint(presented));
+                if short {
+                    body.extend(text("If the change is expected, remove its line from:", plain));
+                } else {
+                    body.push(Line::raw(""));
+                    body.extend(text("Someone on the network may be impersonating the server to read your password. If its certificate was replaced on purpose (ask whoever runs it), remove the line for this server from:", plain));
+                }
+                body.extend(text(&format!("  {}", file.display()), plain));
+                body.extend(text("then start papo again.", plain));
+                body
+            }
         }
     };
-    let boxed = centered(frame.area(), 72, height);
+    let (title, border, answer) = match &prompt.problem {
+        TrustProblem::Unknown { .. } => (" Papo · new server ", ACCENT, Some(&prompt.answer)),
+        TrustProblem::Changed { .. } => (" Papo · certificate changed ", ERROR, None),
+    };
+    let mut body = body_of(false);
+    let mut footer = Vec::new();
+    let mut cursor = None;
+    if let Some(answer) = answer {
+        let long = "Trust it? Type yes (or paste the fingerprint): ";
+        let label = [long, "Type yes: ", ""].into_iter().find(|l| l.width() + 8 <= inner_width).unwrap_or("");
+        // The answer scrolls by a box width at a time, so the cursor is always in sight.
+        let (rows, (row, column)) = answer.layout(inner_width - label.width());
+        cursor = Some(label.width() + column);
+        let shown = rows.into_iter().nth(row).unwrap_or_default();
+        footer.push(Line::from(vec![Span::styled(label, ACCENT), Span::raw(shown)]));
+    }
+    footer.extend(match (&prompt.error, answer) {
+        (Some(error), _) => text(&sanitize::line(error), ERROR),
+        (None, Some(_)) => text("Enter to answer · Esc quit", DIM),
+        (None, None) => text("Esc or Ctrl+C quit", DIM),
+    });
+    let wanted = body.len() + footer.len() + 2;
+    let boxed = centered(area, width, u16::try_from(wanted).unwrap_or(u16::MAX));
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(border)
@@ -258,31 +313,32 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
     let inner = block.inner(boxed);
     frame.render_widget(Clear, boxed);
     frame.render_widget(block, boxed);
-    let [body, footer] = Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(inner);
-    let hint = match (&prompt.error, answer) {
-        (Some(error), _) => Line::styled(sanitize::line(error).into_owned(), ERROR),
-        (None, Some(_)) => Line::styled("Enter to answer · Esc quit", DIM),
-        (None, None) => Line::styled("Esc or Ctrl+C quit", DIM),
-    };
-    let mut bottom = Vec::new();
-    if let Some(answer) = answer {
-        let label = "Trust it? Type yes (or paste the fingerprint): ";
-        bottom.push(Line::from(vec![
-            Span::styled(label, ACCENT),
-            Span::raw(sanitize::line(answer.text()).into_owned()),
-        ]));
-        place_cursor(frame, footer, 0, label.width() + answer.cursor_position().1);
+    let footer_rows = footer.len().min(usize::from(inner.height));
+    let body_rows = usize::from(inner.height) - footer_rows;
+    if body.len() > body_rows {
+        body = body_of(true);
     }
-    bottom.push(hint);
-    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }), body);
-    frame.render_widget(Paragraph::new(bottom), footer);
+    if body.len() > body_rows && body_rows > 0 {
+        body.truncate(body_rows);
+        let last = body.pop().unwrap_or_default();
+        let cut: String = last.spans.iter().map(|span| span.content.as_ref()).collect();
+        body.push(Line::styled(format!("{}…", truncate(&cut, inner_width.saturating_sub(1))), DIM));
+    }
+    let [body_area, footer_area] =
+        Layout::vertical([Constraint::Length(u16::try_from(body_rows).unwrap_or(0)), Constraint::Min(0)])
+            .areas(inner);
+    frame.render_widget(Paragraph::new(body), body_area);
+    frame.render_widget(Paragraph::new(footer), footer_area);
+    if let Some(column) = cursor {
+        place_cursor(frame, footer_area, 0, column);
+    }
 }
 
-/// A fingerprint as two lines of 16 bytes each, which fit a narrow box.
-fn fingerprint_lines(fingerprint: &Fingerprint) -> [String; 2] {
+/// A fingerprint in rows of `per_row` bytes.
+fn fingerprint_rows(fingerprint: &Fingerprint, per_row: usize) -> Vec<String> {
     let shown = fingerprint.to_string();
-    let (first, second) = shown.split_at(47);
-    [first.to_owned(), second.trim_start_matches(':').to_owned()]
+    let bytes: Vec<&str> = shown.split(':').collect();
+    bytes.chunks(per_row.max(1)).map(|row| row.join(":")).collect()
 }
 
 fn chat(model: &Model, frame: &mut Frame<'_>) {
@@ -399,15 +455,12 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     frame.render_widget(block, area);
     let height = inner.height as usize;
     let total = model.contacts.len();
-    // More contacts than rows: one row above and one below say what is out of sight.
-    let overflow = total > height;
-    let room = if overflow { height.saturating_sub(2).max(1) } else { height };
     let selected_at = model.selected.as_ref().and_then(|s| model.contacts.iter().position(|c| c.name == *s));
-    let first = selected_at.map_or(0, |at| (at + 1).saturating_sub(room)).min(total.saturating_sub(room));
+    let (first, room) = contacts_window(total, height, selected_at);
     let width = inner.width as usize;
     let offline = model.is_offline();
     let mut lines: Vec<Line<'_>> = Vec::with_capacity(height);
-    if overflow {
+    if first > 0 {
         lines.push(more_line("▲", &model.contacts[..first], width));
     }
     for (at, contact) in model.contacts.iter().enumerate().skip(first).take(room) {
@@ -446,14 +499,37 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         }
         lines.push(line);
     }
-    if overflow {
-        lines.push(more_line("▼", &model.contacts[(first + room).min(total)..], width));
+    if first + room < total {
+        lines.push(more_line("▼", &model.contacts[first + room..], width));
     }
     if total == 0 {
         frame.render_widget(Paragraph::new(Line::styled("nobody else yet", DIM)), inner);
     } else {
         frame.render_widget(Paragraph::new(lines), inner);
     }
+}
+
+/// Which contacts a pane `height` rows tall shows, as (first, how many), keeping the
+/// selected one in sight. Rows say what is out of sight above (`▲`) and below (`▼`) only when
+/// something is: a list scrolled to its top or bottom wastes no row on an empty mark.
+fn contacts_window(total: usize, height: usize, selected_at: Option<usize>) -> (usize, usize) {
+    if total <= height || height < 3 {
+        let room = height.min(total);
+        let first = selected_at.map_or(0, |at| (at + 1).saturating_sub(room));
+        return (first.min(total - room), room);
+    }
+    let at = selected_at.unwrap_or(0);
+    // At the top: only the mark below.
+    if at < height - 1 {
+        return (0, height - 1);
+    }
+    // At the bottom: only the mark above.
+    let last_page = total - (height - 1);
+    if at >= last_page {
+        return (last_page, height - 1);
+    }
+    let room = height - 2;
+    ((at + 1).saturating_sub(room).min(total - room), room)
 }
 
 /// "▼ 12 more", or "▼ 12 · 2 unread": how many contacts are out of sight, and whether any has news.
@@ -545,20 +621,32 @@ fn input(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         Some(peer) => format!(" Message to {peer} "),
         None => " Message (pick a contact first) ".to_owned(),
     };
-    let mut block = pane(&title, focused, model.look);
-    let inner = block.inner(area);
+    let inner = pane("", focused, model.look).inner(area);
     // Long lines wrap; a message taller than the box keeps the cursor's row in sight, and the
-    // border says what is cut above and below.
+    // border says what is cut above and below, shorter on a narrow screen, so the
+    // recipient's name is never drawn over.
     let (rows, (row, column)) = model.input.layout(inner.width as usize);
     let height = (inner.height as usize).max(1);
     let first = (row + 1).saturating_sub(height);
-    if first > 0 {
-        block = block.title(Line::styled(format!(" ↑ {first} more above "), ACCENT).right_aligned());
+    let border = usize::from(area.width.saturating_sub(2));
+    let mark = |arrow: &str, count: usize, words: &str| {
+        let long = format!(" {arrow} {count} {words} ");
+        if title.width() + long.width() <= border {
+            long
+        } else {
+            format!(" {arrow}{count} ")
+        }
+    };
+    let above = (first > 0).then(|| mark("↑", first, "more above"));
+    let title_room = border.saturating_sub(above.as_ref().map_or(0, |a| a.width()));
+    let mut block = pane(&truncate(&title, title_room), focused, model.look);
+    if let Some(above) = above {
+        block = block.title(Line::styled(above, ACCENT).right_aligned());
     }
     let hidden_below = rows.len().saturating_sub(first + height);
     if hidden_below > 0 {
-        block = block
-            .title_bottom(Line::styled(format!(" ↓ {hidden_below} more below "), ACCENT).right_aligned());
+        block =
+            block.title_bottom(Line::styled(mark("↓", hidden_below, "more below"), ACCENT).right_aligned());
     }
     frame.render_widget(block, area);
     let lines: Vec<Line<'_>> = rows.into_iter().skip(first).take(height).map(Line::raw).collect();
@@ -568,11 +656,11 @@ fn input(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
 }
 
-/// The status line, fitted to its width: the hint goes first, then the notice and the link's
-/// explanation are shortened, so what is said is always about the present and never cut
-/// off mid-word without a mark.
-fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
-    let width = area.width as usize;
+/// The status line: who, the link, where unread messages are, then a notice or the key
+/// hint. When that does not fit on one row the hint goes, and a long notice or offline
+/// reason wraps onto more rows (up to [`STATUS_MOST_ROWS`]) instead of being cut, so an error
+/// can always be read whole; only beyond that is it shortened with a mark.
+fn status_lines(model: &Model, width: usize) -> Vec<Line<'static>> {
     let me = model.me.as_ref().map_or("?", |me| me.as_str());
     let who = format!(" {me}");
     let (link_text, link_style) = link_text(model);
@@ -583,27 +671,35 @@ fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     if unread.width() > unread_room {
         unread = truncate(&unread, unread_room);
     }
-    let (mut tail, tail_style) = match &model.notice {
-        Some(notice) => (format!(" │ {}", sanitize::line(notice)), ERROR),
-        None => (" │ ? or F1 help · Ctrl+C quit".to_owned(), DIM),
-    };
-    let fixed = who.width() + " @ ".width() + unread.width();
-    if fixed + link_text.width() + tail.width() > width && model.notice.is_none() {
-        tail.clear();
+    let notice = model.notice.as_ref().map(|notice| format!(" │ {}", sanitize::line(notice)));
+    let mut pieces: Vec<(&str, Style)> =
+        vec![(&who, ACCENT), (" @ ", Style::new()), (&link_text, link_style), (&unread, ACCENT)];
+    let hint = " │ ? or F1 help · Ctrl+C quit";
+    match &notice {
+        Some(notice) => pieces.push((notice, ERROR)),
+        None => pieces.push((hint, DIM)),
     }
-    let tail_room = width.saturating_sub(fixed + link_text.width().min(width / 2));
-    if tail.width() > tail_room {
-        tail = truncate(&tail, tail_room);
+    let cells: usize = pieces.iter().map(|(text, _)| text.width()).sum();
+    if cells > width && notice.is_none() {
+        pieces.pop();
     }
-    let link_room = width.saturating_sub(fixed + tail.width());
-    let spans = vec![
-        Span::styled(who, ACCENT),
-        Span::raw(" @ "),
-        Span::styled(truncate(&link_text, link_room), link_style),
-        Span::styled(unread, ACCENT),
-        Span::styled(tail, tail_style),
-    ];
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let mut rows = wrap_styled(&pieces, width);
+    if rows.len() > STATUS_MOST_ROWS {
+        rows.truncate(STATUS_MOST_ROWS);
+        let last = rows.last_mut().expect("at least one row");
+        let text: String = last.iter().map(|(text, _)| text.as_str()).collect();
+        let style = last.last().map_or(ERROR, |(_, style)| *style);
+        *last = vec![(truncate(&format!("{text}…"), width), style)];
+    }
+    rows.into_iter()
+        .map(|row| {
+            Line::from(row.into_iter().map(|(text, style)| Span::styled(text, style)).collect::<Vec<_>>())
+        })
+        .collect()
+}
+
+fn status(model: &Model, frame: &mut Frame<'_>, area: Rect) {
+    frame.render_widget(Paragraph::new(status_lines(model, area.width as usize)), area);
 }
 
 /// The server and the state of the link, as now.

@@ -11,17 +11,18 @@ use std::time::{Duration, Instant};
 
 use papo_protocol::{
     Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, Fingerprint, FrameReader,
-    FrameWriter, MessageId, ReadHalf, Reply, Request, RequestId, ServerFrame, TrustError, Username,
-    WriteHalf,
+    FrameWriter, MessageId, ReadHalf, ReceiptKind, Reply, Request, RequestId, ServerFrame, TrustError,
+    Username, WriteHalf,
 };
 use tracing::{debug, info, warn};
 
+use super::receipts::{Receipt, Receipts, RECEIPT_INTERVAL};
 use super::{
     describe, GroupCommand, Link, NetCommand, NetConfig, NetEvent, Outgoing, SearchQuery, Transport,
     TrustProblem, HISTORY_PAGE, SEARCH_PAGE,
 };
 use crate::conv_key::ConvKey;
-use crate::outbox::OutboxFile;
+use crate::outbox::Outbox;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,16 +40,24 @@ pub(super) enum Input {
 
 /// What a request in flight was, so its reply can be routed.
 enum Pending {
-    Register { name: String, password: String },
+    Register {
+        name: String,
+        password: String,
+    },
     Login,
     Resume,
     Send(u64),
-    History { with: ConvKey, before: Option<MessageId> },
+    History {
+        with: ConvKey,
+        before: Option<MessageId>,
+    },
     Contacts(Vec<Contact>),
     Groups,
     Search(SearchQuery),
     ChangePassword,
     Group(GroupCommand),
+    /// Sent again after a reconnect if the connection is lost before the answer.
+    Receipt(Receipt),
     Quiet,
 }
 
@@ -73,13 +82,18 @@ pub(super) struct Net {
     token: Option<String>,
     me: Option<Username>,
     unacked: Vec<Outgoing>,
-    /// The user whose outbox file `unacked` is mirrored to.
+    /// The user whose outbox `unacked` is mirrored to.
     outbox_of: Option<Username>,
+    /// That user's queue file of this process, when kept on disk.
+    outbox: Option<Outbox>,
     /// How many messages `unacked` holds, for [`NetHandle::quit`].
     unsent: Arc<AtomicUsize>,
     /// History requests to send once logged in: asked while offline, or lost with a
     /// connection.
     reissue: Vec<(ConvKey, Option<MessageId>)>,
+    receipts: Receipts,
+    /// The conversation the last `MarkRead` was for: one for another means the user switched.
+    reading: Option<ConvKey>,
     backoff: Duration,
     retry_at: Option<Instant>,
 }
@@ -107,8 +121,11 @@ impl Net {
             me: None,
             unacked: Vec::new(),
             outbox_of: None,
+            outbox: None,
             unsent,
             reissue: Vec::new(),
+            receipts: Receipts::new(RECEIPT_INTERVAL),
+            reading: None,
             backoff: Duration::from_millis(500),
             retry_at: Some(Instant::now()),
         }
@@ -139,12 +156,21 @@ impl Net {
 
     fn next_deadline(&self) -> Option<Instant> {
         match &self.link {
-            Some(link) => Some(link.last_write + self.keepalive),
+            Some(link) => {
+                let keepalive = link.last_write + self.keepalive;
+                let receipts = self.receipts.next_due().filter(|_| self.me.is_some());
+                Some(receipts.map_or(keepalive, |due| due.min(keepalive)))
+            }
             None => self.retry_at,
         }
     }
 
     fn timer(&mut self) {
+        if self.me.is_some() {
+            for receipt in self.receipts.due(Instant::now()) {
+                self.send_receipt(receipt);
+            }
+        }
         if self.link.as_ref().is_some_and(|link| link.last_write.elapsed() >= self.keepalive) {
             self.request(Request::Ping, Pending::Quiet);
         } else if self.link.is_none() && self.retry_at.is_some_and(|at| at <= Instant::now()) {
@@ -244,9 +270,8 @@ impl Net {
         if let Some(link) = self.link.take() {
             let _ = link.writer.get_ref().socket().shutdown(std::net::Shutdown::Both);
         }
-        // Sends stay in `unacked` and history requests are asked again after the reconnect;
-        // the contacts are refetched anyway, and receipts are sent again by the UI once it
-        // sees the refetched unread counts.
+        // Sends stay in `unacked`, and history requests and receipts are sent again after
+        // the reconnect; the contacts are refetched anyway.
         // A search or a password change in flight is not resent: the UI says it failed.
         for (_, pending) in std::mem::take(&mut self.in_flight) {
             match pending {
@@ -262,6 +287,7 @@ impl Net {
                 Pending::ChangePassword => (self.emit)(NetEvent::PasswordChanged(Err(
                     "the connection was lost before the server answered; log in with either password to find out which holds".into(),
                 ))),
+                Pending::Receipt(Receipt { kind, with, up_to }) => self.receipts.defer(kind, &with, up_to),
                 _ => {}
             }
         }
@@ -296,7 +322,11 @@ impl Net {
                 }
             }
             NetCommand::MarkRead { with, up_to } => {
-                self.request(Request::MarkRead { with: with.to_string(), up_to }, Pending::Quiet);
+                if self.reading.as_ref() != Some(&with) {
+                    self.flush_receipts();
+                    self.reading = Some(with.clone());
+                }
+                self.receipt(ReceiptKind::Read, &with, up_to);
             }
             NetCommand::Trust(fingerprint) => self.trust(fingerprint),
             NetCommand::Typing { to } => {
@@ -343,6 +373,34 @@ impl Net {
         let message = format!("not connected to {} yet; retrying", self.server);
         (self.emit)(NetEvent::AuthFailed { code: None, message });
         false
+    }
+
+    /// Sends a receipt now or, within its conversation's interval or while offline, later.
+    fn receipt(&mut self, kind: ReceiptKind, with: &ConvKey, up_to: MessageId) {
+        if self.me.is_none() || self.link.is_none() {
+            return self.receipts.defer(kind, with, up_to);
+        }
+        if let Some(receipt) = self.receipts.offer(kind, with, up_to, Instant::now()) {
+            self.send_receipt(receipt);
+        }
+    }
+
+    /// Sends every waiting receipt (switching conversations, reconnected, quitting).
+    fn flush_receipts(&mut self) {
+        if self.me.is_some() && self.link.is_some() {
+            for receipt in self.receipts.flush(Instant::now()) {
+                self.send_receipt(receipt);
+            }
+        }
+    }
+
+    fn send_receipt(&mut self, receipt: Receipt) {
+        let with = receipt.with.to_string();
+        let request = match receipt.kind {
+            ReceiptKind::Delivered => Request::Delivered { from: with, up_to: receipt.up_to },
+            ReceiptKind::Read => Request::MarkRead { with, up_to: receipt.up_to },
+        };
+        self.request(request, Pending::Receipt(receipt));
     }
 
     fn history(&mut self, with: ConvKey, before: Option<MessageId>) {
@@ -395,6 +453,8 @@ impl Net {
             (Pending::Login, Ok(Reply::LoggedIn(session))) => {
                 if self.me.as_ref().is_some_and(|me| *me != session.name) {
                     self.set_aside_unacked();
+                    // The other user's receipts are theirs to send.
+                    self.receipts = Receipts::new(RECEIPT_INTERVAL);
                 }
                 (self.emit)(NetEvent::LoggedIn { name: session.name.clone(), pending: session.pending });
                 self.start_session(session.name, session.token);
@@ -476,50 +536,76 @@ impl Net {
         for (with, before) in std::mem::take(&mut self.reissue) {
             self.history(with, before);
         }
+        self.flush_receipts();
         for outgoing in self.unacked.clone() {
             self.send_message(&outgoing);
         }
     }
 
-    fn outbox_file(&self, user: &Username) -> Option<OutboxFile> {
-        self.outbox_dir.as_deref().map(|dir| OutboxFile::new(dir, &self.server, user))
-    }
-
-    /// Takes up what an earlier run left queued for `user` (once per user and run).
+    /// Opens `user`'s outbox (once per user and run), then takes over what papo processes
+    /// of that user that ended left queued: on every login and reconnect, so what another
+    /// window left when it quit is sent as soon as the server is back.
     fn restore_outbox(&mut self, user: &Username) {
-        if self.outbox_of.as_ref() == Some(user) {
-            return;
+        if self.outbox_of.as_ref() != Some(user) {
+            self.outbox_of = Some(user.clone());
+            self.outbox = None;
+            if let Some(dir) = &self.outbox_dir {
+                match Outbox::open(dir, &self.server, user) {
+                    Ok(outbox) => self.outbox = Some(outbox),
+                    Err(e) => self.outbox_failed(&e),
+                }
+            }
         }
-        self.outbox_of = Some(user.clone());
-        let Some(file) = self.outbox_file(user) else { return };
-        let restored: Vec<Outgoing> = match file.load() {
-            Ok(queued) => queued
-                .into_iter()
-                .filter(|o| !self.unacked.iter().any(|u| u.client_msg_id == o.client_msg_id))
-                .collect(),
+        let Some(outbox) = &self.outbox else {
+            self.save_outbox();
+            return;
+        };
+        let orphans = match outbox.orphans() {
+            Ok(orphans) => orphans,
             Err(e) => {
-                warn!(error = %format!("{e:#}"), "cannot read the outbox; leaving it alone");
-                self.outbox_of = None;
-                return;
+                warn!(error = %format!("{e:#}"), "cannot look for queues left by earlier runs");
+                Vec::new()
             }
         };
-        if restored.is_empty() {
-            return self.save_outbox();
+        let mut restored: Vec<Outgoing> = Vec::new();
+        for outgoing in orphans.iter().flat_map(|orphan| &orphan.queued) {
+            let known = |o: &Outgoing| o.client_msg_id == outgoing.client_msg_id;
+            if !self.unacked.iter().any(known) && !restored.iter().any(known) {
+                restored.push(outgoing.clone());
+            }
         }
-        info!(count = restored.len(), "sending messages queued by an earlier run");
         self.unacked.splice(0..0, restored.iter().cloned());
-        self.save_outbox();
-        (self.emit)(NetEvent::Restored(restored));
+        // The taken-over queues go only once what they held is in ours.
+        if !self.save_outbox() {
+            return;
+        }
+        for orphan in orphans {
+            if let Err(e) = orphan.remove() {
+                warn!(error = %format!("{e:#}"), "cannot remove a queue taken over");
+            }
+        }
+        if !restored.is_empty() {
+            info!(count = restored.len(), "sending messages queued by an earlier run");
+            (self.emit)(NetEvent::Restored(restored));
+        }
     }
 
-    /// Mirrors `unacked` to the user's outbox file.
-    fn save_outbox(&mut self) {
+    /// Mirrors `unacked` to this process's outbox file; false if that failed.
+    fn save_outbox(&mut self) -> bool {
         self.unsent.store(self.unacked.len(), Ordering::SeqCst);
-        let Some(file) = self.outbox_of.clone().and_then(|user| self.outbox_file(&user)) else { return };
-        if let Err(e) = file.save(&self.unacked) {
-            warn!(error = %format!("{e:#}"), "cannot write the outbox");
-            (self.emit)(NetEvent::Notice(format!("cannot keep unsent messages on disk: {e:#}")));
+        let Some(outbox) = &self.outbox else { return true };
+        match outbox.save(&self.unacked) {
+            Ok(()) => true,
+            Err(e) => {
+                self.outbox_failed(&e);
+                false
+            }
         }
+    }
+
+    fn outbox_failed(&self, e: &anyhow::Error) {
+        warn!(error = %format!("{e:#}"), "cannot write the outbox");
+        (self.emit)(NetEvent::Notice(format!("cannot keep unsent messages on disk: {e:#}")));
     }
 
     /// Logging in as someone else: the other user's unsent messages stay in their outbox
@@ -533,7 +619,9 @@ impl Net {
             };
             (self.emit)(NetEvent::SendFailed { client_msg_id: outgoing.client_msg_id, reason });
         }
+        // Released, the queue file waits for the next login as that user.
         self.outbox_of = None;
+        self.outbox = None;
         self.unsent.store(0, Ordering::SeqCst);
     }
 
@@ -559,15 +647,15 @@ impl Net {
         // Until confirmed, a message stays pending for this user and comes again at login.
         let delivered = match &event {
             Event::Message(message) if self.me.as_ref() == Some(&message.to) => {
-                Some((message.from.to_string(), message.id))
+                Some((ConvKey::User(message.from.clone()), message.id))
             }
             Event::GroupMessage(line) if self.me.as_ref() != Some(&line.from) => {
-                Some((line.group.to_string(), line.id))
+                Some((ConvKey::Group(line.group.clone()), line.id))
             }
             _ => None,
         };
         if let Some((from, up_to)) = delivered {
-            self.request(Request::Delivered { from, up_to }, Pending::Quiet);
+            self.receipt(ReceiptKind::Delivered, &from, up_to);
         }
         (self.emit)(NetEvent::Server(event));
     }
@@ -586,6 +674,7 @@ impl Net {
             }
         }
         if self.me.is_some() {
+            self.flush_receipts();
             self.request(Request::Logout, Pending::Quiet);
         }
         if let Some(link) = self.link.take() {

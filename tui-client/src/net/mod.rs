@@ -7,6 +7,7 @@
 //! loop, so one thread decides everything about the connection's state.
 
 mod machine;
+mod receipts;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use papo_protocol::{
-    ClientError, Contact, ErrorCode, Event, Fingerprint, GroupHistoryPage, GroupInfo, GroupName,
+    ClientError, Contact, ErrorCode, Event, Fingerprint, FrameError, GroupHistoryPage, GroupInfo, GroupName,
     GroupSummary, HistoryPage, MessageId, SearchPage, Security, UnixMillis, Username,
 };
 
@@ -427,11 +428,45 @@ pub fn now_millis() -> papo_protocol::UnixMillis {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A one-line explanation of a connection problem, for the status bar.
+/// A one-line explanation of a connection problem, for the status bar and the command line:
+/// a connection that broke reads as what happened, not as the socket's error number.
 pub fn describe(error: &ClientError) -> String {
+    use std::io::ErrorKind;
     match error {
         ClientError::Connect { addr, source } => format!("cannot reach {addr}: {source}"),
         ClientError::Fatal(e) | ClientError::Rejected(e) => e.message.clone(),
+        ClientError::Frame(FrameError::Io(e)) => match e.kind() {
+            ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::UnexpectedEof
+            | ErrorKind::NotConnected => "the connection to the server was lost".to_owned(),
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => "the server stopped answering".to_owned(),
+            _ => format!("the connection to the server failed: {e}"),
+        },
+        ClientError::Frame(FrameError::Truncated) | ClientError::Closed => {
+            "the server closed the connection".to_owned()
+        }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn a_dropped_connection_reads_as_what_happened() {
+        for kind in [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset, ErrorKind::UnexpectedEof] {
+            let error = ClientError::Frame(FrameError::Io(Error::from(kind)));
+            assert_eq!(describe(&error), "the connection to the server was lost");
+        }
+        let silent = ClientError::Frame(FrameError::Io(Error::from(ErrorKind::TimedOut)));
+        assert_eq!(describe(&silent), "the server stopped answering");
+        assert_eq!(describe(&ClientError::Frame(FrameError::Truncated)), "the server closed the connection");
+        let other = ClientError::Frame(FrameError::Io(Error::other("disk on fire")));
+        assert_eq!(describe(&other), "the connection to the server failed: disk on fire");
     }
 }
