@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::{Audience, Context, Delivery, Handled, Identity, Then};
 use crate::errors;
-use crate::store::{StoreError, TokenRecord, UserRecord};
+use crate::store::{AccountChanged, StoreError, TokenRecord, UserRecord};
 
 /// Creates an account, and tells the sessions that follow contacts about it.
 pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<Handled, ErrorReply> {
@@ -52,12 +52,12 @@ pub(super) fn login(ctx: &Context<'_>, name: &str, password: &str) -> Result<Han
         ctx.limits.login_unchecked(attempt);
         return Err(busy());
     };
-    let Some((user, _)) = user.filter(|_| matches) else {
+    let Some((user, record)) = user.filter(|_| matches) else {
         info!(peer = %ctx.peer, "failed login");
         return Err(ErrorReply::new(ErrorCode::InvalidCredentials, "wrong name or password"));
     };
     ctx.limits.login_succeeded(attempt);
-    start_session(ctx, user)
+    start_session(ctx, user, &record.password_hash, Proof::Password)
 }
 
 /// Changes the caller's password, and revokes every resume token of theirs but this
@@ -139,12 +139,12 @@ pub(super) fn resume(ctx: &Context<'_>, token: &str) -> Result<Handled, ErrorRep
         || ErrorReply::new(ErrorCode::InvalidToken, "the saved session expired; log in with your password");
     // The token is single-use, taken on the committer: of several sessions resuming with it
     // at once, exactly one succeeds. Resuming hands out a fresh one.
-    let record =
+    let (record, account) =
         ctx.store.take_token(&token_hash).map_err(|e| errors::from_store(&e))?.ok_or_else(invalid)?;
     if record.expires_at <= ctx.clock.now_millis() {
         return Err(invalid());
     }
-    start_session(ctx, record.user)
+    start_session(ctx, record.user, &account.password_hash, Proof::Token)
 }
 
 /// Revokes the session's token; the connection closes after the reply, whatever it says.
@@ -160,7 +160,16 @@ pub(super) fn logout(ctx: &Context<'_>, me: &Identity) -> Handled {
 }
 
 /// Issues a token and counts the waiting messages; the session then joins the hub.
-fn start_session(ctx: &Context<'_>, name: Username) -> Result<Handled, ErrorReply> {
+///
+/// `authenticated` is the password hash the session proved itself against (checked by a
+/// login, or current when a resume took its token): if a password change came in between,
+/// the token is not saved and the session does not start, or it would outlive the change.
+fn start_session(
+    ctx: &Context<'_>,
+    name: Username,
+    authenticated: &str,
+    proof: Proof,
+) -> Result<Handled, ErrorReply> {
     let token = new_token().map_err(|e| {
         warn!(error = %e, "no randomness for a token");
         ErrorReply::new(ErrorCode::Internal, "the server could not create a session")
@@ -169,8 +178,12 @@ fn start_session(ctx: &Context<'_>, name: Username) -> Result<Handled, ErrorRepl
     let lifetime = i64::try_from(ctx.config.token_lifetime.as_millis()).unwrap_or(i64::MAX);
     let record =
         TokenRecord { user: name.clone(), expires_at: ctx.clock.now_millis().saturating_add(lifetime) };
-    match ctx.store.put_token(&token_hash, &record) {
-        Ok(()) => {}
+    match ctx.store.save_token(&token_hash, &record, authenticated) {
+        Ok(Ok(())) => {}
+        Ok(Err(changed)) => {
+            info!(user = %name, peer = %ctx.peer, ?changed, "login refused: the account changed meanwhile");
+            return Err(account_changed(changed, proof));
+        }
         // A full disk must not keep people out: the session works, only resuming it later
         // asks for the password again.
         Err(e @ StoreError::StorageFull { .. }) => {
@@ -182,6 +195,28 @@ fn start_session(ctx: &Context<'_>, name: Username) -> Result<Handled, ErrorRepl
     info!(user = %name, peer = %ctx.peer, pending, "logged in");
     let reply = Reply::LoggedIn(LoggedIn { name: name.clone(), token, pending });
     Ok(Handled { then: Then::LoggedIn(Identity { name, token_hash }), ..Handled::reply(reply) })
+}
+
+/// How a session proved who it is.
+#[derive(Debug, Clone, Copy)]
+enum Proof {
+    Password,
+    /// A resume token: refusals say the saved session is over, as for an expired token.
+    Token,
+}
+
+/// The reply to a login or resume that a change of the account overtook.
+fn account_changed(changed: AccountChanged, proof: Proof) -> ErrorReply {
+    let code = match proof {
+        Proof::Password => ErrorCode::InvalidCredentials,
+        Proof::Token => ErrorCode::InvalidToken,
+    };
+    match changed {
+        AccountChanged::PasswordChanged => {
+            ErrorReply::new(code, "the password was changed meanwhile; log in with the new password")
+        }
+        AccountChanged::Gone => ErrorReply::new(code, "there is no such account"),
+    }
 }
 
 /// 256 random bits, hex-encoded.

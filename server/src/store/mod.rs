@@ -56,7 +56,7 @@ pub use groups::Membership;
 pub use prune::Pruned;
 pub use records::{GroupId, GroupRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord};
 pub use search::{SearchPage, SEARCH_BUDGET};
-pub use writes::{Appended, Posted};
+pub use writes::{AccountChanged, Appended, Posted};
 
 /// How the store trades latency, throughput, memory and recovery time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,13 +363,18 @@ impl Store {
         Ok((names, false))
     }
 
-    /// Stores a resume token's hash durably.
-    pub fn put_token(&self, token_hash: &[u8], record: &TokenRecord) -> Result<()> {
-        let (key, value) = (token_hash.to_vec(), encode(record));
-        self.committer.call(Growth::Grows, move |staged| {
-            staged.insert(commit::TreeName::Tokens, key, value);
-            Ok(())
-        })
+    /// Stores a resume token's hash durably, unless the account changed since its owner was
+    /// authenticated against `authenticated` (their password hash then); see
+    /// [`writes::save_token`].
+    pub fn save_token(
+        &self,
+        token_hash: &[u8],
+        record: &TokenRecord,
+        authenticated: &str,
+    ) -> Result<Result<(), AccountChanged>> {
+        let (key, record, authenticated) = (token_hash.to_vec(), record.clone(), authenticated.to_owned());
+        self.committer
+            .call(Growth::Grows, move |staged| writes::save_token(staged, key, &record, &authenticated))
     }
 
     /// The record of a resume token's hash.
@@ -377,9 +382,10 @@ impl Store {
         self.trees.tokens.get(token_hash)?.map(|raw| decode(token_hash, &raw)).transpose()
     }
 
-    /// Takes a single-use resume token: its record if it was still there, and it is gone
-    /// durably either way. Of several sessions taking the same token at once, one gets it.
-    pub fn take_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>> {
+    /// Takes a single-use resume token: its record, with its owner's account as it was when
+    /// it was taken, if both were still there; the token is gone durably either way. Of
+    /// several sessions taking the same token at once, one gets it.
+    pub fn take_token(&self, token_hash: &[u8]) -> Result<Option<(TokenRecord, UserRecord)>> {
         let key = token_hash.to_vec();
         self.committer.call(Growth::Maintains, move |staged| writes::take_token(staged, key))
     }

@@ -182,12 +182,20 @@ fn mark_read_counts_a_message_staged_in_the_same_group() {
     assert_eq!(store.summary(&bob, &ana).unwrap().unread, 2);
 }
 
+/// Creates `user` with the password hash `password_hash`, and returns the hash.
+fn with_account<'a>(store: &Store, user: &Username, password_hash: &'a str) -> &'a str {
+    let record = UserRecord { password_hash: password_hash.into(), created_at: 0 };
+    assert!(store.create_user(user, &record).unwrap());
+    password_hash
+}
+
 #[test]
 fn a_single_use_token_taken_at_once_by_many_goes_to_one() {
     let (_dir, store) = open();
     let store = Arc::new(store);
     let record = TokenRecord { user: name("ana"), expires_at: i64::MAX };
-    store.put_token(b"hash", &record).unwrap();
+    let hash = with_account(&store, &name("ana"), "$2b$04$ana");
+    store.save_token(b"hash", &record, hash).unwrap().unwrap();
     let barrier = Arc::new(std::sync::Barrier::new(8));
     let takers: Vec<_> = (0..8)
         .map(|_| {
@@ -199,16 +207,48 @@ fn a_single_use_token_taken_at_once_by_many_goes_to_one() {
         })
         .collect();
     let got: Vec<_> = takers.into_iter().filter_map(|taker| taker.join().unwrap()).collect();
-    assert_eq!(got, [record]);
+    assert_eq!(got, [(record, store.user(&name("ana")).unwrap().unwrap())]);
     assert_eq!(store.token(b"hash").unwrap(), None);
+}
+
+#[test]
+fn a_token_is_not_saved_once_the_password_changed_since_it_was_authenticated() {
+    // The race of a resume with a password change, step by step as the committer orders
+    // them: the resume takes its token, the change revokes every other token, then the
+    // resume tries to save its new one.
+    let (_dir, store) = open();
+    let ana = name("ana");
+    let old_hash = with_account(&store, &ana, "$2b$04$old");
+    let record = TokenRecord { user: ana.clone(), expires_at: i64::MAX };
+    store.save_token(b"first", &record, old_hash).unwrap().unwrap();
+    let (taken, account) = store.take_token(b"first").unwrap().unwrap();
+    assert_eq!(store.change_password(&ana, "$2b$04$new", None).unwrap(), Some(0));
+    let refused = store.save_token(b"second", &taken, &account.password_hash).unwrap();
+    assert_eq!(refused, Err(AccountChanged::PasswordChanged));
+    assert_eq!(store.token(b"second").unwrap(), None, "a refused token is not stored");
+    // Authenticated against the new password, it is saved.
+    store.save_token(b"third", &taken, "$2b$04$new").unwrap().unwrap();
+    assert_eq!(store.token(b"third").unwrap(), Some(taken));
+}
+
+#[test]
+fn a_token_of_a_missing_account_is_not_saved() {
+    let (_dir, store) = open();
+    let record = TokenRecord { user: name("ghost"), expires_at: i64::MAX };
+    assert_eq!(store.save_token(b"t", &record, "$2b$04$x").unwrap(), Err(AccountChanged::Gone));
+    assert_eq!(store.token(b"t").unwrap(), None);
 }
 
 #[test]
 fn pruning_forgets_expired_tokens_and_old_resend_entries_only() {
     let (_dir, store) = open();
     let (ana, bob) = (name("ana"), name("bob"));
-    store.put_token(b"old", &TokenRecord { user: ana.clone(), expires_at: 10 }).unwrap();
-    store.put_token(b"new", &TokenRecord { user: ana.clone(), expires_at: i64::MAX }).unwrap();
+    let hash = with_account(&store, &ana, "$2b$04$ana");
+    store.save_token(b"old", &TokenRecord { user: ana.clone(), expires_at: 10 }, hash).unwrap().unwrap();
+    store
+        .save_token(b"new", &TokenRecord { user: ana.clone(), expires_at: i64::MAX }, hash)
+        .unwrap()
+        .unwrap();
     let generation = keys::DEDUP_GENERATION_MS;
     let old = stored(append_at(&store, &ana, &bob, "old", 1, generation + 1));
     stored(append_at(&store, &ana, &bob, "recent", 2, generation * 2));
