@@ -18,13 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 
-use papo_protocol::{UnixMillis, Username, PASSWORD_LEN};
+use papo_protocol::{ErrorCode, ErrorReply, UnixMillis, Username, PASSWORD_LEN};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::clock::now_millis;
+use crate::errors;
 use crate::shared::Shared;
-use crate::store::Store;
+use crate::store::{AccountStatus, Store};
 
 pub use crate::hub::LiveSession;
 
@@ -54,6 +55,17 @@ pub enum Request {
         /// The account.
         name: String,
     },
+    /// Keeps an account from logging in or resuming, and closes its live sessions; its
+    /// name, messages and groups stay.
+    Disable {
+        /// The account.
+        name: String,
+    },
+    /// Lets a disabled account log in again.
+    Enable {
+        /// The account.
+        name: String,
+    },
 }
 
 /// One account, as `Users` lists it.
@@ -65,6 +77,8 @@ pub struct Account {
     pub created_at: UnixMillis,
     /// When its last session ended, if one ever did (while one is live, when the one before ended).
     pub last_seen: Option<UnixMillis>,
+    /// `active`, or `disabled` by the administrator.
+    pub status: AccountStatus,
 }
 
 /// How many names `Users` reads at a time, so a large store is listed in bounded memory.
@@ -176,22 +190,29 @@ fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> Outcome {
                 Ok(name) => name,
                 Err(outcome) => return outcome,
             };
-            let closed = hub.disconnect(&name);
+            let closed = hub.disconnect(&name, None, None);
             info!(user = %name, sessions = closed, "administrator disconnected a user");
             Outcome::Done(format!("disconnected {closed} sessions of {name}"))
         }
-        Request::ResetPassword { name, .. } => {
+        Request::ResetPassword { name, .. } | Request::Disable { name } => {
             let outcome = answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out);
-            // Whoever held the account may still be logged in: a reset that left them
-            // there would not take it back.
+            // Whoever is logged in may still be there: a reset or a disabling that left
+            // them there would not take the account back.
+            let farewell = match request {
+                Request::Disable { .. } => errors::account_disabled(),
+                _ => ErrorReply::new(
+                    ErrorCode::InvalidToken,
+                    "the administrator reset this account's password; log in with the new one",
+                ),
+            };
             if let (Outcome::Done(summary), Ok(name)) = (&outcome, Username::parse(name)) {
-                let closed = hub.disconnect(&name);
-                info!(user = %name, sessions = closed, "disconnected the sessions of a reset account");
+                let closed = hub.disconnect(&name, None, Some(&farewell));
+                info!(user = %name, sessions = closed, "disconnected the live sessions of the account");
                 return Outcome::Done(format!("{summary}, disconnected {closed} sessions"));
             }
             outcome
         }
-        Request::Export | Request::Users => {
+        Request::Export | Request::Users | Request::Enable { .. } => {
             answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out)
         }
     }
@@ -223,6 +244,12 @@ pub fn answer_from_store(
         Request::ResetPassword { name, password } => {
             reset_password(store, name, password, bcrypt_cost).unwrap_or_else(|refused| refused)
         }
+        Request::Disable { name } => {
+            set_status(store, name, AccountStatus::Disabled).unwrap_or_else(|refused| refused)
+        }
+        Request::Enable { name } => {
+            set_status(store, name, AccountStatus::Active).unwrap_or_else(|refused| refused)
+        }
         Request::Sessions | Request::Disconnect { .. } => Outcome::Error(
             "no server is running on this data directory, so there are no live sessions".into(),
         ),
@@ -238,8 +265,13 @@ fn list_users(store: &Store, out: &mut impl Write) -> Result<u64, String> {
             let record = store.user(&name).map_err(|e| e.to_string())?;
             let Some(record) = record else { continue };
             let last_seen = store.last_seen(&name).map_err(|e| e.to_string())?;
-            write_line(out, &Account { name: name.clone(), created_at: record.created_at, last_seen })
-                .map_err(|e| e.to_string())?;
+            let account = Account {
+                name: name.clone(),
+                created_at: record.created_at,
+                last_seen,
+                status: record.status,
+            };
+            write_line(out, &account).map_err(|e| e.to_string())?;
             listed += 1;
             after = Some(name);
         }
@@ -264,6 +296,22 @@ fn reset_password(store: &Store, name: &str, password: &str, bcrypt_cost: u32) -
         Ok(Some(revoked)) => {
             info!(user = %name, revoked, "administrator reset a password");
             Ok(Outcome::Done(format!("reset the password of {name}, revoked {revoked} saved sessions")))
+        }
+        Ok(None) => Err(no_such_account(&name)),
+        Err(e) => Err(Outcome::Error(e.to_string())),
+    }
+}
+
+fn set_status(store: &Store, name: &str, status: AccountStatus) -> Result<Outcome, Outcome> {
+    let name = account(store, name)?;
+    let (done, already) = match status {
+        AccountStatus::Active => ("enabled", "was not disabled"),
+        AccountStatus::Disabled => ("disabled", "was already disabled"),
+    };
+    match store.set_account_status(&name, status) {
+        Ok(Some(changed)) => {
+            info!(user = %name, changed, "administrator {done} an account");
+            Ok(Outcome::Done(if changed { format!("{done} {name}") } else { format!("{name} {already}") }))
         }
         Ok(None) => Err(no_such_account(&name)),
         Err(e) => Err(Outcome::Error(e.to_string())),

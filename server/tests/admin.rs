@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{unique_name, TestServer, PASSWORD};
 use papo_protocol::{ErrorCode, Request as ClientRequest, Username};
 use papo_server::admin::{self, Account, LiveSession, Outcome, Request};
-use papo_server::store::{Line, Store};
+use papo_server::store::{AccountStatus, Line, Store};
 
 /// Sends `request` to the server on `dir`: its outcome and the lines before it.
 fn ask(dir: &Path, request: &Request) -> (Outcome, Vec<String>) {
@@ -189,4 +189,69 @@ fn the_admin_command_works_on_a_stopped_server_for_accounts_only() {
     let server = TestServer::start_in(dir.path(), |_| {});
     assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
     server.connect().login(&ana, "a new password").unwrap();
+}
+
+#[test]
+fn a_disabled_account_is_closed_at_once_refused_at_login_and_resume_until_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let (ana, bia) = (unique_name("ana"), unique_name("bia"));
+    server.connect().register(&ana, PASSWORD).unwrap();
+    server.connect().register(&bia, PASSWORD).unwrap();
+    let (mut live, session) = server.login(&ana);
+    let (mut bias, _) = server.login(&bia);
+    wait_for_sessions(dir.path(), 2);
+
+    let (outcome, _) = ask(dir.path(), &Request::Disable { name: ana.clone() });
+    assert_eq!(outcome, Outcome::Done(format!("disabled {ana}, disconnected 1 sessions")));
+    // The live session is told why, then closed.
+    let closed = live.next_event().unwrap_err();
+    assert_eq!(closed.code(), Some(ErrorCode::AccountDisabled), "{closed}");
+    assert!(closed.to_string().contains("this account is disabled by the administrator"), "{closed}");
+    assert_eq!(bias.request(ClientRequest::Ping).unwrap(), papo_protocol::Reply::Pong);
+
+    let refused = server.connect().login(&ana, PASSWORD).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::AccountDisabled), "{refused}");
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::AccountDisabled));
+    // Only someone who knows the password learns that the account is disabled.
+    let guessed = server.connect().login(&ana, "not the password").unwrap_err();
+    assert_eq!(guessed.code(), Some(ErrorCode::InvalidCredentials));
+    let accounts: Vec<Account> = parse(&ask(dir.path(), &Request::Users).1);
+    let statuses: Vec<(&str, AccountStatus)> = accounts.iter().map(|a| (a.name.as_str(), a.status)).collect();
+    assert_eq!(statuses, [(ana.as_str(), AccountStatus::Disabled), (bia.as_str(), AccountStatus::Active)]);
+    // Messages to a disabled account are still stored, for when it comes back.
+    bias.send(&ana, "while you were away", 1).unwrap();
+
+    let (outcome, _) = ask(dir.path(), &Request::Disable { name: ana.clone() });
+    assert_eq!(outcome, Outcome::Done(format!("{ana} was already disabled, disconnected 0 sessions")));
+    let (outcome, _) = ask(dir.path(), &Request::Enable { name: ana.clone() });
+    assert_eq!(outcome, Outcome::Done(format!("enabled {ana}")));
+    let (outcome, _) = ask(dir.path(), &Request::Enable { name: "nobody".into() });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called nobody")), "{outcome:?}");
+    let (_, back) = server.login(&ana);
+    assert_eq!(back.pending, 1);
+}
+
+#[test]
+fn an_account_disabled_on_a_stopped_server_stays_disabled_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = unique_name("ana");
+    let server = TestServer::start_in(dir.path(), |_| {});
+    server.connect().register(&ana, PASSWORD).unwrap();
+    let (_, session) = server.login(&ana);
+    server.stop().unwrap();
+
+    let output = admin_command(dir.path(), &["disable", &ana], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("disabled {ana}")), "{stderr}");
+
+    let server = TestServer::start_in(dir.path(), |_| {});
+    assert_eq!(server.connect().login(&ana, PASSWORD).unwrap_err().code(), Some(ErrorCode::AccountDisabled));
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::AccountDisabled));
+    server.stop().unwrap();
+    let output = admin_command(dir.path(), &["enable", &ana], None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let server = TestServer::start_in(dir.path(), |_| {});
+    server.login(&ana);
 }

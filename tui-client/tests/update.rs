@@ -380,10 +380,19 @@ fn ctrl_c_quits_from_every_screen_and_releases_are_ignored() {
 #[test]
 fn an_expired_session_returns_to_login() {
     let mut model = logged_in(vec![contact("bia", true, 1, 3)]);
-    update(&mut model, Msg::Net(NetEvent::SessionExpired));
+    update(&mut model, Msg::Net(NetEvent::SessionExpired { why: None }));
     assert_eq!(model.screen, Screen::Login);
     assert!(model.contacts.is_empty() && model.me.is_none());
     assert!(model.login.error.as_deref().unwrap().contains("log in again"));
+}
+
+#[test]
+fn a_session_ended_by_a_disabled_account_says_so_on_the_login_screen() {
+    let mut model = logged_in(vec![contact("bia", true, 1, 3)]);
+    let why = Some("this account is disabled by the administrator; ask them to enable it again".into());
+    update(&mut model, Msg::Net(NetEvent::SessionExpired { why }));
+    assert_eq!(model.screen, Screen::Login);
+    assert!(model.login.error.as_deref().unwrap().contains("disabled by the administrator"));
 }
 
 #[test]

@@ -14,7 +14,8 @@ use papo_server::store::{Store, StoreOptions};
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// List every account, one JSON line each: name, created_at and last_seen (when its last
-    /// session ended; null if none ever did), in Unix milliseconds.
+    /// session ended; null if none ever did), in Unix milliseconds, and status (active or
+    /// disabled).
     Users,
     /// Set an account's password (read from PAPO_PASSWORD, or the first line of standard
     /// input), revoke all its saved sessions and disconnect its live ones.
@@ -32,8 +33,25 @@ Example:
     /// client's address) and since (when it logged in, in Unix milliseconds).
     Sessions,
     /// Close every live session of an account on the running server (it may log in again;
-    /// to keep someone out, reset their password).
+    /// to keep someone out, disable the account).
     Disconnect {
+        /// The account.
+        name: String,
+    },
+    /// Keep an account from logging in or resuming a saved session, and close its live
+    /// sessions at once; its name, messages and groups stay.
+    #[command(after_help = "\
+Its clients are told \"this account is disabled by the administrator\". Undo with
+`papo-server admin enable NAME`.
+
+Example:
+  papo-server admin disable ana")]
+    Disable {
+        /// The account.
+        name: String,
+    },
+    /// Let a disabled account log in again.
+    Enable {
         /// The account.
         name: String,
     },
@@ -49,6 +67,8 @@ pub fn run(command: AdminCommand, dir: &Path, options: StoreOptions, bcrypt_cost
         AdminCommand::ResetPassword { name } => Request::ResetPassword { name, password: new_password()? },
         AdminCommand::Sessions => Request::Sessions,
         AdminCommand::Disconnect { name } => Request::Disconnect { name },
+        AdminCommand::Disable { name } => Request::Disable { name },
+        AdminCommand::Enable { name } => Request::Enable { name },
     };
     let mut out = io::stdout().lock();
     let outcome = match admin::request(dir, &request, &mut out)

@@ -1,4 +1,5 @@
-//! Accounts and logins: `Register`, `Login`, `Resume`, `Logout`, `ChangePassword`.
+//! Accounts and logins: `Register`, `Login`, `Resume`, `Logout`, `LogoutEverywhere`,
+//! `ChangePassword`.
 
 use papo_protocol::{ErrorCode, ErrorReply, Event, LoggedIn, Reply, Username, PASSWORD_LEN};
 use sha2::{Digest, Sha256};
@@ -6,7 +7,7 @@ use tracing::{info, warn};
 
 use super::{Audience, Context, Delivery, Handled, Identity, Then};
 use crate::errors;
-use crate::store::{AccountChanged, StoreError, TokenRecord, UserRecord};
+use crate::store::{AccountChanged, AccountStatus, StoreError, TokenRecord, UserRecord};
 
 /// Creates an account, and tells the sessions that follow contacts about it.
 pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<Handled, ErrorReply> {
@@ -19,7 +20,8 @@ pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<
         rate_limited("too many accounts created from your machine", wait)
     })?;
     let password_hash = hash_password(ctx, password)?;
-    let record = UserRecord { password_hash, created_at: ctx.clock.now_millis() };
+    let record =
+        UserRecord { password_hash, created_at: ctx.clock.now_millis(), status: AccountStatus::Active };
     if !ctx.store.create_user(&name, &record).map_err(|e| errors::from_store(&e))? {
         return Err(ErrorReply::new(ErrorCode::NameTaken, format!("the name {name} is taken; pick another")));
     }
@@ -57,6 +59,11 @@ pub(super) fn login(ctx: &Context<'_>, name: &str, password: &str) -> Result<Han
         return Err(ErrorReply::new(ErrorCode::InvalidCredentials, "wrong name or password"));
     };
     ctx.limits.login_succeeded(attempt);
+    // Said only to whoever knows the password, so it reveals nothing to a guesser.
+    if record.status == AccountStatus::Disabled {
+        info!(user = %user, peer = %ctx.peer, "login refused: the account is disabled");
+        return Err(errors::account_disabled());
+    }
     start_session(ctx, user, &record.password_hash, Proof::Password)
 }
 
@@ -144,6 +151,10 @@ pub(super) fn resume(ctx: &Context<'_>, token: &str) -> Result<Handled, ErrorRep
     if record.expires_at <= ctx.clock.now_millis() {
         return Err(invalid());
     }
+    if account.status == AccountStatus::Disabled {
+        info!(user = %record.user, peer = %ctx.peer, "resume refused: the account is disabled");
+        return Err(errors::account_disabled());
+    }
     start_session(ctx, record.user, &account.password_hash, Proof::Token)
 }
 
@@ -152,6 +163,24 @@ pub(super) fn logout(ctx: &Context<'_>, me: &Identity) -> Handled {
     let reply = match ctx.store.remove_token(&me.token_hash) {
         Ok(()) => {
             info!(user = %me.name, peer = %ctx.peer, "logged out");
+            Ok(Reply::Done)
+        }
+        Err(e) => Err(errors::from_store(&e)),
+    };
+    Handled { reply: Some(reply), deliveries: Vec::new(), then: Then::Close }
+}
+
+/// Revokes every resume token of the account and closes its other sessions; this one
+/// closes after the reply, as with [`logout`].
+pub(super) fn logout_everywhere(ctx: &Context<'_>, me: &Identity) -> Handled {
+    let reply = match ctx.store.revoke_tokens(&me.name) {
+        Ok(revoked) => {
+            let farewell = ErrorReply::new(
+                ErrorCode::InvalidToken,
+                "this account was logged out everywhere from another session; log in again",
+            );
+            let closed = ctx.hub.disconnect(&me.name, Some(ctx.session), Some(&farewell));
+            info!(user = %me.name, peer = %ctx.peer, revoked, closed, "logged out everywhere");
             Ok(Reply::Done)
         }
         Err(e) => Err(errors::from_store(&e)),
@@ -216,6 +245,7 @@ fn account_changed(changed: AccountChanged, proof: Proof) -> ErrorReply {
             ErrorReply::new(code, "the password was changed meanwhile; log in with the new password")
         }
         AccountChanged::Gone => ErrorReply::new(code, "there is no such account"),
+        AccountChanged::Disabled => errors::account_disabled(),
     }
 }
 

@@ -191,6 +191,7 @@ pub(super) fn contacts(ctx: &Context<'_>, me: &Identity, after: Option<&str>) ->
             unread: summary.unread,
             last: summary.last.map(Into::into),
             last_seen,
+            deleted: false,
         });
     }
     let next_after = if more || contacts.len() == CONTACTS_PAGE {

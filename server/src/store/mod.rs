@@ -54,7 +54,9 @@ pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use group_writes::{Deleted, Moved, NewGroup, NewText, Refusable, Refusal};
 pub use groups::Membership;
 pub use prune::Pruned;
-pub use records::{GroupId, GroupRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord};
+pub use records::{
+    AccountStatus, GroupId, GroupRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord,
+};
 pub use search::{SearchPage, SEARCH_BUDGET};
 pub use writes::{AccountChanged, Appended, Posted};
 
@@ -399,6 +401,12 @@ impl Store {
         })
     }
 
+    /// Revokes every resume token of `user` durably, in one write: how many.
+    pub fn revoke_tokens(&self, user: &Username) -> Result<u64> {
+        let user = user.clone();
+        self.committer.call(Growth::Maintains, move |staged| writes::revoke_tokens(staged, &user, None))
+    }
+
     /// Replaces `user`'s password hash durably and revokes every resume token of theirs but
     /// `keep`, in one write: how many tokens it revoked, or `None` if there is no such account.
     pub fn change_password(
@@ -411,6 +419,14 @@ impl Store {
         self.committer.call(Growth::Maintains, move |staged| {
             writes::change_password(staged, &user, password_hash, keep.as_deref())
         })
+    }
+
+    /// Sets `user`'s status durably: whether it changed, or `None` if there is no such account.
+    /// A disabled account's sessions cannot save new resume tokens from the moment this is
+    /// answered (see [`writes::save_token`]).
+    pub fn set_account_status(&self, user: &Username, status: AccountStatus) -> Result<Option<bool>> {
+        let user = user.clone();
+        self.committer.call(Growth::Maintains, move |staged| writes::set_status(staged, &user, status))
     }
 
     /// Queues a message for storing; its answer arrives through `appends` once settled: the

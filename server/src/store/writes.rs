@@ -9,7 +9,8 @@ use papo_protocol::{ChatMessage, GroupMessage, MessageId, UnixMillis, Username};
 use super::commit::{Staged, TreeName};
 use super::group_writes::Refusal;
 use super::records::{
-    corrupt, decode, encode, DedupRecord, GroupId, MessageRecord, StoredLast, Target, TokenRecord, UserRecord,
+    corrupt, decode, encode, AccountStatus, DedupRecord, GroupId, MessageRecord, StoredLast, Target,
+    TokenRecord, UserRecord,
 };
 use super::{keys, preview, Result};
 
@@ -220,6 +221,8 @@ pub enum AccountChanged {
     PasswordChanged,
     /// The account no longer exists.
     Gone,
+    /// The administrator disabled the account.
+    Disabled,
 }
 
 /// Saves a resume token of `record.user`, unless their password hash is no longer
@@ -237,6 +240,9 @@ pub fn save_token(
     let user_key = record.user.as_str().as_bytes();
     let Some(raw) = staged.get(TreeName::Users, user_key)? else { return Ok(Err(AccountChanged::Gone)) };
     let account: UserRecord = decode(user_key, &raw)?;
+    if account.status == AccountStatus::Disabled {
+        return Ok(Err(AccountChanged::Disabled));
+    }
     if account.password_hash != authenticated {
         return Ok(Err(AccountChanged::PasswordChanged));
     }
@@ -269,6 +275,18 @@ pub fn change_password(
     let revoked = revoke_tokens(staged, user, keep)?;
     staged.insert(TreeName::Users, key.to_vec(), encode(&UserRecord { password_hash, ..record }));
     Ok(Some(revoked))
+}
+
+/// Sets `user`'s status: whether it changed, or `None` if there is no such account.
+pub fn set_status(staged: &mut Staged<'_>, user: &Username, status: AccountStatus) -> Result<Option<bool>> {
+    let key = user.as_str().as_bytes();
+    let Some(raw) = staged.get(TreeName::Users, key)? else { return Ok(None) };
+    let record: UserRecord = decode(key, &raw)?;
+    if record.status == status {
+        return Ok(Some(false));
+    }
+    staged.insert(TreeName::Users, key.to_vec(), encode(&UserRecord { status, ..record }));
+    Ok(Some(true))
 }
 
 /// Revokes every token of `user` but `keep`, and says how many.

@@ -16,7 +16,7 @@ use super::group_commands;
 use super::history::{lines_from_bottom, newest_height};
 use super::model::{
     Alert, ContactEntry, ConvKey, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model,
-    OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt,
+    OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt, DELETED_ACCOUNT,
 };
 use super::view::{contacts_rows, help_max_scroll, ChatLayout};
 use super::{search, unread};
@@ -893,14 +893,14 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 }
             }
         }
-        NetEvent::SessionExpired => {
+        NetEvent::SessionExpired { why } => {
             let fresh =
                 Model::new(model.server.clone(), model.utc_offset, model.viewport, model.next_client_msg_id);
             let (link, look) = (model.link.clone(), model.look);
             *model = fresh;
             model.link = link;
             model.look = look;
-            model.login.error = Some("your session expired; log in again".into());
+            model.login.error = Some(why.unwrap_or_else(|| "your session expired; log in again".into()));
         }
         NetEvent::Contacts(contacts) => {
             let me = model.me.clone();
@@ -1039,6 +1039,9 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         }
         NetEvent::Server(Event::GroupDeleted { group, by }) => {
             model.contact_mut(&ConvKey::Group(group)).gone = Some(format!("{by} deleted it"));
+        }
+        NetEvent::Server(Event::UserDeleted { user }) => {
+            model.contact_mut(&ConvKey::User(user)).gone = Some(DELETED_ACCOUNT.into());
         }
         // Other members' receipts would feed "✓✓ 3/5", which is not shown yet.
         NetEvent::Server(Event::GroupReceipt { .. }) => {}

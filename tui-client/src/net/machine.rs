@@ -278,7 +278,7 @@ impl Net {
             NetCommand::Register { name, password } => {
                 if self.require_link() {
                     let pending = Pending::Register { name: name.clone(), password: password.clone() };
-                    self.request(Request::Register { name, password }, pending);
+                    self.request(Request::Register { name, password, invite: None }, pending);
                 }
             }
             NetCommand::Send(outgoing) => {
@@ -408,7 +408,8 @@ impl Net {
                 self.token = None;
                 self.me = None;
                 (self.emit)(NetEvent::Link(Link::Online));
-                (self.emit)(NetEvent::SessionExpired);
+                let why = (e.code != ErrorCode::InvalidToken).then_some(e.message);
+                (self.emit)(NetEvent::SessionExpired { why });
             }
             (Pending::Send(client_msg_id), result) => self.send_settled(client_msg_id, result),
             (Pending::History { with: ConvKey::User(with), before }, Ok(Reply::History(page))) => {

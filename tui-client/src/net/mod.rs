@@ -280,8 +280,12 @@ pub enum NetEvent {
     Resumed,
     /// Messages queued by an earlier run (from the outbox file), being sent now.
     Restored(Vec<Outgoing>),
-    /// The saved session could not be resumed; the user must log in again.
-    SessionExpired,
+    /// The saved session could not be resumed; the user must log in again. `why` is the
+    /// server's reason when it is more than an expired token (a disabled account).
+    SessionExpired {
+        /// What the server said, unless the token had simply expired.
+        why: Option<String>,
+    },
     /// Every contact.
     Contacts(Vec<Contact>),
     /// Every group I am in, asked for with the contacts at each login and reconnect.
