@@ -18,14 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 
-use papo_protocol::{ErrorCode, ErrorReply, UnixMillis, Username, PASSWORD_LEN};
+use papo_protocol::{ErrorCode, ErrorReply, Event, ServerFrame, UnixMillis, Username, PASSWORD_LEN};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::clock::now_millis;
 use crate::errors;
+use crate::frames;
 use crate::shared::Shared;
-use crate::store::{AccountStatus, Store};
+use crate::store::{AccountStatus, DeletedAccount, Store};
 
 pub use crate::hub::LiveSession;
 
@@ -63,6 +64,14 @@ pub enum Request {
     },
     /// Lets a disabled account log in again.
     Enable {
+        /// The account.
+        name: String,
+    },
+    /// Deletes an account: its tokens, its view of its conversations and its place in
+    /// groups go (groups it owns pass to their longest member, or go if it was alone), its
+    /// live sessions are closed; its messages stay in the other side's history, and its
+    /// name is never registered again.
+    Delete {
         /// The account.
         name: String,
     },
@@ -212,6 +221,30 @@ fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> Outcome {
             }
             outcome
         }
+        Request::Delete { name } => {
+            let (name, deleted) = match delete_account(&shared.store, name) {
+                Ok(deleted) => deleted,
+                Err(outcome) => return outcome,
+            };
+            let farewell = ErrorReply::new(ErrorCode::InvalidToken, "the administrator deleted this account");
+            let closed = hub.disconnect(&name, None, Some(&farewell));
+            // Whoever lists contacts sees the account marked deleted, and the members of its
+            // groups see it leave (and who owns the groups it owned).
+            hub.send_to_subscribers(&frames::encode(&ServerFrame::Event(Event::UserDeleted {
+                user: name.clone(),
+            })));
+            for (group, line) in &deleted.lines {
+                match shared.store.member_names(*group) {
+                    Ok(members) => {
+                        let frame = frames::encode(&ServerFrame::Event(Event::GroupMessage(line.clone())));
+                        hub.send_to_each(&members, &frame);
+                    }
+                    Err(e) => warn!(error = %e, "cannot tell a group's members that an account left it"),
+                }
+            }
+            info!(user = %name, sessions = closed, "disconnected the live sessions of the deleted account");
+            Outcome::Done(format!("{}, disconnected {closed} sessions", deleted_summary(&name, &deleted)))
+        }
         Request::Export | Request::Users | Request::Enable { .. } => {
             answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out)
         }
@@ -245,10 +278,16 @@ pub fn answer_from_store(
             reset_password(store, name, password, bcrypt_cost).unwrap_or_else(|refused| refused)
         }
         Request::Disable { name } => {
-            set_status(store, name, AccountStatus::Disabled).unwrap_or_else(|refused| refused)
+            let said = ("disabled", "was already disabled");
+            set_status(store, name, AccountStatus::Disabled, said).unwrap_or_else(|refused| refused)
         }
+        Request::Delete { name } => match delete_account(store, name) {
+            Ok((name, deleted)) => Outcome::Done(deleted_summary(&name, &deleted)),
+            Err(refused) => refused,
+        },
         Request::Enable { name } => {
-            set_status(store, name, AccountStatus::Active).unwrap_or_else(|refused| refused)
+            let said = ("enabled", "was not disabled");
+            set_status(store, name, AccountStatus::Active, said).unwrap_or_else(|refused| refused)
         }
         Request::Sessions | Request::Disconnect { .. } => Outcome::Error(
             "no server is running on this data directory, so there are no live sessions".into(),
@@ -302,12 +341,42 @@ fn reset_password(store: &Store, name: &str, password: &str, bcrypt_cost: u32) -
     }
 }
 
-fn set_status(store: &Store, name: &str, status: AccountStatus) -> Result<Outcome, Outcome> {
+/// Deletes the account called `name`, and logs what went with it.
+fn delete_account(store: &Store, name: &str) -> Result<(Username, DeletedAccount), Outcome> {
     let name = account(store, name)?;
-    let (done, already) = match status {
-        AccountStatus::Active => ("enabled", "was not disabled"),
-        AccountStatus::Disabled => ("disabled", "was already disabled"),
-    };
+    match store.delete_account(&name, now_millis()) {
+        Ok(Some(deleted)) => {
+            info!(
+                user = %name,
+                revoked = deleted.revoked,
+                groups_left = deleted.groups_left(),
+                groups_deleted = deleted.groups_deleted.len(),
+                "administrator deleted an account"
+            );
+            Ok((name, deleted))
+        }
+        Ok(None) => Err(no_such_account(&name)),
+        Err(e) => Err(Outcome::Error(e.to_string())),
+    }
+}
+
+fn deleted_summary(name: &Username, deleted: &DeletedAccount) -> String {
+    format!(
+        "deleted {name}, revoked {} saved sessions, left {} groups, deleted {} groups",
+        deleted.revoked,
+        deleted.groups_left(),
+        deleted.groups_deleted.len()
+    )
+}
+
+/// Sets an account's status; `said` is what was done and what it means when nothing changed.
+fn set_status(
+    store: &Store,
+    name: &str,
+    status: AccountStatus,
+    (done, already): (&str, &str),
+) -> Result<Outcome, Outcome> {
+    let name = account(store, name)?;
     match store.set_account_status(&name, status) {
         Ok(Some(changed)) => {
             info!(user = %name, changed, "administrator {done} an account");

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{unique_name, TestServer, PASSWORD};
-use papo_protocol::{ErrorCode, Request as ClientRequest, Username};
+use papo_protocol::{ErrorCode, Event, GroupMessageKind, Request as ClientRequest, Username};
 use papo_server::admin::{self, Account, LiveSession, Outcome, Request};
 use papo_server::store::{AccountStatus, Line, Store};
 
@@ -254,4 +254,113 @@ fn an_account_disabled_on_a_stopped_server_stays_disabled_when_it_starts() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let server = TestServer::start_in(dir.path(), |_| {});
     server.login(&ana);
+}
+
+#[test]
+fn a_deleted_account_is_closed_its_messages_stay_and_its_name_is_never_given_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let (ana, bia, cris) = (unique_name("ana"), unique_name("bia"), unique_name("cris"));
+    for user in [&ana, &bia, &cris] {
+        server.connect().register(user, PASSWORD).unwrap();
+    }
+    let (mut anas, session) = server.login(&ana);
+    let (mut bias, _) = server.login(&bia);
+    anas.send(&bia, "first", 1).unwrap();
+    anas.send(&bia, "second", 2).unwrap();
+    let (lab, solo) = (format!("#{}", unique_name("lab")), format!("#{}", unique_name("solo")));
+    anas.create_group(&lab, &[&bia], false).unwrap();
+    anas.request(ClientRequest::AddMembers { group: lab.clone(), members: vec![cris.clone()] }).unwrap();
+    anas.create_group(&solo, &[], false).unwrap();
+    common::contacts(&mut bias);
+    wait_for_sessions(dir.path(), 2);
+
+    let (outcome, _) = ask(dir.path(), &Request::Delete { name: ana.clone() });
+    assert_eq!(
+        outcome,
+        Outcome::Done(format!(
+            "deleted {ana}, revoked 1 saved sessions, left 1 groups, deleted 1 groups, disconnected 1 sessions"
+        ))
+    );
+    let closed = anas.next_event().unwrap_err();
+    assert!(closed.to_string().contains("deleted this account"), "{closed}");
+
+    // Bia is told, and sees the group she has been in longest handed to her.
+    let (mut told, mut handed, mut left) = (false, false, false);
+    for _ in 0..50 {
+        match bias.next_event().unwrap() {
+            Event::UserDeleted { user } => told |= user.as_str() == ana,
+            Event::GroupMessage(line) => match line.kind {
+                GroupMessageKind::OwnerChanged { to } => handed |= to.as_str() == bia,
+                GroupMessageKind::Left => left |= line.from.as_str() == ana,
+                _ => {}
+            },
+            _ => {}
+        }
+        if told && handed && left {
+            break;
+        }
+    }
+    assert!(told && handed && left, "told {told}, handed over {handed}, left {left}");
+    let info = bias.group_info(&lab).unwrap();
+    assert_eq!(info.owner.as_str(), bia);
+    let members: Vec<&str> = info.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(members, [bia.as_str(), cris.as_str()]);
+
+    // Her messages stay in Bia's history, from an account the contact list marks deleted.
+    let page = common::history(&mut bias, &ana, None, 10);
+    let bodies: Vec<&str> = page.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["second", "first"]);
+    let listed = common::contacts(&mut bias);
+    let deleted: Vec<(&str, bool)> = listed.iter().map(|c| (c.name.as_str(), c.deleted)).collect();
+    assert!(
+        deleted.contains(&(ana.as_str(), true)) && deleted.contains(&(cris.as_str(), false)),
+        "{deleted:?}"
+    );
+    let refused = bias.send(&ana, "are you there?", 3).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::UnknownUser));
+    assert!(refused.to_string().contains("was deleted"), "{refused}");
+    assert_eq!(bias.history(&ana, None, 10).unwrap().messages.len(), 2, "a refused send stores nothing");
+
+    // The account is gone, and its name is not given to anyone else.
+    assert_eq!(
+        server.connect().login(&ana, PASSWORD).unwrap_err().code(),
+        Some(ErrorCode::InvalidCredentials)
+    );
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
+    assert_eq!(server.connect().register(&ana, PASSWORD).unwrap_err().code(), Some(ErrorCode::NameTaken));
+    let (outcome, _) = ask(dir.path(), &Request::Delete { name: ana.clone() });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called")), "{outcome:?}");
+    let (outcome, _) = ask(dir.path(), &Request::Enable { name: ana.clone() });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called")), "{outcome:?}");
+    let accounts: Vec<Account> = parse(&ask(dir.path(), &Request::Users).1);
+    assert_eq!(accounts.iter().find(|a| a.name.as_str() == ana).unwrap().status, AccountStatus::Deleted);
+
+    server.stop().unwrap();
+    let report = papo_server::store::check(dir.path()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[test]
+fn an_account_deleted_on_a_stopped_server_is_gone_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = unique_name("ana");
+    let server = TestServer::start_in(dir.path(), |_| {});
+    server.connect().register(&ana, PASSWORD).unwrap();
+    server.login(&ana);
+    server.stop().unwrap();
+
+    let output = admin_command(dir.path(), &["delete", &ana], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("deleted {ana}, revoked 1 saved sessions")), "{stderr}");
+    let output = admin_command(dir.path(), &["delete", &ana], None);
+    assert!(!output.status.success());
+
+    let server = TestServer::start_in(dir.path(), |_| {});
+    assert_eq!(
+        server.connect().login(&ana, PASSWORD).unwrap_err().code(),
+        Some(ErrorCode::InvalidCredentials)
+    );
+    assert_eq!(server.connect().register(&ana, PASSWORD).unwrap_err().code(), Some(ErrorCode::NameTaken));
 }

@@ -396,6 +396,23 @@ fn a_session_ended_by_a_disabled_account_says_so_on_the_login_screen() {
 }
 
 #[test]
+fn a_deleted_account_says_so_and_refuses_new_messages() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 2), contact("caio", false, 0, 0)]);
+    update(&mut model, ctrl('n'));
+    update(&mut model, Msg::Net(NetEvent::Server(Event::UserDeleted { user: name("bia") })));
+    type_text(&mut model, "still there?");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!(model.notice.as_deref(), Some("bia can no longer be written to: the account was deleted"));
+    let screen = render(&model, 80, 16).join("\n");
+    assert!(screen.contains("bia the account was deleted"), "{screen}");
+    // A later contact list says so too.
+    let mut listed = contact("caio", false, 0, 0);
+    listed.deleted = true;
+    update(&mut model, Msg::Net(NetEvent::Contacts(vec![listed])));
+    assert_eq!(model.contact(&user("caio")).and_then(|c| c.gone.as_deref()), Some("the account was deleted"));
+}
+
+#[test]
 fn presence_events_update_and_add_contacts() {
     let mut model = logged_in(vec![contact("bia", false, 0, 0)]);
     let presence =

@@ -55,6 +55,20 @@ Example:
         /// The account.
         name: String,
     },
+    /// Delete an account for good, and close its live sessions at once.
+    #[command(after_help = "\
+Its saved sessions, unread counts and group memberships go; a group it owned passes to the
+member who has been in it longest (or is deleted if it was alone there). Its messages stay
+in the other side's history, shown as from a deleted account. The name is never registered
+again, so those messages are never mistaken for someone else's. There is no undo; to keep
+someone out for a while, disable the account instead.
+
+Example:
+  papo-server admin delete ana")]
+    Delete {
+        /// The account.
+        name: String,
+    },
 }
 
 /// Runs `command` on the server running on `dir`, or on the store in `dir` if none runs.
@@ -69,6 +83,7 @@ pub fn run(command: AdminCommand, dir: &Path, options: StoreOptions, bcrypt_cost
         AdminCommand::Disconnect { name } => Request::Disconnect { name },
         AdminCommand::Disable { name } => Request::Disable { name },
         AdminCommand::Enable { name } => Request::Enable { name },
+        AdminCommand::Delete { name } => Request::Delete { name },
     };
     let mut out = io::stdout().lock();
     let outcome = match admin::request(dir, &request, &mut out)

@@ -43,8 +43,14 @@ pub(super) fn login(ctx: &Context<'_>, name: &str, password: &str) -> Result<Han
         info!(peer = %ctx.peer, "login refused: too many attempts");
         rate_limited("too many login attempts from your machine or for this name", wait)
     })?;
+    // A deleted account's tombstone is no account: it costs the same as an unknown name.
     let user = match Username::parse(name) {
-        Ok(user) => ctx.store.user(&user).map_err(|e| errors::from_store(&e))?.map(|record| (user, record)),
+        Ok(user) => ctx
+            .store
+            .user(&user)
+            .map_err(|e| errors::from_store(&e))?
+            .filter(|record| record.status != AccountStatus::Deleted)
+            .map(|record| (user, record)),
         Err(_) => None,
     };
     let hash = user.as_ref().map_or(ctx.dummy_hash, |(_, record)| &record.password_hash).to_owned();

@@ -17,6 +17,7 @@
 mod check;
 mod checkpoint;
 mod commit;
+mod deletion;
 mod export;
 mod fatal;
 mod files;
@@ -50,6 +51,7 @@ use files::DirLock;
 use records::{corrupt, decode, encode, MessageRecord};
 
 pub use check::{check, Report};
+pub use deletion::DeletedAccount;
 pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use group_writes::{Deleted, Moved, NewGroup, NewText, Refusable, Refusal};
 pub use groups::Membership;
@@ -327,18 +329,35 @@ impl Store {
         self.trees.users.get(name.as_str())?.map(|raw| decode(name.as_str().as_bytes(), &raw)).transpose()
     }
 
-    /// Whether `name` is registered.
+    /// Whether `name` is registered and not deleted.
     pub fn user_exists(&self, name: &Username) -> Result<bool> {
-        // Accounts are never deleted, so a name seen once stays valid: every Send checks
-        // its recipient, and this spares it a tree lookup.
+        // Every Send checks its recipient, and this spares it a tree lookup; a deletion
+        // takes the name out again.
         if self.known_users.read().unwrap_or_else(PoisonError::into_inner).contains(name) {
             return Ok(true);
         }
-        let exists = self.trees.users.contains_key(name.as_str())?;
+        let exists = self.user(name)?.is_some_and(|record| record.status != AccountStatus::Deleted);
         if exists {
             self.known_users.write().unwrap_or_else(PoisonError::into_inner).insert(name.clone());
         }
         Ok(exists)
+    }
+
+    /// Whether `name` was ever registered, deleted accounts included: their conversations
+    /// can still be read.
+    pub fn user_was_registered(&self, name: &Username) -> Result<bool> {
+        Ok(self.user_exists(name)? || self.trees.users.contains_key(name.as_str())?)
+    }
+
+    /// Deletes `user`'s account durably, in one write (see [`deletion`]): `None` if there is
+    /// no such account.
+    pub fn delete_account(&self, user: &Username, now: UnixMillis) -> Result<Option<DeletedAccount>> {
+        let name = user.clone();
+        let deleted = self
+            .committer
+            .call(Growth::Maintains, move |staged| deletion::delete_account(staged, &name, now))?;
+        self.known_users.write().unwrap_or_else(PoisonError::into_inner).remove(user);
+        Ok(deleted)
     }
 
     /// Creates an account durably; `false` if the name is taken.

@@ -31,6 +31,9 @@ pub enum AccountStatus {
     /// The administrator disabled it: it keeps its name and messages but cannot log in or
     /// resume until it is enabled again.
     Disabled,
+    /// The administrator deleted it: what is left is a tombstone without a password, which
+    /// keeps the name from being registered again.
+    Deleted,
 }
 
 impl AccountStatus {
@@ -337,8 +340,10 @@ mod tests {
             status: AccountStatus::Active,
         };
         assert_eq!(hex(&encode(&user)), "082432622430342468fd00d0ca9f1703000000");
-        let disabled = UserRecord { status: AccountStatus::Disabled, ..user };
+        let disabled = UserRecord { status: AccountStatus::Disabled, ..user.clone() };
         assert_eq!(hex(&encode(&disabled)), "082432622430342468fd00d0ca9f1703000001");
+        let deleted = UserRecord { password_hash: String::new(), status: AccountStatus::Deleted, ..user };
+        assert_eq!(hex(&encode(&deleted)), "00fd00d0ca9f1703000002");
         let token = TokenRecord { user: name("ana"), expires_at: 5 };
         assert_eq!(hex(&encode(&token)), "03616e610a");
         let last = StoredLast { id: 300, from: name("bob"), sent_at: 7, preview: "oi".into() };

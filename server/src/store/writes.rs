@@ -240,8 +240,10 @@ pub fn save_token(
     let user_key = record.user.as_str().as_bytes();
     let Some(raw) = staged.get(TreeName::Users, user_key)? else { return Ok(Err(AccountChanged::Gone)) };
     let account: UserRecord = decode(user_key, &raw)?;
-    if account.status == AccountStatus::Disabled {
-        return Ok(Err(AccountChanged::Disabled));
+    match account.status {
+        AccountStatus::Active => {}
+        AccountStatus::Disabled => return Ok(Err(AccountChanged::Disabled)),
+        AccountStatus::Deleted => return Ok(Err(AccountChanged::Gone)),
     }
     if account.password_hash != authenticated {
         return Ok(Err(AccountChanged::PasswordChanged));
@@ -277,11 +279,15 @@ pub fn change_password(
     Ok(Some(revoked))
 }
 
-/// Sets `user`'s status: whether it changed, or `None` if there is no such account.
+/// Sets `user`'s status to active or disabled: whether it changed, or `None` if there is no
+/// such account (or it was deleted).
 pub fn set_status(staged: &mut Staged<'_>, user: &Username, status: AccountStatus) -> Result<Option<bool>> {
     let key = user.as_str().as_bytes();
     let Some(raw) = staged.get(TreeName::Users, key)? else { return Ok(None) };
     let record: UserRecord = decode(key, &raw)?;
+    if record.status == AccountStatus::Deleted {
+        return Ok(None);
+    }
     if record.status == status {
         return Ok(Some(false));
     }

@@ -366,11 +366,14 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let contact = model.contact(peer);
     let online = contact.is_some_and(|c| c.online);
     let last_seen = contact.and_then(|c| c.last_seen).filter(|_| model.now > 0);
+    let gone = contact.and_then(|c| c.gone.as_deref());
     let presence = match (model.is_offline(), online, last_seen) {
-        _ if peer.user().is_none() => match contact.and_then(|c| c.gone.as_ref()) {
+        _ if peer.user().is_none() => match gone {
             Some(gone) => Span::styled(format!("group · {} ", sanitize::line(gone)), ERROR),
             None => Span::styled("group ", DIM),
         },
+        // A deleted account.
+        _ if gone.is_some() => Span::styled(format!("{} ", sanitize::line(gone.unwrap_or_default())), ERROR),
         (true, _, _) => Span::styled("◌ presence unknown while offline ", DIM),
         (false, true, _) => Span::styled("● online ", ONLINE),
         (false, false, Some(at)) => {
