@@ -185,6 +185,18 @@ pub fn passwd(account: &Account, new: &str) -> Result<()> {
     Ok(())
 }
 
+/// `papo logout-all`: revokes every saved session of the account and closes its
+/// connections; the server then closes this one too.
+pub fn logout_all(account: &Account) -> Result<()> {
+    let mut client = login(account)?;
+    let reply = client.request(Request::LogoutEverywhere).context("cannot log out everywhere")?;
+    if reply != Reply::Done {
+        bail!("the server answered {reply:?} to logging out everywhere; nothing may have changed");
+    }
+    println!("logged out every session of {}", account.user.to_ascii_lowercase());
+    Ok(())
+}
+
 fn connect(account: &Account) -> Result<Client> {
     Client::connect(&account.server, &account.security, CLIENT_NAME, CONNECT_TIMEOUT).map_err(|e| match e {
         ClientError::Trust(refusal) => anyhow::Error::new(TrustAdvice(trust_advice(

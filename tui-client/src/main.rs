@@ -106,6 +106,10 @@ enum Command {
     /// --password-stdin, the second line of standard input (the current one is the first).
     #[command(after_help = account_help("passwd --server 192.168.0.10 --user ana"))]
     Passwd(AccountArgs),
+    /// Log out everywhere: revoke every saved session of your account (the full-screen
+    /// papo's on every machine) and close its open connections; each must log in again.
+    #[command(after_help = account_help("logout-all --server 192.168.0.10 --user ana"))]
+    LogoutAll(AccountArgs),
     /// Trust a server's TLS certificate from now on (remembered in known_servers, as the
     /// full-screen papo does): shows its fingerprint and asks, unless FINGERPRINT is given.
     #[command(after_help = "\
@@ -272,6 +276,7 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             let account = account.resolve()?;
             commands::passwd(&account, &commands::new_password(from_stdin)?)
         }
+        Some(Command::LogoutAll(account)) => commands::logout_all(&account.resolve()?),
         Some(Command::Trust { server, fingerprint }) => commands::trust(
             &server,
             fingerprint,

@@ -413,6 +413,18 @@ fn a_deleted_account_says_so_and_refuses_new_messages() {
 }
 
 #[test]
+fn logout_all_asks_the_server_and_its_answer_returns_to_login() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
+    type_text(&mut model, "/logout-all");
+    assert_eq!(update(&mut model, key(KeyCode::Enter)), [NetCommand::LogoutEverywhere]);
+    assert!(model.input.is_empty());
+    let why = Some("you logged out everywhere; log in again".into());
+    update(&mut model, Msg::Net(NetEvent::SessionExpired { why }));
+    assert_eq!(model.screen, Screen::Login);
+    assert_eq!(model.login.error.as_deref(), Some("you logged out everywhere; log in again"));
+}
+
+#[test]
 fn presence_events_update_and_add_contacts() {
     let mut model = logged_in(vec![contact("bia", false, 0, 0)]);
     let presence =

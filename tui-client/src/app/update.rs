@@ -502,7 +502,7 @@ fn on_paste(model: &mut Model, text: &str, out: &mut Vec<NetCommand>) {
 
 /// The slash commands there are; anything else is kept in the input as typed.
 const COMMANDS: &[&str] =
-    &["help", "h", "quit", "q", "exit", "msg", "m", "search", "mute", "unmute", "passwd"];
+    &["help", "h", "quit", "q", "exit", "msg", "m", "search", "mute", "unmute", "passwd", "logout-all"];
 
 fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
     let text = model.input.text().to_owned();
@@ -615,6 +615,11 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
         "passwd" => {
             remember_input(model);
             model.overlay = Some(Overlay::Password(PasswordForm::default()));
+        }
+        "logout-all" => {
+            remember_input(model);
+            model.notice = Some("logging out every session of yours…".into());
+            out.push(NetCommand::LogoutEverywhere);
         }
         _ => {
             let (name, text) = rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));

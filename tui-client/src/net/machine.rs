@@ -49,6 +49,7 @@ enum Pending {
     Search(SearchQuery),
     ChangePassword,
     Group(GroupCommand),
+    LogoutEverywhere,
     Quiet,
 }
 
@@ -331,6 +332,13 @@ impl Net {
                 }
                 self.request(group_request(&command), Pending::Group(command));
             }
+            NetCommand::LogoutEverywhere => {
+                if self.me.is_none() || self.link.is_none() {
+                    let notice = "not connected; log out everywhere once the server is back".to_owned();
+                    return (self.emit)(NetEvent::Notice(notice));
+                }
+                self.request(Request::LogoutEverywhere, Pending::LogoutEverywhere);
+            }
             NetCommand::Quit => unreachable!("handled by the loop"),
         }
     }
@@ -439,6 +447,16 @@ impl Net {
             }
             (Pending::Search(query), Err(e)) => {
                 (self.emit)(NetEvent::SearchFailed { query, reason: e.message });
+            }
+            (Pending::LogoutEverywhere, Ok(_)) => {
+                // The server closes the connection next; nothing is left to resume.
+                self.token = None;
+                self.me = None;
+                let why = Some("you logged out everywhere; log in again".to_owned());
+                (self.emit)(NetEvent::SessionExpired { why });
+            }
+            (Pending::LogoutEverywhere, Err(e)) => {
+                (self.emit)(NetEvent::Notice(format!("cannot log out everywhere: {}", e.message)));
             }
             (Pending::ChangePassword, Ok(_)) => (self.emit)(NetEvent::PasswordChanged(Ok(()))),
             (Pending::ChangePassword, Err(e)) => (self.emit)(NetEvent::PasswordChanged(Err(e.message))),

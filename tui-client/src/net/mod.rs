@@ -115,6 +115,8 @@ pub enum NetCommand {
     },
     /// Create, change, leave or look into a group.
     Group(GroupCommand),
+    /// Log out every session of my account, saved ones included, this one too.
+    LogoutEverywhere,
     /// Log out, disconnect and end the thread.
     Quit,
 }
@@ -133,6 +135,7 @@ impl std::fmt::Debug for NetCommand {
             Self::Search(query) => write!(f, "Search({query:?})"),
             Self::ChangePassword { .. } => f.write_str("ChangePassword"),
             Self::Group(command) => write!(f, "Group({command:?})"),
+            Self::LogoutEverywhere => f.write_str("LogoutEverywhere"),
             Self::Quit => f.write_str("Quit"),
         }
     }
