@@ -26,7 +26,7 @@ use crate::clock::now_millis;
 use crate::errors;
 use crate::frames;
 use crate::shared::Shared;
-use crate::store::{AccountStatus, DeletedAccount, Store};
+use crate::store::{AccountStatus, DeletedAccount, InviteRecord, Store};
 
 pub use crate::hub::LiveSession;
 
@@ -75,6 +75,33 @@ pub enum Request {
         /// The account.
         name: String,
     },
+    /// Creates an invite code, answered as one [`InviteCode`] line.
+    CreateInvite {
+        /// Registrations it allows.
+        uses: u32,
+        /// Seconds it works for; `None` for ever.
+        expires_in_secs: Option<u64>,
+    },
+    /// Every invite code, as [`InviteCode`] lines.
+    Invites,
+    /// Revokes an invite code.
+    RevokeInvite {
+        /// The code.
+        code: String,
+    },
+}
+
+/// One invite code, as `CreateInvite` and `Invites` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCode {
+    /// The code, for `papo register --invite`.
+    pub code: String,
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// When it stops working, if ever.
+    pub expires_at: Option<UnixMillis>,
+    /// Registrations it still allows.
+    pub uses_left: u32,
 }
 
 /// One account, as `Users` lists it.
@@ -245,7 +272,12 @@ fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> Outcome {
             info!(user = %name, sessions = closed, "disconnected the live sessions of the deleted account");
             Outcome::Done(format!("{}, disconnected {closed} sessions", deleted_summary(&name, &deleted)))
         }
-        Request::Export | Request::Users | Request::Enable { .. } => {
+        Request::Export
+        | Request::Users
+        | Request::Enable { .. }
+        | Request::CreateInvite { .. }
+        | Request::Invites
+        | Request::RevokeInvite { .. } => {
             answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out)
         }
     }
@@ -281,6 +313,31 @@ pub fn answer_from_store(
             let said = ("disabled", "was already disabled");
             set_status(store, name, AccountStatus::Disabled, said).unwrap_or_else(|refused| refused)
         }
+        Request::CreateInvite { uses, expires_in_secs } => {
+            create_invite(store, *uses, *expires_in_secs, out).unwrap_or_else(|refused| refused)
+        }
+        Request::Invites => match store.invites() {
+            Ok(invites) => {
+                for (code, record) in &invites {
+                    if let Err(e) = write_line(out, &invite_code(code, *record)) {
+                        return Outcome::Error(e.to_string());
+                    }
+                }
+                info!(invites = invites.len(), "administrator listed the invite codes");
+                Outcome::Done(format!("{} invite codes", invites.len()))
+            }
+            Err(e) => Outcome::Error(e.to_string()),
+        },
+        Request::RevokeInvite { code } => match store.revoke_invite(code) {
+            Ok(true) => {
+                info!(code = %code, "administrator revoked an invite code");
+                Outcome::Done(format!("revoked the invite code {code}"))
+            }
+            Ok(false) => Outcome::Error(format!(
+                "there is no invite code {code:?} (used up, or never created); `papo-server admin invite list` lists them"
+            )),
+            Err(e) => Outcome::Error(e.to_string()),
+        },
         Request::Delete { name } => match delete_account(store, name) {
             Ok((name, deleted)) => Outcome::Done(deleted_summary(&name, &deleted)),
             Err(refused) => refused,
@@ -338,6 +395,37 @@ fn reset_password(store: &Store, name: &str, password: &str, bcrypt_cost: u32) -
         }
         Ok(None) => Err(no_such_account(&name)),
         Err(e) => Err(Outcome::Error(e.to_string())),
+    }
+}
+
+fn create_invite(
+    store: &Store,
+    uses: u32,
+    expires_in_secs: Option<u64>,
+    out: &mut impl Write,
+) -> Result<Outcome, Outcome> {
+    if uses == 0 {
+        return Err(Outcome::Error("an invite code must allow at least one registration".into()));
+    }
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).map_err(|e| Outcome::Error(format!("no randomness for a code: {e}")))?;
+    let code: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let now = now_millis();
+    let expires_at = expires_in_secs
+        .map(|secs| now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)));
+    let record = InviteRecord { created_at: now, expires_at, uses_left: uses };
+    store.create_invite(&code, record).map_err(|e| Outcome::Error(e.to_string()))?;
+    info!(code = %code, uses, ?expires_at, "administrator created an invite code");
+    write_line(out, &invite_code(&code, record)).map_err(|e| Outcome::Error(e.to_string()))?;
+    Ok(Outcome::Done(format!("created an invite code for {uses} registrations")))
+}
+
+fn invite_code(code: &str, record: InviteRecord) -> InviteCode {
+    InviteCode {
+        code: code.to_owned(),
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        uses_left: record.uses_left,
     }
 }
 

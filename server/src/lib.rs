@@ -40,7 +40,7 @@ pub mod testing;
 pub mod tls;
 mod transport;
 
-pub use config::Config;
+pub use config::{Config, Registration, RegistrationPolicy};
 pub use limits::LimitPolicy;
 pub use server::{run, ServerError};
 pub use shutdown::Shutdown;

@@ -76,10 +76,12 @@ fn secret(from_stdin: bool, var: &str, what: &str, stdin_hint: &str) -> Result<S
     std::env::var(var).map_err(|_| anyhow::anyhow!("no {what} given: set {var} or {stdin_hint}"))
 }
 
-/// `papo register`: creates the account.
-pub fn register(account: &Account) -> Result<()> {
+/// `papo register`: creates the account, with an invite code if one is given.
+pub fn register(account: &Account, invite: Option<&str>) -> Result<()> {
     let mut client = connect(account)?;
-    client.register(&account.user, &account.password).context("cannot create the account")?;
+    client
+        .register_with_invite(&account.user, &account.password, invite)
+        .context("cannot create the account")?;
     println!("created account {}", account.user.to_ascii_lowercase());
     Ok(())
 }

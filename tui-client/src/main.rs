@@ -53,7 +53,14 @@ struct Cli {
 enum Command {
     /// Create an account.
     #[command(after_help = account_help("register --server 192.168.0.10 --user ana"))]
-    Register(AccountArgs),
+    Register {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Invite code from the server's administrator, for a server that registers only
+        /// with one.
+        #[arg(long, value_name = "CODE")]
+        invite: Option<String>,
+    },
     /// Send one message and wait until the server has stored it.
     #[command(after_help = account_help("send --server 192.168.0.10 --user ana bia \"oi, tudo bem?\""))]
     Send {
@@ -258,7 +265,9 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Register(account)) => commands::register(&account.resolve()?),
+        Some(Command::Register { account, invite }) => {
+            commands::register(&account.resolve()?, invite.as_deref())
+        }
         Some(Command::Send { account, to, message }) => {
             commands::send(&account.resolve()?, &to, &message.join(" "), random_id()?)
         }

@@ -69,6 +69,52 @@ Example:
         /// The account.
         name: String,
     },
+    /// Invite codes, for a server started with --registration invite.
+    #[command(subcommand)]
+    Invite(InviteCommand),
+}
+
+/// What `papo-server admin invite` does.
+#[derive(Debug, Subcommand)]
+pub enum InviteCommand {
+    /// Create an invite code and print it as a JSON line: code, created_at, expires_at
+    /// (null: never) and uses_left.
+    #[command(after_help = "\
+Give the code to the person who registers: `papo register --invite CODE`, or the invite
+field of the full-screen papo's create-account form. Each registration uses it once.
+
+Example:
+  papo-server admin invite create --uses 30 --expires 7d")]
+    Create {
+        /// Registrations it allows.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        uses: u32,
+        /// How long it works: a number with s, m, h or d (30m, 12h, 7d); for ever if not given.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// List every invite code neither used up nor revoked (expired ones too), one JSON line each.
+    List,
+    /// Revoke an invite code before it is used up.
+    Revoke {
+        /// The code.
+        code: String,
+    },
+}
+
+/// Seconds in a duration such as `90s`, `30m`, `12h` or `7d`.
+fn parse_duration(raw: &str) -> Result<u64, String> {
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{raw:?} does not start with a number; try 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(format!("{raw:?} has no unit s, m, h or d; try 7d")),
+    };
+    number.checked_mul(seconds).filter(|&secs| secs > 0).ok_or_else(|| format!("{raw:?} is out of range"))
 }
 
 /// Runs `command` on the server running on `dir`, or on the store in `dir` if none runs.
@@ -84,6 +130,11 @@ pub fn run(command: AdminCommand, dir: &Path, options: StoreOptions, bcrypt_cost
         AdminCommand::Disable { name } => Request::Disable { name },
         AdminCommand::Enable { name } => Request::Enable { name },
         AdminCommand::Delete { name } => Request::Delete { name },
+        AdminCommand::Invite(InviteCommand::Create { uses, expires }) => {
+            Request::CreateInvite { uses, expires_in_secs: expires }
+        }
+        AdminCommand::Invite(InviteCommand::List) => Request::Invites,
+        AdminCommand::Invite(InviteCommand::Revoke { code }) => Request::RevokeInvite { code },
     };
     let mut out = io::stdout().lock();
     let outcome = match admin::request(dir, &request, &mut out)

@@ -7,10 +7,38 @@ use tracing::{info, warn};
 
 use super::{Audience, Context, Delivery, Handled, Identity, Then};
 use crate::errors;
-use crate::store::{AccountChanged, AccountStatus, StoreError, TokenRecord, UserRecord};
+use crate::store::{AccountChanged, AccountStatus, Invite, Registered, StoreError, TokenRecord, UserRecord};
+use crate::Registration;
 
 /// Creates an account, and tells the sessions that follow contacts about it.
-pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<Handled, ErrorReply> {
+///
+/// The registration policy is checked first, before any work; an invite code is checked and
+/// used up in the same committed write as the account (so that of several registrations
+/// with one single-use code exactly one succeeds), and only when the policy asks for one.
+pub(super) fn register(
+    ctx: &Context<'_>,
+    name: &str,
+    password: &str,
+    invite: Option<&str>,
+) -> Result<Handled, ErrorReply> {
+    let invite = match (ctx.config.registration.get(), invite) {
+        (Registration::Open, _) => None,
+        (Registration::Closed, _) => {
+            return Err(ErrorReply::new(
+                ErrorCode::RegistrationClosed,
+                "this server takes no new accounts; ask its administrator",
+            ))
+        }
+        (Registration::Invite, None) => {
+            return Err(ErrorReply::new(
+                ErrorCode::InviteRequired,
+                "this server creates accounts only with an invite code; ask its administrator for one",
+            ))
+        }
+        (Registration::Invite, Some(code)) => {
+            Some(Invite { code: code.to_owned(), now: ctx.clock.now_millis() })
+        }
+    };
     let name = Username::parse(name)
         .map_err(|e| ErrorReply::new(ErrorCode::InvalidName, format!("cannot use that name: {e}")))?;
     check_length(password)?;
@@ -22,8 +50,21 @@ pub(super) fn register(ctx: &Context<'_>, name: &str, password: &str) -> Result<
     let password_hash = hash_password(ctx, password)?;
     let record =
         UserRecord { password_hash, created_at: ctx.clock.now_millis(), status: AccountStatus::Active };
-    if !ctx.store.create_user(&name, &record).map_err(|e| errors::from_store(&e))? {
-        return Err(ErrorReply::new(ErrorCode::NameTaken, format!("the name {name} is taken; pick another")));
+    match ctx.store.register(&name, &record, invite).map_err(|e| errors::from_store(&e))? {
+        Registered::Created => {}
+        Registered::NameTaken => {
+            return Err(ErrorReply::new(
+                ErrorCode::NameTaken,
+                format!("the name {name} is taken; pick another"),
+            ))
+        }
+        Registered::InviteInvalid => {
+            info!(peer = %ctx.peer, "registration refused: an invalid invite code");
+            return Err(ErrorReply::new(
+                ErrorCode::InviteInvalid,
+                "that invite code is unknown, used up, expired or revoked; ask the administrator for another",
+            ));
+        }
     }
     info!(user = %name, peer = %ctx.peer, "account created");
     let announce = Delivery { to: Audience::Subscribers, events: vec![Event::UserRegistered { user: name }] };

@@ -135,7 +135,9 @@ pub(crate) fn handle(
 
 fn handle_anonymous(ctx: &Context<'_>, request: Request) -> Result<Handled, ErrorReply> {
     match request {
-        Request::Register { name, password, .. } => auth::register(ctx, &name, &password),
+        Request::Register { name, password, invite } => {
+            auth::register(ctx, &name, &password, invite.as_deref())
+        }
         Request::Login { name, password } => auth::login(ctx, &name, &password),
         Request::Resume { token } => auth::resume(ctx, &token),
         Request::Ping => Ok(Handled::reply(Reply::Pong)),
@@ -168,7 +170,9 @@ fn handle_logged_in(
     request: Request,
 ) -> Result<Handled, ErrorReply> {
     match request {
-        Request::Register { name, password, .. } => auth::register(ctx, &name, &password),
+        Request::Register { name, password, invite } => {
+            auth::register(ctx, &name, &password, invite.as_deref())
+        }
         Request::Login { .. } | Request::Resume { .. } => {
             Err(ErrorReply::new(ErrorCode::AlreadyLoggedIn, "this connection is already logged in"))
         }

@@ -19,8 +19,8 @@ use super::files::DirLock;
 use super::manifest::Manifest;
 use super::open::{self, WAL_DIR};
 use super::records::{
-    corrupt, decode, format0, format2, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind,
-    MemberRecord, MessageRecord, Summary, Target, TokenRecord, UserRecord,
+    corrupt, decode, format0, format2, DedupRecord, GroupId, GroupLineRecord, GroupRecord, InviteRecord,
+    LineKind, MemberRecord, MessageRecord, Summary, Target, TokenRecord, UserRecord,
 };
 use super::wal::{self, Expect};
 use super::{keys, Result, StoreError};
@@ -171,6 +171,7 @@ fn read_records(trees: &Trees, accounts_have_status: bool, report: &mut Report) 
                 report.summaries += 1;
             }),
             Some(b'R') => decode::<DedupRecord>(&key, &raw).map(|_| report.resends += 1),
+            Some(b'i') => decode::<InviteRecord>(&key, &raw).map(drop),
             // A format-1 store's, refiled under `R` at its next start.
             Some(b'D') => decode::<format0::DedupRecord>(&key, &raw).map(|_| report.resends += 1),
             Some(b'N') => decode::<GroupId>(&key, &raw).map(|group| {

@@ -33,7 +33,8 @@ use super::{IoContext, Result, StoreError};
 ///
 /// 0 is the layout before there was a manifest: unversioned records, no commit numbers.
 /// 2 files resend entries under a new kind, their records telling users from groups.
-/// 3 gives every account a status (disabled by the administrator, or not).
+/// 3 gives every account a status (disabled or deleted by the administrator, or not), and
+/// stores invite codes.
 pub const FORMAT: u32 = 3;
 
 /// The manifest's file name in the data directory.

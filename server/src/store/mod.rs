@@ -23,6 +23,7 @@ mod fatal;
 mod files;
 mod group_writes;
 mod groups;
+mod invites;
 mod keys;
 mod manifest;
 mod migrate;
@@ -55,9 +56,10 @@ pub use deletion::DeletedAccount;
 pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use group_writes::{Deleted, Moved, NewGroup, NewText, Refusable, Refusal};
 pub use groups::Membership;
+pub use invites::{Invite, Registered};
 pub use prune::Pruned;
 pub use records::{
-    AccountStatus, GroupId, GroupRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord,
+    AccountStatus, GroupId, GroupRecord, InviteRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord,
 };
 pub use search::{SearchPage, SEARCH_BUDGET};
 pub use writes::{AccountChanged, Appended, Posted};
@@ -362,8 +364,19 @@ impl Store {
 
     /// Creates an account durably; `false` if the name is taken.
     pub fn create_user(&self, name: &Username, record: &UserRecord) -> Result<bool> {
+        Ok(self.register(name, record, None)? == Registered::Created)
+    }
+
+    /// Creates an account durably, using up `invite` in the same write if one is given.
+    pub fn register(
+        &self,
+        name: &Username,
+        record: &UserRecord,
+        invite: Option<Invite>,
+    ) -> Result<Registered> {
         let (key, value) = (name.as_str().as_bytes().to_vec(), encode(record));
-        self.committer.call(Growth::Grows, move |staged| writes::create_user(staged, key, value))
+        self.committer
+            .call(Growth::Grows, move |staged| invites::register(staged, key, value, invite.as_ref()))
     }
 
     /// Up to `limit` registered names after `after`, in name order, and whether more follow.

@@ -43,6 +43,17 @@ impl AccountStatus {
     }
 }
 
+/// An invite code the administrator created (format 3): registering with it uses it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// When it stops working, if ever.
+    pub expires_at: Option<UnixMillis>,
+    /// Registrations it still allows; at 0 it is removed.
+    pub uses_left: u32,
+}
+
 /// A resume token's owner and expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
@@ -344,6 +355,8 @@ mod tests {
         assert_eq!(hex(&encode(&disabled)), "082432622430342468fd00d0ca9f1703000001");
         let deleted = UserRecord { password_hash: String::new(), status: AccountStatus::Deleted, ..user };
         assert_eq!(hex(&encode(&deleted)), "00fd00d0ca9f1703000002");
+        let invite = InviteRecord { created_at: 5, expires_at: Some(300), uses_left: 2 };
+        assert_eq!(hex(&encode(&invite)), "0a01fb580202");
         let token = TokenRecord { user: name("ana"), expires_at: 5 };
         assert_eq!(hex(&encode(&token)), "03616e610a");
         let last = StoredLast { id: 300, from: name("bob"), sent_at: 7, preview: "oi".into() };
