@@ -61,7 +61,7 @@ fn setup() -> &'static Setup {
             protocol_version: PROTOCOL_VERSION,
             client_name: "fuzz".into(),
         }));
-        let register = |name: &str| request(Request::Register { name: name.into(), password: PASSWORD.into() });
+        let register = |name: &str| request(Request::Register { name: name.into(), password: PASSWORD.into(), invite: None });
         server.serve(&[hello.clone(), register("fuzzer"), register("peer")].concat());
         let mut setup = Setup { server, hello, token: Mutex::default() };
         *setup.token.get_mut().unwrap() = setup.password_login();

@@ -176,10 +176,24 @@ impl Client {
         }
     }
 
-    /// Creates an account.
+    /// Creates an account on a server that registers anyone.
     pub fn register(&mut self, name: &str, password: &str) -> Result<(), ClientError> {
-        let reply = self.request(Request::Register { name: name.into(), password: password.into() })?;
-        expect(reply, |r| matches!(r, Reply::Registered).then_some(()))
+        self.register_with_invite(name, password, None)
+    }
+
+    /// Creates an account, with an invite code for a server that registers only with one.
+    pub fn register_with_invite(
+        &mut self,
+        name: &str,
+        password: &str,
+        invite: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let request = Request::Register {
+            name: name.into(),
+            password: password.into(),
+            invite: invite.map(Into::into),
+        };
+        expect(self.request(request)?, |r| matches!(r, Reply::Registered).then_some(()))
     }
 
     /// Logs in with a password.

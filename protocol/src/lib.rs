@@ -23,7 +23,7 @@ pub use name::{GroupName, InvalidGroupName, InvalidName, Username};
 pub use tls::{Fingerprint, Security, TrustError};
 
 /// Version of the message set in this crate; bumped on every incompatible wire change.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// TCP port the server listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 7878;

@@ -50,6 +50,9 @@ pub enum Request {
         name: String,
         /// Plain password (8–128 bytes); only its bcrypt hash is stored.
         password: String,
+        /// An invite code from the administrator (protocol 3): needed when the server's
+        /// registration is `invite`, ignored when it is `open`.
+        invite: Option<String>,
     },
     /// Logs in with a password; answered by [`Reply::LoggedIn`].
     Login {
@@ -192,6 +195,9 @@ pub enum Request {
         /// The group.
         group: String,
     },
+    /// Revokes every resume token of the caller's account, closes its other sessions and
+    /// ends this one, like [`Request::Logout`] (protocol 3); answered by [`Reply::Done`].
+    LogoutEverywhere,
 }
 
 // Passwords and tokens must never reach a log through `{:?}`.
@@ -239,6 +245,7 @@ impl fmt::Debug for Request {
             }
             Self::Groups => f.write_str("Groups"),
             Self::GroupInfo { group } => write!(f, "GroupInfo {{ group: {group:?} }}"),
+            Self::LogoutEverywhere => f.write_str("LogoutEverywhere"),
         }
     }
 }
@@ -371,6 +378,9 @@ pub struct Contact {
     pub last: Option<LastMessage>,
     /// When their last session ended, if they are offline and ever were online (protocol 2).
     pub last_seen: Option<UnixMillis>,
+    /// The administrator deleted the account (protocol 3): its messages stay in the
+    /// caller's history, nothing can be sent to it, and its name is never given out again.
+    pub deleted: bool,
 }
 
 /// A page of messages that match a search.
@@ -576,6 +586,12 @@ pub enum Event {
         /// Who did it.
         by: Username,
     },
+    /// The administrator deleted `user`'s account (protocol 3); sent to sessions that asked
+    /// for `Contacts`. Its messages stay; from now on [`Contact::deleted`] says so.
+    UserDeleted {
+        /// The deleted account.
+        user: Username,
+    },
 }
 
 /// Which receipt.
@@ -653,4 +669,13 @@ pub enum ErrorCode {
     NotGroupOwner,
     /// A limit would be passed: members in a group, or groups of a user.
     LimitReached,
+    /// The administrator disabled the account (protocol 3): to a login or resume, and as
+    /// the [`ServerFrame::Fatal`] that closes its live sessions.
+    AccountDisabled,
+    /// The server takes no registrations (protocol 3).
+    RegistrationClosed,
+    /// The server registers only with an invite code, and none was given (protocol 3).
+    InviteRequired,
+    /// The invite code is unknown, used up, expired or revoked (protocol 3).
+    InviteInvalid,
 }

@@ -37,8 +37,11 @@ fn message() -> ChatMessage {
 /// Every client frame, every request.
 fn client_frames() -> Vec<(&'static str, ClientFrame)> {
     vec![
-        ("hello", ClientFrame::Hello(Hello { protocol_version: 2, client_name: "papo".into() })),
-        ("register", request(1, Request::Register { name: "ana".into(), password: "pw".into() })),
+        ("hello", ClientFrame::Hello(Hello { protocol_version: 3, client_name: "papo".into() })),
+        (
+            "register",
+            request(1, Request::Register { name: "ana".into(), password: "pw".into(), invite: None }),
+        ),
         ("login", request(2, Request::Login { name: "ana".into(), password: "pw".into() })),
         ("resume", request(3, Request::Resume { token: "t0k".into() })),
         ("send", request(4, Request::Send { to: "bob".into(), body: "oi".into(), client_msg_id: 7 })),
@@ -80,6 +83,14 @@ fn client_frames() -> Vec<(&'static str, ClientFrame)> {
         ("transfer_group", request(20, Request::TransferGroup { group: "#lab".into(), to: "bob".into() })),
         ("groups", request(21, Request::Groups)),
         ("group_info", request(22, Request::GroupInfo { group: "#lab".into() })),
+        (
+            "register_with_invite",
+            request(
+                23,
+                Request::Register { name: "ana".into(), password: "pw".into(), invite: Some("c0de".into()) },
+            ),
+        ),
+        ("logout_everywhere", request(24, Request::LogoutEverywhere)),
     ]
 }
 
@@ -118,6 +129,7 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                         unread: 2,
                         last: Some(last.clone()),
                         last_seen: Some(6),
+                        deleted: false,
                     }],
                     next_after: Some(name("bob")),
                 })),
@@ -238,6 +250,7 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
         ),
         ("group_removed", ServerFrame::Event(Event::GroupRemoved { group: group("#lab"), by: name("ana") })),
         ("group_deleted", ServerFrame::Event(Event::GroupDeleted { group: group("#lab"), by: name("ana") })),
+        ("user_deleted", ServerFrame::Event(Event::UserDeleted { user: name("bob") })),
     ];
     let codes = [
         ErrorCode::UnsupportedVersion,
@@ -263,14 +276,18 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
         ErrorCode::NoSuchGroup,
         ErrorCode::NotGroupOwner,
         ErrorCode::LimitReached,
+        ErrorCode::AccountDisabled,
+        ErrorCode::RegistrationClosed,
+        ErrorCode::InviteRequired,
+        ErrorCode::InviteInvalid,
     ];
     frames.extend(codes.into_iter().map(|code| ("fatal", ServerFrame::Fatal(ErrorReply::new(code, "x")))));
     frames
 }
 
 const CLIENT: &[&str] = &[
-    "000000070002047061706f",                   // hello
-    "0000000a01010003616e61027077",             // register
+    "000000070003047061706f",                   // hello
+    "0000000b01010003616e6102707700",           // register
     "0000000a01020103616e61027077",             // login
     "000000070103020374306b",                   // resume
     "0000000b01040303626f62026f6907",           // send
@@ -292,6 +309,8 @@ const CLIENT: &[&str] = &[
     "0000000c01141304236c616203626f62",         // transfer_group
     "00000003011514",                           // groups
     "0000000801161504236c6162",                 // group_info
+    "0000001001170003616e61027077010463306465", // register_with_invite
+    "00000003011816",                           // logout_everywhere
 ];
 
 const SERVER: &[&str] = &[
@@ -300,7 +319,7 @@ const SERVER: &[&str] = &[
     "0000000b0102000103616e61017403", // logged_in
     "0000000801040002fb012c0a",       // sent
     "000000230105000301fb012c03616e6103626f62026f69fd00000335b4b65c0001fb012bfb012a", // history
-    "0000001e010600040103626f62000201fb012c03616e610a026f69010c0103626f62", // contacts
+    "0000001f010600040103626f62000201fb012c03616e610a026f69010c000103626f62", // contacts
     "0000000401070005",               // done
     "0000000401090006",               // pong
     "0000000701040107026e6f",         // rejected
@@ -325,6 +344,7 @@ const SERVER: &[&str] = &[
     "0000000f020804236c616203626f6201fb012c", // group_receipt
     "0000000b020904236c616203616e61", // group_removed
     "0000000b020a04236c616203616e61", // group_deleted
+    "00000006020b03626f62",           // user_deleted
     "0000000403000178",               // fatal
     "0000000403010178",               // fatal
     "0000000403020178",               // fatal
@@ -348,6 +368,10 @@ const SERVER: &[&str] = &[
     "0000000403140178",               // fatal
     "0000000403150178",               // fatal
     "0000000403160178",               // fatal
+    "0000000403170178",               // fatal
+    "0000000403180178",               // fatal
+    "0000000403190178",               // fatal
+    "00000004031a0178",               // fatal
 ];
 
 #[test]

@@ -62,7 +62,8 @@ fn group_request() -> impl Strategy<Value = Request> {
 
 fn direct_request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (text(), text()).prop_map(|(name, password)| Request::Register { name, password }),
+        (text(), text(), proptest::option::of(text()))
+            .prop_map(|(name, password, invite)| Request::Register { name, password, invite }),
         (text(), text()).prop_map(|(name, password)| Request::Login { name, password }),
         text().prop_map(|token| Request::Resume { token }),
         (text(), text(), any::<u64>()).prop_map(|(to, body, client_msg_id)| Request::Send {
@@ -80,6 +81,7 @@ fn direct_request() -> impl Strategy<Value = Request> {
         (text(), any::<u64>()).prop_map(|(from, up_to)| Request::Delivered { from, up_to }),
         Just(Request::Ping),
         Just(Request::Logout),
+        Just(Request::LogoutEverywhere),
         (text(), proptest::option::of(text()), any::<Option<u64>>(), any::<u32>())
             .prop_map(|(query, with, before, limit)| Request::Search { query, with, before, limit }),
         text().prop_map(|to| Request::Typing { to }),
@@ -122,19 +124,24 @@ fn error_reply() -> impl Strategy<Value = ErrorReply> {
         ErrorCode::NoSuchGroup,
         ErrorCode::NotGroupOwner,
         ErrorCode::LimitReached,
+        ErrorCode::AccountDisabled,
+        ErrorCode::RegistrationClosed,
+        ErrorCode::InviteRequired,
+        ErrorCode::InviteInvalid,
     ];
     (proptest::sample::select(codes), text()).prop_map(|(code, message)| ErrorReply { code, message })
 }
 
 fn contact() -> impl Strategy<Value = Contact> {
     let last = proptest::option::of((any::<u64>(), name(), any::<i64>(), text()));
-    (name(), any::<bool>(), any::<u64>(), last, any::<Option<i64>>()).prop_map(
-        |(name, online, unread, last, last_seen)| Contact {
+    (name(), any::<bool>(), any::<u64>(), last, any::<Option<i64>>(), any::<bool>()).prop_map(
+        |(name, online, unread, last, last_seen, deleted)| Contact {
             name,
             online,
             unread,
             last: last.map(|(id, from, sent_at, preview)| LastMessage { id, from, sent_at, preview }),
             last_seen,
+            deleted,
         },
     )
 }
@@ -226,6 +233,7 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         (group_name(), name()).prop_map(|(group, by)| Event::GroupRemoved { group, by }),
         (group_name(), name()).prop_map(|(group, by)| Event::GroupDeleted { group, by }),
+        name().prop_map(|user| Event::UserDeleted { user }),
     ]
 }
 

@@ -18,13 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 
-use papo_protocol::{UnixMillis, Username, PASSWORD_LEN};
+use papo_protocol::{ErrorCode, ErrorReply, Event, ServerFrame, UnixMillis, Username, PASSWORD_LEN};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::clock::now_millis;
+use crate::errors;
+use crate::frames;
 use crate::shared::Shared;
-use crate::store::Store;
+use crate::store::{AccountStatus, DeletedAccount, InviteRecord, Store};
 
 pub use crate::hub::LiveSession;
 
@@ -54,6 +56,52 @@ pub enum Request {
         /// The account.
         name: String,
     },
+    /// Keeps an account from logging in or resuming, and closes its live sessions; its
+    /// name, messages and groups stay.
+    Disable {
+        /// The account.
+        name: String,
+    },
+    /// Lets a disabled account log in again.
+    Enable {
+        /// The account.
+        name: String,
+    },
+    /// Deletes an account: its tokens, its view of its conversations and its place in
+    /// groups go (groups it owns pass to their longest member, or go if it was alone), its
+    /// live sessions are closed; its messages stay in the other side's history, and its
+    /// name is never registered again.
+    Delete {
+        /// The account.
+        name: String,
+    },
+    /// Creates an invite code, answered as one [`InviteCode`] line.
+    CreateInvite {
+        /// Registrations it allows.
+        uses: u32,
+        /// Seconds it works for; `None` for ever.
+        expires_in_secs: Option<u64>,
+    },
+    /// Every invite code, as [`InviteCode`] lines.
+    Invites,
+    /// Revokes an invite code.
+    RevokeInvite {
+        /// The code.
+        code: String,
+    },
+}
+
+/// One invite code, as `CreateInvite` and `Invites` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCode {
+    /// The code, for `papo register --invite`.
+    pub code: String,
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// When it stops working, if ever.
+    pub expires_at: Option<UnixMillis>,
+    /// Registrations it still allows.
+    pub uses_left: u32,
 }
 
 /// One account, as `Users` lists it.
@@ -65,6 +113,8 @@ pub struct Account {
     pub created_at: UnixMillis,
     /// When its last session ended, if one ever did (while one is live, when the one before ended).
     pub last_seen: Option<UnixMillis>,
+    /// `active`, or `disabled` by the administrator.
+    pub status: AccountStatus,
 }
 
 /// How many names `Users` reads at a time, so a large store is listed in bounded memory.
@@ -176,22 +226,58 @@ fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> Outcome {
                 Ok(name) => name,
                 Err(outcome) => return outcome,
             };
-            let closed = hub.disconnect(&name);
+            let closed = hub.disconnect(&name, None, None);
             info!(user = %name, sessions = closed, "administrator disconnected a user");
             Outcome::Done(format!("disconnected {closed} sessions of {name}"))
         }
-        Request::ResetPassword { name, .. } => {
+        Request::ResetPassword { name, .. } | Request::Disable { name } => {
             let outcome = answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out);
-            // Whoever held the account may still be logged in: a reset that left them
-            // there would not take it back.
+            // Whoever is logged in may still be there: a reset or a disabling that left
+            // them there would not take the account back.
+            let farewell = match request {
+                Request::Disable { .. } => errors::account_disabled(),
+                _ => ErrorReply::new(
+                    ErrorCode::InvalidToken,
+                    "the administrator reset this account's password; log in with the new one",
+                ),
+            };
             if let (Outcome::Done(summary), Ok(name)) = (&outcome, Username::parse(name)) {
-                let closed = hub.disconnect(&name);
-                info!(user = %name, sessions = closed, "disconnected the sessions of a reset account");
+                let closed = hub.disconnect(&name, None, Some(&farewell));
+                info!(user = %name, sessions = closed, "disconnected the live sessions of the account");
                 return Outcome::Done(format!("{summary}, disconnected {closed} sessions"));
             }
             outcome
         }
-        Request::Export | Request::Users => {
+        Request::Delete { name } => {
+            let (name, deleted) = match delete_account(&shared.store, name) {
+                Ok(deleted) => deleted,
+                Err(outcome) => return outcome,
+            };
+            let farewell = ErrorReply::new(ErrorCode::InvalidToken, "the administrator deleted this account");
+            let closed = hub.disconnect(&name, None, Some(&farewell));
+            // Whoever lists contacts sees the account marked deleted, and the members of its
+            // groups see it leave (and who owns the groups it owned).
+            hub.send_to_subscribers(&frames::encode(&ServerFrame::Event(Event::UserDeleted {
+                user: name.clone(),
+            })));
+            for (group, line) in &deleted.lines {
+                match shared.store.member_names(*group) {
+                    Ok(members) => {
+                        let frame = frames::encode(&ServerFrame::Event(Event::GroupMessage(line.clone())));
+                        hub.send_to_each(&members, &frame);
+                    }
+                    Err(e) => warn!(error = %e, "cannot tell a group's members that an account left it"),
+                }
+            }
+            info!(user = %name, sessions = closed, "disconnected the live sessions of the deleted account");
+            Outcome::Done(format!("{}, disconnected {closed} sessions", deleted_summary(&name, &deleted)))
+        }
+        Request::Export
+        | Request::Users
+        | Request::Enable { .. }
+        | Request::CreateInvite { .. }
+        | Request::Invites
+        | Request::RevokeInvite { .. } => {
             answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out)
         }
     }
@@ -223,6 +309,43 @@ pub fn answer_from_store(
         Request::ResetPassword { name, password } => {
             reset_password(store, name, password, bcrypt_cost).unwrap_or_else(|refused| refused)
         }
+        Request::Disable { name } => {
+            let said = ("disabled", "was already disabled");
+            set_status(store, name, AccountStatus::Disabled, said).unwrap_or_else(|refused| refused)
+        }
+        Request::CreateInvite { uses, expires_in_secs } => {
+            create_invite(store, *uses, *expires_in_secs, out).unwrap_or_else(|refused| refused)
+        }
+        Request::Invites => match store.invites() {
+            Ok(invites) => {
+                for (code, record) in &invites {
+                    if let Err(e) = write_line(out, &invite_code(code, *record)) {
+                        return Outcome::Error(e.to_string());
+                    }
+                }
+                info!(invites = invites.len(), "administrator listed the invite codes");
+                Outcome::Done(format!("{} invite codes", invites.len()))
+            }
+            Err(e) => Outcome::Error(e.to_string()),
+        },
+        Request::RevokeInvite { code } => match store.revoke_invite(code) {
+            Ok(true) => {
+                info!(code = %code, "administrator revoked an invite code");
+                Outcome::Done(format!("revoked the invite code {code}"))
+            }
+            Ok(false) => Outcome::Error(format!(
+                "there is no invite code {code:?} (used up, or never created); `papo-server admin invite list` lists them"
+            )),
+            Err(e) => Outcome::Error(e.to_string()),
+        },
+        Request::Delete { name } => match delete_account(store, name) {
+            Ok((name, deleted)) => Outcome::Done(deleted_summary(&name, &deleted)),
+            Err(refused) => refused,
+        },
+        Request::Enable { name } => {
+            let said = ("enabled", "was not disabled");
+            set_status(store, name, AccountStatus::Active, said).unwrap_or_else(|refused| refused)
+        }
         Request::Sessions | Request::Disconnect { .. } => Outcome::Error(
             "no server is running on this data directory, so there are no live sessions".into(),
         ),
@@ -238,8 +361,13 @@ fn list_users(store: &Store, out: &mut impl Write) -> Result<u64, String> {
             let record = store.user(&name).map_err(|e| e.to_string())?;
             let Some(record) = record else { continue };
             let last_seen = store.last_seen(&name).map_err(|e| e.to_string())?;
-            write_line(out, &Account { name: name.clone(), created_at: record.created_at, last_seen })
-                .map_err(|e| e.to_string())?;
+            let account = Account {
+                name: name.clone(),
+                created_at: record.created_at,
+                last_seen,
+                status: record.status,
+            };
+            write_line(out, &account).map_err(|e| e.to_string())?;
             listed += 1;
             after = Some(name);
         }
@@ -264,6 +392,83 @@ fn reset_password(store: &Store, name: &str, password: &str, bcrypt_cost: u32) -
         Ok(Some(revoked)) => {
             info!(user = %name, revoked, "administrator reset a password");
             Ok(Outcome::Done(format!("reset the password of {name}, revoked {revoked} saved sessions")))
+        }
+        Ok(None) => Err(no_such_account(&name)),
+        Err(e) => Err(Outcome::Error(e.to_string())),
+    }
+}
+
+fn create_invite(
+    store: &Store,
+    uses: u32,
+    expires_in_secs: Option<u64>,
+    out: &mut impl Write,
+) -> Result<Outcome, Outcome> {
+    if uses == 0 {
+        return Err(Outcome::Error("an invite code must allow at least one registration".into()));
+    }
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).map_err(|e| Outcome::Error(format!("no randomness for a code: {e}")))?;
+    let code: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let now = now_millis();
+    let expires_at = expires_in_secs
+        .map(|secs| now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)));
+    let record = InviteRecord { created_at: now, expires_at, uses_left: uses };
+    store.create_invite(&code, record).map_err(|e| Outcome::Error(e.to_string()))?;
+    info!(code = %code, uses, ?expires_at, "administrator created an invite code");
+    write_line(out, &invite_code(&code, record)).map_err(|e| Outcome::Error(e.to_string()))?;
+    Ok(Outcome::Done(format!("created an invite code for {uses} registrations")))
+}
+
+fn invite_code(code: &str, record: InviteRecord) -> InviteCode {
+    InviteCode {
+        code: code.to_owned(),
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        uses_left: record.uses_left,
+    }
+}
+
+/// Deletes the account called `name`, and logs what went with it.
+fn delete_account(store: &Store, name: &str) -> Result<(Username, DeletedAccount), Outcome> {
+    let name = account(store, name)?;
+    match store.delete_account(&name, now_millis()) {
+        Ok(Some(deleted)) => {
+            info!(
+                user = %name,
+                revoked = deleted.revoked,
+                groups_left = deleted.groups_left(),
+                groups_deleted = deleted.groups_deleted.len(),
+                "administrator deleted an account"
+            );
+            Ok((name, deleted))
+        }
+        Ok(None) => Err(no_such_account(&name)),
+        Err(e) => Err(Outcome::Error(e.to_string())),
+    }
+}
+
+fn deleted_summary(name: &Username, deleted: &DeletedAccount) -> String {
+    format!(
+        "deleted {name}, revoked {} saved sessions, left {} groups, deleted {} groups",
+        deleted.revoked,
+        deleted.groups_left(),
+        deleted.groups_deleted.len()
+    )
+}
+
+/// Sets an account's status; `said` is what was done and what it means when nothing changed.
+fn set_status(
+    store: &Store,
+    name: &str,
+    status: AccountStatus,
+    (done, already): (&str, &str),
+) -> Result<Outcome, Outcome> {
+    let name = account(store, name)?;
+    match store.set_account_status(&name, status) {
+        Ok(Some(changed)) => {
+            info!(user = %name, changed, "administrator {done} an account");
+            Ok(Outcome::Done(if changed { format!("{done} {name}") } else { format!("{name} {already}") }))
         }
         Ok(None) => Err(no_such_account(&name)),
         Err(e) => Err(Outcome::Error(e.to_string())),

@@ -1,6 +1,8 @@
 //! Server settings, with the defaults the command line starts from.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::limits::LimitPolicy;
@@ -36,6 +38,44 @@ pub struct Config {
     /// The instance name to announce the server under on the LAN (mDNS/DNS-SD), or `None`
     /// not to announce it. A server listening on loopback is never announced.
     pub announce_as: Option<String>,
+    /// Who may create an account; shared, so that SIGHUP can change it while serving.
+    pub registration: Arc<RegistrationPolicy>,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone who reaches the server.
+    Open,
+    /// Only with an invite code from `papo-server admin invite create`.
+    Invite,
+    /// No one; the administrator's accounts stay as they are.
+    Closed,
+}
+
+/// The registration policy in force, changed while serving by SIGHUP.
+#[derive(Debug)]
+pub struct RegistrationPolicy(AtomicU8);
+
+impl RegistrationPolicy {
+    /// The policy `registration`.
+    pub fn new(registration: Registration) -> Self {
+        Self(AtomicU8::new(registration as u8))
+    }
+
+    /// The policy now.
+    pub fn get(&self) -> Registration {
+        match self.0.load(Ordering::Acquire) {
+            0 => Registration::Open,
+            1 => Registration::Invite,
+            _ => Registration::Closed,
+        }
+    }
+
+    /// Puts `registration` in force for the registrations that follow.
+    pub fn set(&self, registration: Registration) {
+        self.0.store(registration as u8, Ordering::Release);
+    }
 }
 
 impl Config {
@@ -54,6 +94,7 @@ impl Config {
             token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
             store: StoreOptions::default(),
             announce_as: None,
+            registration: Arc::new(RegistrationPolicy::new(Registration::Open)),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! What a client is told when the store fails a request.
+//! What a client is told when the store fails a request, or its account was disabled.
 
 use papo_protocol::{ErrorCode, ErrorReply};
 use tracing::warn;
@@ -23,6 +23,15 @@ pub(crate) fn from_store(error: &StoreError) -> ErrorReply {
             ErrorReply::new(ErrorCode::Internal, "the server could not complete the request, and stored nothing; try again")
         }
     }
+}
+
+/// The reply to a login or resume of a disabled account, and the reason its live sessions
+/// are closed with.
+pub(crate) fn account_disabled() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::AccountDisabled,
+        "this account is disabled by the administrator; ask them to enable it again",
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::handlers::{self, Context, Handled, Identity, Outcome, Then};
 use crate::memory::{MemoryInbound, Pipe, PEER};
 use crate::session::Session;
 use crate::shared::Shared;
-use crate::store::{Appends, Posted, UserRecord};
+use crate::store::{AccountStatus, Appends, Posted, UserRecord};
 use crate::testing::{unique_name, MemoryServer, PASSWORD};
 use crate::transport::{Inbound, Sink};
 use crate::Config;
@@ -62,7 +62,7 @@ impl Fixture {
         assert!(self
             .shared()
             .store
-            .create_user(&name, &UserRecord { password_hash, created_at: 0 })
+            .create_user(&name, &UserRecord { password_hash, created_at: 0, status: AccountStatus::Active })
             .unwrap());
         name
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use papo_protocol::{Event, ServerFrame, UnixMillis, Username};
+use papo_protocol::{ErrorReply, Event, ServerFrame, UnixMillis, Username};
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
@@ -110,15 +110,23 @@ impl Hub {
         sessions
     }
 
-    /// Closes every session of `user`, and says how many there were. Each then leaves the
-    /// hub from its own thread, as when its client hangs up.
-    pub fn disconnect(&self, user: &Username) -> usize {
+    /// Closes every session of `user` but `keep`, telling each why with a `Fatal` frame
+    /// first (if `farewell` is given), and says how many it closed. Each then leaves the hub
+    /// from its own thread, as when its client hangs up.
+    pub fn disconnect(&self, user: &Username, keep: Option<u64>, farewell: Option<&ErrorReply>) -> usize {
+        let farewell = farewell.map(|reason| frames::encode(&ServerFrame::Fatal(reason.clone())));
         let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
-        let members = online.get(user).map_or(&[][..], Vec::as_slice);
+        let members = online.get(user).into_iter().flatten().filter(|member| Some(member.session) != keep);
+        let mut closed = 0;
         for member in members {
+            if let Some(frame) = &farewell {
+                // A client that does not read is closed anyway, without it.
+                let _ = member.sink.push(frame);
+            }
             member.sink.close();
+            closed += 1;
         }
-        members.len()
+        closed
     }
 
     /// How many users have a session online.

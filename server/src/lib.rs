@@ -43,7 +43,7 @@ pub mod tls;
 mod transport;
 
 pub use announce::host_name;
-pub use config::Config;
+pub use config::{Config, Registration, RegistrationPolicy};
 pub use limits::LimitPolicy;
 pub use server::{run, ServerError};
 pub use shutdown::Shutdown;

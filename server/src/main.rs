@@ -14,6 +14,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::thread;
 
 use anyhow::{Context, Result};
@@ -21,7 +22,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cli::layers::Layered;
 use cli::logging::Logging;
 use cli::settings::Settings;
-use papo_server::Shutdown;
+use papo_server::{RegistrationPolicy, Shutdown};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
@@ -52,7 +53,7 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// the server generates a self-signed certificate in its data directory and logs its
 /// SHA-256 fingerprint, which clients show before trusting the server. Stop it with Ctrl+C
 /// or SIGTERM: it tells the clients, flushes the database and exits 0. SIGHUP rereads the
-/// settings file and applies the log filter at once.
+/// settings file and applies the log filter and the registration policy at once.
 ///
 /// Every setting is a flag, an environment variable and a key of the settings file (the
 /// long flag without its dashes); a flag beats the environment, which beats the file.
@@ -220,10 +221,11 @@ fn serve(settings: Settings, file: Option<&Path>, args: Vec<OsString>) -> Result
     {
         let shutdown = shutdown.clone();
         let mut current = settings;
+        let registration = Arc::clone(&config.registration);
         thread::Builder::new().name("signals".into()).spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
-                    current = reload(current, &args, &logging);
+                    current = reload(current, &args, &logging, &registration);
                     continue;
                 }
                 if shutdown.is_triggered() {
@@ -242,7 +244,12 @@ fn serve(settings: Settings, file: Option<&Path>, args: Vec<OsString>) -> Result
 /// SIGHUP: reads the settings again (the file may have changed; the command line and the
 /// environment cannot), applies what can change while serving and names what needs a
 /// restart. A file that no longer parses changes nothing.
-fn reload(current: Settings, args: &[OsString], logging: &Logging) -> Settings {
+fn reload(
+    current: Settings,
+    args: &[OsString],
+    logging: &Logging,
+    registration: &RegistrationPolicy,
+) -> Settings {
     let reloaded = Layered::load(Cli::command(), args)
         .and_then(|layered| Cli::from_arg_matches(&layered.matches).map(|cli| (cli, layered.file)));
     let (cli, file) = match reloaded {
@@ -273,7 +280,14 @@ fn reload(current: Settings, args: &[OsString], logging: &Logging) -> Settings {
             Err(e) => warn!(error = %format!("{e:#}"), "SIGHUP: keeping the current log filter"),
         }
     }
-    let needs_restart: Vec<&str> = changes.into_iter().filter(|key| *key != "log").collect();
+    if changes.contains(&"registration") {
+        let policy = cli.settings.registration();
+        registration.set(policy);
+        info!(%file, registration = ?policy, "SIGHUP: applied the new registration policy");
+        now = now.with_registration(policy);
+    }
+    let live = ["log", "registration"];
+    let needs_restart: Vec<&str> = changes.into_iter().filter(|key| !live.contains(key)).collect();
     if !needs_restart.is_empty() {
         warn!(%file, changed = %needs_restart.join(" "), "SIGHUP: these settings take effect only after a restart");
     }

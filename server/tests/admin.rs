@@ -9,9 +9,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{unique_name, TestServer, PASSWORD};
-use papo_protocol::{ErrorCode, Request as ClientRequest, Username};
+use papo_protocol::{ErrorCode, Event, GroupMessageKind, Request as ClientRequest, Username};
 use papo_server::admin::{self, Account, LiveSession, Outcome, Request};
-use papo_server::store::{Line, Store};
+use papo_server::store::{AccountStatus, Line, Store};
 
 /// Sends `request` to the server on `dir`: its outcome and the lines before it.
 fn ask(dir: &Path, request: &Request) -> (Outcome, Vec<String>) {
@@ -189,4 +189,178 @@ fn the_admin_command_works_on_a_stopped_server_for_accounts_only() {
     let server = TestServer::start_in(dir.path(), |_| {});
     assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
     server.connect().login(&ana, "a new password").unwrap();
+}
+
+#[test]
+fn a_disabled_account_is_closed_at_once_refused_at_login_and_resume_until_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let (ana, bia) = (unique_name("ana"), unique_name("bia"));
+    server.connect().register(&ana, PASSWORD).unwrap();
+    server.connect().register(&bia, PASSWORD).unwrap();
+    let (mut live, session) = server.login(&ana);
+    let (mut bias, _) = server.login(&bia);
+    wait_for_sessions(dir.path(), 2);
+
+    let (outcome, _) = ask(dir.path(), &Request::Disable { name: ana.clone() });
+    assert_eq!(outcome, Outcome::Done(format!("disabled {ana}, disconnected 1 sessions")));
+    // The live session is told why, then closed.
+    let closed = live.next_event().unwrap_err();
+    assert_eq!(closed.code(), Some(ErrorCode::AccountDisabled), "{closed}");
+    assert!(closed.to_string().contains("this account is disabled by the administrator"), "{closed}");
+    assert_eq!(bias.request(ClientRequest::Ping).unwrap(), papo_protocol::Reply::Pong);
+
+    let refused = server.connect().login(&ana, PASSWORD).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::AccountDisabled), "{refused}");
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::AccountDisabled));
+    // Only someone who knows the password learns that the account is disabled.
+    let guessed = server.connect().login(&ana, "not the password").unwrap_err();
+    assert_eq!(guessed.code(), Some(ErrorCode::InvalidCredentials));
+    let accounts: Vec<Account> = parse(&ask(dir.path(), &Request::Users).1);
+    let statuses: Vec<(&str, AccountStatus)> = accounts.iter().map(|a| (a.name.as_str(), a.status)).collect();
+    assert_eq!(statuses, [(ana.as_str(), AccountStatus::Disabled), (bia.as_str(), AccountStatus::Active)]);
+    // Messages to a disabled account are still stored, for when it comes back.
+    bias.send(&ana, "while you were away", 1).unwrap();
+
+    let (outcome, _) = ask(dir.path(), &Request::Disable { name: ana.clone() });
+    assert_eq!(outcome, Outcome::Done(format!("{ana} was already disabled, disconnected 0 sessions")));
+    let (outcome, _) = ask(dir.path(), &Request::Enable { name: ana.clone() });
+    assert_eq!(outcome, Outcome::Done(format!("enabled {ana}")));
+    let (outcome, _) = ask(dir.path(), &Request::Enable { name: "nobody".into() });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called nobody")), "{outcome:?}");
+    let (_, back) = server.login(&ana);
+    assert_eq!(back.pending, 1);
+}
+
+#[test]
+fn an_account_disabled_on_a_stopped_server_stays_disabled_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = unique_name("ana");
+    let server = TestServer::start_in(dir.path(), |_| {});
+    server.connect().register(&ana, PASSWORD).unwrap();
+    let (_, session) = server.login(&ana);
+    server.stop().unwrap();
+
+    let output = admin_command(dir.path(), &["disable", &ana], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("disabled {ana}")), "{stderr}");
+
+    let server = TestServer::start_in(dir.path(), |_| {});
+    assert_eq!(server.connect().login(&ana, PASSWORD).unwrap_err().code(), Some(ErrorCode::AccountDisabled));
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::AccountDisabled));
+    server.stop().unwrap();
+    let output = admin_command(dir.path(), &["enable", &ana], None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let server = TestServer::start_in(dir.path(), |_| {});
+    server.login(&ana);
+}
+
+#[test]
+fn a_deleted_account_is_closed_its_messages_stay_and_its_name_is_never_given_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let (ana, bia, cris) = (unique_name("ana"), unique_name("bia"), unique_name("cris"));
+    for user in [&ana, &bia, &cris] {
+        server.connect().register(user, PASSWORD).unwrap();
+    }
+    let (mut anas, session) = server.login(&ana);
+    let (mut bias, _) = server.login(&bia);
+    anas.send(&bia, "first", 1).unwrap();
+    anas.send(&bia, "second", 2).unwrap();
+    let (lab, solo) = (format!("#{}", unique_name("lab")), format!("#{}", unique_name("solo")));
+    anas.create_group(&lab, &[&bia], false).unwrap();
+    anas.request(ClientRequest::AddMembers { group: lab.clone(), members: vec![cris.clone()] }).unwrap();
+    anas.create_group(&solo, &[], false).unwrap();
+    common::contacts(&mut bias);
+    wait_for_sessions(dir.path(), 2);
+
+    let (outcome, _) = ask(dir.path(), &Request::Delete { name: ana.clone() });
+    assert_eq!(
+        outcome,
+        Outcome::Done(format!(
+            "deleted {ana}, revoked 1 saved sessions, left 1 groups, deleted 1 groups, disconnected 1 sessions"
+        ))
+    );
+    let closed = anas.next_event().unwrap_err();
+    assert!(closed.to_string().contains("deleted this account"), "{closed}");
+
+    // Bia is told, and sees the group she has been in longest handed to her.
+    let (mut told, mut handed, mut left) = (false, false, false);
+    for _ in 0..50 {
+        match bias.next_event().unwrap() {
+            Event::UserDeleted { user } => told |= user.as_str() == ana,
+            Event::GroupMessage(line) => match line.kind {
+                GroupMessageKind::OwnerChanged { to } => handed |= to.as_str() == bia,
+                GroupMessageKind::Left => left |= line.from.as_str() == ana,
+                _ => {}
+            },
+            _ => {}
+        }
+        if told && handed && left {
+            break;
+        }
+    }
+    assert!(told && handed && left, "told {told}, handed over {handed}, left {left}");
+    let info = bias.group_info(&lab).unwrap();
+    assert_eq!(info.owner.as_str(), bia);
+    let members: Vec<&str> = info.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(members, [bia.as_str(), cris.as_str()]);
+
+    // Her messages stay in Bia's history, from an account the contact list marks deleted.
+    let page = common::history(&mut bias, &ana, None, 10);
+    let bodies: Vec<&str> = page.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["second", "first"]);
+    let listed = common::contacts(&mut bias);
+    let deleted: Vec<(&str, bool)> = listed.iter().map(|c| (c.name.as_str(), c.deleted)).collect();
+    assert!(
+        deleted.contains(&(ana.as_str(), true)) && deleted.contains(&(cris.as_str(), false)),
+        "{deleted:?}"
+    );
+    let refused = bias.send(&ana, "are you there?", 3).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::UnknownUser));
+    assert!(refused.to_string().contains("was deleted"), "{refused}");
+    assert_eq!(bias.history(&ana, None, 10).unwrap().messages.len(), 2, "a refused send stores nothing");
+
+    // The account is gone, and its name is not given to anyone else.
+    assert_eq!(
+        server.connect().login(&ana, PASSWORD).unwrap_err().code(),
+        Some(ErrorCode::InvalidCredentials)
+    );
+    assert_eq!(server.connect().resume(&session.token).unwrap_err().code(), Some(ErrorCode::InvalidToken));
+    assert_eq!(server.connect().register(&ana, PASSWORD).unwrap_err().code(), Some(ErrorCode::NameTaken));
+    let (outcome, _) = ask(dir.path(), &Request::Delete { name: ana.clone() });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called")), "{outcome:?}");
+    let (outcome, _) = ask(dir.path(), &Request::Enable { name: ana.clone() });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called")), "{outcome:?}");
+    let accounts: Vec<Account> = parse(&ask(dir.path(), &Request::Users).1);
+    assert_eq!(accounts.iter().find(|a| a.name.as_str() == ana).unwrap().status, AccountStatus::Deleted);
+
+    server.stop().unwrap();
+    let report = papo_server::store::check(dir.path()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[test]
+fn an_account_deleted_on_a_stopped_server_is_gone_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = unique_name("ana");
+    let server = TestServer::start_in(dir.path(), |_| {});
+    server.connect().register(&ana, PASSWORD).unwrap();
+    server.login(&ana);
+    server.stop().unwrap();
+
+    let output = admin_command(dir.path(), &["delete", &ana], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("deleted {ana}, revoked 1 saved sessions")), "{stderr}");
+    let output = admin_command(dir.path(), &["delete", &ana], None);
+    assert!(!output.status.success());
+
+    let server = TestServer::start_in(dir.path(), |_| {});
+    assert_eq!(
+        server.connect().login(&ana, PASSWORD).unwrap_err().code(),
+        Some(ErrorCode::InvalidCredentials)
+    );
+    assert_eq!(server.connect().register(&ana, PASSWORD).unwrap_err().code(), Some(ErrorCode::NameTaken));
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use papo_protocol::ErrorCode;
 use papo_server::testing::PASSWORD;
 
 const BIN: &str = env!("CARGO_BIN_EXE_papo-server");
@@ -218,6 +219,36 @@ fn sighup_applies_a_new_log_filter_and_names_what_needs_a_restart() {
     server.signal(libc::SIGHUP);
     assert!(log_line(&server, "cannot reload the settings; keeping the current ones")
         .contains("TOML parse error"));
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn sighup_applies_a_new_registration_policy_at_once() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("server.toml");
+    std::fs::write(&file, "bcrypt-cost = 4\nregistration = \"open\"\n").unwrap();
+    let mut command = papo_server(home.path(), &[]);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(home.path().join("data"))
+        .arg("--config")
+        .arg(&file);
+    let mut server = process::start(command);
+    server.connect("sighup-test").register("ana", PASSWORD).unwrap();
+
+    std::fs::write(&file, "bcrypt-cost = 4\nregistration = \"closed\"\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(log_line(&server, "applied the new registration policy").contains("registration=Closed"));
+    let refused = server.connect("sighup-test").register("bia", PASSWORD).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::RegistrationClosed), "{refused}");
+
+    std::fs::write(&file, "bcrypt-cost = 4\nregistration = \"invite\"\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(log_line(&server, "applied the new registration policy").contains("registration=Invite"));
+    let refused = server.connect("sighup-test").register("bia", PASSWORD).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::InviteRequired), "{refused}");
+    server.connect("sighup-test").login("ana", PASSWORD).unwrap();
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
 }

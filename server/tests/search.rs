@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use papo_protocol::{Client, Username};
-use papo_server::store::{Appends, Store, UserRecord, SEARCH_BUDGET};
+use papo_server::store::{AccountStatus, Appends, Store, UserRecord, SEARCH_BUDGET};
 
 fn bodies(client: &mut Client, query: &str, with: Option<&str>) -> Vec<String> {
     let page = client.search(query, with, None, 50).expect("search");
@@ -50,7 +50,14 @@ fn fill(dir: &std::path::Path, count: u64) {
     let password_hash = bcrypt::hash(PASSWORD, 4).unwrap();
     for user in ["searcher", "peer", "sender", "receiver"] {
         assert!(store
-            .create_user(&name(user), &UserRecord { password_hash: password_hash.clone(), created_at: 0 })
+            .create_user(
+                &name(user),
+                &UserRecord {
+                    password_hash: password_hash.clone(),
+                    created_at: 0,
+                    status: AccountStatus::Active
+                }
+            )
             .unwrap());
     }
     let (searcher, peer) = (name("searcher"), name("peer"));

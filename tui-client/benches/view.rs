@@ -18,7 +18,8 @@ fn model_with(messages: u64) -> Model {
     let (ana, bia) = (Username::parse("ana").unwrap(), Username::parse("bia").unwrap());
     let mut model = Model::new("lab:7878".into(), UtcOffset::UTC, (120, 40), 1);
     update(&mut model, Msg::Net(NetEvent::LoggedIn { name: ana.clone(), pending: 0 }));
-    let contact = Contact { name: bia.clone(), online: true, unread: 0, last: None, last_seen: None };
+    let contact =
+        Contact { name: bia.clone(), online: true, unread: 0, last: None, last_seen: None, deleted: false };
     update(&mut model, Msg::Net(NetEvent::Contacts(vec![contact])));
     update(&mut model, Msg::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::CONTROL)));
     let page = HistoryPage {

@@ -75,10 +75,12 @@ fn secret(from_stdin: bool, var: &str, what: &str, stdin_hint: &str) -> Result<S
     std::env::var(var).map_err(|_| anyhow::anyhow!("no {what} given: set {var} or {stdin_hint}"))
 }
 
-/// `papo register`: creates the account.
-pub fn register(account: &Account) -> Result<()> {
+/// `papo register`: creates the account, with an invite code if one is given.
+pub fn register(account: &Account, invite: Option<&str>) -> Result<()> {
     let mut client = connect(account)?;
-    client.register(&account.user, &account.password).context("cannot create the account")?;
+    client
+        .register_with_invite(&account.user, &account.password, invite)
+        .context("cannot create the account")?;
     println!("created account {}", account.user.to_ascii_lowercase());
     Ok(())
 }
@@ -194,6 +196,18 @@ pub fn passwd(account: &Account, new: &str) -> Result<()> {
         bail!("the server answered {reply:?} to the password change; nothing may have changed");
     }
     println!("changed the password of {}", account.user.to_ascii_lowercase());
+    Ok(())
+}
+
+/// `papo logout-all`: revokes every saved session of the account and closes its
+/// connections; the server then closes this one too.
+pub fn logout_all(account: &Account) -> Result<()> {
+    let mut client = login(account)?;
+    let reply = client.request(Request::LogoutEverywhere).context("cannot log out everywhere")?;
+    if reply != Reply::Done {
+        bail!("the server answered {reply:?} to logging out everywhere; nothing may have changed");
+    }
+    println!("logged out every session of {}", account.user.to_ascii_lowercase());
     Ok(())
 }
 

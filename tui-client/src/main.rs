@@ -55,7 +55,14 @@ struct Cli {
 enum Command {
     /// Create an account.
     #[command(after_help = account_help("register --server 192.168.0.10 --user ana"))]
-    Register(AccountArgs),
+    Register {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Invite code from the server's administrator, for a server that registers only
+        /// with one.
+        #[arg(long, value_name = "CODE")]
+        invite: Option<String>,
+    },
     /// Send one message and wait until the server has stored it.
     #[command(after_help = account_help("send --server 192.168.0.10 --user ana bia \"oi, tudo bem?\""))]
     Send {
@@ -115,6 +122,10 @@ enum Command {
     /// Print your groups, one per line: `<#name> <members> <unread>`.
     #[command(after_help = group_help("groups --server 192.168.0.10 --user ana"))]
     Groups(AccountArgs),
+    /// Log out everywhere: revoke every saved session of your account (the full-screen
+    /// papo's on every machine) and close its open connections; each must log in again.
+    #[command(after_help = account_help("logout-all --server 192.168.0.10 --user ana"))]
+    LogoutAll(AccountArgs),
     /// Trust a server's TLS certificate from now on (remembered in known_servers, as the
     /// full-screen papo does): shows its fingerprint and asks, unless FINGERPRINT is given.
     #[command(after_help = "\
@@ -422,7 +433,9 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Register(account)) => commands::register(&account.resolve()?),
+        Some(Command::Register { account, invite }) => {
+            commands::register(&account.resolve()?, invite.as_deref())
+        }
         Some(Command::Send { account, to, message }) => {
             commands::send(&account.resolve()?, &to, &message.join(" "), random_id()?)
         }
@@ -442,6 +455,7 @@ fn run(cli: Cli, utc_offset: UtcOffset) -> Result<()> {
         }
         Some(Command::Group(command)) => run_group(command, &mut stdout),
         Some(Command::Groups(account)) => group_cli::list(&account.resolve()?, &mut stdout),
+        Some(Command::LogoutAll(account)) => commands::logout_all(&account.resolve()?),
         Some(Command::Trust { server, fingerprint }) => commands::trust(
             &server,
             fingerprint,

@@ -340,3 +340,25 @@ fn passwd_changes_the_password_and_refuses_a_wrong_current_one() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("set PAPO_NEW_PASSWORD"), "{}", stderr(&missing));
 }
+
+#[test]
+fn logout_all_closes_every_session_and_revokes_the_saved_ones() {
+    let server = TestServer::start();
+    let ana = unique_name("ana");
+    stdout(&papo(&server, &["register", "--user", &ana]));
+    let mut elsewhere = server.connect();
+    let saved = elsewhere.login(&ana, PASSWORD).unwrap();
+
+    let out = stdout(&papo(&server, &["logout-all", "--user", &ana]));
+    assert_eq!(out, format!("logged out every session of {ana}\n"));
+    let closed = elsewhere.next_event().unwrap_err();
+    assert!(closed.to_string().contains("logged out everywhere"), "{closed}");
+    let resumed = server.connect().resume(&saved.token).unwrap_err();
+    assert_eq!(resumed.code(), Some(papo_protocol::ErrorCode::InvalidToken));
+    // The password still works.
+    stdout(&papo(&server, &["contacts", "--user", &ana]));
+    let wrong = papo_with(&server, &["logout-all", "--user", &ana], |c| {
+        c.env("PAPO_PASSWORD", "not the password");
+    });
+    assert_eq!(wrong.status.code(), Some(1));
+}

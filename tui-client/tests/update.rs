@@ -433,10 +433,48 @@ fn ctrl_c_quits_from_every_screen_and_releases_are_ignored() {
 #[test]
 fn an_expired_session_returns_to_login() {
     let mut model = logged_in(vec![contact("bia", true, 1, 3)]);
-    update(&mut model, Msg::Net(NetEvent::SessionExpired));
+    update(&mut model, Msg::Net(NetEvent::SessionExpired { why: None }));
     assert_eq!(model.screen, Screen::Login);
     assert!(model.contacts.is_empty() && model.me.is_none());
     assert!(model.login.error.as_deref().unwrap().contains("log in again"));
+}
+
+#[test]
+fn a_session_ended_by_a_disabled_account_says_so_on_the_login_screen() {
+    let mut model = logged_in(vec![contact("bia", true, 1, 3)]);
+    let why = Some("this account is disabled by the administrator; ask them to enable it again".into());
+    update(&mut model, Msg::Net(NetEvent::SessionExpired { why }));
+    assert_eq!(model.screen, Screen::Login);
+    assert!(model.login.error.as_deref().unwrap().contains("disabled by the administrator"));
+}
+
+#[test]
+fn a_deleted_account_says_so_and_refuses_new_messages() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 2), contact("caio", false, 0, 0)]);
+    update(&mut model, ctrl('n'));
+    update(&mut model, Msg::Net(NetEvent::Server(Event::UserDeleted { user: name("bia") })));
+    type_text(&mut model, "still there?");
+    assert!(update(&mut model, key(KeyCode::Enter)).is_empty());
+    assert_eq!(model.notice.as_deref(), Some("bia can no longer be written to: the account was deleted"));
+    let screen = render(&model, 80, 16).join("\n");
+    assert!(screen.contains("bia the account was deleted"), "{screen}");
+    // A later contact list says so too.
+    let mut listed = contact("caio", false, 0, 0);
+    listed.deleted = true;
+    update(&mut model, Msg::Net(NetEvent::Contacts(vec![listed])));
+    assert_eq!(model.contact(&user("caio")).and_then(|c| c.gone.as_deref()), Some("the account was deleted"));
+}
+
+#[test]
+fn logout_all_asks_the_server_and_its_answer_returns_to_login() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
+    type_text(&mut model, "/logout-all");
+    assert_eq!(update(&mut model, key(KeyCode::Enter)), [NetCommand::LogoutEverywhere]);
+    assert!(model.input.is_empty());
+    let why = Some("you logged out everywhere; log in again".into());
+    update(&mut model, Msg::Net(NetEvent::SessionExpired { why }));
+    assert_eq!(model.screen, Screen::Login);
+    assert_eq!(model.login.error.as_deref(), Some("you logged out everywhere; log in again"));
 }
 
 #[test]

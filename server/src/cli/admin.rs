@@ -14,7 +14,8 @@ use papo_server::store::{Store, StoreOptions};
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// List every account, one JSON line each: name, created_at and last_seen (when its last
-    /// session ended; null if none ever did), in Unix milliseconds.
+    /// session ended; null if none ever did), in Unix milliseconds, and status (active or
+    /// disabled).
     Users,
     /// Set an account's password (read from PAPO_PASSWORD, or the first line of standard
     /// input), revoke all its saved sessions and disconnect its live ones.
@@ -32,11 +33,88 @@ Example:
     /// client's address) and since (when it logged in, in Unix milliseconds).
     Sessions,
     /// Close every live session of an account on the running server (it may log in again;
-    /// to keep someone out, reset their password).
+    /// to keep someone out, disable the account).
     Disconnect {
         /// The account.
         name: String,
     },
+    /// Keep an account from logging in or resuming a saved session, and close its live
+    /// sessions at once; its name, messages and groups stay.
+    #[command(after_help = "\
+Its clients are told \"this account is disabled by the administrator\". Undo with
+`papo-server admin enable NAME`.
+
+Example:
+  papo-server admin disable ana")]
+    Disable {
+        /// The account.
+        name: String,
+    },
+    /// Let a disabled account log in again.
+    Enable {
+        /// The account.
+        name: String,
+    },
+    /// Delete an account for good, and close its live sessions at once.
+    #[command(after_help = "\
+Its saved sessions, unread counts and group memberships go; a group it owned passes to the
+member who has been in it longest (or is deleted if it was alone there). Its messages stay
+in the other side's history, shown as from a deleted account. The name is never registered
+again, so those messages are never mistaken for someone else's. There is no undo; to keep
+someone out for a while, disable the account instead.
+
+Example:
+  papo-server admin delete ana")]
+    Delete {
+        /// The account.
+        name: String,
+    },
+    /// Invite codes, for a server started with --registration invite.
+    #[command(subcommand)]
+    Invite(InviteCommand),
+}
+
+/// What `papo-server admin invite` does.
+#[derive(Debug, Subcommand)]
+pub enum InviteCommand {
+    /// Create an invite code and print it as a JSON line: code, created_at, expires_at
+    /// (null: never) and uses_left.
+    #[command(after_help = "\
+Give the code to the person who registers: `papo register --invite CODE`, or the invite
+field of the full-screen papo's create-account form. Each registration uses it once.
+
+Example:
+  papo-server admin invite create --uses 30 --expires 7d")]
+    Create {
+        /// Registrations it allows.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        uses: u32,
+        /// How long it works: a number with s, m, h or d (30m, 12h, 7d); for ever if not given.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// List every invite code neither used up nor revoked (expired ones too), one JSON line each.
+    List,
+    /// Revoke an invite code before it is used up.
+    Revoke {
+        /// The code.
+        code: String,
+    },
+}
+
+/// Seconds in a duration such as `90s`, `30m`, `12h` or `7d`.
+fn parse_duration(raw: &str) -> Result<u64, String> {
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{raw:?} does not start with a number; try 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(format!("{raw:?} has no unit s, m, h or d; try 7d")),
+    };
+    number.checked_mul(seconds).filter(|&secs| secs > 0).ok_or_else(|| format!("{raw:?} is out of range"))
 }
 
 /// Runs `command` on the server running on `dir`, or on the store in `dir` if none runs.
@@ -49,6 +127,14 @@ pub fn run(command: AdminCommand, dir: &Path, options: StoreOptions, bcrypt_cost
         AdminCommand::ResetPassword { name } => Request::ResetPassword { name, password: new_password()? },
         AdminCommand::Sessions => Request::Sessions,
         AdminCommand::Disconnect { name } => Request::Disconnect { name },
+        AdminCommand::Disable { name } => Request::Disable { name },
+        AdminCommand::Enable { name } => Request::Enable { name },
+        AdminCommand::Delete { name } => Request::Delete { name },
+        AdminCommand::Invite(InviteCommand::Create { uses, expires }) => {
+            Request::CreateInvite { uses, expires_in_secs: expires }
+        }
+        AdminCommand::Invite(InviteCommand::List) => Request::Invites,
+        AdminCommand::Invite(InviteCommand::Revoke { code }) => Request::RevokeInvite { code },
     };
     let mut out = io::stdout().lock();
     let outcome = match admin::request(dir, &request, &mut out)

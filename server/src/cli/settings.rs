@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -12,7 +13,7 @@ use papo_server::limits::rate::Window;
 use papo_server::limits::LimitPolicy;
 use papo_server::store::StoreOptions;
 use papo_server::tls::TlsMode;
-use papo_server::Config;
+use papo_server::{Config, Registration, RegistrationPolicy};
 
 /// Every setting of a serving papo-server; each field is a flag, its environment variable and
 /// a key of the settings file (the long flag without its dashes).
@@ -80,6 +81,12 @@ pub struct Settings {
     #[arg(long, env = "PAPO_REGISTRATIONS_PER_HOUR", default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     registrations_per_hour: u32,
+
+    /// Who may create an account: open (anyone who reaches the server), invite (only with a
+    /// code from `papo-server admin invite create`) or closed (no one). SIGHUP applies a
+    /// changed one at once.
+    #[arg(long, env = "PAPO_REGISTRATION", value_enum, default_value_t = Registration::Open, value_name = "POLICY")]
+    registration: Registration,
 
     /// Turn off every limit kept by address or by user (login attempts, registrations,
     /// message rate, connections not logged in), for load tests on a closed network: on a
@@ -168,6 +175,16 @@ impl Settings {
         Self { log: log.to_owned(), ..self }
     }
 
+    /// The registration policy.
+    pub fn registration(&self) -> Registration {
+        self.registration
+    }
+
+    /// These settings with another registration policy.
+    pub fn with_registration(self, registration: Registration) -> Self {
+        Self { registration, ..self }
+    }
+
     /// `--data-dir`, or the XDG data directory when it is not given.
     pub fn data_dir(&self) -> Result<PathBuf> {
         match &self.data_dir {
@@ -202,6 +219,7 @@ impl Settings {
         config.tls = self.tls_mode();
         config.announce_as =
             (!self.no_announce).then(|| self.name.clone().unwrap_or_else(papo_server::host_name));
+        config.registration = Arc::new(RegistrationPolicy::new(self.registration));
         config.limits = if self.no_rate_limits {
             LimitPolicy::unlimited()
         } else {
@@ -224,6 +242,7 @@ impl Settings {
         let path = |path: &Path| toml::Value::String(path.display().to_string());
         let number = |n: u64| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
         let format = self.log_format.to_possible_value().expect("no variant is skipped");
+        let registration = self.registration.to_possible_value().expect("no variant is skipped");
         vec![
             ("listen", Some(toml::Value::String(self.listen.to_string()))),
             ("data-dir", self.data_dir.as_deref().or(data_dir).map(path)),
@@ -236,6 +255,7 @@ impl Settings {
             ("commit-gap-us", Some(number(self.commit_gap_us))),
             ("messages-per-second", Some(number(self.messages_per_second.into()))),
             ("registrations-per-hour", Some(number(self.registrations_per_hour.into()))),
+            ("registration", Some(toml::Value::String(registration.get_name().to_owned()))),
             ("no-rate-limits", Some(toml::Value::Boolean(self.no_rate_limits))),
             ("cache-mib", Some(number(self.cache_mib))),
             ("min-free-mib", Some(number(self.min_free_mib))),

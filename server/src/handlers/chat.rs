@@ -11,7 +11,7 @@ use papo_protocol::{
 
 use super::{groups, Audience, Context, Delivery, Handled, Identity, Outcome};
 use crate::errors;
-use crate::store::{Appended, Appends, GroupId, Posted, Store, StoreError};
+use crate::store::{AccountStatus, Appended, Appends, GroupId, Posted, Store, StoreError};
 
 /// Contacts per page; with names and previews this stays well inside one frame.
 const CONTACTS_PAGE: usize = 256;
@@ -147,7 +147,7 @@ pub(super) fn history(
     if GroupName::is_group(with) {
         return groups::history(ctx, me, with, before, limit);
     }
-    let peer = existing_user(ctx, with)?;
+    let peer = registered_user(ctx, with)?;
     let limit = limit.clamp(1, MAX_HISTORY_PAGE) as usize;
     let mut page = ctx.store.history(&me.name, &peer, before, limit).map_err(|e| errors::from_store(&e))?;
     page.more |= fit_page(&mut page.messages, |m| m.body.len());
@@ -181,6 +181,11 @@ pub(super) fn contacts(ctx: &Context<'_>, me: &Identity, after: Option<&str>) ->
             break;
         }
         let summary = ctx.store.summary(&me.name, &name).map_err(|e| errors::from_store(&e))?;
+        let deleted = ctx
+            .store
+            .user(&name)
+            .map_err(|e| errors::from_store(&e))?
+            .is_some_and(|record| record.status == AccountStatus::Deleted);
         let online = ctx.hub.is_online(&name);
         // When they left is shown only while they are away.
         let last_seen =
@@ -191,6 +196,7 @@ pub(super) fn contacts(ctx: &Context<'_>, me: &Identity, after: Option<&str>) ->
             unread: summary.unread,
             last: summary.last.map(Into::into),
             last_seen,
+            deleted,
         });
     }
     let next_after = if more || contacts.len() == CONTACTS_PAGE {
@@ -211,7 +217,7 @@ pub(super) fn mark_read(
     if GroupName::is_group(with) {
         return groups::mark_read(ctx, me, with, up_to);
     }
-    let peer = existing_user(ctx, with)?;
+    let peer = registered_user(ctx, with)?;
     let moved = ctx.store.mark_read(&me.name, &peer, up_to).map_err(|e| errors::from_store(&e))?;
     Ok(Handled::reply(Reply::Done).delivering(receipts(me, peer, ReceiptKind::Read, moved)))
 }
@@ -226,7 +232,7 @@ pub(super) fn delivered(
     if GroupName::is_group(from) {
         return groups::delivered(ctx, me, from, up_to);
     }
-    let sender = existing_user(ctx, from)?;
+    let sender = registered_user(ctx, from)?;
     let moved = ctx.store.mark_delivered(&me.name, &sender, up_to).map_err(|e| errors::from_store(&e))?;
     Ok(Handled::reply(Reply::Done).delivering(receipts(me, sender, ReceiptKind::Delivered, moved)))
 }
@@ -248,9 +254,25 @@ fn receipts(me: &Identity, sender: Username, kind: ReceiptKind, up_to: Option<Me
     ]
 }
 
+/// The account called `raw`, to send to or act on: a deleted one is refused.
 pub(super) fn existing_user(ctx: &Context<'_>, raw: &str) -> Result<Username, ErrorReply> {
     let name = Username::parse(raw).map_err(|e| invalid_name(&e))?;
-    if !ctx.store.user_exists(&name).map_err(|e| errors::from_store(&e))? {
+    if ctx.store.user_exists(&name).map_err(|e| errors::from_store(&e))? {
+        return Ok(name);
+    }
+    if ctx.store.user_was_registered(&name).map_err(|e| errors::from_store(&e))? {
+        return Err(ErrorReply::new(
+            ErrorCode::UnknownUser,
+            format!("the account {name} was deleted; its messages stay, but nothing can be sent to it"),
+        ));
+    }
+    Err(ErrorReply::new(ErrorCode::UnknownUser, format!("there is no user called {name}")))
+}
+
+/// The account called `raw`, to read a conversation with: a deleted one's history stays.
+pub(super) fn registered_user(ctx: &Context<'_>, raw: &str) -> Result<Username, ErrorReply> {
+    let name = Username::parse(raw).map_err(|e| invalid_name(&e))?;
+    if !ctx.store.user_was_registered(&name).map_err(|e| errors::from_store(&e))? {
         return Err(ErrorReply::new(ErrorCode::UnknownUser, format!("there is no user called {name}")));
     }
     Ok(name)

@@ -135,11 +135,14 @@ pub(crate) fn handle(
 
 fn handle_anonymous(ctx: &Context<'_>, request: Request) -> Result<Handled, ErrorReply> {
     match request {
-        Request::Register { name, password } => auth::register(ctx, &name, &password),
+        Request::Register { name, password, invite } => {
+            auth::register(ctx, &name, &password, invite.as_deref())
+        }
         Request::Login { name, password } => auth::login(ctx, &name, &password),
         Request::Resume { token } => auth::resume(ctx, &token),
         Request::Ping => Ok(Handled::reply(Reply::Pong)),
         Request::Logout
+        | Request::LogoutEverywhere
         | Request::Send { .. }
         | Request::History { .. }
         | Request::Contacts { .. }
@@ -167,11 +170,14 @@ fn handle_logged_in(
     request: Request,
 ) -> Result<Handled, ErrorReply> {
     match request {
-        Request::Register { name, password } => auth::register(ctx, &name, &password),
+        Request::Register { name, password, invite } => {
+            auth::register(ctx, &name, &password, invite.as_deref())
+        }
         Request::Login { .. } | Request::Resume { .. } => {
             Err(ErrorReply::new(ErrorCode::AlreadyLoggedIn, "this connection is already logged in"))
         }
         Request::Logout => Ok(auth::logout(ctx, me)),
+        Request::LogoutEverywhere => Ok(auth::logout_everywhere(ctx, me)),
         Request::Send { to, body, client_msg_id } => chat::send(ctx, me, &to, &body, client_msg_id, appends),
         Request::History { with, before, limit } => chat::history(ctx, me, &with, before, limit),
         Request::Contacts { after } => chat::contacts(ctx, me, after.as_deref()),

@@ -31,7 +31,7 @@ pub(super) fn search(
             format!("the search text has {} bytes; the limit is {MAX_SEARCH_QUERY}", query.len()),
         ));
     }
-    let with = with.map(|peer| chat::existing_user(ctx, peer)).transpose()?;
+    let with = with.map(|peer| chat::registered_user(ctx, peer)).transpose()?;
     let limit = limit.clamp(1, MAX_SEARCH_PAGE) as usize;
     let found = ctx
         .store

@@ -163,7 +163,11 @@ fn presence_and_new_accounts_reach_the_sessions_that_listed_contacts() {
     assert!(other.finish().0.is_ok());
     assert_eq!(watcher.next_event(), Event::Presence { user: bia, online: false });
     let mut anonymous = fixture.connect();
-    let reply = anonymous.request(Request::Register { name: "newcomer".into(), password: PASSWORD.into() });
+    let reply = anonymous.request(Request::Register {
+        name: "newcomer".into(),
+        password: PASSWORD.into(),
+        invite: None,
+    });
     assert_eq!(reply, Ok(Reply::Registered));
     let newcomer = papo_protocol::Username::parse("newcomer").unwrap();
     assert_eq!(watcher.next_event(), Event::UserRegistered { user: newcomer });

@@ -19,8 +19,8 @@ use super::files::DirLock;
 use super::manifest::Manifest;
 use super::open::{self, WAL_DIR};
 use super::records::{
-    corrupt, decode, format0, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord,
-    MessageRecord, Summary, Target, TokenRecord, UserRecord,
+    corrupt, decode, format0, format2, DedupRecord, GroupId, GroupLineRecord, GroupRecord, InviteRecord,
+    LineKind, MemberRecord, MessageRecord, Summary, Target, TokenRecord, UserRecord,
 };
 use super::wal::{self, Expect};
 use super::{keys, Result, StoreError};
@@ -88,7 +88,10 @@ pub fn check(dir: &Path) -> Result<Report> {
         }
     };
     let log_is_clean = report.problems.is_empty();
-    let counted = read_records(&trees, &mut report);
+    // A store of an older format is migrated at its next start; until then its accounts
+    // have their old layout.
+    let accounts_have_status = manifest.is_none_or(|manifest| manifest.format >= 3);
+    let counted = read_records(&trees, accounts_have_status, &mut report);
     if report.log_records == 0 && log_is_clean {
         if let Some(manifest) = manifest {
             cross_check(&trees, &counted, manifest, &mut report)?;
@@ -115,12 +118,19 @@ struct Counted {
 }
 
 /// Decodes every record, noting what does not decode.
-fn read_records(trees: &Trees, report: &mut Report) -> Counted {
+fn read_records(trees: &Trees, accounts_have_status: bool, report: &mut Report) -> Counted {
     let mut counted = Counted::default();
     let mut note = |problem: String| report.problems.push(problem);
     for entry in trees.users.iter() {
-        match entry.map_err(StoreError::from).and_then(|(key, raw)| decode::<UserRecord>(&key, &raw)) {
-            Ok(_) => report.users += 1,
+        let decoded = entry.map_err(StoreError::from).and_then(|(key, raw)| {
+            if accounts_have_status {
+                decode::<UserRecord>(&key, &raw).map(drop)
+            } else {
+                decode::<format2::UserRecord>(&key, &raw).map(drop)
+            }
+        });
+        match decoded {
+            Ok(()) => report.users += 1,
             Err(e) => note(format!("an account: {e}")),
         }
     }
@@ -161,6 +171,7 @@ fn read_records(trees: &Trees, report: &mut Report) -> Counted {
                 report.summaries += 1;
             }),
             Some(b'R') => decode::<DedupRecord>(&key, &raw).map(|_| report.resends += 1),
+            Some(b'i') => decode::<InviteRecord>(&key, &raw).map(drop),
             // A format-1 store's, refiled under `R` at its next start.
             Some(b'D') => decode::<format0::DedupRecord>(&key, &raw).map(|_| report.resends += 1),
             Some(b'N') => decode::<GroupId>(&key, &raw).map(|group| {

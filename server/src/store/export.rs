@@ -43,8 +43,8 @@ use serde::{Deserialize, Serialize};
 use super::commit::{Growth, Staged, TreeName};
 use super::group_writes::{self, load, save, Line as GroupLine, Place};
 use super::records::{
-    corrupt, decode, encode, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord,
-    MessageRecord, Summary, Target, UserRecord,
+    corrupt, decode, encode, AccountStatus, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind,
+    MemberRecord, MessageRecord, Summary, Target, UserRecord,
 };
 use super::{commit, keys, writes, Result, Store, StoreError};
 
@@ -79,6 +79,10 @@ pub enum Line {
         /// When its last session ended.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen: Option<UnixMillis>,
+        /// `disabled` if the administrator disabled it; left out while it is active, so
+        /// exports of stores without disabled accounts read as before.
+        #[serde(default, skip_serializing_if = "AccountStatus::is_active")]
+        status: AccountStatus,
     },
     /// A message.
     Message {
@@ -211,10 +215,10 @@ impl Store {
             let record: UserRecord = decode(&key, &raw)?;
             let name = Username::parse(&String::from_utf8_lossy(&key)).map_err(|e| corrupt(&key, e))?;
             let last_seen = self.last_seen(&name)?;
-            let created_at = record.created_at;
+            let (created_at, status) = (record.created_at, record.status);
             write_line(
                 out,
-                &Line::User { name, password_hash: record.password_hash, created_at, last_seen },
+                &Line::User { name, password_hash: record.password_hash, created_at, last_seen, status },
             )?;
             counts.users += 1;
         }
@@ -408,8 +412,8 @@ impl Store {
             for (number, line) in lines {
                 let bad = |reason: String| StoreError::Import { line: number, reason };
                 match line {
-                    Line::User { name, password_hash, created_at, last_seen } => {
-                        let record = UserRecord { password_hash, created_at };
+                    Line::User { name, password_hash, created_at, last_seen, status } => {
+                        let record = UserRecord { password_hash, created_at, status };
                         if let Some(at) = last_seen {
                             staged.insert(TreeName::Chat, keys::last_seen(&name), encode(&at));
                         }

@@ -32,6 +32,24 @@ pub const COMMIT: &[u8] = b"c";
 
 const LAST_SEEN: u8 = b'l';
 
+/// Invite codes (format 3): `i`, the code.
+const INVITE: u8 = b'i';
+/// The prefix of every invite key.
+pub const INVITES: &[u8] = &[INVITE];
+
+/// The key of an invite code.
+pub fn invite(code: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + code.len());
+    key.push(INVITE);
+    key.extend_from_slice(code.as_bytes());
+    key
+}
+
+/// The code of an invite key.
+pub fn invite_code(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(key.strip_prefix(INVITES)?).ok()
+}
+
 const GROUP_NAME: u8 = b'N';
 const GROUP: u8 = b'G';
 const MEMBER: u8 = b'W';

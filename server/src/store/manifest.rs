@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! papo-store
-//! format = 2
+//! format = 3
 //! checkpoint_commit = 1234
 //! checkpoint_last_id = 5678
 //! retired_through = 12
@@ -33,7 +33,9 @@ use super::{IoContext, Result, StoreError};
 ///
 /// 0 is the layout before there was a manifest: unversioned records, no commit numbers.
 /// 2 files resend entries under a new kind, their records telling users from groups.
-pub const FORMAT: u32 = 2;
+/// 3 gives every account a status (disabled or deleted by the administrator, or not), and
+/// stores invite codes.
+pub const FORMAT: u32 = 3;
 
 /// The manifest's file name in the data directory.
 pub const FILE: &str = "papo-store";

@@ -1,5 +1,6 @@
 //! Rewrites a store of format 0 (before the manifest) in the current format, once, when it
-//! is opened; and refiles the resend entries of a format-1 store ([`resends_of_format1`]).
+//! is opened; refiles the resend entries of a format-1 store ([`resends_of_format1`]); and
+//! gives the accounts of a format-2 store a status ([`accounts_of_format2`]).
 //!
 //! Format 1 counts, in every message, its place in its direction of the conversation, and
 //! in every summary the messages received, so that unread counts follow from one lookup;
@@ -13,7 +14,10 @@ use papo_protocol::{MessageId, UnixMillis, Username};
 use tracing::info;
 
 use super::commit::Trees;
-use super::records::{corrupt, decode, encode, format0, DedupRecord, MessageRecord, Summary, Target};
+use super::records::{
+    corrupt, decode, encode, format0, format2, AccountStatus, DedupRecord, MessageRecord, Summary, Target,
+    UserRecord,
+};
 use super::{keys, Result};
 
 /// What the migration rewrote.
@@ -47,6 +51,29 @@ pub fn resends_of_format1(trees: &Trees) -> Result<u64> {
         info!(resends = refiled, "refiled the resend entries of a format-1 store");
     }
     Ok(refiled)
+}
+
+/// Rewrites every account of a format-2 (or older) store with a status, active; returns how
+/// many. A format-2 record is a prefix of its successor, so an account a cut-short run
+/// already rewrote (active: no format-2 server disables one) reads back the same, and the
+/// rewriting simply runs again at the next start.
+pub fn accounts_of_format2(trees: &Trees) -> Result<u64> {
+    let mut rewritten = 0;
+    for entry in trees.users.iter() {
+        let (key, raw) = entry?;
+        let old: format2::UserRecord = decode(&key, &raw)?;
+        let record = UserRecord {
+            password_hash: old.password_hash,
+            created_at: old.created_at,
+            status: AccountStatus::Active,
+        };
+        trees.users.insert(&key, encode(&record))?;
+        rewritten += 1;
+    }
+    if rewritten > 0 {
+        info!(accounts = rewritten, "gave the accounts of a format-2 store a status");
+    }
+    Ok(rewritten)
 }
 
 /// One conversation's counts while its messages are rewritten in order.

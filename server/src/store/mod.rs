@@ -17,11 +17,13 @@
 mod check;
 mod checkpoint;
 mod commit;
+mod deletion;
 mod export;
 mod fatal;
 mod files;
 mod group_writes;
 mod groups;
+mod invites;
 mod keys;
 mod manifest;
 mod migrate;
@@ -50,13 +52,17 @@ use files::DirLock;
 use records::{corrupt, decode, encode, MessageRecord};
 
 pub use check::{check, Report};
+pub use deletion::DeletedAccount;
 pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use group_writes::{Deleted, Moved, NewGroup, NewText, Refusable, Refusal};
 pub use groups::Membership;
+pub use invites::{Invite, Registered};
 pub use prune::Pruned;
-pub use records::{GroupId, GroupRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord};
+pub use records::{
+    AccountStatus, GroupId, GroupRecord, InviteRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord,
+};
 pub use search::{SearchPage, SEARCH_BUDGET};
-pub use writes::{Appended, Posted};
+pub use writes::{AccountChanged, Appended, Posted};
 
 /// How the store trades latency, throughput, memory and recovery time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,24 +331,52 @@ impl Store {
         self.trees.users.get(name.as_str())?.map(|raw| decode(name.as_str().as_bytes(), &raw)).transpose()
     }
 
-    /// Whether `name` is registered.
+    /// Whether `name` is registered and not deleted.
     pub fn user_exists(&self, name: &Username) -> Result<bool> {
-        // Accounts are never deleted, so a name seen once stays valid: every Send checks
-        // its recipient, and this spares it a tree lookup.
+        // Every Send checks its recipient, and this spares it a tree lookup; a deletion
+        // takes the name out again.
         if self.known_users.read().unwrap_or_else(PoisonError::into_inner).contains(name) {
             return Ok(true);
         }
-        let exists = self.trees.users.contains_key(name.as_str())?;
+        let exists = self.user(name)?.is_some_and(|record| record.status != AccountStatus::Deleted);
         if exists {
             self.known_users.write().unwrap_or_else(PoisonError::into_inner).insert(name.clone());
         }
         Ok(exists)
     }
 
+    /// Whether `name` was ever registered, deleted accounts included: their conversations
+    /// can still be read.
+    pub fn user_was_registered(&self, name: &Username) -> Result<bool> {
+        Ok(self.user_exists(name)? || self.trees.users.contains_key(name.as_str())?)
+    }
+
+    /// Deletes `user`'s account durably, in one write (see [`deletion`]): `None` if there is
+    /// no such account.
+    pub fn delete_account(&self, user: &Username, now: UnixMillis) -> Result<Option<DeletedAccount>> {
+        let name = user.clone();
+        let deleted = self
+            .committer
+            .call(Growth::Maintains, move |staged| deletion::delete_account(staged, &name, now))?;
+        self.known_users.write().unwrap_or_else(PoisonError::into_inner).remove(user);
+        Ok(deleted)
+    }
+
     /// Creates an account durably; `false` if the name is taken.
     pub fn create_user(&self, name: &Username, record: &UserRecord) -> Result<bool> {
+        Ok(self.register(name, record, None)? == Registered::Created)
+    }
+
+    /// Creates an account durably, using up `invite` in the same write if one is given.
+    pub fn register(
+        &self,
+        name: &Username,
+        record: &UserRecord,
+        invite: Option<Invite>,
+    ) -> Result<Registered> {
         let (key, value) = (name.as_str().as_bytes().to_vec(), encode(record));
-        self.committer.call(Growth::Grows, move |staged| writes::create_user(staged, key, value))
+        self.committer
+            .call(Growth::Grows, move |staged| invites::register(staged, key, value, invite.as_ref()))
     }
 
     /// Up to `limit` registered names after `after`, in name order, and whether more follow.
@@ -363,13 +397,18 @@ impl Store {
         Ok((names, false))
     }
 
-    /// Stores a resume token's hash durably.
-    pub fn put_token(&self, token_hash: &[u8], record: &TokenRecord) -> Result<()> {
-        let (key, value) = (token_hash.to_vec(), encode(record));
-        self.committer.call(Growth::Grows, move |staged| {
-            staged.insert(commit::TreeName::Tokens, key, value);
-            Ok(())
-        })
+    /// Stores a resume token's hash durably, unless the account changed since its owner was
+    /// authenticated against `authenticated` (their password hash then); see
+    /// [`writes::save_token`].
+    pub fn save_token(
+        &self,
+        token_hash: &[u8],
+        record: &TokenRecord,
+        authenticated: &str,
+    ) -> Result<Result<(), AccountChanged>> {
+        let (key, record, authenticated) = (token_hash.to_vec(), record.clone(), authenticated.to_owned());
+        self.committer
+            .call(Growth::Grows, move |staged| writes::save_token(staged, key, &record, &authenticated))
     }
 
     /// The record of a resume token's hash.
@@ -377,9 +416,10 @@ impl Store {
         self.trees.tokens.get(token_hash)?.map(|raw| decode(token_hash, &raw)).transpose()
     }
 
-    /// Takes a single-use resume token: its record if it was still there, and it is gone
-    /// durably either way. Of several sessions taking the same token at once, one gets it.
-    pub fn take_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>> {
+    /// Takes a single-use resume token: its record, with its owner's account as it was when
+    /// it was taken, if both were still there; the token is gone durably either way. Of
+    /// several sessions taking the same token at once, one gets it.
+    pub fn take_token(&self, token_hash: &[u8]) -> Result<Option<(TokenRecord, UserRecord)>> {
         let key = token_hash.to_vec();
         self.committer.call(Growth::Maintains, move |staged| writes::take_token(staged, key))
     }
@@ -391,6 +431,12 @@ impl Store {
             staged.remove(commit::TreeName::Tokens, key);
             Ok(())
         })
+    }
+
+    /// Revokes every resume token of `user` durably, in one write: how many.
+    pub fn revoke_tokens(&self, user: &Username) -> Result<u64> {
+        let user = user.clone();
+        self.committer.call(Growth::Maintains, move |staged| writes::revoke_tokens(staged, &user, None))
     }
 
     /// Replaces `user`'s password hash durably and revokes every resume token of theirs but
@@ -405,6 +451,14 @@ impl Store {
         self.committer.call(Growth::Maintains, move |staged| {
             writes::change_password(staged, &user, password_hash, keep.as_deref())
         })
+    }
+
+    /// Sets `user`'s status durably: whether it changed, or `None` if there is no such account.
+    /// A disabled account's sessions cannot save new resume tokens from the moment this is
+    /// answered (see [`writes::save_token`]).
+    pub fn set_account_status(&self, user: &Username, status: AccountStatus) -> Result<Option<bool>> {
+        let user = user.clone();
+        self.committer.call(Growth::Maintains, move |staged| writes::set_status(staged, &user, status))
     }
 
     /// Queues a message for storing; its answer arrives through `appends` once settled: the

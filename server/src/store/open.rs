@@ -107,6 +107,9 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Opened> {
     if manifest.format == 1 {
         migrate::resends_of_format1(&trees)?;
     }
+    if manifest.format < 3 {
+        migrate::accounts_of_format2(&trees)?;
+    }
     let last_id = trees.last_id()?;
     if last_id < manifest.checkpoint_last_id {
         return Err(lost(applied));

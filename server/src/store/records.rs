@@ -17,6 +17,41 @@ pub struct UserRecord {
     pub password_hash: String,
     /// When the account was created.
     pub created_at: UnixMillis,
+    /// Whether it may log in (format 3).
+    pub status: AccountStatus,
+}
+
+/// Whether an account may log in. Named in snake case for the export, which writes it as is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// It logs in as usual.
+    #[default]
+    Active,
+    /// The administrator disabled it: it keeps its name and messages but cannot log in or
+    /// resume until it is enabled again.
+    Disabled,
+    /// The administrator deleted it: what is left is a tombstone without a password, which
+    /// keeps the name from being registered again.
+    Deleted,
+}
+
+impl AccountStatus {
+    /// Whether it is [`Self::Active`], the status an export leaves out.
+    pub fn is_active(&self) -> bool {
+        *self == Self::Active
+    }
+}
+
+/// An invite code the administrator created (format 3): registering with it uses it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// When it stops working, if ever.
+    pub expires_at: Option<UnixMillis>,
+    /// Registrations it still allows; at 0 it is removed.
+    pub uses_left: u32,
 }
 
 /// A resume token's owner and expiry.
@@ -218,6 +253,20 @@ impl From<StoredLast> for LastMessage {
     }
 }
 
+/// The records of format 2 (and before) that format 3 changed, read only to migrate them.
+pub mod format2 {
+    use super::{Deserialize, UnixMillis};
+
+    /// A format-2 [`super::UserRecord`]: no `status`, so a prefix of its successor.
+    #[derive(Debug, Deserialize)]
+    pub struct UserRecord {
+        /// The password hash.
+        pub password_hash: String,
+        /// When created.
+        pub created_at: UnixMillis,
+    }
+}
+
 /// The records of format 0, read only to migrate them; each is a prefix of its format-1
 /// successor, so records a half-finished migration already rewrote read back the same.
 pub mod format0 {
@@ -296,8 +345,18 @@ mod tests {
 
     #[test]
     fn records_have_fixed_bytes() {
-        let user = UserRecord { password_hash: "$2b$04$h".into(), created_at: 1_700_000_000_000 };
-        assert_eq!(hex(&encode(&user)), "082432622430342468fd00d0ca9f17030000");
+        let user = UserRecord {
+            password_hash: "$2b$04$h".into(),
+            created_at: 1_700_000_000_000,
+            status: AccountStatus::Active,
+        };
+        assert_eq!(hex(&encode(&user)), "082432622430342468fd00d0ca9f1703000000");
+        let disabled = UserRecord { status: AccountStatus::Disabled, ..user.clone() };
+        assert_eq!(hex(&encode(&disabled)), "082432622430342468fd00d0ca9f1703000001");
+        let deleted = UserRecord { password_hash: String::new(), status: AccountStatus::Deleted, ..user };
+        assert_eq!(hex(&encode(&deleted)), "00fd00d0ca9f1703000002");
+        let invite = InviteRecord { created_at: 5, expires_at: Some(300), uses_left: 2 };
+        assert_eq!(hex(&encode(&invite)), "0a01fb580202");
         let token = TokenRecord { user: name("ana"), expires_at: 5 };
         assert_eq!(hex(&encode(&token)), "03616e610a");
         let last = StoredLast { id: 300, from: name("bob"), sent_at: 7, preview: "oi".into() };
@@ -398,6 +457,16 @@ mod tests {
         // migration decodes each in the old layout and writes it in the new.
         let old: format0::DedupRecord = decode(b"d", &hex_bytes("fc0000100003626f62")).unwrap();
         assert_eq!((old.id, old.to), (1 << 20, name("bob")));
+    }
+
+    #[test]
+    fn format_2_accounts_read_as_prefixes_of_format_3() {
+        let old: format2::UserRecord =
+            decode(b"u", &hex_bytes("082432622430342468fd00d0ca9f17030000")).unwrap();
+        assert_eq!((old.password_hash.as_str(), old.created_at), ("$2b$04$h", 1_700_000_000_000));
+        let new = UserRecord { password_hash: "h".into(), created_at: 3, status: AccountStatus::Disabled };
+        let old: format2::UserRecord = decode(b"u", &encode(&new)).unwrap();
+        assert_eq!((old.password_hash.as_str(), old.created_at), ("h", 3));
     }
 
     fn hex_bytes(hex: &str) -> Vec<u8> {

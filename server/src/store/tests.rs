@@ -182,12 +182,21 @@ fn mark_read_counts_a_message_staged_in_the_same_group() {
     assert_eq!(store.summary(&bob, &ana).unwrap().unread, 2);
 }
 
+/// Creates `user` with the password hash `password_hash`, and returns the hash.
+fn with_account<'a>(store: &Store, user: &Username, password_hash: &'a str) -> &'a str {
+    let record =
+        UserRecord { password_hash: password_hash.into(), created_at: 0, status: AccountStatus::Active };
+    assert!(store.create_user(user, &record).unwrap());
+    password_hash
+}
+
 #[test]
 fn a_single_use_token_taken_at_once_by_many_goes_to_one() {
     let (_dir, store) = open();
     let store = Arc::new(store);
     let record = TokenRecord { user: name("ana"), expires_at: i64::MAX };
-    store.put_token(b"hash", &record).unwrap();
+    let hash = with_account(&store, &name("ana"), "$2b$04$ana");
+    store.save_token(b"hash", &record, hash).unwrap().unwrap();
     let barrier = Arc::new(std::sync::Barrier::new(8));
     let takers: Vec<_> = (0..8)
         .map(|_| {
@@ -199,16 +208,48 @@ fn a_single_use_token_taken_at_once_by_many_goes_to_one() {
         })
         .collect();
     let got: Vec<_> = takers.into_iter().filter_map(|taker| taker.join().unwrap()).collect();
-    assert_eq!(got, [record]);
+    assert_eq!(got, [(record, store.user(&name("ana")).unwrap().unwrap())]);
     assert_eq!(store.token(b"hash").unwrap(), None);
+}
+
+#[test]
+fn a_token_is_not_saved_once_the_password_changed_since_it_was_authenticated() {
+    // The race of a resume with a password change, step by step as the committer orders
+    // them: the resume takes its token, the change revokes every other token, then the
+    // resume tries to save its new one.
+    let (_dir, store) = open();
+    let ana = name("ana");
+    let old_hash = with_account(&store, &ana, "$2b$04$old");
+    let record = TokenRecord { user: ana.clone(), expires_at: i64::MAX };
+    store.save_token(b"first", &record, old_hash).unwrap().unwrap();
+    let (taken, account) = store.take_token(b"first").unwrap().unwrap();
+    assert_eq!(store.change_password(&ana, "$2b$04$new", None).unwrap(), Some(0));
+    let refused = store.save_token(b"second", &taken, &account.password_hash).unwrap();
+    assert_eq!(refused, Err(AccountChanged::PasswordChanged));
+    assert_eq!(store.token(b"second").unwrap(), None, "a refused token is not stored");
+    // Authenticated against the new password, it is saved.
+    store.save_token(b"third", &taken, "$2b$04$new").unwrap().unwrap();
+    assert_eq!(store.token(b"third").unwrap(), Some(taken));
+}
+
+#[test]
+fn a_token_of_a_missing_account_is_not_saved() {
+    let (_dir, store) = open();
+    let record = TokenRecord { user: name("ghost"), expires_at: i64::MAX };
+    assert_eq!(store.save_token(b"t", &record, "$2b$04$x").unwrap(), Err(AccountChanged::Gone));
+    assert_eq!(store.token(b"t").unwrap(), None);
 }
 
 #[test]
 fn pruning_forgets_expired_tokens_and_old_resend_entries_only() {
     let (_dir, store) = open();
     let (ana, bob) = (name("ana"), name("bob"));
-    store.put_token(b"old", &TokenRecord { user: ana.clone(), expires_at: 10 }).unwrap();
-    store.put_token(b"new", &TokenRecord { user: ana.clone(), expires_at: i64::MAX }).unwrap();
+    let hash = with_account(&store, &ana, "$2b$04$ana");
+    store.save_token(b"old", &TokenRecord { user: ana.clone(), expires_at: 10 }, hash).unwrap().unwrap();
+    store
+        .save_token(b"new", &TokenRecord { user: ana.clone(), expires_at: i64::MAX }, hash)
+        .unwrap()
+        .unwrap();
     let generation = keys::DEDUP_GENERATION_MS;
     let old = stored(append_at(&store, &ana, &bob, "old", 1, generation + 1));
     stored(append_at(&store, &ana, &bob, "recent", 2, generation * 2));
@@ -236,7 +277,7 @@ fn a_full_disk_refuses_growth_with_storage_full_and_keeps_maintaining() {
     let appends = Appends::new();
     store.append(&ana, &bob, "refused", 2, 0, &appends).unwrap();
     assert!(matches!(appends.next(), Err(StoreError::StorageFull { .. })));
-    let user = UserRecord { password_hash: "h".into(), created_at: 0 };
+    let user = UserRecord { password_hash: "h".into(), created_at: 0, status: AccountStatus::Active };
     assert!(matches!(store.create_user(&bob, &user), Err(StoreError::StorageFull { .. })));
     assert_eq!(store.mark_read(&bob, &ana, first.id).unwrap(), Some(first.id), "receipts still work");
     assert_eq!(store.history(&bob, &ana, None, 5).unwrap().messages, std::slice::from_ref(&first));
@@ -303,7 +344,7 @@ fn reopening_keeps_everything() {
     let (ana, bob) = (name("ana"), name("bob"));
     {
         let store = Store::open(dir.path()).unwrap();
-        let record = UserRecord { password_hash: "h".into(), created_at: 1 };
+        let record = UserRecord { password_hash: "h".into(), created_at: 1, status: AccountStatus::Active };
         assert!(store.create_user(&ana, &record).unwrap());
         assert!(!store.create_user(&ana, &record).unwrap());
         append(&store, &ana, &bob, "persist", 9);
@@ -396,6 +437,49 @@ fn a_format_1_store_keeps_recognising_resends_and_opens_as_format_2() {
     assert!(store.trees.chat.scan_prefix(keys::DEDUPS_FORMAT1).next().is_none());
     drop(store);
     assert_eq!(manifest::Manifest::read(dir.path()).unwrap().unwrap().format, manifest::FORMAT);
+}
+
+#[test]
+fn a_format_2_store_checks_clean_and_opens_as_format_3_with_its_accounts_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = name("ana");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        with_account(&store, &ana, "$2b$04$ana");
+    }
+    // Rewrite the account as format 2 left it: no status.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let users = db.open_tree("users").unwrap();
+        users.insert(ana.as_str(), encode(&("$2b$04$ana", 0_i64))).unwrap();
+        db.flush().unwrap();
+    }
+    let old = manifest::Manifest { format: 2, ..manifest::Manifest::read(dir.path()).unwrap().unwrap() };
+    old.write(dir.path()).unwrap();
+    let report = check(dir.path()).unwrap();
+    assert_eq!((report.problems.as_slice(), report.users), (&[][..], 1));
+
+    let store = Store::open(dir.path()).unwrap();
+    let record = store.user(&ana).unwrap().unwrap();
+    assert_eq!((record.password_hash.as_str(), record.status), ("$2b$04$ana", AccountStatus::Active));
+    drop(store);
+    assert_eq!(manifest::Manifest::read(dir.path()).unwrap().unwrap().format, manifest::FORMAT);
+    assert!(check(dir.path()).unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_disabled_account_saves_no_token_until_it_is_enabled() {
+    let (_dir, store) = open();
+    let ana = name("ana");
+    let hash = with_account(&store, &ana, "$2b$04$ana");
+    let record = TokenRecord { user: ana.clone(), expires_at: i64::MAX };
+    assert_eq!(store.set_account_status(&ana, AccountStatus::Disabled).unwrap(), Some(true));
+    assert_eq!(store.set_account_status(&ana, AccountStatus::Disabled).unwrap(), Some(false));
+    assert_eq!(store.save_token(b"t", &record, hash).unwrap(), Err(AccountChanged::Disabled));
+    assert_eq!(store.token(b"t").unwrap(), None);
+    assert_eq!(store.set_account_status(&ana, AccountStatus::Active).unwrap(), Some(true));
+    store.save_token(b"t", &record, hash).unwrap().unwrap();
+    assert_eq!(store.set_account_status(&name("nobody"), AccountStatus::Disabled).unwrap(), None);
 }
 
 /// A store as format 0 wrote it: sled records without counts, resend entries without
@@ -535,7 +619,11 @@ mod export_import {
         let store = Store::open(dir).unwrap();
         let (ana, bob, eve) = (name("ana"), name("bob"), name("eve"));
         for user in [&ana, &bob, &eve] {
-            let record = UserRecord { password_hash: format!("$2b$04${user}"), created_at: 7 };
+            let record = UserRecord {
+                password_hash: format!("$2b$04${user}"),
+                created_at: 7,
+                status: AccountStatus::Active,
+            };
             assert!(store.create_user(user, &record).unwrap());
         }
         for i in 0..30 {
@@ -547,6 +635,7 @@ mod export_import {
         store.mark_delivered(&bob, &ana, 40).unwrap();
         store.mark_read(&ana, &eve, 50).unwrap();
         store.set_last_seen(&bob, 12_345).unwrap();
+        assert_eq!(store.set_account_status(&eve, AccountStatus::Disabled).unwrap(), Some(true));
         store
     }
 
@@ -578,6 +667,7 @@ mod export_import {
             );
         }
         assert_eq!(copy.user(&ana).unwrap(), original.user(&ana).unwrap());
+        assert_eq!(copy.user(&eve).unwrap().unwrap().status, AccountStatus::Disabled);
         assert_eq!((copy.last_seen(&bob).unwrap(), copy.last_seen(&ana).unwrap()), (Some(12_345), None));
         assert_eq!(copy.last_message_id().unwrap(), 60);
         // Resends are still recognised, and new messages continue the ids.
@@ -596,11 +686,19 @@ mod export_import {
                 password_hash: "$2b$12$x".into(),
                 created_at: 5,
                 last_seen: Some(9),
+                status: AccountStatus::Active,
+            },
+            Line::User {
+                name: bob.clone(),
+                password_hash: "$2b$12$y".into(),
+                created_at: 5,
+                last_seen: None,
+                status: AccountStatus::Disabled,
             },
             Line::Message { id: 1, from: ana.clone(), to: bob.clone(), body: "oi".into(), sent_at: 6 },
             Line::ReadState { owner: bob.clone(), peer: ana.clone(), read_up_to: 1, delivered_up_to: 1 },
             Line::Resend { sender: ana, client_msg_id: 7, id: 1, to: Some(bob), group: None },
-            Line::End { users: 1, messages: 1, groups: 0, group_messages: 0 },
+            Line::End { users: 2, messages: 1, groups: 0, group_messages: 0 },
         ];
         let text: Vec<String> = lines.iter().map(|line| serde_json::to_string(line).unwrap()).collect();
         assert_eq!(
@@ -608,10 +706,11 @@ mod export_import {
             [
                 r#"{"type":"papo-export","format":1,"exported_at":1764600000000,"last_id":2}"#,
                 r#"{"type":"user","name":"ana","password_hash":"$2b$12$x","created_at":5,"last_seen":9}"#,
+                r#"{"type":"user","name":"bob","password_hash":"$2b$12$y","created_at":5,"status":"disabled"}"#,
                 r#"{"type":"message","id":1,"from":"ana","to":"bob","body":"oi","sent_at":6}"#,
                 r#"{"type":"read_state","owner":"bob","peer":"ana","read_up_to":1,"delivered_up_to":1}"#,
                 r#"{"type":"resend","sender":"ana","client_msg_id":7,"id":1,"to":"bob"}"#,
-                r#"{"type":"end","users":1,"messages":1,"groups":0,"group_messages":0}"#,
+                r#"{"type":"end","users":2,"messages":1,"groups":0,"group_messages":0}"#,
             ]
         );
     }
@@ -657,7 +756,12 @@ mod check {
         {
             let store = Store::open(dir.path()).unwrap();
             let (ana, bob) = (name("ana"), name("bob"));
-            store.create_user(&ana, &UserRecord { password_hash: "h".into(), created_at: 1 }).unwrap();
+            store
+                .create_user(
+                    &ana,
+                    &UserRecord { password_hash: "h".into(), created_at: 1, status: AccountStatus::Active },
+                )
+                .unwrap();
             for i in 0..40 {
                 append(&store, &ana, &bob, "x", i);
             }

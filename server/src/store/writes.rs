@@ -9,7 +9,8 @@ use papo_protocol::{ChatMessage, GroupMessage, MessageId, UnixMillis, Username};
 use super::commit::{Staged, TreeName};
 use super::group_writes::Refusal;
 use super::records::{
-    corrupt, decode, encode, DedupRecord, GroupId, MessageRecord, StoredLast, Target, TokenRecord, UserRecord,
+    corrupt, decode, encode, AccountStatus, DedupRecord, GroupId, MessageRecord, StoredLast, Target,
+    TokenRecord, UserRecord,
 };
 use super::{keys, preview, Result};
 
@@ -212,12 +213,54 @@ pub fn create_user(staged: &mut Staged<'_>, key: Vec<u8>, value: Vec<u8>) -> Res
     Ok(true)
 }
 
-/// Removes a token, returning its record if it was there.
-pub fn take_token(staged: &mut Staged<'_>, key: Vec<u8>) -> Result<Option<TokenRecord>> {
+/// Why a new resume token was not saved: the account changed after its owner proved who
+/// they were, and a token saved now would outlive what that change revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountChanged {
+    /// The password was changed (or reset): every token saved before was revoked.
+    PasswordChanged,
+    /// The account no longer exists.
+    Gone,
+    /// The administrator disabled the account.
+    Disabled,
+}
+
+/// Saves a resume token of `record.user`, unless their password hash is no longer
+/// `authenticated`, the one the session was authenticated against.
+///
+/// The check and the save are one operation of the committer, which also runs every
+/// password change: a change either comes first (and the token is refused) or after (and
+/// revokes it), never in between.
+pub fn save_token(
+    staged: &mut Staged<'_>,
+    key: Vec<u8>,
+    record: &TokenRecord,
+    authenticated: &str,
+) -> Result<Result<(), AccountChanged>> {
+    let user_key = record.user.as_str().as_bytes();
+    let Some(raw) = staged.get(TreeName::Users, user_key)? else { return Ok(Err(AccountChanged::Gone)) };
+    let account: UserRecord = decode(user_key, &raw)?;
+    match account.status {
+        AccountStatus::Active => {}
+        AccountStatus::Disabled => return Ok(Err(AccountChanged::Disabled)),
+        AccountStatus::Deleted => return Ok(Err(AccountChanged::Gone)),
+    }
+    if account.password_hash != authenticated {
+        return Ok(Err(AccountChanged::PasswordChanged));
+    }
+    staged.insert(TreeName::Tokens, key, encode(record));
+    Ok(Ok(()))
+}
+
+/// Removes a token, returning its record, with its owner's account as it is now, if it was
+/// there (a token whose account is gone is removed all the same).
+pub fn take_token(staged: &mut Staged<'_>, key: Vec<u8>) -> Result<Option<(TokenRecord, UserRecord)>> {
     let Some(raw) = staged.get(TreeName::Tokens, &key)? else { return Ok(None) };
-    let record = decode(&key, &raw)?;
+    let record: TokenRecord = decode(&key, &raw)?;
+    let user_key = record.user.as_str().as_bytes();
+    let account = staged.get(TreeName::Users, user_key)?.map(|raw| decode(user_key, &raw)).transpose()?;
     staged.remove(TreeName::Tokens, key);
-    Ok(Some(record))
+    Ok(account.map(|account| (record, account)))
 }
 
 /// Replaces `user`'s password hash and revokes every token of theirs but `keep`: how many
@@ -234,6 +277,22 @@ pub fn change_password(
     let revoked = revoke_tokens(staged, user, keep)?;
     staged.insert(TreeName::Users, key.to_vec(), encode(&UserRecord { password_hash, ..record }));
     Ok(Some(revoked))
+}
+
+/// Sets `user`'s status to active or disabled: whether it changed, or `None` if there is no
+/// such account (or it was deleted).
+pub fn set_status(staged: &mut Staged<'_>, user: &Username, status: AccountStatus) -> Result<Option<bool>> {
+    let key = user.as_str().as_bytes();
+    let Some(raw) = staged.get(TreeName::Users, key)? else { return Ok(None) };
+    let record: UserRecord = decode(key, &raw)?;
+    if record.status == AccountStatus::Deleted {
+        return Ok(None);
+    }
+    if record.status == status {
+        return Ok(Some(false));
+    }
+    staged.insert(TreeName::Users, key.to_vec(), encode(&UserRecord { status, ..record }));
+    Ok(Some(true))
 }
 
 /// Revokes every token of `user` but `keep`, and says how many.

@@ -21,7 +21,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/help  /quit", "show this help; log out and quit"),
     ("/search [--here] TEXT", "search messages, or only this conversation"),
     ("/mute  /unmute [USER]", "silence a conversation (⊘ in the list), or ring again"),
-    ("/passwd", "change your password"),
+    ("/passwd  /logout-all", "change your password; log out every session of yours, saved ones too"),
     ("/group create #NAME USER", "create a group you own, with these users (none or more) in it"),
     ("/invite USER  /kick USER", "in a group you own: add or remove a member"),
     ("/leave  /members", "in a group: leave it; list its members, online or not"),

@@ -287,6 +287,9 @@ pub struct LoginForm {
     pub busy: bool,
 }
 
+/// What a deleted account's conversation says instead of its presence.
+pub const DELETED_ACCOUNT: &str = "the account was deleted";
+
 /// One user or group in the contacts pane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactEntry {
@@ -302,8 +305,9 @@ pub struct ContactEntry {
     pub last_at: Option<UnixMillis>,
     /// When their last session ended, if known.
     pub last_seen: Option<UnixMillis>,
-    /// Why a group can no longer be sent to (I was removed, left it elsewhere, or it was
-    /// deleted): it stays listed, with what it showed, until the next list of groups.
+    /// Why a group or user can no longer be sent to (I was removed, left it elsewhere, or it
+    /// was deleted; the administrator deleted the account): it stays listed, with what it
+    /// showed, until the next list of groups.
     pub gone: Option<String>,
 }
 
@@ -587,7 +591,7 @@ impl From<Contact> for ContactEntry {
             last_at: contact.last.map(|last| last.sent_at),
             last_seen: contact.last_seen,
             name: ConvKey::User(contact.name),
-            gone: None,
+            gone: contact.deleted.then(|| DELETED_ACCOUNT.to_owned()),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::history::{lines_from_bottom, newest_height};
 use super::mention;
 use super::model::{
     Alert, ContactEntry, ConvKey, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model,
-    OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt,
+    OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt, DELETED_ACCOUNT,
 };
 use super::view::{contacts_rows, help_max_scroll, ChatLayout};
 use super::{search, unread};
@@ -543,7 +543,7 @@ fn on_paste(model: &mut Model, text: &str, out: &mut Vec<NetCommand>) {
 
 /// The slash commands there are; anything else is kept in the input as typed.
 const COMMANDS: &[&str] =
-    &["help", "h", "quit", "q", "exit", "msg", "m", "search", "mute", "unmute", "passwd"];
+    &["help", "h", "quit", "q", "exit", "msg", "m", "search", "mute", "unmute", "passwd", "logout-all"];
 
 fn submit_input(model: &mut Model, out: &mut Vec<NetCommand>) {
     let text = model.input.text().to_owned();
@@ -656,6 +656,11 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
         "passwd" => {
             remember_input(model);
             model.overlay = Some(Overlay::Password(PasswordForm::default()));
+        }
+        "logout-all" => {
+            remember_input(model);
+            model.notice = Some("logging out every session of yours…".into());
+            out.push(NetCommand::LogoutEverywhere);
         }
         _ => {
             let (name, text) = rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
@@ -936,14 +941,14 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 }
             }
         }
-        NetEvent::SessionExpired => {
+        NetEvent::SessionExpired { why } => {
             let fresh =
                 Model::new(model.server.clone(), model.utc_offset, model.viewport, model.next_client_msg_id);
             let (link, look) = (model.link.clone(), model.look);
             *model = fresh;
             model.link = link;
             model.look = look;
-            model.login.error = Some("your session expired; log in again".into());
+            model.login.error = Some(why.unwrap_or_else(|| "your session expired; log in again".into()));
         }
         NetEvent::Contacts(contacts) => {
             let me = model.me.clone();
@@ -1089,6 +1094,9 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         }
         NetEvent::Server(Event::GroupReceipt { group, member, kind, up_to }) => {
             group_commands::receipt(model, &group, &member, kind, up_to);
+        }
+        NetEvent::Server(Event::UserDeleted { user }) => {
+            model.contact_mut(&ConvKey::User(user)).gone = Some(DELETED_ACCOUNT.into());
         }
         NetEvent::Notice(notice) => model.notice = Some(notice),
     }

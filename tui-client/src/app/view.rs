@@ -561,9 +561,10 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let contact = model.contact(peer);
     let online = contact.is_some_and(|c| c.online);
     let last_seen = contact.and_then(|c| c.last_seen).filter(|_| model.now > 0);
+    let gone = contact.and_then(|c| c.gone.as_deref());
     let roster = conversation.and_then(|c| c.roster.as_ref());
     let presence = match (model.is_offline(), online, last_seen) {
-        _ if peer.user().is_none() => match (contact.and_then(|c| c.gone.as_ref()), roster) {
+        _ if peer.user().is_none() => match (gone, roster) {
             (Some(gone), _) => Span::styled(format!("group · {} ", sanitize::line(gone)), ERROR),
             (None, Some(roster)) if model.is_offline() => {
                 Span::styled(format!("· {} members ", roster.members.len()), DIM)
@@ -573,6 +574,8 @@ fn history(model: &Model, frame: &mut Frame<'_>, area: Rect) {
             }
             (None, None) => Span::styled("group ", DIM),
         },
+        // A deleted account.
+        _ if gone.is_some() => Span::styled(format!("{} ", sanitize::line(gone.unwrap_or_default())), ERROR),
         (true, _, _) => Span::styled("◌ presence unknown while offline ", DIM),
         (false, true, _) => Span::styled("● online ", ONLINE),
         (false, false, Some(at)) => {

@@ -58,6 +58,7 @@ enum Pending {
     Group(GroupCommand),
     /// Sent again after a reconnect if the connection is lost before the answer.
     Receipt(Receipt),
+    LogoutEverywhere,
     Quiet,
 }
 
@@ -304,7 +305,7 @@ impl Net {
             NetCommand::Register { name, password } => {
                 if self.require_link() {
                     let pending = Pending::Register { name: name.clone(), password: password.clone() };
-                    self.request(Request::Register { name, password }, pending);
+                    self.request(Request::Register { name, password, invite: None }, pending);
                 }
             }
             NetCommand::Send(outgoing) => {
@@ -360,6 +361,13 @@ impl Net {
                     return (self.emit)(NetEvent::Group { command, result });
                 }
                 self.request(group_request(&command), Pending::Group(command));
+            }
+            NetCommand::LogoutEverywhere => {
+                if self.me.is_none() || self.link.is_none() {
+                    let notice = "not connected; log out everywhere once the server is back".to_owned();
+                    return (self.emit)(NetEvent::Notice(notice));
+                }
+                self.request(Request::LogoutEverywhere, Pending::LogoutEverywhere);
             }
             NetCommand::Quit => unreachable!("handled by the loop"),
         }
@@ -468,7 +476,8 @@ impl Net {
                 self.token = None;
                 self.me = None;
                 (self.emit)(NetEvent::Link(Link::Online));
-                (self.emit)(NetEvent::SessionExpired);
+                let why = (e.code != ErrorCode::InvalidToken).then_some(e.message);
+                (self.emit)(NetEvent::SessionExpired { why });
             }
             (Pending::Send(client_msg_id), result) => self.send_settled(client_msg_id, result),
             (Pending::History { with: ConvKey::User(with), before }, Ok(Reply::History(page))) => {
@@ -498,6 +507,16 @@ impl Net {
             }
             (Pending::Search(query), Err(e)) => {
                 (self.emit)(NetEvent::SearchFailed { query, reason: e.message });
+            }
+            (Pending::LogoutEverywhere, Ok(_)) => {
+                // The server closes the connection next; nothing is left to resume.
+                self.token = None;
+                self.me = None;
+                let why = Some("you logged out everywhere; log in again".to_owned());
+                (self.emit)(NetEvent::SessionExpired { why });
+            }
+            (Pending::LogoutEverywhere, Err(e)) => {
+                (self.emit)(NetEvent::Notice(format!("cannot log out everywhere: {}", e.message)));
             }
             (Pending::ChangePassword, Ok(_)) => (self.emit)(NetEvent::PasswordChanged(Ok(()))),
             (Pending::ChangePassword, Err(e)) => (self.emit)(NetEvent::PasswordChanged(Err(e.message))),

@@ -116,6 +116,8 @@ pub enum NetCommand {
     },
     /// Create, change, leave or look into a group.
     Group(GroupCommand),
+    /// Log out every session of my account, saved ones included, this one too.
+    LogoutEverywhere,
     /// Log out, disconnect and end the thread.
     Quit,
 }
@@ -134,6 +136,7 @@ impl std::fmt::Debug for NetCommand {
             Self::Search(query) => write!(f, "Search({query:?})"),
             Self::ChangePassword { .. } => f.write_str("ChangePassword"),
             Self::Group(command) => write!(f, "Group({command:?})"),
+            Self::LogoutEverywhere => f.write_str("LogoutEverywhere"),
             Self::Quit => f.write_str("Quit"),
         }
     }
@@ -301,8 +304,12 @@ pub enum NetEvent {
     Resumed,
     /// Messages queued by an earlier run (from the outbox file), being sent now.
     Restored(Vec<Outgoing>),
-    /// The saved session could not be resumed; the user must log in again.
-    SessionExpired,
+    /// The saved session could not be resumed; the user must log in again. `why` is the
+    /// server's reason when it is more than an expired token (a disabled account).
+    SessionExpired {
+        /// What the server said, unless the token had simply expired.
+        why: Option<String>,
+    },
     /// Every contact.
     Contacts(Vec<Contact>),
     /// Every group I am in, asked for with the contacts at each login and reconnect.

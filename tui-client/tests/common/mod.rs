@@ -58,6 +58,7 @@ pub fn contact(raw: &str, online: bool, unread: u64, last_id: u64) -> Contact {
             preview: "…".into(),
         }),
         last_seen: None,
+        deleted: false,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::testing::PASSWORD;
 use crate::LimitPolicy;
 
 fn register(name: &str, password: &str) -> Request {
-    Request::Register { name: name.into(), password: password.into() }
+    Request::Register { name: name.into(), password: password.into(), invite: None }
 }
 
 fn login(name: &str, password: &str) -> Request {

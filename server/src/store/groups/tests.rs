@@ -450,7 +450,11 @@ fn groups_survive_an_export_and_an_import_and_a_clean_store_with_groups_checks_c
     let exported = {
         let store = Store::open(from_dir.path()).unwrap();
         for user in [&ana, &bob, &cris] {
-            let record = UserRecord { password_hash: format!("$2b$04${user}"), created_at: 7 };
+            let record = UserRecord {
+                password_hash: format!("$2b$04${user}"),
+                created_at: 7,
+                status: AccountStatus::Active,
+            };
             assert!(store.create_user(user, &record).unwrap());
         }
         let lab = create(&store, "#lab", &ana, &[&bob]);
