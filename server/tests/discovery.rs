@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use avahi::Avahi;
 use netns::{Lan, Namespace, FIRST_IP, SECOND_IP};
+use papo_protocol::PROTOCOL_VERSION;
 use process::ServerProcess;
 
 /// Long enough for a loaded machine to answer; `papo discover` defaults to 2 s.
@@ -180,9 +181,8 @@ fn avahi_sees_the_announcement_and_papo_discover_sees_avahis() {
     let seen = avahi.browse_until(&lan.second, Duration::from_secs(15), |fields| fields[3] == "interop");
     let entry = seen.iter().find(|fields| fields[3] == "interop").unwrap();
     assert_eq!(entry[7..9], [FIRST_IP.to_owned(), port(&server).to_string()], "{entry:?}");
-    for pair in
-        ["txtvers=1".to_owned(), "protovers=2".to_owned(), "tls=1".to_owned(), format!("fp={fingerprint}")]
-    {
+    let protovers = format!("protovers={PROTOCOL_VERSION}");
+    for pair in ["txtvers=1".to_owned(), protovers.clone(), "tls=1".to_owned(), format!("fp={fingerprint}")] {
         assert!(entry[9].contains(&format!("\"{pair}\"")), "{pair} missing from {:?}", entry[9]);
     }
 
@@ -190,7 +190,7 @@ fn avahi_sees_the_announcement_and_papo_discover_sees_avahis() {
     let _published = KillOnDrop(
         avahi
             .command(&lan.second, "avahi-publish")
-            .args(["--service", "avahi peer", "_papo._tcp", "7001", "txtvers=1", "protovers=2", "tls=0"])
+            .args(["--service", "avahi peer", "_papo._tcp", "7001", "txtvers=1", &protovers, "tls=0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
