@@ -333,18 +333,44 @@ pub enum Growth {
     Maintains,
 }
 
+/// What becomes of an operation's answer: called on the committer thread once the
+/// operation's group is settled, so it must never block (it may push to a connection's
+/// outbox, which does not). Dropped uncalled if the store fails first.
+pub type Then<T> = Box<dyn FnOnce(Result<T>, &mut Afterwards) + Send>;
+
+/// Work that a group's answers leave for after the last of them is known, run in the order
+/// it was added: a session answered several times in one group writes them out together.
+#[derive(Default)]
+pub struct Afterwards(Vec<Box<dyn FnOnce()>>);
+
+impl Afterwards {
+    /// Runs `task` once every answer of the group is given.
+    pub fn add(&mut self, task: impl FnOnce() + 'static) {
+        self.0.push(Box::new(task));
+    }
+
+    fn run(self) {
+        for task in self.0 {
+            task();
+        }
+    }
+}
+
+/// How an operation is answered once its group's outcome is known.
+type Settle = Box<dyn FnOnce(GroupOutcome, &mut Afterwards) + Send>;
+
 /// An operation queued for the committer, with where its typed answer goes.
 trait Operation: Send {
     fn growth(&self) -> Growth;
     /// Stages the operation; returns how to answer once the group's outcome is known.
-    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Box<dyn FnOnce(GroupOutcome) + Send>;
-    fn refuse(self: Box<Self>, failure: Failure);
+    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Settle;
+    fn refuse(self: Box<Self>, failure: Failure, afterwards: &mut Afterwards);
 }
 
 struct Typed<T, F> {
     growth: Growth,
     work: F,
-    reply: SyncSender<Result<T>>,
+    then: Then<T>,
 }
 
 impl<T, F> Operation for Typed<T, F>
@@ -356,21 +382,20 @@ where
         self.growth
     }
 
-    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Box<dyn FnOnce(GroupOutcome) + Send> {
-        let Self { work, reply, .. } = *self;
+    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Settle {
+        let Self { work, then, .. } = *self;
         let answer = work(staged);
-        Box::new(move |outcome| {
+        Box::new(move |outcome, afterwards| {
             let answer = match outcome {
                 GroupOutcome::Durable => answer,
                 GroupOutcome::NotStored(failure) => Err(failure.into()),
             };
-            // A session that went away no longer needs its answer.
-            let _ = reply.send(answer);
+            then(answer, afterwards);
         })
     }
 
-    fn refuse(self: Box<Self>, failure: Failure) {
-        let _ = self.reply.send(Err(failure.into()));
+    fn refuse(self: Box<Self>, failure: Failure, afterwards: &mut Afterwards) {
+        (self.then)(Err(failure.into()), afterwards);
     }
 }
 
@@ -431,9 +456,20 @@ impl Committer {
         F: FnOnce(&mut Staged<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
-        let queue = self.queue.as_ref().ok_or(StoreError::Stopped)?;
-        queue.send(Box::new(Typed { growth, work, reply })).map_err(|_| StoreError::Stopped)?;
+        // A session that went away no longer needs its answer.
+        self.submit_then(growth, work, answer_to(reply))?;
         Ok(answer)
+    }
+
+    /// Queues `work`; `then` gets its answer on the committer thread once its group is
+    /// settled.
+    pub fn submit_then<T, F>(&self, growth: Growth, work: F, then: Then<T>) -> Result<()>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Staged<'_>) -> Result<T> + Send + 'static,
+    {
+        let queue = self.queue.as_ref().ok_or(StoreError::Stopped)?;
+        queue.send(Box::new(Typed { growth, work, then })).map_err(|_| StoreError::Stopped)
     }
 
     /// Runs `work` and waits until its group is settled.
@@ -444,6 +480,13 @@ impl Committer {
     {
         wait(&self.submit(growth, work)?)
     }
+}
+
+/// Hands an answer to whoever waits on the other end of `reply`, if anyone still does.
+pub fn answer_to<T: Send + 'static>(reply: SyncSender<Result<T>>) -> Then<T> {
+    Box::new(move |answer, _| {
+        let _ = reply.send(answer);
+    })
 }
 
 /// Waits for a queued operation's answer.
@@ -478,10 +521,14 @@ fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operati
     let mut guard = UnlessStopped(&fatal, false);
     let mut stats = Stats::default();
     let mut next_sync = Instant::now();
+    let mut pace = Pace::Idle;
+    let mut queued = None;
     let mut room = Room::new(dir.clone(), reserve);
-    while let Ok(first) = jobs.recv() {
-        // Whatever arrives during the rest of the gap joins this group.
-        thread::sleep(next_sync.saturating_duration_since(Instant::now()));
+    while let Some(first) = queued.take().or_else(|| jobs.recv().ok()) {
+        if pace == Pace::Crowded {
+            // Whatever arrives during the rest of the gap joins this group.
+            thread::sleep(next_sync.saturating_duration_since(Instant::now()));
+        }
         let group: Vec<_> = std::iter::once(first).chain(jobs.try_iter().take(MAX_GROUP - 1)).collect();
         let size = group.len();
         if let Err(e) = wal.check_linked().and_then(|()| db_file.check()) {
@@ -494,9 +541,10 @@ fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operati
         let staging = Instant::now();
         let mut staged = Staged::new(&trees, last_id);
         let mut settles = Vec::with_capacity(size);
+        let mut afterwards = Afterwards::default();
         for operation in group {
             match (&full, operation.growth()) {
-                (Some(failure), Growth::Grows) => operation.refuse(failure.clone()),
+                (Some(failure), Growth::Grows) => operation.refuse(failure.clone(), &mut afterwards),
                 _ => settles.push(operation.stage(&mut staged)),
             }
         }
@@ -542,9 +590,14 @@ fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operati
             }
         };
         stats.record(size, [syncing - staging, applied_in, syncing.elapsed() - applied_in]);
+        // Whether writes arrived while this group was synced, before its answers let the
+        // same clients send again.
+        queued = jobs.try_recv().ok();
+        pace = Pace::after(size, queued.is_some());
         for settle in settles {
-            settle(outcome.clone());
+            settle(outcome.clone(), &mut afterwards);
         }
+        afterwards.run();
         match wal.rotate_if_needed() {
             Ok(Some(left)) => {
                 checkpointer.retire(Checkpoint { segment: left, commit: last_commit, last_id });
@@ -559,6 +612,32 @@ fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operati
     guard.1 = true;
     checkpointer.stop(Checkpoint { segment: wal.current(), commit: last_commit, last_id });
     stats.log();
+}
+
+/// Whether the next group waits out the rest of the commit gap.
+///
+/// The gap is there for load: syncs issued back to back make this kind of host stall some
+/// of them for milliseconds, and waiting lets a group gather what arrives meanwhile. A lone
+/// write with nothing behind it (a conversation going back and forth) gains nothing from
+/// waiting, so it is synced at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// The last group was alone and nothing waited behind it: sync the next one at once.
+    Idle,
+    /// The last group had company, or writes arrived while it was synced.
+    Crowded,
+}
+
+impl Pace {
+    /// The pace after a group of `size` operations, with whether another was queued by the
+    /// time it was durable.
+    fn after(size: usize, queued: bool) -> Self {
+        if size > 1 || queued {
+            Self::Crowded
+        } else {
+            Self::Idle
+        }
+    }
 }
 
 /// Whether the data directory's disk has room for growth, with the transitions logged.
@@ -651,5 +730,18 @@ impl Stats {
             commits_over_2ms = self.over_2ms,
             "committer stopped"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pace;
+
+    #[test]
+    fn only_a_lone_write_with_nothing_behind_it_skips_the_gap() {
+        assert_eq!(Pace::after(1, false), Pace::Idle);
+        assert_eq!(Pace::after(1, true), Pace::Crowded, "a write was waiting: syncs come back to back");
+        assert_eq!(Pace::after(2, false), Pace::Crowded, "writes arrive faster than syncs");
+        assert_eq!(Pace::after(4096, true), Pace::Crowded);
     }
 }
