@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::frames;
-use crate::handlers::{Audience, Delivery};
 use crate::transport::Sink;
 
 /// The online sessions, grouped by user.
@@ -137,27 +136,6 @@ impl Hub {
                 if let Err(e) = member.sink.push(frames) {
                     debug!(%user, error = %e, "a session missed a live frame; it stays in the store");
                 }
-            }
-        }
-    }
-
-    /// Pushes events to the sessions they are for, each delivery encoded once; `own` is the
-    /// user and session they come from, whose other sessions get [`Audience::OwnOtherSessions`].
-    pub(crate) fn deliver(&self, deliveries: Vec<Delivery>, own: Option<(&Username, u64)>) {
-        for Delivery { to, events } in deliveries {
-            let mut encoded = Vec::new();
-            for event in events {
-                frames::encode_into(&ServerFrame::Event(event), &mut encoded);
-            }
-            match to {
-                Audience::User(user) => self.send_to(&user, &encoded, None),
-                Audience::Users(users) => self.send_to_each(&users, &encoded),
-                Audience::OwnOtherSessions => {
-                    if let Some((me, session)) = own {
-                        self.send_to(me, &encoded, Some(session));
-                    }
-                }
-                Audience::Subscribers => self.send_to_subscribers(&encoded),
             }
         }
     }

@@ -204,7 +204,7 @@ impl<'a> Session<'a> {
     /// Pushes events to the sessions they are for.
     fn deliver(&self, deliveries: Vec<Delivery>) {
         let own = self.identity.as_ref().map(|me| (&me.name, self.id));
-        self.shared.hub.deliver(deliveries, own);
+        pipeline::deliver(&self.shared.hub, deliveries, own);
     }
 
     /// Pushes the messages that waited for this user, oldest first, at the client's pace.

@@ -14,10 +14,31 @@ use papo_protocol::{RequestId, ServerFrame, Username};
 use tracing::debug;
 
 use crate::frames;
-use crate::handlers;
+use crate::handlers::{self, Audience, Delivery};
 use crate::hub::Hub;
 use crate::store::{Afterwards, AppendAnswers, Appended, Members, Posted, Result, Then};
 use crate::transport::{PushError, Sink};
+
+/// Pushes events to the sessions they are for, each delivery encoded once; `own` is the
+/// user and session they come from, whose other sessions get [`Audience::OwnOtherSessions`].
+pub(crate) fn deliver(hub: &Hub, deliveries: Vec<Delivery>, own: Option<(&Username, u64)>) {
+    for Delivery { to, events } in deliveries {
+        let mut encoded = Vec::new();
+        for event in events {
+            frames::encode_into(&ServerFrame::Event(event), &mut encoded);
+        }
+        match to {
+            Audience::User(user) => hub.send_to(&user, &encoded, None),
+            Audience::Users(users) => hub.send_to_each(&users, &encoded),
+            Audience::OwnOtherSessions => {
+                if let Some((me, session)) = own {
+                    hub.send_to(me, &encoded, Some(session));
+                }
+            }
+            Audience::Subscribers => hub.send_to_subscribers(&encoded),
+        }
+    }
+}
 
 /// The sends one session has queued with the committer and not yet seen answered.
 pub(crate) struct Pipeline {
@@ -163,7 +184,7 @@ impl Inner {
             Err(e) => debug!(session = self.session, error = %e, "dropping replies"),
         }
         let own = user.as_ref().map(|user| (user, self.session));
-        self.hub.deliver(handlers::deliveries(&self.members, fresh), own);
+        deliver(&self.hub, handlers::deliveries(&self.members, fresh), own);
         self.settled(replied);
     }
 
