@@ -14,6 +14,7 @@
 //! lost data (a damaged disk, a deleted file) is refused instead of looking like a new one
 //! ([`open`]).
 
+mod applier;
 mod check;
 mod checkpoint;
 mod commit;
