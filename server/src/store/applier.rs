@@ -7,6 +7,10 @@
 //! sled, so whoever hears of a write can read it back at once, as before. Log segments are
 //! retired through here too, after every group they hold is applied, so a checkpoint never
 //! lets go of a group sled does not have yet.
+//!
+//! A lone write with nothing behind it (a conversation going back and forth) gains nothing
+//! from the hand-over but one more thread to wake, so while the applier has nothing in
+//! hand the committer applies and answers such a group itself.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
@@ -94,9 +98,16 @@ pub(super) enum Job {
 
 /// The applier thread and the queue into it.
 pub(super) struct Applier {
+    trees: Trees,
+    fatal: Arc<Fatal>,
     queue: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<Duration>>,
     applied: Arc<AtomicU64>,
+    /// Jobs handed over, and jobs the thread has finished.
+    handed: u64,
+    finished: Arc<AtomicU64>,
+    /// Time spent applying on the committer's thread.
+    applied_inline: Duration,
 }
 
 impl Applier {
@@ -104,14 +115,25 @@ impl Applier {
     pub fn start(trees: Trees, applied: u64, checkpointer: Checkpointer, fatal: Arc<Fatal>) -> Result<Self> {
         let (queue, jobs) = mpsc::sync_channel(MAX_BEHIND);
         let applied = Arc::new(AtomicU64::new(applied));
+        let finished = Arc::new(AtomicU64::new(0));
         let thread = {
-            let applied = Arc::clone(&applied);
+            let (trees, fatal) = (trees.clone(), Arc::clone(&fatal));
+            let (applied, finished) = (Arc::clone(&applied), Arc::clone(&finished));
             thread::Builder::new()
                 .name("applier".into())
-                .spawn(move || run(&trees, &jobs, &applied, checkpointer, &fatal))
+                .spawn(move || run(&trees, &jobs, &applied, &finished, checkpointer, &fatal))
                 .map_err(|e| StoreError::Thread("the applier", e))?
         };
-        Ok(Self { queue: Some(queue), thread: Some(thread), applied })
+        Ok(Self {
+            trees,
+            fatal,
+            queue: Some(queue),
+            thread: Some(thread),
+            applied,
+            handed: 0,
+            finished,
+            applied_inline: Duration::ZERO,
+        })
     }
 
     /// The commit number of the newest group sled has.
@@ -119,18 +141,35 @@ impl Applier {
         self.applied.load(Ordering::Acquire)
     }
 
-    /// Hands `job` over, waiting while the applier is [`MAX_BEHIND`] groups behind; `false`
-    /// if the applier has stopped (the store failed).
-    pub fn hand_over(&self, job: Job) -> bool {
+    /// Hands `job` over, waiting while the applier is [`MAX_BEHIND`] groups behind, or,
+    /// for a `lone` group while the applier has nothing in hand, carries it out here;
+    /// `false` if the store failed.
+    pub fn hand_over(&mut self, job: Job, lone: bool) -> bool {
+        if let Job::Group { logged, settles, afterwards, outcome } = job {
+            if lone && self.finished.load(Ordering::Acquire) == self.handed {
+                let started = Instant::now();
+                let done =
+                    settle(&self.trees, logged, settles, afterwards, &outcome, &self.applied, &self.fatal);
+                self.applied_inline += started.elapsed();
+                return done;
+            }
+            return self.send(Job::Group { logged, settles, afterwards, outcome });
+        }
+        self.send(job)
+    }
+
+    fn send(&mut self, job: Job) -> bool {
+        self.handed += 1;
         self.queue.as_ref().is_some_and(|queue| queue.send(job).is_ok())
     }
 
     /// Applies and answers everything handed over, then checkpoints up to `last`; the time
     /// spent applying.
     pub fn stop(mut self, last: Checkpoint) -> Duration {
-        self.hand_over(Job::Stop(last));
+        self.send(Job::Stop(last));
         self.queue.take();
-        self.thread.take().map_or(Duration::ZERO, |thread| thread.join().unwrap_or_default())
+        let on_thread = self.thread.take().map_or(Duration::ZERO, |thread| thread.join().unwrap_or_default());
+        on_thread + self.applied_inline
     }
 }
 
@@ -143,10 +182,37 @@ impl Drop for Applier {
     }
 }
 
+/// Applies a durable group to sled, then answers it; `false` if sled failed.
+fn settle(
+    trees: &Trees,
+    logged: Option<(u64, Vec<Write>)>,
+    settles: Vec<Settle>,
+    mut afterwards: Afterwards,
+    outcome: &GroupOutcome,
+    applied: &AtomicU64,
+    fatal: &Fatal,
+) -> bool {
+    if let Some((commit, writes)) = logged {
+        if let Err(e) = trees.apply(&writes) {
+            // Durable in the log, but sled now misses part of it and will fail again: only a
+            // restart's replay makes the store whole. The group is not answered.
+            fatal.raise(&StoreError::Sled(e));
+            return false;
+        }
+        applied.store(commit, Ordering::Release);
+    }
+    for settle in settles {
+        settle(outcome.clone(), &mut afterwards);
+    }
+    afterwards.run();
+    true
+}
+
 fn run(
     trees: &Trees,
     jobs: &Receiver<Job>,
     applied: &AtomicU64,
+    finished: &AtomicU64,
     checkpointer: Checkpointer,
     fatal: &Fatal,
 ) -> Duration {
@@ -154,24 +220,14 @@ fn run(
     let mut applying = Duration::ZERO;
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Group { logged, settles, mut afterwards, outcome } => {
-                if let Some((commit, writes)) = logged {
-                    let started = Instant::now();
-                    if let Err(e) = trees.apply(&writes) {
-                        // Durable in the log, but sled now misses part of it and will fail
-                        // again: only a restart's replay makes the store whole. The answers
-                        // still queued are dropped unanswered.
-                        fatal.raise(&StoreError::Sled(e));
-                        guard.1 = true;
-                        return applying;
-                    }
-                    applying += started.elapsed();
-                    applied.store(commit, Ordering::Release);
+            Job::Group { logged, settles, afterwards, outcome } => {
+                let started = Instant::now();
+                if !settle(trees, logged, settles, afterwards, &outcome, applied, fatal) {
+                    // The answers still queued are dropped unanswered.
+                    guard.1 = true;
+                    return applying;
                 }
-                for settle in settles {
-                    settle(outcome.clone(), &mut afterwards);
-                }
-                afterwards.run();
+                applying += started.elapsed();
             }
             Job::Retire(done) => checkpointer.retire(done),
             Job::Stop(last) => {
@@ -181,6 +237,7 @@ fn run(
                 return applying;
             }
         }
+        finished.fetch_add(1, Ordering::Release);
     }
     // The committer failed: whatever the log holds is replayed at the next start.
     guard.1 = true;

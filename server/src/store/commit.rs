@@ -582,7 +582,7 @@ impl Drop for UnlessStopped<'_> {
     }
 }
 
-fn run(start: Start, applier: Applier, jobs: &Receiver<Box<dyn Operation>>) {
+fn run(start: Start, mut applier: Applier, jobs: &Receiver<Box<dyn Operation>>) {
     let Start { trees, mut wal, mut last_id, mut last_commit, gap, reserve, dir, db_file, fatal } = start;
     let mut guard = UnlessStopped(&fatal, false, "the committer");
     let mut stats = Stats::default();
@@ -652,7 +652,7 @@ fn run(start: Start, applier: Applier, jobs: &Receiver<Box<dyn Operation>>) {
         // same clients send again.
         queued = jobs.try_recv().ok();
         pace = Pace::after(size, queued.is_some());
-        if !applier.hand_over(Job::Group { logged, settles, afterwards, outcome }) {
+        if !applier.hand_over(Job::Group { logged, settles, afterwards, outcome }, pace == Pace::Idle) {
             // The applier failed (and raised the store's failure): nothing more is answered.
             guard.1 = true;
             return;
@@ -660,7 +660,7 @@ fn run(start: Start, applier: Applier, jobs: &Receiver<Box<dyn Operation>>) {
         match wal.rotate_if_needed() {
             Ok(Some(left)) => {
                 let done = Checkpoint { segment: left, commit: last_commit, last_id };
-                if !applier.hand_over(Job::Retire(done)) {
+                if !applier.hand_over(Job::Retire(done), false) {
                     guard.1 = true;
                     return;
                 }
