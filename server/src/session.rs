@@ -1,10 +1,8 @@
 //! One connection's life, whatever carries its bytes: the handshake, then requests until it
 //! ends, each handed to [`handlers::handle`] and what it returns carried out.
 //!
-//! Sends are pipelined: the session queues every `Send` it has already read with the store's
-//! committer, and only when it would block on its connection again does it collect their
-//! answers (by then usually one group commit has covered them all), acknowledge them and
-//! deliver them.
+//! Sends are pipelined: the session queues each `Send` with the store's committer and reads
+//! on; the committer acknowledges and delivers it once durable ([`pipeline`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,15 +15,20 @@ use papo_protocol::{
 use tracing::{debug, info, warn};
 
 use crate::frames;
-use crate::handlers::{self, Audience, Delivery, Identity, Outcome, Then};
+use crate::handlers::{self, Delivery, Identity, Outcome, Then};
 use crate::shared::Shared;
-use crate::store::{Appends, Posted};
+use crate::store::Posted;
 use crate::transport::{Inbound, PushError, Sink};
+
+mod pipeline;
+
+use pipeline::Pipeline;
 
 /// How long a session waits for its own client to make room while streaming a backlog.
 const BACKLOG_PUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// More stored-but-unacknowledged sends than this are acknowledged before reading on.
+/// Sends one session may have queued with the committer and not yet answered; it reads on
+/// only below this, so one client cannot fill the committer's queue.
 const MAX_UNACKED: usize = 256;
 
 /// Whether the connection goes on after a request.
@@ -42,10 +45,8 @@ pub(crate) struct Session<'a> {
     peer: SocketAddr,
     sink: Arc<dyn Sink>,
     identity: Option<Identity>,
-    /// Where the committer answers this session's sends.
-    appends: Appends,
-    /// Sends queued with the committer and not yet acknowledged, oldest first.
-    unacked: Vec<RequestId>,
+    /// This session's sends queued with the committer, which answers them.
+    pipeline: Pipeline,
     /// Wrong passwords on this connection; a few of them close it.
     failed_logins: u32,
 }
@@ -74,16 +75,9 @@ impl Drop for Session<'_> {
 impl<'a> Session<'a> {
     /// A session for a client at `peer` whose frames go to `sink`.
     pub fn new(shared: &'a Shared, peer: SocketAddr, sink: Arc<dyn Sink>) -> Self {
-        Self {
-            shared,
-            id: shared.next_session_id(),
-            peer,
-            sink,
-            identity: None,
-            appends: Appends::new(),
-            unacked: Vec::new(),
-            failed_logins: 0,
-        }
+        let id = shared.next_session_id();
+        let pipeline = Pipeline::new(id, Arc::clone(&sink), Arc::clone(&shared.hub), shared.store.members());
+        Self { shared, id, peer, sink, identity: None, pipeline, failed_logins: 0 }
     }
 
     /// The number the hub knows this session by.
@@ -99,7 +93,8 @@ impl<'a> Session<'a> {
         if flow == Flow::Continue {
             self.serve_requests(reader);
         }
-        self.finish_sends();
+        // Whatever was queued is answered before the connection closes.
+        self.pipeline.wait_idle();
     }
 
     /// Tells the client why it is not served, and ends the session.
@@ -140,18 +135,7 @@ impl<'a> Session<'a> {
 
     fn serve_requests(&mut self, reader: &mut FrameReader<impl Inbound>) {
         loop {
-            let next = match reader.buffered_message::<ClientFrame>() {
-                Ok(Some(frame)) => Ok(Some(frame)),
-                Ok(None) => {
-                    // About to block on the connection: settle every pipelined send first.
-                    if self.finish_sends() == Flow::Close {
-                        return;
-                    }
-                    reader.read_message()
-                }
-                Err(e) => Err(e),
-            };
-            let frame = match next {
+            let frame = match reader.read_message::<ClientFrame>() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return,
                 Err(e) => {
@@ -165,13 +149,11 @@ impl<'a> Session<'a> {
             };
             let is_login = matches!(request, Request::Login { .. });
             let ctx = self.shared.context(self.id, self.peer);
-            let handled = handlers::handle(&ctx, self.identity.as_ref(), &self.appends, request);
+            let handled =
+                handlers::handle(&ctx, self.identity.as_ref(), &self.pipeline.for_request(id), request);
             self.deliver(handled.deliveries);
             let Some(reply) = handled.reply else {
-                self.unacked.push(id);
-                if self.unacked.len() >= MAX_UNACKED && self.finish_sends() == Flow::Close {
-                    return;
-                }
+                self.pipeline.wait_below(MAX_UNACKED);
                 continue;
             };
             let failed_login = is_login && reply.is_err();
@@ -204,6 +186,7 @@ impl<'a> Session<'a> {
                         self.peer,
                         self.shared.clock.now_millis(),
                     );
+                    self.pipeline.logged_in(identity.name.clone());
                     self.identity = Some(identity);
                     self.reply(id, reply);
                     if self.stream_backlog() == Flow::Close {
@@ -218,51 +201,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Acknowledges every queued send as it becomes durable, and delivers them; frames to
-    /// the same connection go out in one write.
-    ///
-    /// If the store stopped before answering, the outcome of those sends is unknown, and no
-    /// reply may claim either way: the connection closes, and the client resends them (with
-    /// the same client ids) once it reconnects.
-    fn finish_sends(&mut self) -> Flow {
-        if self.unacked.is_empty() {
-            return Flow::Continue;
-        }
-        let mut replies = Vec::new();
-        let mut fresh = Vec::new();
-        let mut flow = Flow::Continue;
-        for id in std::mem::take(&mut self.unacked) {
-            let Some(acknowledged) = handlers::settle(self.appends.next()) else {
-                flow = Flow::Close;
-                continue;
-            };
-            fresh.extend(acknowledged.deliver);
-            frames::encode_into(&ServerFrame::Reply { id, result: acknowledged.reply }, &mut replies);
-        }
-        self.push(&replies);
-        self.deliver(handlers::deliveries(&self.shared.store, fresh));
-        flow
-    }
-
     /// Pushes events to the sessions they are for.
     fn deliver(&self, deliveries: Vec<Delivery>) {
-        let hub = &self.shared.hub;
-        for Delivery { to, events } in deliveries {
-            let mut encoded = Vec::new();
-            for event in events {
-                frames::encode_into(&ServerFrame::Event(event), &mut encoded);
-            }
-            match to {
-                Audience::User(user) => hub.send_to(&user, &encoded, None),
-                Audience::Users(users) => hub.send_to_each(&users, &encoded),
-                Audience::OwnOtherSessions => {
-                    if let Some(me) = &self.identity {
-                        hub.send_to(&me.name, &encoded, Some(self.id));
-                    }
-                }
-                Audience::Subscribers => hub.send_to_subscribers(&encoded),
-            }
-        }
+        let own = self.identity.as_ref().map(|me| (&me.name, self.id));
+        pipeline::deliver(&self.shared.hub, deliveries, own);
     }
 
     /// Pushes the messages that waited for this user, oldest first, at the client's pace.

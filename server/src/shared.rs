@@ -16,7 +16,8 @@ use crate::Config;
 pub(crate) struct Shared {
     pub config: Config,
     pub store: Store,
-    pub hub: Hub,
+    /// Shared with the committer thread too, which delivers durable messages.
+    pub hub: Arc<Hub>,
     pub limits: Limits,
     /// Where every bcrypt hash and check runs, fairly between addresses.
     pub passwords: PasswordPool,
@@ -46,7 +47,7 @@ impl Shared {
         Self {
             limits: Limits::new(config.limits),
             passwords,
-            hub: Hub::default(),
+            hub: Arc::new(Hub::default()),
             config,
             store,
             dummy_hash,

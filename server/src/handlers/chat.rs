@@ -11,7 +11,7 @@ use papo_protocol::{
 
 use super::{groups, Audience, Context, Delivery, Handled, Identity, Outcome};
 use crate::errors;
-use crate::store::{AccountStatus, Appended, Appends, GroupId, Posted, Store, StoreError};
+use crate::store::{AccountStatus, AppendAnswers, Appended, GroupId, MemberNames, Posted, StoreError};
 
 /// Contacts per page; with names and previews this stays well inside one frame.
 const CONTACTS_PAGE: usize = 256;
@@ -26,7 +26,7 @@ pub(super) fn send(
     to: &str,
     body: &str,
     client_msg_id: u64,
-    appends: &Appends,
+    appends: &dyn AppendAnswers,
 ) -> Result<Handled, ErrorReply> {
     if GroupName::is_group(to) {
         return groups::send(ctx, me, to, body, client_msg_id, appends);
@@ -100,7 +100,7 @@ pub(crate) fn settle(settled: Result<Appended, StoreError>) -> Option<Acknowledg
 /// Who gets durable messages of one sender live: each recipient's sessions, and each
 /// group's members, in one write per recipient and group, and the sender's other sessions,
 /// all of them in order.
-pub(crate) fn deliveries(store: &Store, messages: Vec<Posted>) -> Vec<Delivery> {
+pub(crate) fn deliveries(store: &dyn MemberNames, messages: Vec<Posted>) -> Vec<Delivery> {
     let Some(sender) = messages.first().map(|posted| match posted {
         Posted::Direct(message) => message.from.clone(),
         Posted::Group { message, .. } => message.from.clone(),

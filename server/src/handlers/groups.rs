@@ -19,7 +19,9 @@ use tracing::warn;
 use super::chat::{check_body, check_rate, existing_user, fit_page};
 use super::{Audience, Context, Delivery, Handled, Identity};
 use crate::errors;
-use crate::store::{Appends, GroupId, Membership, Moved, NewGroup, NewText, Refusal, Store};
+use crate::store::{
+    AppendAnswers, GroupId, MemberNames, Membership, Moved, NewGroup, NewText, Refusal, Store,
+};
 
 /// Lines a watermark's move looks back over for the senders it concerns: a member coming
 /// back after a long absence tells the senders of the newest ones, not of every line since.
@@ -179,7 +181,7 @@ pub(super) fn send(
     group: &str,
     body: &str,
     client_msg_id: u64,
-    appends: &Appends,
+    appends: &dyn AppendAnswers,
 ) -> Result<Handled, ErrorReply> {
     let membership = member_of(ctx, me, group)?;
     check_body(body)?;
@@ -288,7 +290,7 @@ pub(crate) fn lines_to_members(
 /// `events` for every member of `group` but `sender`; none if the members cannot be read
 /// (then they find the lines pending at their next login).
 pub(crate) fn members_delivery(
-    store: &Store,
+    store: &dyn MemberNames,
     group: GroupId,
     sender: &Username,
     events: Vec<Event>,

@@ -21,7 +21,7 @@ use papo_protocol::{ErrorCode, ErrorReply, Event, Reply, Request, Username};
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::limits::{Limits, PasswordPool};
-use crate::store::{Appends, Store};
+use crate::store::{AppendAnswers, Store};
 use crate::Config;
 
 pub(crate) use auth::dummy_hash;
@@ -123,7 +123,7 @@ impl Handled {
 pub(crate) fn handle(
     ctx: &Context<'_>,
     identity: Option<&Identity>,
-    appends: &Appends,
+    appends: &dyn AppendAnswers,
     request: Request,
 ) -> Handled {
     let handled = match identity {
@@ -166,7 +166,7 @@ fn handle_anonymous(ctx: &Context<'_>, request: Request) -> Result<Handled, Erro
 fn handle_logged_in(
     ctx: &Context<'_>,
     me: &Identity,
-    appends: &Appends,
+    appends: &dyn AppendAnswers,
     request: Request,
 ) -> Result<Handled, ErrorReply> {
     match request {

@@ -5,8 +5,9 @@
 //! message would cap the server at a few thousand messages a second, and a lock around
 //! sled writes lets one stalled writer hold up everyone. Instead sessions queue operations
 //! here; while one group is being synced the next one gathers, so groups grow with load.
-//! Each group goes to the write-ahead log ([`super::wal`]) on disk, then to sled in memory;
-//! the checkpointer ([`super::checkpoint`]) flushes sled and retires the log segments that
+//! Each group goes to the write-ahead log ([`super::wal`]) on disk, then to sled in memory
+//! on the applier's thread ([`super::applier`]), which answers it once sled has it; the
+//! checkpointer ([`super::checkpoint`]) flushes sled and retires the log segments that
 //! flush covers.
 //!
 //! What an answer means is the store's whole promise, so each failure is told apart:
@@ -20,7 +21,7 @@
 //!   its supervisor restarts it; the log's replay then settles what is on disk, and clients
 //!   resend with their client ids, which the replay lets the store recognise).
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use tracing::{error, info};
 
 use papo_protocol::{MessageId, Username};
 
+use super::applier::{Applier, Job, Unapplied};
 use super::checkpoint::{Checkpoint, Checkpointer};
 use super::fatal::Fatal;
 use super::files::{self, Sentinel};
@@ -58,7 +60,7 @@ pub struct Trees {
 }
 
 /// Which tree a write goes to, as the log records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TreeName {
     /// [`Trees::chat`].
     Chat,
@@ -69,7 +71,7 @@ pub enum TreeName {
 }
 
 /// One write of a group: a new value, or `None` to remove the key.
-type Write = (TreeName, Vec<u8>, Option<Vec<u8>>);
+pub(super) type Write = (TreeName, Vec<u8>, Option<Vec<u8>>);
 
 impl Trees {
     /// The tree called `name`.
@@ -87,7 +89,7 @@ impl Trees {
     /// (`PageCache::pin_log` rolls the I/O buffer before and after), which woke its I/O
     /// threads for every group. Atomicity comes from the log instead: after a crash the whole
     /// group is replayed from it.
-    fn apply(&self, writes: &[Write]) -> Result<(), sled::Error> {
+    pub(super) fn apply(&self, writes: &[Write]) -> Result<(), sled::Error> {
         for (tree, key, value) in writes {
             let tree = self.tree(*tree);
             match value {
@@ -122,6 +124,8 @@ impl Trees {
 /// error leaves the group as the operation found it.
 pub struct Staged<'a> {
     trees: &'a Trees,
+    /// Durable groups sled may not have yet: they come before the trees.
+    unapplied: &'a Unapplied,
     writes: HashMap<(TreeName, Vec<u8>), Option<Vec<u8>>>,
     /// Decoded conversation summaries, changed in place by the group's operations and
     /// encoded once at the end (many messages of a group share a conversation), with
@@ -134,9 +138,10 @@ pub struct Staged<'a> {
 }
 
 impl<'a> Staged<'a> {
-    fn new(trees: &'a Trees, last_id: MessageId) -> Self {
+    fn new(trees: &'a Trees, unapplied: &'a Unapplied, last_id: MessageId) -> Self {
         Self {
             trees,
+            unapplied,
             writes: HashMap::new(),
             summaries: HashMap::new(),
             new_messages: BTreeSet::new(),
@@ -148,6 +153,14 @@ impl<'a> Staged<'a> {
     pub fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.writes.get(&(tree, key.to_vec())) {
             Some(staged) => Ok(staged.clone()),
+            None => self.durable(tree, key),
+        }
+    }
+
+    /// The value under `key` in `tree` as of the last durable group.
+    fn durable(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.unapplied.get(tree, key) {
+            Some(value) => Ok(value.cloned()),
             None => Ok(self.trees.tree(tree).get(key)?.map(|v| v.to_vec())),
         }
     }
@@ -155,13 +168,15 @@ impl<'a> Staged<'a> {
     /// Loads `owner`'s summary of the conversation with `peer`, so that [`Self::summary`]
     /// cannot fail.
     pub fn load_summary(&mut self, owner: &Username, peer: &Username) -> Result<()> {
-        if let Entry::Vacant(missing) = self.summaries.entry(keys::summary(owner, peer)) {
-            let stored = match self.trees.chat.get(missing.key())? {
-                Some(raw) => decode(missing.key(), &raw)?,
-                None => Summary::default(),
-            };
-            missing.insert((stored, false));
+        let key = keys::summary(owner, peer);
+        if self.summaries.contains_key(&key) {
+            return Ok(());
         }
+        let stored = match self.durable(TreeName::Chat, &key)? {
+            Some(raw) => decode(&key, &raw)?,
+            None => Summary::default(),
+        };
+        self.summaries.insert(key, (stored, false));
         Ok(())
     }
 
@@ -187,7 +202,7 @@ impl<'a> Staged<'a> {
         b: &Username,
         up_to: MessageId,
     ) -> Result<Option<(MessageId, MessageRecord)>> {
-        self.newest_in(keys::message(a, b, 0), keys::message(a, b, up_to))
+        self.newest_in(&keys::message(a, b, 0), &keys::message(a, b, up_to))
     }
 
     /// The newest line of `group` with an id up to `up_to`, this group's included.
@@ -196,25 +211,53 @@ impl<'a> Staged<'a> {
         group: GroupId,
         up_to: MessageId,
     ) -> Result<Option<(MessageId, GroupLineRecord)>> {
-        self.newest_in(keys::group_line(group, 0), keys::group_line(group, up_to))
+        self.newest_in(&keys::group_line(group, 0), &keys::group_line(group, up_to))
     }
 
     /// The stored message with the greatest key from `first` to `last`, and its id.
     fn newest_in<T: serde::de::DeserializeOwned>(
         &self,
-        first: Vec<u8>,
-        last: Vec<u8>,
+        first: &[u8],
+        last: &[u8],
     ) -> Result<Option<(MessageId, T)>> {
-        let range = (Bound::Included(first), Bound::Included(last));
+        let range = (Bound::Included(first.to_vec()), Bound::Included(last.to_vec()));
         let staged = self.new_messages.range::<Vec<u8>, _>(range.clone()).next_back().cloned();
         let key = match staged {
             Some(key) => Some(key),
-            None => self.trees.chat.range(range).next_back().transpose()?.map(|(key, _)| key.to_vec()),
+            None => self.newest_durable_in(first, last)?,
         };
         let Some(key) = key else { return Ok(None) };
         let raw = self.get(TreeName::Chat, &key)?.ok_or_else(|| corrupt(&key, "vanished"))?;
         let id = keys::trailing_id(&key).ok_or_else(|| corrupt(&key, "short key"))?;
         Ok(Some((id, decode(&key, &raw)?)))
+    }
+
+    /// The greatest key from `first` to `last` in the chat tree with a value as of the last
+    /// durable group.
+    fn newest_durable_in(&self, first: &[u8], last: &[u8]) -> Result<Option<Vec<u8>>> {
+        let unapplied = self
+            .unapplied
+            .range(TreeName::Chat, first, Bound::Included(last))
+            .map(|(key, _)| key.to_vec())
+            .collect::<BTreeSet<_>>();
+        // Unapplied keys, newest first, until one still has a value.
+        let from_log = unapplied
+            .into_iter()
+            .rev()
+            .find(|key| self.unapplied.get(TreeName::Chat, key).is_some_and(|value| value.is_some()));
+        // sled's, skipping what an unapplied group removed.
+        let mut from_sled = None;
+        for entry in self.trees.chat.range(first..=last).rev() {
+            let (key, _) = entry?;
+            if from_log.as_deref().is_some_and(|newest| key.as_ref() <= newest) {
+                break;
+            }
+            if !matches!(self.unapplied.get(TreeName::Chat, &key), Some(None)) {
+                from_sled = Some(key.to_vec());
+                break;
+            }
+        }
+        Ok(from_sled.or(from_log))
     }
 
     /// Every key under `prefix` in `tree` with its value, this group's writes included, in
@@ -224,6 +267,14 @@ impl<'a> Staged<'a> {
         for entry in self.trees.tree(tree).scan_prefix(prefix) {
             let (key, value) = entry?;
             found.insert(key.to_vec(), value.to_vec());
+        }
+        let after_prefix = prefix_end(prefix);
+        let end = after_prefix.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        for (key, value) in self.unapplied.range(tree, prefix, end) {
+            match value {
+                Some(value) => found.insert(key.to_vec(), value.clone()),
+                None => found.remove(key),
+            };
         }
         for ((written, key), value) in &self.writes {
             if *written != tree || !key.starts_with(prefix) {
@@ -289,6 +340,18 @@ impl<'a> Staged<'a> {
     }
 }
 
+/// The first key after every key that starts with `prefix`, if there is one.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// How an operation's group ended, as its answer learns it.
 #[derive(Debug, Clone)]
 pub enum GroupOutcome {
@@ -333,18 +396,44 @@ pub enum Growth {
     Maintains,
 }
 
+/// What becomes of an operation's answer: called on the committer thread once the
+/// operation's group is settled, so it must never block (it may push to a connection's
+/// outbox, which does not). Dropped uncalled if the store fails first.
+pub type Then<T> = Box<dyn FnOnce(Result<T>, &mut Afterwards) + Send>;
+
+/// Work that a group's answers leave for after the last of them is known, run in the order
+/// it was added: a session answered several times in one group writes them out together.
+#[derive(Default)]
+pub struct Afterwards(Vec<Box<dyn FnOnce() + Send>>);
+
+impl Afterwards {
+    /// Runs `task` once every answer of the group is given.
+    pub fn add(&mut self, task: impl FnOnce() + Send + 'static) {
+        self.0.push(Box::new(task));
+    }
+
+    pub(super) fn run(self) {
+        for task in self.0 {
+            task();
+        }
+    }
+}
+
+/// How an operation is answered once its group's outcome is known.
+pub(super) type Settle = Box<dyn FnOnce(GroupOutcome, &mut Afterwards) + Send>;
+
 /// An operation queued for the committer, with where its typed answer goes.
 trait Operation: Send {
     fn growth(&self) -> Growth;
     /// Stages the operation; returns how to answer once the group's outcome is known.
-    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Box<dyn FnOnce(GroupOutcome) + Send>;
-    fn refuse(self: Box<Self>, failure: Failure);
+    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Settle;
+    fn refuse(self: Box<Self>, failure: Failure, afterwards: &mut Afterwards);
 }
 
 struct Typed<T, F> {
     growth: Growth,
     work: F,
-    reply: SyncSender<Result<T>>,
+    then: Then<T>,
 }
 
 impl<T, F> Operation for Typed<T, F>
@@ -356,21 +445,20 @@ where
         self.growth
     }
 
-    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Box<dyn FnOnce(GroupOutcome) + Send> {
-        let Self { work, reply, .. } = *self;
+    fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Settle {
+        let Self { work, then, .. } = *self;
         let answer = work(staged);
-        Box::new(move |outcome| {
+        Box::new(move |outcome, afterwards| {
             let answer = match outcome {
                 GroupOutcome::Durable => answer,
                 GroupOutcome::NotStored(failure) => Err(failure.into()),
             };
-            // A session that went away no longer needs its answer.
-            let _ = reply.send(answer);
+            then(answer, afterwards);
         })
     }
 
-    fn refuse(self: Box<Self>, failure: Failure) {
-        let _ = self.reply.send(Err(failure.into()));
+    fn refuse(self: Box<Self>, failure: Failure, afterwards: &mut Afterwards) {
+        (self.then)(Err(failure.into()), afterwards);
     }
 }
 
@@ -416,10 +504,12 @@ impl Committer {
     pub fn start(start: Start) -> Result<Self> {
         let checkpointer =
             Checkpointer::start(start.trees.db.clone(), start.dir.clone(), Arc::clone(&start.fatal))?;
+        let applier =
+            Applier::start(start.trees.clone(), start.last_commit, checkpointer, Arc::clone(&start.fatal))?;
         let (queue, jobs) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run(start, checkpointer, &jobs))
+            .spawn(move || run(start, applier, &jobs))
             .map_err(|e| StoreError::Thread("the committer", e))?;
         Ok(Self { queue: Some(queue), thread: Some(thread) })
     }
@@ -431,9 +521,20 @@ impl Committer {
         F: FnOnce(&mut Staged<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
-        let queue = self.queue.as_ref().ok_or(StoreError::Stopped)?;
-        queue.send(Box::new(Typed { growth, work, reply })).map_err(|_| StoreError::Stopped)?;
+        // A session that went away no longer needs its answer.
+        self.submit_then(growth, work, answer_to(reply))?;
         Ok(answer)
+    }
+
+    /// Queues `work`; `then` gets its answer on the committer thread once its group is
+    /// settled.
+    pub fn submit_then<T, F>(&self, growth: Growth, work: F, then: Then<T>) -> Result<()>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Staged<'_>) -> Result<T> + Send + 'static,
+    {
+        let queue = self.queue.as_ref().ok_or(StoreError::Stopped)?;
+        queue.send(Box::new(Typed { growth, work, then })).map_err(|_| StoreError::Stopped)
     }
 
     /// Runs `work` and waits until its group is settled.
@@ -444,6 +545,13 @@ impl Committer {
     {
         wait(&self.submit(growth, work)?)
     }
+}
+
+/// Hands an answer to whoever waits on the other end of `reply`, if anyone still does.
+pub fn answer_to<T: Send + 'static>(reply: SyncSender<Result<T>>) -> Then<T> {
+    Box::new(move |answer, _| {
+        let _ = reply.send(answer);
+    })
 }
 
 /// Waits for a queued operation's answer.
@@ -462,26 +570,32 @@ impl Drop for Committer {
     }
 }
 
-/// Raises the store's failure if the committer thread ends any way but a clean stop.
-struct UnlessStopped<'a>(&'a Fatal, bool);
+/// Raises the store's failure if the thread named by the third field ends any way but a
+/// clean stop (the second field, set when it stops).
+pub(super) struct UnlessStopped<'a>(pub &'a Fatal, pub bool, pub &'static str);
 
 impl Drop for UnlessStopped<'_> {
     fn drop(&mut self) {
         if !self.1 {
-            self.0.raise(&StoreError::Thread("the committer", std::io::Error::other("it panicked")));
+            self.0.raise(&StoreError::Thread(self.2, std::io::Error::other("it panicked")));
         }
     }
 }
 
-fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operation>>) {
+fn run(start: Start, mut applier: Applier, jobs: &Receiver<Box<dyn Operation>>) {
     let Start { trees, mut wal, mut last_id, mut last_commit, gap, reserve, dir, db_file, fatal } = start;
-    let mut guard = UnlessStopped(&fatal, false);
+    let mut guard = UnlessStopped(&fatal, false, "the committer");
     let mut stats = Stats::default();
     let mut next_sync = Instant::now();
+    let mut pace = Pace::Idle;
+    let mut queued = None;
     let mut room = Room::new(dir.clone(), reserve);
-    while let Ok(first) = jobs.recv() {
-        // Whatever arrives during the rest of the gap joins this group.
-        thread::sleep(next_sync.saturating_duration_since(Instant::now()));
+    let mut unapplied = Unapplied::default();
+    while let Some(first) = queued.take().or_else(|| jobs.recv().ok()) {
+        if pace == Pace::Crowded {
+            // Whatever arrives during the rest of the gap joins this group.
+            thread::sleep(next_sync.saturating_duration_since(Instant::now()));
+        }
         let group: Vec<_> = std::iter::once(first).chain(jobs.try_iter().take(MAX_GROUP - 1)).collect();
         let size = group.len();
         if let Err(e) = wal.check_linked().and_then(|()| db_file.check()) {
@@ -492,45 +606,37 @@ fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operati
         }
         let full = room.check();
         let staging = Instant::now();
-        let mut staged = Staged::new(&trees, last_id);
+        unapplied.forget_applied(applier.applied());
+        let mut staged = Staged::new(&trees, &unapplied, last_id);
         let mut settles = Vec::with_capacity(size);
+        let mut afterwards = Afterwards::default();
         for operation in group {
             match (&full, operation.growth()) {
-                (Some(failure), Growth::Grows) => operation.refuse(failure.clone()),
+                (Some(failure), Growth::Grows) => operation.refuse(failure.clone(), &mut afterwards),
                 _ => settles.push(operation.stage(&mut staged)),
             }
         }
         let moved = staged.last_id != last_id;
         let (writes, group_last_id) = staged.into_writes(last_commit + 1, moved);
         let syncing = Instant::now();
-        let mut applied_in = Duration::ZERO;
         // Logged before sled sees any of it: sled may write out part of a group at any time
         // (its inserts are not atomic), and only a group the log holds whole is completed by
         // the replay after a crash. A group that changed nothing (a watermark that did not
-        // move) has nothing to log: earlier groups were synced before their answers.
-        let outcome = if writes.is_empty() {
-            GroupOutcome::Durable
+        // move) has nothing to log: earlier groups are answered before it.
+        let (outcome, logged) = if writes.is_empty() {
+            (GroupOutcome::Durable, None)
         } else {
             match wal.append(last_commit + 1, &encode(&writes)) {
                 Ok(()) => {
                     next_sync = Instant::now() + gap;
                     last_commit += 1;
-                    let applying = Instant::now();
-                    let applied = trees.apply(&writes);
-                    applied_in = applying.elapsed();
-                    if let Err(e) = applied {
-                        // Durable in the log, but sled now misses part of it and will fail
-                        // again: only a restart's replay makes the store whole.
-                        fatal.raise(&StoreError::Sled(e));
-                        guard.1 = true;
-                        return;
-                    }
                     last_id = group_last_id;
-                    GroupOutcome::Durable
+                    unapplied.push(last_commit, &writes);
+                    (GroupOutcome::Durable, Some((last_commit, writes)))
                 }
                 Err(AppendError::NotWritten(e)) => {
                     error!(error = %e, segment = %wal.current().display(), "cannot write a group of writes to the log; it is not stored");
-                    GroupOutcome::NotStored(room.classify(&e))
+                    (GroupOutcome::NotStored(room.classify(&e)), None)
                 }
                 Err(AppendError::SyncFailed(e)) => {
                     // fsyncgate: after a failed sync the kernel may have dropped the pages,
@@ -541,13 +647,23 @@ fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operati
                 }
             }
         };
-        stats.record(size, [syncing - staging, applied_in, syncing.elapsed() - applied_in]);
-        for settle in settles {
-            settle(outcome.clone());
+        stats.record(size, [syncing - staging, syncing.elapsed()]);
+        // Whether writes arrived while this group was synced, before its answers let the
+        // same clients send again.
+        queued = jobs.try_recv().ok();
+        pace = Pace::after(size, queued.is_some());
+        if !applier.hand_over(Job::Group { logged, settles, afterwards, outcome }, pace == Pace::Idle) {
+            // The applier failed (and raised the store's failure): nothing more is answered.
+            guard.1 = true;
+            return;
         }
         match wal.rotate_if_needed() {
             Ok(Some(left)) => {
-                checkpointer.retire(Checkpoint { segment: left, commit: last_commit, last_id });
+                let done = Checkpoint { segment: left, commit: last_commit, last_id };
+                if !applier.hand_over(Job::Retire(done), false) {
+                    guard.1 = true;
+                    return;
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -555,10 +671,35 @@ fn run(start: Start, checkpointer: Checkpointer, jobs: &Receiver<Box<dyn Operati
             }
         }
     }
-    // Stopping: sled takes over everything, and the log is left empty.
     guard.1 = true;
-    checkpointer.stop(Checkpoint { segment: wal.current(), commit: last_commit, last_id });
-    stats.log();
+    let applying = applier.stop(Checkpoint { segment: wal.current(), commit: last_commit, last_id });
+    stats.log(applying);
+}
+
+/// Whether the next group waits out the rest of the commit gap.
+///
+/// The gap is there for load: syncs issued back to back make this kind of host stall some
+/// of them for milliseconds, and waiting lets a group gather what arrives meanwhile. A lone
+/// write with nothing behind it (a conversation going back and forth) gains nothing from
+/// waiting, so it is synced at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// The last group was alone and nothing waited behind it: sync the next one at once.
+    Idle,
+    /// The last group had company, or writes arrived while it was synced.
+    Crowded,
+}
+
+impl Pace {
+    /// The pace after a group of `size` operations, with whether another was queued by the
+    /// time it was durable.
+    fn after(size: usize, queued: bool) -> Self {
+        if size > 1 || queued {
+            Self::Crowded
+        } else {
+            Self::Idle
+        }
+    }
 }
 
 /// Whether the data directory's disk has room for growth, with the transitions logged.
@@ -617,27 +758,27 @@ impl Room {
 struct Stats {
     groups: u64,
     operations: u64,
-    /// Time staging, applying and syncing the log.
-    phases: [Duration; 3],
-    /// The slowest commit (apply and sync).
+    /// Time staging and syncing the log.
+    phases: [Duration; 2],
+    /// The slowest sync.
     slowest: Duration,
-    /// Commits slower than two milliseconds, the latency budget of a message.
+    /// Syncs slower than two milliseconds, the latency budget of a message.
     over_2ms: u64,
 }
 
 impl Stats {
-    fn record(&mut self, operations: usize, phases: [Duration; 3]) {
+    fn record(&mut self, operations: usize, phases: [Duration; 2]) {
         self.groups += 1;
         self.operations += operations as u64;
         for (total, phase) in self.phases.iter_mut().zip(phases) {
             *total += phase;
         }
-        let commit = phases[1] + phases[2];
-        self.slowest = self.slowest.max(commit);
-        self.over_2ms += u64::from(commit > Duration::from_millis(2));
+        self.slowest = self.slowest.max(phases[1]);
+        self.over_2ms += u64::from(phases[1] > Duration::from_millis(2));
     }
 
-    fn log(&self) {
+    /// Logs the totals, with the time the applier spent putting groups into sled.
+    fn log(&self, applying: Duration) {
         let groups = self.groups.max(1) as f64;
         let mean_ms = |phase: Duration| phase.as_secs_f64() * 1000.0 / groups;
         info!(
@@ -645,11 +786,63 @@ impl Stats {
             groups = self.groups,
             operations_per_group = format!("{:.1}", self.operations as f64 / groups),
             stage_ms = format!("{:.3}", mean_ms(self.phases[0])),
-            apply_ms = format!("{:.3}", mean_ms(self.phases[1])),
-            sync_ms = format!("{:.3}", mean_ms(self.phases[2])),
+            apply_ms = format!("{:.3}", mean_ms(applying)),
+            sync_ms = format!("{:.3}", mean_ms(self.phases[1])),
             slowest_commit_ms = format!("{:.3}", self.slowest.as_secs_f64() * 1000.0),
             commits_over_2ms = self.over_2ms,
             "committer stopped"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pace, Staged, TreeName, Trees, Unapplied};
+
+    fn trees() -> Trees {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = |name: &str| db.open_tree(name).unwrap();
+        Trees { chat: tree("chat"), users: tree("users"), tokens: tree("tokens"), db }
+    }
+
+    fn write(key: &str, value: Option<&str>) -> (TreeName, Vec<u8>, Option<Vec<u8>>) {
+        (TreeName::Chat, key.as_bytes().to_vec(), value.map(|value| value.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn staging_reads_durable_groups_that_sled_does_not_have_yet() {
+        let trees = trees();
+        trees
+            .apply(&[write("m1", Some("one")), write("m3", Some("three")), write("x", Some("old"))])
+            .unwrap();
+        let mut unapplied = Unapplied::default();
+        unapplied.push(1, &[write("m4", Some("four")), write("m3", None), write("x", Some("newer"))]);
+        unapplied.push(2, &[write("m4", None), write("m2", Some("two"))]);
+        let staged = Staged::new(&trees, &unapplied, 0);
+        assert_eq!(staged.get(TreeName::Chat, b"x").unwrap().as_deref(), Some(&b"newer"[..]));
+        assert_eq!(staged.get(TreeName::Chat, b"m3").unwrap(), None, "removed by group 1");
+        assert_eq!(staged.get(TreeName::Chat, b"m1").unwrap().as_deref(), Some(&b"one"[..]));
+        // m4 came and went in the log, m3 went: the newest message is m2, from group 2.
+        assert_eq!(staged.newest_durable_in(b"m0", b"m9").unwrap().as_deref(), Some(&b"m2"[..]));
+        let keys: Vec<Vec<u8>> =
+            staged.scan_prefix(TreeName::Chat, b"m").unwrap().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, [b"m1".to_vec(), b"m2".to_vec()]);
+
+        unapplied.forget_applied(1);
+        let staged = Staged::new(&trees, &unapplied, 0);
+        assert_eq!(
+            staged.get(TreeName::Chat, b"x").unwrap().as_deref(),
+            Some(&b"old"[..]),
+            "a forgotten group is not read"
+        );
+        assert_eq!(staged.newest_durable_in(b"m0", b"m9").unwrap().as_deref(), Some(&b"m3"[..]));
+    }
+
+    #[test]
+    fn only_a_lone_write_with_nothing_behind_it_skips_the_gap() {
+        assert_eq!(Pace::after(1, false), Pace::Idle);
+        assert_eq!(Pace::after(1, true), Pace::Crowded, "a write was waiting: syncs come back to back");
+        assert_eq!(Pace::after(2, false), Pace::Crowded, "writes arrive faster than syncs");
+        assert_eq!(Pace::after(4096, true), Pace::Crowded);
     }
 }

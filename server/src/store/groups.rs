@@ -6,11 +6,38 @@ use std::ops::Bound;
 
 use papo_protocol::{GroupMessage, GroupName, MessageId, UnixMillis, Username};
 
-use super::commit::Growth;
+use super::commit::{Growth, Staged};
 use super::group_writes::{self, Deleted, Moved, NewGroup, NewText, Refusable};
 use super::records::{corrupt, decode, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord};
 use super::writes::Posted;
-use super::{keys, Appends, Result, Store};
+use super::{keys, AppendAnswers, Result, Store};
+
+/// Who is in a group: what delivering one of its lines needs.
+pub trait MemberNames {
+    /// Every member of `group`, in name order.
+    fn member_names(&self, group: GroupId) -> Result<Vec<Username>>;
+}
+
+impl MemberNames for Store {
+    fn member_names(&self, group: GroupId) -> Result<Vec<Username>> {
+        Store::member_names(self, group)
+    }
+}
+
+/// Reads groups' member lists, and nothing else (see [`Store::members`]).
+#[derive(Debug, Clone)]
+pub struct Members(sled::Tree);
+
+impl MemberNames for Members {
+    fn member_names(&self, group: GroupId) -> Result<Vec<Username>> {
+        let mut members = Vec::new();
+        for key in self.0.scan_prefix(keys::members_of(group)).keys() {
+            let key = key?;
+            members.push(keys::member_name(&key).ok_or_else(|| corrupt(&key, "bad member key"))?);
+        }
+        Ok(members)
+    }
+}
 
 /// A group as one of its members reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,11 +134,9 @@ impl Store {
 
     /// Queues a text to a group for storing; its answer arrives through `appends`, as for
     /// [`Store::append`].
-    pub fn append_group_text(&self, text: NewText, appends: &Appends) -> Result<()> {
-        let answer =
-            self.committer.submit(Growth::Grows, move |staged| group_writes::append_text(staged, text))?;
-        appends.answers.borrow_mut().push_back(answer);
-        Ok(())
+    pub fn append_group_text(&self, text: NewText, appends: &dyn AppendAnswers) -> Result<()> {
+        let work = move |staged: &mut Staged<'_>| group_writes::append_text(staged, text);
+        self.committer.submit_then(Growth::Grows, work, appends.next_answer())
     }
 
     /// Records that a client of `user` has every line of `group` up to `up_to`.
@@ -172,12 +197,13 @@ impl Store {
 
     /// Every member of a group, in name order: whom a line goes to.
     pub fn member_names(&self, group: GroupId) -> Result<Vec<Username>> {
-        let mut members = Vec::new();
-        for key in self.trees.chat.scan_prefix(keys::members_of(group)).keys() {
-            let key = key?;
-            members.push(keys::member_name(&key).ok_or_else(|| corrupt(&key, "bad member key"))?);
-        }
-        Ok(members)
+        self.members().member_names(group)
+    }
+
+    /// A reader of groups' member lists that lives apart from the store, for whoever
+    /// delivers lines off a session's thread.
+    pub fn members(&self) -> Members {
+        Members(self.trees.chat.clone())
     }
 
     /// Every group `user` is in, by id.

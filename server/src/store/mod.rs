@@ -14,6 +14,7 @@
 //! lost data (a damaged disk, a deleted file) is refused instead of looking like a new one
 //! ([`open`]).
 
+mod applier;
 mod check;
 mod checkpoint;
 mod commit;
@@ -46,16 +47,17 @@ use std::time::Duration;
 
 use papo_protocol::{ChatMessage, HistoryPage, MessageId, UnixMillis, Username};
 
-use commit::{Answer, Committer, Growth};
+use commit::{answer_to, Answer, Committer, Growth};
 use fatal::Fatal;
 use files::DirLock;
 use records::{corrupt, decode, encode, MessageRecord};
 
 pub use check::{check, Report};
+pub use commit::{Afterwards, Then};
 pub use deletion::DeletedAccount;
 pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use group_writes::{Deleted, Moved, NewGroup, NewText, Refusable, Refusal};
-pub use groups::Membership;
+pub use groups::{MemberNames, Members, Membership};
 pub use invites::{Invite, Registered};
 pub use prune::Pruned;
 pub use records::{
@@ -70,7 +72,8 @@ pub struct StoreOptions {
     /// Bytes of write-ahead log between checkpoints of the database; after a crash, up to
     /// about this much is replayed at start.
     pub wal_segment: u64,
-    /// The least time from the end of one log sync to the start of the next: writes that
+    /// The least time from the end of one log sync to the start of the next, while syncs
+    /// come back to back (a lone write with nothing behind it is synced at once): writes that
     /// arrive meanwhile join the next group instead of each forcing a sync of its own.
     pub commit_gap: Duration,
     /// Bytes of memory sled may use to cache the database.
@@ -264,6 +267,20 @@ impl<T> IoContext<T> for io::Result<T> {
 #[derive(Debug, Default)]
 pub struct Appends {
     answers: RefCell<VecDeque<Answer<Appended>>>,
+}
+
+/// Where the answers to a session's queued appends go, in the order they were queued.
+pub trait AppendAnswers {
+    /// Where the answer to the append being queued goes.
+    fn next_answer(&self) -> Then<Appended>;
+}
+
+impl AppendAnswers for Appends {
+    fn next_answer(&self) -> Then<Appended> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.answers.borrow_mut().push_back(answer);
+        answer_to(reply)
+    }
 }
 
 impl Appends {
@@ -470,14 +487,13 @@ impl Store {
         body: &str,
         client_msg_id: u64,
         now: UnixMillis,
-        appends: &Appends,
+        appends: &dyn AppendAnswers,
     ) -> Result<()> {
         let (from, to, body) = (from.clone(), to.clone(), body.to_owned());
-        let answer = self.committer.submit(Growth::Grows, move |staged| {
+        let work = move |staged: &mut commit::Staged<'_>| {
             writes::append(staged, writes::NewMessage { from, to, body, client_msg_id, now })
-        })?;
-        appends.answers.borrow_mut().push_back(answer);
-        Ok(())
+        };
+        self.committer.submit_then(Growth::Grows, work, appends.next_answer())
     }
 
     /// A page of the conversation between `me` and `peer`, newest first, older than `before`.

@@ -1,0 +1,245 @@
+//! The applier: puts each durable group into sled on a thread of its own, then answers it.
+//!
+//! Applying a group to sled costs more than staging and syncing it together (sled copies a
+//! leaf node for every insert), so the committer hands each group here once the log holds
+//! it and goes on to stage and sync the next one. Until a group is in sled, the committer's
+//! staging reads it from the [`Unapplied`] layers; its answers are given only once it is in
+//! sled, so whoever hears of a write can read it back at once, as before. Log segments are
+//! retired through here too, after every group they hold is applied, so a checkpoint never
+//! lets go of a group sled does not have yet.
+//!
+//! A lone write with nothing behind it (a conversation going back and forth) gains nothing
+//! from the hand-over but one more thread to wake, so while the applier has nothing in
+//! hand the committer applies and answers such a group itself.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::checkpoint::{Checkpoint, Checkpointer};
+use super::commit::{Afterwards, GroupOutcome, Settle, TreeName, Trees, UnlessStopped, Write};
+use super::fatal::Fatal;
+use super::{Result, StoreError};
+
+/// Durable groups the committer may run ahead of sled by; it waits beyond that.
+const MAX_BEHIND: usize = 2;
+
+/// One durable group's writes, by tree and key, for reads before sled has them.
+pub(super) type Layer = BTreeMap<(TreeName, Vec<u8>), Option<Vec<u8>>>;
+
+/// The groups the log holds and sled may not yet, oldest first, as the committer sees them.
+#[derive(Default)]
+pub(super) struct Unapplied {
+    layers: VecDeque<(u64, Layer)>,
+}
+
+impl Unapplied {
+    /// Adds the group logged as `commit`.
+    pub fn push(&mut self, commit: u64, writes: &[Write]) {
+        let layer = writes.iter().map(|(tree, key, value)| ((*tree, key.clone()), value.clone())).collect();
+        self.layers.push_back((commit, layer));
+    }
+
+    /// Forgets the groups sled has by now.
+    pub fn forget_applied(&mut self, applied: u64) {
+        while self.layers.front().is_some_and(|(commit, _)| *commit <= applied) {
+            self.layers.pop_front();
+        }
+    }
+
+    /// The newest unapplied write of `key`: `Some(None)` if it was removed, `None` if no
+    /// unapplied group wrote it (sled has its value).
+    pub fn get(&self, tree: TreeName, key: &[u8]) -> Option<Option<&Vec<u8>>> {
+        let wanted = (tree, key.to_vec());
+        self.layers.iter().rev().find_map(|(_, layer)| layer.get(&wanted).map(Option::as_ref))
+    }
+
+    /// Every unapplied write from `first` to `last` in `tree`, oldest group first.
+    pub fn range<'a>(
+        &'a self,
+        tree: TreeName,
+        first: &[u8],
+        last: Bound<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a Vec<u8>>)> + 'a {
+        let start = Bound::Included((tree, first.to_vec()));
+        let end = match last {
+            Bound::Included(key) => Bound::Included((tree, key.to_vec())),
+            Bound::Excluded(key) => Bound::Excluded((tree, key.to_vec())),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        self.layers.iter().flat_map(move |(_, layer)| {
+            layer
+                .range((start.clone(), end.clone()))
+                .take_while(move |((written, _), _)| *written == tree)
+                .map(|((_, key), value)| (key.as_slice(), value.as_ref()))
+        })
+    }
+}
+
+/// What the committer hands over, in order.
+pub(super) enum Job {
+    /// A settled group: its writes to apply if the log took them (with its commit number),
+    /// then its answers.
+    Group {
+        logged: Option<(u64, Vec<Write>)>,
+        settles: Vec<Settle>,
+        afterwards: Afterwards,
+        outcome: GroupOutcome,
+    },
+    /// A log segment every group of which is handed over before.
+    Retire(Checkpoint),
+    /// The committer stops: checkpoint everything up to this, the segment being written.
+    Stop(Checkpoint),
+}
+
+/// The applier thread and the queue into it.
+pub(super) struct Applier {
+    trees: Trees,
+    fatal: Arc<Fatal>,
+    queue: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<Duration>>,
+    applied: Arc<AtomicU64>,
+    /// Jobs handed over, and jobs the thread has finished.
+    handed: u64,
+    finished: Arc<AtomicU64>,
+    /// Time spent applying on the committer's thread.
+    applied_inline: Duration,
+}
+
+impl Applier {
+    /// Starts the applier over `trees`, whose newest applied group is `applied`.
+    pub fn start(trees: Trees, applied: u64, checkpointer: Checkpointer, fatal: Arc<Fatal>) -> Result<Self> {
+        let (queue, jobs) = mpsc::sync_channel(MAX_BEHIND);
+        let applied = Arc::new(AtomicU64::new(applied));
+        let finished = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (trees, fatal) = (trees.clone(), Arc::clone(&fatal));
+            let (applied, finished) = (Arc::clone(&applied), Arc::clone(&finished));
+            thread::Builder::new()
+                .name("applier".into())
+                .spawn(move || run(&trees, &jobs, &applied, &finished, checkpointer, &fatal))
+                .map_err(|e| StoreError::Thread("the applier", e))?
+        };
+        Ok(Self {
+            trees,
+            fatal,
+            queue: Some(queue),
+            thread: Some(thread),
+            applied,
+            handed: 0,
+            finished,
+            applied_inline: Duration::ZERO,
+        })
+    }
+
+    /// The commit number of the newest group sled has.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Hands `job` over, waiting while the applier is [`MAX_BEHIND`] groups behind, or,
+    /// for a `lone` group while the applier has nothing in hand, carries it out here;
+    /// `false` if the store failed.
+    pub fn hand_over(&mut self, job: Job, lone: bool) -> bool {
+        if let Job::Group { logged, settles, afterwards, outcome } = job {
+            if lone && self.finished.load(Ordering::Acquire) == self.handed {
+                let started = Instant::now();
+                let done =
+                    settle(&self.trees, logged, settles, afterwards, &outcome, &self.applied, &self.fatal);
+                self.applied_inline += started.elapsed();
+                return done;
+            }
+            return self.send(Job::Group { logged, settles, afterwards, outcome });
+        }
+        self.send(job)
+    }
+
+    fn send(&mut self, job: Job) -> bool {
+        self.handed += 1;
+        self.queue.as_ref().is_some_and(|queue| queue.send(job).is_ok())
+    }
+
+    /// Applies and answers everything handed over, then checkpoints up to `last`; the time
+    /// spent applying.
+    pub fn stop(mut self, last: Checkpoint) -> Duration {
+        self.send(Job::Stop(last));
+        self.queue.take();
+        let on_thread = self.thread.take().map_or(Duration::ZERO, |thread| thread.join().unwrap_or_default());
+        on_thread + self.applied_inline
+    }
+}
+
+impl Drop for Applier {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Applies a durable group to sled, then answers it; `false` if sled failed.
+fn settle(
+    trees: &Trees,
+    logged: Option<(u64, Vec<Write>)>,
+    settles: Vec<Settle>,
+    mut afterwards: Afterwards,
+    outcome: &GroupOutcome,
+    applied: &AtomicU64,
+    fatal: &Fatal,
+) -> bool {
+    if let Some((commit, writes)) = logged {
+        if let Err(e) = trees.apply(&writes) {
+            // Durable in the log, but sled now misses part of it and will fail again: only a
+            // restart's replay makes the store whole. The group is not answered.
+            fatal.raise(&StoreError::Sled(e));
+            return false;
+        }
+        applied.store(commit, Ordering::Release);
+    }
+    for settle in settles {
+        settle(outcome.clone(), &mut afterwards);
+    }
+    afterwards.run();
+    true
+}
+
+fn run(
+    trees: &Trees,
+    jobs: &Receiver<Job>,
+    applied: &AtomicU64,
+    finished: &AtomicU64,
+    checkpointer: Checkpointer,
+    fatal: &Fatal,
+) -> Duration {
+    let mut guard = UnlessStopped(fatal, false, "the applier");
+    let mut applying = Duration::ZERO;
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Group { logged, settles, afterwards, outcome } => {
+                let started = Instant::now();
+                if !settle(trees, logged, settles, afterwards, &outcome, applied, fatal) {
+                    // The answers still queued are dropped unanswered.
+                    guard.1 = true;
+                    return applying;
+                }
+                applying += started.elapsed();
+            }
+            Job::Retire(done) => checkpointer.retire(done),
+            Job::Stop(last) => {
+                // Stopping: sled takes over everything, and the log is left empty.
+                guard.1 = true;
+                checkpointer.stop(last);
+                return applying;
+            }
+        }
+        finished.fetch_add(1, Ordering::Release);
+    }
+    // The committer failed: whatever the log holds is replayed at the next start.
+    guard.1 = true;
+    applying
+}
