@@ -83,6 +83,22 @@ fn written_len(segment: &Path) -> usize {
     bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1)
 }
 
+/// An offset in the middle of `segment`'s first record that another record follows: damage
+/// there is damage, whereas the last record's could be a write cut off by the crash (and
+/// with groups of writes as large as the load makes them, the file's middle may well fall in
+/// the last record).
+fn inside_a_record_followed_by_another(segment: &Path) -> usize {
+    const SEGMENT_HEADER: usize = 32;
+    const RECORD_HEADER: usize = 24;
+    let bytes = fs::read(segment).unwrap();
+    let record = &bytes[SEGMENT_HEADER..];
+    assert_eq!(&record[..4], b"PREC", "a record after the segment header");
+    let payload = u32::from_le_bytes(record[4..8].try_into().unwrap()) as usize;
+    let next = SEGMENT_HEADER + RECORD_HEADER + payload;
+    assert_eq!(&bytes[next..next + 4], b"PREC", "another record follows the first");
+    SEGMENT_HEADER + RECORD_HEADER + payload / 2
+}
+
 /// A server killed with SIGKILL after 300 acknowledged messages, its log not yet retired.
 fn crashed_with_log(dir: &Path) -> BTreeMap<u64, u64> {
     let server = process::spawn(dir, QUIET);
@@ -99,7 +115,7 @@ fn a_flipped_byte_in_the_log_refuses_start_naming_the_file_and_offset() {
     let acked = crashed_with_log(dir.path());
     let segment = newest_segment(dir.path());
     let mut bytes = fs::read(&segment).unwrap();
-    let middle = written_len(&segment) / 2;
+    let middle = inside_a_record_followed_by_another(&segment);
     bytes[middle] ^= 0x01;
     fs::write(&segment, &bytes).unwrap();
 
@@ -426,7 +442,7 @@ fn export_while_running_and_stopped_imports_into_a_new_directory_and_check_finds
     crashed_with_log(crashed);
     let segment = newest_segment(crashed);
     let mut bytes = fs::read(&segment).unwrap();
-    let middle = written_len(&segment) / 2;
+    let middle = inside_a_record_followed_by_another(&segment);
     bytes[middle] ^= 0x01;
     fs::write(&segment, &bytes).unwrap();
     let (code, report, _) = maintenance(crashed, &["check"]);
