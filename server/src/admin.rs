@@ -253,8 +253,7 @@ fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> Outcome {
                 Ok(deleted) => deleted,
                 Err(outcome) => return outcome,
             };
-            let farewell = ErrorReply::new(ErrorCode::InvalidToken, "the administrator deleted this account");
-            let closed = hub.disconnect(&name, None, Some(&farewell));
+            let closed = hub.disconnect(&name, None, Some(&errors::account_deleted()));
             // Whoever lists contacts sees the account marked deleted, and the members of its
             // groups see it leave (and who owns the groups it owned).
             hub.send_to_subscribers(&frames::encode(&ServerFrame::Event(Event::UserDeleted {

@@ -25,6 +25,11 @@ pub(crate) fn from_store(error: &StoreError) -> ErrorReply {
     }
 }
 
+/// Why the live sessions of a deleted account are closed.
+pub(crate) fn account_deleted() -> ErrorReply {
+    ErrorReply::new(ErrorCode::InvalidToken, "the administrator deleted this account")
+}
+
 /// The reply to a login or resume of a disabled account, and the reason its live sessions
 /// are closed with.
 pub(crate) fn account_disabled() -> ErrorReply {

@@ -14,10 +14,11 @@ use papo_protocol::{
 };
 use tracing::{debug, info, warn};
 
+use crate::errors;
 use crate::frames;
 use crate::handlers::{self, Delivery, Identity, Outcome, Then};
 use crate::shared::Shared;
-use crate::store::Posted;
+use crate::store::{AccountStatus, Posted};
 use crate::transport::{Inbound, PushError, Sink};
 
 mod pipeline;
@@ -188,6 +189,10 @@ impl<'a> Session<'a> {
                     );
                     self.pipeline.logged_in(identity.name.clone());
                     self.identity = Some(identity);
+                    if let Some(reason) = self.account_closed_meanwhile() {
+                        self.send(&ServerFrame::Fatal(reason));
+                        return;
+                    }
                     self.reply(id, reply);
                     if self.stream_backlog() == Flow::Close {
                         return;
@@ -197,6 +202,24 @@ impl<'a> Session<'a> {
                     self.reply(id, reply);
                     return;
                 }
+            }
+        }
+    }
+
+    /// Why this session's account may no longer be used, if the administrator disabled or
+    /// deleted it while the login was finishing: their disconnect closed the sessions the
+    /// hub had then, and this one joined after, so it looks for itself now that it is there.
+    fn account_closed_meanwhile(&self) -> Option<ErrorReply> {
+        let identity = self.identity.as_ref()?;
+        match self.shared.store.user(&identity.name) {
+            Ok(Some(account)) if account.status == AccountStatus::Active => None,
+            Ok(Some(account)) if account.status == AccountStatus::Disabled => {
+                Some(errors::account_disabled())
+            }
+            Ok(_) => Some(errors::account_deleted()),
+            Err(e) => {
+                warn!(user = %identity.name, error = %e, "cannot read the account that logged in");
+                Some(errors::from_store(&e))
             }
         }
     }
