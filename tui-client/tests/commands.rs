@@ -362,3 +362,42 @@ fn logout_all_closes_every_session_and_revokes_the_saved_ones() {
     });
     assert_eq!(wrong.status.code(), Some(1));
 }
+
+/// Issue 15: only the TUI keeps an outbox; `papo send` with the server down fails, leaves
+/// nothing queued, and the script decides whether to retry.
+#[test]
+fn send_with_the_server_down_fails_and_queues_nothing() {
+    let server = TestServer::start_with(|config| config.tls = TlsMode::Off);
+    let (ana, bia) = (unique_name("ana"), unique_name("bia"));
+    stdout(&papo(&server, &["register", "--user", &ana, "--plaintext"]));
+    stdout(&papo(&server, &["register", "--user", &bia, "--plaintext"]));
+    let address = server.addr.to_string();
+    server.stop().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let down = Command::new(env!("CARGO_BIN_EXE_papo"))
+        .args(["send", "--plaintext", "--user", &ana, "--server", &address, &bia, "while it is down"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .env("PAPO_PASSWORD", PASSWORD)
+        .env_remove("PAPO_USER")
+        .env_remove("PAPO_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    let stderr = String::from_utf8(down.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("error: cannot reach the server at {address}")), "{stderr}");
+    let mut kept = Vec::new();
+    let mut dirs = vec![home.path().to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                kept.push(entry.path());
+            }
+        }
+    }
+    assert!(kept.iter().all(|path| !path.to_string_lossy().contains("outbox")), "{kept:?}");
+}

@@ -405,3 +405,17 @@ fn the_help_fits_80x24_and_scrolls_to_its_end() {
     row(&screen, "Ctrl+C");
     assert!(!screen.concat().contains("↓ more"), "at the end nothing more below:\n{}", screen.join("\n"));
 }
+
+/// Issue 15 item 11: a paste that ends in a line break shows its last line and the empty
+/// one after it, where the cursor is.
+#[test]
+fn a_paste_ending_in_a_newline_grows_the_box_and_keeps_every_line_in_sight() {
+    let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
+    update(&mut model, ctrl('n'));
+    assert!(update(&mut model, Msg::Paste("one\ntwo\n".into())).is_empty());
+    let screen = render(&model, 80, 24);
+    let title = screen.iter().position(|r| r.contains("Message to bia")).unwrap();
+    assert!(screen[title + 1].contains("one") && screen[title + 2].contains("two"), "{}", screen.join("\n"));
+    assert!(screen[title + 3].trim_matches(|c| c == '│' || c == ' ').is_empty(), "{}", screen.join("\n"));
+    assert!(screen[title + 4].starts_with('╰'), "three lines and the border:\n{}", screen.join("\n"));
+}

@@ -318,6 +318,57 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
     wait_for_output(&raw, "\x1b]2;\x07\x1b[23;0t");
 }
 
+/// Issue 15 item 15: SIGHUP (the terminal window closed) is handled like Ctrl+C too: a message
+/// queued while the server is away is kept on disk and sent at the next login, and the
+/// terminal is given back.
+#[test]
+fn sighup_keeps_a_queued_message_and_restores_the_terminal() {
+    let Some(tmux) = Tmux::new("hup") else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let addr = server.addr;
+    let address = addr.to_string();
+    server.connect().register("erin", PASSWORD).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    KnownServers::at(home.path().join("data/papo/known_servers"))
+        .trust(&address, server.fingerprint.unwrap())
+        .unwrap();
+
+    tmux.open("carol", &address, home.path());
+    tmux.register("carol", "carol", "carol's password");
+    tmux.keys("carol", &["C-k"]);
+    tmux.type_text("carol", "erin");
+    tmux.keys("carol", &["Enter"]);
+    tmux.wait_for("carol", "Message to erin");
+    server.stop().unwrap();
+    tmux.wait_for("carol", "offline");
+    tmux.type_text("carol", "queued then hung up");
+    tmux.keys("carol", &["Enter"]);
+    tmux.wait_for("carol", "queued then hung up ◷ queued");
+    assert_eq!(tmux.pane_flag("carol", "mouse_any_flag"), "1");
+    let pid = tmux.papo_pid("carol");
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let screen = tmux.wait_for("carol", "papo exited with");
+    assert!(screen.contains("papo exited with 0"), "{screen}");
+    assert!(screen.contains("1 message will be sent when the server is back"), "{screen}");
+    assert_eq!(tmux.pane_flag("carol", "alternate_on"), "0", "still on the alternate screen");
+    assert_eq!(tmux.pane_flag("carol", "mouse_any_flag"), "0", "mouse tracking left on");
+
+    let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
+    tmux.open("again", &address, home.path());
+    tmux.log_in("again", "carol", "carol's password");
+    tmux.keys("again", &["M-1"]);
+    tmux.wait_for("again", "you: queued then hung up ✓");
+    let (mut erin, _) = server.login("erin");
+    let bodies: Vec<String> =
+        erin.history("carol", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
+    assert_eq!(bodies, ["queued then hung up"], "sent exactly once");
+}
+
 /// A scriptable `papo` command as `user` (whose password is [`PASSWORD`]), with a home of
 /// its own, trusting the server's certificate by its fingerprint; its standard output.
 fn papo_command(server: &TestServer, user: &str, args: &[&str]) -> String {
