@@ -22,7 +22,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cli::layers::Layered;
 use cli::logging::Logging;
 use cli::settings::Settings;
-use papo_server::{RegistrationPolicy, Shutdown};
+use papo_server::{LimitsDial, RegistrationPolicy, Shutdown};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
@@ -53,7 +53,8 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// the server generates a self-signed certificate in its data directory and logs its
 /// SHA-256 fingerprint, which clients show before trusting the server. Stop it with Ctrl+C
 /// or SIGTERM: it tells the clients, flushes the database and exits 0. SIGHUP rereads the
-/// settings file and applies the log filter and the registration policy at once.
+/// settings file and applies the log filter, the registration policy and the message and
+/// registration rates at once.
 ///
 /// Every setting is a flag, an environment variable and a key of the settings file (the
 /// long flag without its dashes); a flag beats the environment, which beats the file.
@@ -222,10 +223,11 @@ fn serve(settings: Settings, file: Option<&Path>, args: Vec<OsString>) -> Result
         let shutdown = shutdown.clone();
         let mut current = settings;
         let registration = Arc::clone(&config.registration);
+        let limits = Arc::clone(&config.limits_dial);
         thread::Builder::new().name("signals".into()).spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
-                    current = reload(current, &args, &logging, &registration);
+                    current = reload(current, &args, &logging, &registration, &limits);
                     continue;
                 }
                 if shutdown.is_triggered() {
@@ -249,6 +251,7 @@ fn reload(
     args: &[OsString],
     logging: &Logging,
     registration: &RegistrationPolicy,
+    limits: &LimitsDial,
 ) -> Settings {
     let reloaded = Layered::load(Cli::command(), args)
         .and_then(|layered| Cli::from_arg_matches(&layered.matches).map(|cli| (cli, layered.file)));
@@ -286,7 +289,21 @@ fn reload(
         info!(%file, registration = ?policy, "SIGHUP: applied the new registration policy");
         now = now.with_registration(policy);
     }
-    let live = ["log", "registration"];
+    let rates = ["messages-per-second", "registrations-per-hour"];
+    if rates.iter().any(|key| changes.contains(key)) {
+        // Under --no-rate-limits the rates stay off, as they started.
+        let policy = now.clone().with_rates_of(&cli.settings).limit_policy();
+        if limits.retune(&policy) {
+            info!(
+                %file,
+                messages_per_second = policy.messages_per_second,
+                registrations_per_hour = policy.registrations_per_address.limit,
+                "SIGHUP: applied the new rate limits"
+            );
+            now = now.with_rates_of(&cli.settings);
+        }
+    }
+    let live = ["log", "registration", "messages-per-second", "registrations-per-hour"];
     let needs_restart: Vec<&str> = changes.into_iter().filter(|key| !live.contains(key)).collect();
     if !needs_restart.is_empty() {
         warn!(%file, changed = %needs_restart.join(" "), "SIGHUP: these settings take effect only after a restart");

@@ -17,7 +17,7 @@ pub(crate) struct Shared {
     pub config: Config,
     pub store: Store,
     pub hub: Hub,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     /// Where every bcrypt hash and check runs, fairly between addresses.
     pub passwords: PasswordPool,
     /// Verified against when a login names an unknown user, so it costs the same.
@@ -43,8 +43,10 @@ impl Shared {
         clock: Arc<dyn Clock>,
         passwords: PasswordPool,
     ) -> Self {
+        let limits = Arc::new(Limits::new(config.limits));
+        config.limits_dial.attach(&limits);
         Self {
-            limits: Limits::new(config.limits),
+            limits,
             passwords,
             hub: Hub::default(),
             config,
