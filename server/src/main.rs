@@ -105,11 +105,12 @@ It changes nothing. Run it when a start is refused, or before trusting a restore
 Example:
   papo-server --data-dir /var/lib/papo-server check")]
     Check,
-    /// Write every account, message, read state and resend entry as JSON lines (documented in
-    /// the README), from the running server (through admin.sock in its data directory) or from
-    /// a stopped one's directory.
+    /// Write every account, message, read state, resend entry, group and invite code as JSON
+    /// lines (documented in the README), from the running server (through admin.sock in its
+    /// data directory) or from a stopped one's directory.
     #[command(after_help = "\
 Resume tokens are not exported: after an import everyone logs in again with their password.
+Exports of format 1 (before invite codes were carried) still import.
 
 Examples:
   papo-server export backup.jsonl
