@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::limits::LimitPolicy;
+use crate::limits::{LimitPolicy, LimitsDial};
 use crate::store::StoreOptions;
 use crate::tls::TlsMode;
 
@@ -40,6 +40,9 @@ pub struct Config {
     pub announce_as: Option<String>,
     /// Who may create an account; shared, so that SIGHUP can change it while serving.
     pub registration: Arc<RegistrationPolicy>,
+    /// Reaches the running server's rate limits, so that SIGHUP can change the rates `limits`
+    /// started with.
+    pub limits_dial: Arc<LimitsDial>,
 }
 
 /// Who may create an account.
@@ -95,6 +98,7 @@ impl Config {
             store: StoreOptions::default(),
             announce_as: None,
             registration: Arc::new(RegistrationPolicy::new(Registration::Open)),
+            limits_dial: Arc::default(),
         }
     }
 }

@@ -44,6 +44,6 @@ mod transport;
 
 pub use announce::host_name;
 pub use config::{Config, Registration, RegistrationPolicy};
-pub use limits::LimitPolicy;
+pub use limits::{LimitPolicy, LimitsDial};
 pub use server::{run, ServerError};
 pub use shutdown::Shutdown;

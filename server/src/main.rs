@@ -22,7 +22,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cli::layers::Layered;
 use cli::logging::Logging;
 use cli::settings::Settings;
-use papo_server::{RegistrationPolicy, Shutdown};
+use papo_server::{LimitsDial, RegistrationPolicy, Shutdown};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
@@ -53,7 +53,8 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// the server generates a self-signed certificate in its data directory and logs its
 /// SHA-256 fingerprint, which clients show before trusting the server. Stop it with Ctrl+C
 /// or SIGTERM: it tells the clients, flushes the database and exits 0. SIGHUP rereads the
-/// settings file and applies the log filter and the registration policy at once.
+/// settings file and applies the log filter, the registration policy and the message and
+/// registration rates at once.
 ///
 /// Every setting is a flag, an environment variable and a key of the settings file (the
 /// long flag without its dashes); a flag beats the environment, which beats the file.
@@ -104,11 +105,12 @@ It changes nothing. Run it when a start is refused, or before trusting a restore
 Example:
   papo-server --data-dir /var/lib/papo-server check")]
     Check,
-    /// Write every account, message, read state and resend entry as JSON lines (documented in
-    /// the README), from the running server (through admin.sock in its data directory) or from
-    /// a stopped one's directory.
+    /// Write every account, message, read state, resend entry, group and invite code as JSON
+    /// lines (documented in the README), from the running server (through admin.sock in its
+    /// data directory) or from a stopped one's directory.
     #[command(after_help = "\
 Resume tokens are not exported: after an import everyone logs in again with their password.
+Exports of format 1 (before invite codes were carried) still import.
 
 Examples:
   papo-server export backup.jsonl
@@ -222,10 +224,11 @@ fn serve(settings: Settings, file: Option<&Path>, args: Vec<OsString>) -> Result
         let shutdown = shutdown.clone();
         let mut current = settings;
         let registration = Arc::clone(&config.registration);
+        let limits = Arc::clone(&config.limits_dial);
         thread::Builder::new().name("signals".into()).spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
-                    current = reload(current, &args, &logging, &registration);
+                    current = reload(current, &args, &logging, &registration, &limits);
                     continue;
                 }
                 if shutdown.is_triggered() {
@@ -249,6 +252,7 @@ fn reload(
     args: &[OsString],
     logging: &Logging,
     registration: &RegistrationPolicy,
+    limits: &LimitsDial,
 ) -> Settings {
     let reloaded = Layered::load(Cli::command(), args)
         .and_then(|layered| Cli::from_arg_matches(&layered.matches).map(|cli| (cli, layered.file)));
@@ -286,7 +290,21 @@ fn reload(
         info!(%file, registration = ?policy, "SIGHUP: applied the new registration policy");
         now = now.with_registration(policy);
     }
-    let live = ["log", "registration"];
+    let rates = ["messages-per-second", "registrations-per-hour"];
+    if rates.iter().any(|key| changes.contains(key)) {
+        // Under --no-rate-limits the rates stay off, as they started.
+        let policy = now.clone().with_rates_of(&cli.settings).limit_policy();
+        if limits.retune(&policy) {
+            info!(
+                %file,
+                messages_per_second = policy.messages_per_second,
+                registrations_per_hour = policy.registrations_per_address.limit,
+                "SIGHUP: applied the new rate limits"
+            );
+            now = now.with_rates_of(&cli.settings);
+        }
+    }
+    let live = ["log", "registration", "messages-per-second", "registrations-per-hour"];
     let needs_restart: Vec<&str> = changes.into_iter().filter(|key| !live.contains(key)).collect();
     if !needs_restart.is_empty() {
         warn!(%file, changed = %needs_restart.join(" "), "SIGHUP: these settings take effect only after a restart");

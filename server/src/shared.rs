@@ -18,7 +18,7 @@ pub(crate) struct Shared {
     pub store: Store,
     /// Shared with the committer thread too, which delivers durable messages.
     pub hub: Arc<Hub>,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     /// Where every bcrypt hash and check runs, fairly between addresses.
     pub passwords: PasswordPool,
     /// Verified against when a login names an unknown user, so it costs the same.
@@ -44,8 +44,10 @@ impl Shared {
         clock: Arc<dyn Clock>,
         passwords: PasswordPool,
     ) -> Self {
+        let limits = Arc::new(Limits::new(config.limits));
+        config.limits_dial.attach(&limits);
         Self {
-            limits: Limits::new(config.limits),
+            limits,
             passwords,
             hub: Arc::new(Hub::default()),
             config,

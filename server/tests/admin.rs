@@ -78,7 +78,10 @@ fn a_running_server_exports_through_its_socket_and_the_export_imports_whole() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(matches!(lines.first(), Some(Line::Header { last_id: 25, .. })));
-    assert!(matches!(lines.last(), Some(Line::End { users: 2, messages: 25, groups: 0, group_messages: 0 })));
+    assert!(matches!(
+        lines.last(),
+        Some(Line::End { users: 2, messages: 25, groups: 0, group_messages: 0, invites: 0 })
+    ));
 
     let copy_dir = tempfile::tempdir().unwrap();
     let copy = Store::open(copy_dir.path()).unwrap();

@@ -254,6 +254,37 @@ fn sighup_applies_a_new_registration_policy_at_once() {
 }
 
 #[test]
+fn sighup_applies_new_rate_limits_to_what_follows() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("server.toml");
+    std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 10\n").unwrap();
+    let mut command = papo_server(home.path(), &[]);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(home.path().join("data"))
+        .arg("--config")
+        .arg(&file);
+    let mut server = process::start(command);
+    server.connect("sighup-test").register("ana", PASSWORD).unwrap();
+
+    std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 1\nmessages-per-second = 5\n").unwrap();
+    server.signal(libc::SIGHUP);
+    let applied = log_line(&server, "applied the new rate limits");
+    assert!(applied.contains("registrations_per_hour=1"), "{applied}");
+    assert!(applied.contains("messages_per_second=5"), "{applied}");
+    // ana's registration counted: at one an hour, this address has used its allowance.
+    let refused = server.connect("sighup-test").register("bia", PASSWORD).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::RateLimited), "{refused}");
+
+    std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 3\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(log_line(&server, "applied the new rate limits").contains("registrations_per_hour=3"));
+    server.connect("sighup-test").register("bia", PASSWORD).unwrap();
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
+
+#[test]
 fn health_passes_against_a_serving_server_and_fails_without_one() {
     for extra in [&[][..], &["--plaintext"][..]] {
         let dir = tempfile::tempdir().unwrap();

@@ -74,13 +74,13 @@ fn register_log_in_chat_and_get_receipts() {
     let (ana_net, ana_events) = spawn(&addr, trusting(&known, &addr, &server));
     wait_for(&ana_events, |e| matches!(e, NetEvent::Link(Link::Online)).then_some(()));
     let ana = unique_name("ana");
-    ana_net.send(NetCommand::Register { name: ana.clone(), password: "short".into() });
+    ana_net.send(NetCommand::Register { name: ana.clone(), password: "short".into(), invite: None });
     let code = wait_for(&ana_events, |e| match e {
         NetEvent::AuthFailed { code, .. } => Some(code),
         _ => None,
     });
     assert_eq!(code, Some(ErrorCode::InvalidPassword));
-    ana_net.send(NetCommand::Register { name: ana.clone(), password: PASSWORD.into() });
+    ana_net.send(NetCommand::Register { name: ana.clone(), password: PASSWORD.into(), invite: None });
     let ana = wait_for(&ana_events, |e| match e {
         NetEvent::LoggedIn { name, pending: 0 } => Some(name),
         _ => None,
@@ -398,4 +398,44 @@ fn rename_and_handover_from_the_app_through_the_real_server() {
     drive(&mut app, &ana_net, &ana_events, commands, notice_starts("cannot delete"));
     ana_net.quit(Duration::from_secs(2));
     bia_net.quit(Duration::from_secs(2));
+}
+
+/// On an `--registration invite` server the network thread carries the code: none is
+/// refused with InviteRequired, an administrator's code registers and logs in.
+#[test]
+fn registering_with_an_invite_code_on_an_invite_server() {
+    use papo_server::admin::{self, Outcome, Request};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |config| {
+        config.registration =
+            std::sync::Arc::new(papo_server::RegistrationPolicy::new(papo_server::Registration::Invite));
+    });
+    server.connect();
+    let mut out = Vec::new();
+    let outcome =
+        admin::request(dir.path(), &Request::CreateInvite { uses: 1, expires_in_secs: None }, &mut out)
+            .unwrap()
+            .expect("the server answers");
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    let code = serde_json::from_slice::<admin::InviteCode>(&out).unwrap().code;
+
+    let known = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let (net, events) = spawn(&addr, trusting(&known, &addr, &server));
+    wait_for(&events, |e| matches!(e, NetEvent::Link(Link::Online)).then_some(()));
+    let novo = unique_name("novo");
+    net.send(NetCommand::Register { name: novo.clone(), password: PASSWORD.into(), invite: None });
+    let code_given = wait_for(&events, |e| match e {
+        NetEvent::AuthFailed { code, .. } => Some(code),
+        _ => None,
+    });
+    assert_eq!(code_given, Some(ErrorCode::InviteRequired));
+    net.send(NetCommand::Register { name: novo.clone(), password: PASSWORD.into(), invite: Some(code) });
+    let logged_in = wait_for(&events, |e| match e {
+        NetEvent::LoggedIn { name, .. } => Some(name),
+        NetEvent::AuthFailed { message, .. } => panic!("refused: {message}"),
+        _ => None,
+    });
+    assert_eq!(logged_in.as_str(), novo);
+    net.quit(Duration::from_secs(2));
 }

@@ -69,7 +69,10 @@ fn create_account_is_enter_after_each_field() {
     assert_eq!((model.login.field, model.login.error.as_deref()), (LoginField::Confirm, None));
     type_text(&mut model, "password1");
     let commands = update(&mut model, key(KeyCode::Enter));
-    assert_eq!(commands, [NetCommand::Register { name: "novo".into(), password: "password1".into() }]);
+    assert_eq!(
+        commands,
+        [NetCommand::Register { name: "novo".into(), password: "password1".into(), invite: None }]
+    );
 }
 
 /// An error from the last attempt goes as soon as the user changes what was tried; one that
@@ -120,7 +123,10 @@ fn create_account_mode_checks_the_confirmation() {
     update(&mut model, key(KeyCode::Backspace));
     type_text(&mut model, "1");
     let commands = update(&mut model, key(KeyCode::Enter));
-    assert_eq!(commands, [NetCommand::Register { name: "novo".into(), password: "password1".into() }]);
+    assert_eq!(
+        commands,
+        [NetCommand::Register { name: "novo".into(), password: "password1".into(), invite: None }]
+    );
     update(&mut model, ctrl('r'));
     assert_eq!(model.login.mode, LoginMode::LogIn);
 }
@@ -550,4 +556,59 @@ fn a_certificate_question_after_a_reconnect_interrupts_the_chat_until_answered()
     assert_eq!(model.screen, Screen::Chat, "the chat goes on once answered");
     type_text(&mut model, "oi");
     assert_eq!(model.input.text(), "oi");
+}
+
+/// The invite code is an optional last field: Tab reaches it, a code typed there goes with
+/// the registration (trimmed), and a server asking for one (or refusing the one given)
+/// puts the cursor in it.
+#[test]
+fn create_account_sends_the_invite_code_and_a_refusal_focuses_it() {
+    let mut model = fresh();
+    update(&mut model, key(KeyCode::F(2)));
+    type_text(&mut model, "novo");
+    update(&mut model, key(KeyCode::Tab));
+    type_text(&mut model, "password1");
+    update(&mut model, key(KeyCode::Tab));
+    type_text(&mut model, "password1");
+    let commands = update(&mut model, key(KeyCode::Enter));
+    assert_eq!(
+        commands,
+        [NetCommand::Register { name: "novo".into(), password: "password1".into(), invite: None }]
+    );
+    let required = NetEvent::AuthFailed {
+        code: Some(ErrorCode::InviteRequired),
+        message: "this server needs an invite code".into(),
+    };
+    update(&mut model, Msg::Net(required));
+    assert_eq!(
+        (model.login.field, model.login.busy, model.login.error.as_deref()),
+        (LoginField::Invite, false, Some("this server needs an invite code"))
+    );
+    type_text(&mut model, " K7Q2 ");
+    assert_eq!(model.login.error, None, "typing a code answers the refusal");
+    let commands = update(&mut model, key(KeyCode::Enter));
+    assert_eq!(
+        commands,
+        [NetCommand::Register {
+            name: "novo".into(),
+            password: "password1".into(),
+            invite: Some("K7Q2".into())
+        }]
+    );
+    let invalid =
+        NetEvent::AuthFailed { code: Some(ErrorCode::InviteInvalid), message: "unknown code".into() };
+    update(&mut model, key(KeyCode::Tab));
+    update(&mut model, Msg::Net(invalid));
+    assert_eq!(model.login.field, LoginField::Invite);
+    // Tab goes round through it, and logging in has no such field.
+    update(&mut model, key(KeyCode::Tab));
+    assert_eq!(model.login.field, LoginField::Name);
+    update(&mut model, key(KeyCode::BackTab));
+    assert_eq!(model.login.field, LoginField::Invite);
+    update(&mut model, key(KeyCode::F(2)));
+    assert_eq!((model.login.mode, model.login.field), (LoginMode::LogIn, LoginField::Password));
+    // Another refusal while logging in moves nothing.
+    let other = NetEvent::AuthFailed { code: Some(ErrorCode::InvalidCredentials), message: "wrong".into() };
+    update(&mut model, Msg::Net(other));
+    assert_eq!(model.login.field, LoginField::Password);
 }

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use papo::app::{update, Model, Msg};
 use papo::net::{Link, NetEvent, TrustProblem};
-use papo_protocol::{Event, Fingerprint, HistoryPage, ReceiptKind};
+use papo_protocol::{ErrorCode, Event, Fingerprint, HistoryPage, ReceiptKind};
 use ratatui::crossterm::event::KeyCode;
 use std::time::Duration;
 use time::UtcOffset;
@@ -415,4 +415,42 @@ fn a_narrow_input_box_wraps_keeps_the_cursor_and_the_recipient_in_sight() {
     let bottom = screen[usize::from(y)].trim_matches(['│', ' ']).to_owned();
     assert!(text.ends_with(&bottom), "the cursor's row shows the end: {bottom:?}");
     assert!(screen.iter().all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= 30));
+}
+
+/// The create-account form has an optional invite code field; the whole form, the invite
+/// row and the reason a code was refused included, shows at 80x24 and at 40x12.
+#[test]
+fn the_create_account_form_with_its_invite_field_is_whole_at_80x24_and_40x12() {
+    for (width, height) in [(80, 24), (40, 12)] {
+        let mut model = Model::new("127.0.0.1:7878".into(), UtcOffset::UTC, (width, height), 1);
+        update(&mut model, Msg::Net(NetEvent::Link(Link::Online)));
+        update(&mut model, key(KeyCode::F(2)));
+        type_text(&mut model, "novo");
+        for _ in 0..3 {
+            update(&mut model, key(KeyCode::Tab));
+        }
+        type_text(&mut model, "K7Q2-\u{1b}]0;x\u{7}");
+        update(
+            &mut model,
+            Msg::Net(NetEvent::AuthFailed {
+                code: Some(ErrorCode::InviteInvalid),
+                message: "that invite code is not valid\u{1b}[31m".into(),
+            }),
+        );
+        let screen = render(&model, width, height);
+        let shown = screen.join("\n");
+        for needle in [
+            "create account",
+            "Name",
+            "[novo]",
+            "Password",
+            "Confirm",
+            "Invite",
+            "that invite code",
+            "Ctrl+C quit",
+        ] {
+            assert!(shown.contains(needle), "{needle:?} missing at {width}x{height}:\n{shown}");
+        }
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown}");
+    }
 }

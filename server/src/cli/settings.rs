@@ -72,12 +72,14 @@ pub struct Settings {
     commit_gap_us: u64,
 
     /// Messages one user may send a second, on average (bursts of ten times as many pass);
-    /// faster ones are refused with "you are sending too fast" and not stored.
+    /// faster ones are refused with "you are sending too fast" and not stored. SIGHUP applies
+    /// a changed one to the messages that follow.
     #[arg(long, env = "PAPO_MESSAGES_PER_SECOND", default_value_t = 20, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     messages_per_second: u32,
 
-    /// Accounts that may be created from one address in an hour.
+    /// Accounts that may be created from one address in an hour. SIGHUP applies a changed
+    /// one to the registrations that follow (those of the last hour still count).
     #[arg(long, env = "PAPO_REGISTRATIONS_PER_HOUR", default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     registrations_per_hour: u32,
@@ -220,20 +222,33 @@ impl Settings {
         config.announce_as =
             (!self.no_announce).then(|| self.name.clone().unwrap_or_else(papo_server::host_name));
         config.registration = Arc::new(RegistrationPolicy::new(self.registration));
-        config.limits = if self.no_rate_limits {
-            LimitPolicy::unlimited()
-        } else {
-            LimitPolicy {
-                messages_per_second: f64::from(self.messages_per_second),
-                message_burst: f64::from(self.messages_per_second) * 10.0,
-                registrations_per_address: Window {
-                    limit: usize::try_from(self.registrations_per_hour).unwrap_or(usize::MAX),
-                    ..LimitPolicy::default().registrations_per_address
-                },
-                ..LimitPolicy::default()
-            }
-        };
+        config.limits = self.limit_policy();
         config
+    }
+
+    /// The limits these settings ask for.
+    pub fn limit_policy(&self) -> LimitPolicy {
+        if self.no_rate_limits {
+            return LimitPolicy::unlimited();
+        }
+        LimitPolicy {
+            messages_per_second: f64::from(self.messages_per_second),
+            message_burst: f64::from(self.messages_per_second) * 10.0,
+            registrations_per_address: Window {
+                limit: usize::try_from(self.registrations_per_hour).unwrap_or(usize::MAX),
+                ..LimitPolicy::default().registrations_per_address
+            },
+            ..LimitPolicy::default()
+        }
+    }
+
+    /// These settings with the message and registration rates of `other`.
+    pub fn with_rates_of(self, other: &Settings) -> Self {
+        Self {
+            messages_per_second: other.messages_per_second,
+            registrations_per_hour: other.registrations_per_hour,
+            ..self
+        }
     }
 
     /// Every setting as its settings-file key and value (`None`: not set), with `data_dir`

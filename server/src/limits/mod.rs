@@ -7,7 +7,7 @@ pub mod rate;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use papo_protocol::Username;
@@ -98,7 +98,6 @@ impl LimitPolicy {
 /// The limiters one server shares between its sessions.
 #[derive(Debug)]
 pub struct Limits {
-    policy: LimitPolicy,
     by_address_and_name: Attempts<(IpAddr, String)>,
     by_address: Attempts<IpAddr>,
     by_name: Attempts<String>,
@@ -122,13 +121,14 @@ impl Limits {
             by_name: Attempts::new(policy.logins_per_name),
             registrations: Attempts::new(policy.registrations_per_address),
             messages: Bucket::new(policy.messages_per_second, policy.message_burst),
-            policy,
         }
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &LimitPolicy {
-        &self.policy
+    /// Puts `policy`'s registration and message rates in force for what follows (SIGHUP);
+    /// what was counted so far stays counted.
+    pub fn retune(&self, policy: &LimitPolicy) {
+        self.registrations.set_limit(policy.registrations_per_address.limit);
+        self.messages.set(policy.messages_per_second, policy.message_burst);
     }
 
     /// Counts a login attempt for `name` (folded to lower case, whether or not it exists)
@@ -178,6 +178,27 @@ impl Limits {
     /// Takes a message from `sender`'s allowance.
     pub fn message(&self, sender: &Username, now: Instant) -> Result<(), Duration> {
         self.messages.take(sender, now)
+    }
+}
+
+/// Reaches a running server's [`Limits`] from outside it, so that SIGHUP can retune them;
+/// shared through [`crate::Config`] like the registration policy.
+#[derive(Debug, Default)]
+pub struct LimitsDial(OnceLock<Weak<Limits>>);
+
+impl LimitsDial {
+    /// Connects the dial to the server's limits (once: a server has one set).
+    pub(crate) fn attach(&self, limits: &Arc<Limits>) {
+        // A second server started from the same configuration keeps the first one's dial.
+        let _ = self.0.set(Arc::downgrade(limits));
+    }
+
+    /// Retunes the server's limits to `policy` (see [`Limits::retune`]); false if no server
+    /// is running with them.
+    pub fn retune(&self, policy: &LimitPolicy) -> bool {
+        let Some(limits) = self.0.get().and_then(Weak::upgrade) else { return false };
+        limits.retune(policy);
+        true
     }
 }
 
@@ -295,6 +316,44 @@ mod tests {
         assert_eq!(sent, 200);
         assert!(limits.message(&bob, now).is_ok());
         assert!(limits.message(&ana, now + Duration::from_millis(60)).is_ok(), "20 a second come back");
+    }
+
+    #[test]
+    fn retuning_changes_the_registration_and_message_rates_for_what_follows() {
+        let limits = Arc::new(Limits::new(LimitPolicy::default()));
+        let dial = LimitsDial::default();
+        let policy = LimitPolicy {
+            registrations_per_address: Window {
+                limit: 1,
+                ..LimitPolicy::default().registrations_per_address
+            },
+            messages_per_second: 1.0,
+            message_burst: 2.0,
+            ..LimitPolicy::default()
+        };
+        assert!(!dial.retune(&policy), "no server attached yet");
+        dial.attach(&limits);
+        let (ana, now) = (Username::parse("ana").unwrap(), Instant::now());
+        limits.register(addr(1), now).unwrap();
+        limits.register(addr(1), now).unwrap();
+        assert!(limits.message(&ana, now).is_ok(), "a full bucket of 200 before");
+        assert!(dial.retune(&policy));
+        assert!(limits.register(addr(1), now).is_err(), "two counted, one allowed now");
+        assert!(limits.register(addr(2), now).is_ok());
+        assert!(limits.register(addr(2), now).is_err());
+        let sent = (0..100).filter(|_| limits.message(&ana, now).is_ok()).count();
+        assert_eq!(sent, 2, "the bucket is cut down to the new burst");
+        let zero = LimitPolicy {
+            registrations_per_address: Window {
+                limit: 0,
+                ..LimitPolicy::default().registrations_per_address
+            },
+            ..LimitPolicy::default()
+        };
+        assert!(dial.retune(&zero));
+        assert_eq!(limits.register(addr(3), now), Err(Duration::from_secs(3600)));
+        drop(limits);
+        assert!(!dial.retune(&policy), "the server is gone");
     }
 
     #[test]

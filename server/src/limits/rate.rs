@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,38 +25,44 @@ pub struct Window {
 /// Counts attempts per key in a sliding window.
 #[derive(Debug)]
 pub struct Attempts<K> {
-    window: Window,
+    /// Attempts allowed per `span`; an atomic, so that SIGHUP can change it while serving.
+    limit: AtomicUsize,
+    span: Duration,
     keys: Mutex<HashMap<K, VecDeque<Instant>>>,
 }
 
 impl<K: Hash + Eq + Clone> Attempts<K> {
     /// A limiter with `window`.
     pub fn new(window: Window) -> Self {
-        Self { window, keys: Mutex::default() }
+        Self { limit: AtomicUsize::new(window.limit), span: window.span, keys: Mutex::default() }
+    }
+
+    /// Allows `limit` attempts per span from now on; what was counted stays counted.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Counts an attempt for `key` now, or says how long until one is allowed. Counting
     /// comes first, before the work it guards, so that attempts made at once cannot all
     /// slip through a check that only counted them afterwards.
     pub fn attempt(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        if self.window.limit == usize::MAX {
+        let (limit, span) = (self.limit.load(Ordering::Relaxed), self.span);
+        if limit == usize::MAX {
             // No limit: nothing to remember (a load generator's millions of logins).
             return Ok(());
         }
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if keys.len() > PRUNE_ABOVE {
-            let span = self.window.span;
             keys.retain(|_, times| times.back().is_some_and(|&last| now.duration_since(last) < span));
         }
         let times = keys.entry(key.clone()).or_default();
-        while times.front().is_some_and(|&first| now.duration_since(first) >= self.window.span) {
+        while times.front().is_some_and(|&first| now.duration_since(first) >= span) {
             times.pop_front();
         }
-        if times.len() >= self.window.limit {
-            let oldest = *times.front().expect("at the limit, so not empty");
-            return Err((oldest + self.window.span)
-                .saturating_duration_since(now)
-                .max(Duration::from_secs(1)));
+        if times.len() >= limit {
+            // A limit lowered to zero leaves nothing counted to wait for: a whole span.
+            let Some(&oldest) = times.front() else { return Err(span.max(Duration::from_secs(1))) };
+            return Err((oldest + span).saturating_duration_since(now).max(Duration::from_secs(1)));
         }
         times.push_back(now);
         Ok(())
@@ -82,36 +89,48 @@ impl<K: Hash + Eq + Clone> Attempts<K> {
 /// A token bucket per key: `rate` a second on average, up to `burst` at once.
 #[derive(Debug)]
 pub struct Bucket<K> {
-    rate: f64,
-    burst: f64,
+    /// `rate` and `burst` as `f64` bits: atomics, so that SIGHUP can change them while
+    /// serving.
+    rate: AtomicU64,
+    burst: AtomicU64,
     keys: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
 impl<K: Hash + Eq + Clone> Bucket<K> {
     /// A bucket refilling `rate` tokens a second, holding at most `burst`.
     pub fn new(rate: f64, burst: f64) -> Self {
-        Self { rate, burst: burst.max(1.0), keys: Mutex::default() }
+        let bucket = Self { rate: AtomicU64::default(), burst: AtomicU64::default(), keys: Mutex::default() };
+        bucket.set(rate, burst);
+        bucket
+    }
+
+    /// Refills `rate` tokens a second up to `burst` from now on; a key's tokens above the new
+    /// `burst` go at its next take.
+    pub fn set(&self, rate: f64, burst: f64) {
+        self.rate.store(rate.to_bits(), Ordering::Relaxed);
+        self.burst.store(burst.max(1.0).to_bits(), Ordering::Relaxed);
     }
 
     /// Takes a token for `key`, or says how long until one is there.
     pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        if self.burst.is_infinite() {
+        let rate = f64::from_bits(self.rate.load(Ordering::Relaxed));
+        let burst = f64::from_bits(self.burst.load(Ordering::Relaxed));
+        if burst.is_infinite() {
             // No limit (and no infinite arithmetic to go wrong).
             return Ok(());
         }
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if keys.len() > PRUNE_ABOVE {
-            let (rate, burst) = (self.rate, self.burst);
             keys.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
         }
-        let (tokens, at) = keys.entry(key.clone()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        let (tokens, at) = keys.entry(key.clone()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             return Ok(());
         }
-        Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate.max(f64::MIN_POSITIVE)))
+        Err(Duration::from_secs_f64((1.0 - *tokens) / rate.max(f64::MIN_POSITIVE)))
     }
 }
 

@@ -9,14 +9,15 @@
 //! `group_message`, group by group, oldest first, system lines included (`kind` is `text`,
 //! `created`, `left`, or an object: `{"added":{"member":…}}`, `{"removed":{"member":…}}`,
 //! `{"renamed":{"from":"#old"}}`, `{"owner_changed":{"to":…}}`); every `member` of every
-//! group, with the line that added them and their watermarks; and one `end` line with the
+//! group, with the line that added them and their watermarks; every `invite` code not used
+//! up or revoked (format 2; format 1 had none and still imports); and one `end` line with the
 //! counts, so a truncated file is told from a whole one. Unread counts, previews, per-message
 //! positions, member counts and a user's group count are derived and not exported. Resume
 //! tokens are not exported: after an import, everyone logs in again with their password. The
 //! history of a deleted group that the pruner has not removed yet is not exported either.
 //!
 //! ```text
-//! {"type":"papo-export","format":1,"exported_at":1764600000000,"last_id":5}
+//! {"type":"papo-export","format":2,"exported_at":1764600000000,"last_id":5}
 //! {"type":"user","name":"ana","password_hash":"$2b$12$…","created_at":1764500000000,"last_seen":1764590000000}
 //! {"type":"message","id":1,"from":"ana","to":"bob","body":"oi","sent_at":1764500000100}
 //! {"type":"read_state","owner":"bob","peer":"ana","read_up_to":1,"delivered_up_to":1}
@@ -28,7 +29,8 @@
 //! {"type":"group_message","id":4,"group":2,"from":"ana","body":"bem-vindo","sent_at":1764500000400,"kind":"text"}
 //! {"type":"member","group":2,"name":"ana","joined_at":2,"read_up_to":4,"delivered_up_to":4}
 //! {"type":"member","group":2,"name":"bob","joined_at":3,"read_up_to":2,"delivered_up_to":2}
-//! {"type":"end","users":1,"messages":1,"groups":1,"group_messages":3}
+//! {"type":"invite","code":"Q4…","created_at":1764500000500,"expires_at":null,"uses_left":1}
+//! {"type":"end","users":1,"messages":1,"groups":1,"group_messages":3,"invites":1}
 //! ```
 //!
 //! An export of a running server reads while it serves: it holds every message and group
@@ -43,13 +45,13 @@ use serde::{Deserialize, Serialize};
 use super::commit::{Growth, Staged, TreeName};
 use super::group_writes::{self, load, save, Line as GroupLine, Place};
 use super::records::{
-    corrupt, decode, encode, AccountStatus, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind,
-    MemberRecord, MessageRecord, Summary, Target, UserRecord,
+    corrupt, decode, encode, AccountStatus, DedupRecord, GroupId, GroupLineRecord, GroupRecord, InviteRecord,
+    LineKind, MemberRecord, MessageRecord, Summary, Target, UserRecord,
 };
 use super::{commit, keys, writes, Result, Store, StoreError};
 
-/// The export format this server writes and reads.
-pub const FORMAT: u32 = 1;
+/// The export format this server writes; it reads this one and every older one.
+pub const FORMAT: u32 = 2;
 
 /// Lines an import hands to the committer in one group.
 const IMPORT_BATCH: usize = 2048;
@@ -164,6 +166,17 @@ pub enum Line {
         /// Newest line received by a client.
         delivered_up_to: MessageId,
     },
+    /// An invite code, with what is left of it.
+    Invite {
+        /// The code.
+        code: String,
+        /// When it was created.
+        created_at: UnixMillis,
+        /// When it stops working, if ever.
+        expires_at: Option<UnixMillis>,
+        /// Registrations it still allows.
+        uses_left: u32,
+    },
     /// The last line.
     End {
         /// Users exported.
@@ -176,7 +189,14 @@ pub enum Line {
         /// Group lines exported.
         #[serde(default)]
         group_messages: u64,
+        /// Invite codes exported (format 2; left out when there are none).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        invites: u64,
     },
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// What an export or import carried.
@@ -196,6 +216,8 @@ pub struct Counts {
     pub group_messages: u64,
     /// Members of groups.
     pub members: u64,
+    /// Invite codes.
+    pub invites: u64,
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> Result<()> {
@@ -256,11 +278,16 @@ impl Store {
             counts.resends += 1;
         }
         self.export_groups(out, last_id, &mut counts)?;
+        for (code, InviteRecord { created_at, expires_at, uses_left }) in self.invites()? {
+            write_line(out, &Line::Invite { code, created_at, expires_at, uses_left })?;
+            counts.invites += 1;
+        }
         let end = Line::End {
             users: counts.users,
             messages: counts.messages,
             groups: counts.groups,
             group_messages: counts.group_messages,
+            invites: counts.invites,
         };
         write_line(out, &end)?;
         out.flush().map_err(|source| StoreError::Io {
@@ -329,6 +356,7 @@ impl Store {
         let mut ended = false;
         let mut ids = std::collections::HashSet::new();
         let mut names = std::collections::HashSet::new();
+        let mut codes = std::collections::HashSet::new();
         let mut header_last_id = 0;
         for (index, line) in input.lines().enumerate() {
             let number = index as u64 + 1;
@@ -339,19 +367,24 @@ impl Store {
             }
             let parsed: Line = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
             match (&parsed, number) {
-                (Line::Header { format, last_id, .. }, 1) if *format == FORMAT => header_last_id = *last_id,
+                (Line::Header { format, last_id, .. }, 1) if (1..=FORMAT).contains(format) => {
+                    header_last_id = *last_id;
+                }
                 (Line::Header { format, .. }, 1) => {
-                    return Err(bad(format!("export format {format}; this server reads format {FORMAT}")));
+                    return Err(bad(format!(
+                        "export format {format}; this server reads formats 1 to {FORMAT}"
+                    )));
                 }
                 (_, 1) => return Err(bad("the first line must be the papo-export header".into())),
                 (Line::Header { .. }, _) => return Err(bad("a second header".into())),
-                (Line::End { users, messages, groups, group_messages }, _) => {
-                    let told = (*users, *messages, *groups, *group_messages);
-                    let held = (counts.users, counts.messages, counts.groups, counts.group_messages);
+                (Line::End { users, messages, groups, group_messages, invites }, _) => {
+                    let told = (*users, *messages, *groups, *group_messages, *invites);
+                    let held =
+                        (counts.users, counts.messages, counts.groups, counts.group_messages, counts.invites);
                     if told != held {
                         return Err(bad(format!(
-                            "the end line counts {users} users, {messages} messages, {groups} groups and {group_messages} group messages; the file holds {}, {}, {} and {}",
-                            held.0, held.1, held.2, held.3
+                            "the end line counts {users} users, {messages} messages, {groups} groups, {group_messages} group messages and {invites} invite codes; the file holds {}, {}, {}, {} and {}",
+                            held.0, held.1, held.2, held.3, held.4
                         )));
                     }
                     ended = true;
@@ -382,6 +415,12 @@ impl Store {
                 Line::Resend { .. } => counts.resends += 1,
                 Line::Group { .. } => counts.groups += 1,
                 Line::Member { .. } => counts.members += 1,
+                Line::Invite { code, .. } => {
+                    if !codes.insert(code.clone()) {
+                        return Err(bad(format!("the invite code {code} appears twice")));
+                    }
+                    counts.invites += 1;
+                }
                 Line::Header { .. } | Line::End { .. } => continue,
             }
             batch.push((number, parsed));
@@ -460,6 +499,10 @@ impl Store {
                         import_member(staged, group, &name, joined_at)?.map_err(&bad)?;
                         group_writes::mark_delivered(staged, group, &name, delivered_up_to.max(read_up_to))?;
                         group_writes::mark_read(staged, group, &name, read_up_to)?;
+                    }
+                    Line::Invite { code, created_at, expires_at, uses_left } => {
+                        let record = InviteRecord { created_at, expires_at, uses_left };
+                        staged.insert(TreeName::Chat, keys::invite(&code), encode(&record));
                     }
                     Line::Header { .. } | Line::End { .. } => {}
                 }

@@ -707,7 +707,7 @@ mod export_import {
             Line::Message { id: 1, from: ana.clone(), to: bob.clone(), body: "oi".into(), sent_at: 6 },
             Line::ReadState { owner: bob.clone(), peer: ana.clone(), read_up_to: 1, delivered_up_to: 1 },
             Line::Resend { sender: ana, client_msg_id: 7, id: 1, to: Some(bob), group: None },
-            Line::End { users: 2, messages: 1, groups: 0, group_messages: 0 },
+            Line::End { users: 2, messages: 1, groups: 0, group_messages: 0, invites: 0 },
         ];
         let text: Vec<String> = lines.iter().map(|line| serde_json::to_string(line).unwrap()).collect();
         assert_eq!(
@@ -722,6 +722,58 @@ mod export_import {
                 r#"{"type":"end","users":2,"messages":1,"groups":0,"group_messages":0}"#,
             ]
         );
+    }
+
+    /// Invite codes travel with an export (format 2), what is left of them included; an
+    /// export of format 1, which had none, still imports.
+    #[test]
+    fn invite_codes_survive_an_export_and_an_import_and_format_1_still_imports() {
+        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let original = populated(from_dir.path());
+        let once = records::InviteRecord { created_at: 7, expires_at: None, uses_left: 1 };
+        let timed = records::InviteRecord { created_at: 8, expires_at: Some(99), uses_left: 3 };
+        original.create_invite("AAAA", once).unwrap();
+        original.create_invite("BBBB", timed).unwrap();
+        let text = exported(&original);
+        assert!(text.starts_with(r#"{"type":"papo-export","format":2,"#), "{text}");
+        assert!(
+            text.contains(r#"{"type":"invite","code":"BBBB","created_at":8,"expires_at":99,"uses_left":3}"#)
+        );
+        let copy = Store::open(to_dir.path()).unwrap();
+        let counts = copy.import(text.as_bytes(), crate::clock::now_millis()).unwrap();
+        assert_eq!(counts.invites, 2);
+        assert_eq!(copy.invites().unwrap(), [("AAAA".to_owned(), once), ("BBBB".to_owned(), timed)]);
+        assert_eq!(exported(&copy), text, "the copy exports to the same text");
+
+        // The same store as a server of format 1 wrote it: no invite lines, no count of them.
+        let old: Vec<String> = text
+            .lines()
+            .filter(|line| !line.starts_with(r#"{"type":"invite""#))
+            .map(|line| line.replace(r#""format":2"#, r#""format":1"#).replace(r#","invites":2"#, ""))
+            .collect();
+        let old_dir = tempfile::tempdir().unwrap();
+        let old_copy = Store::open(old_dir.path()).unwrap();
+        let counts = old_copy.import(old.join("\n").as_bytes(), crate::clock::now_millis()).unwrap();
+        assert_eq!((counts.users, counts.messages, counts.invites), (3, 60, 0));
+        assert!(old_copy.invites().unwrap().is_empty());
+
+        // A code twice, a count that disagrees and a format from the future are refused.
+        let try_import = |text: String| {
+            let dir = tempfile::tempdir().unwrap();
+            Store::open(dir.path()).unwrap().import(text.as_bytes(), 0)
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let invite_line = lines.iter().position(|line| line.contains(r#""code":"AAAA""#)).unwrap();
+        let mut twice = lines.clone();
+        twice.insert(invite_line, lines[invite_line]);
+        assert!(matches!(try_import(twice.join("\n")),
+            Err(StoreError::Import { reason, .. }) if reason.contains("invite code AAAA appears twice")));
+        let miscounted = text.replace(r#","invites":2"#, r#","invites":1"#);
+        assert!(matches!(try_import(miscounted),
+            Err(StoreError::Import { reason, .. }) if reason.contains("1 invite codes; the file holds")));
+        let future = text.replace(r#""format":2"#, r#""format":3"#);
+        assert!(matches!(try_import(future),
+            Err(StoreError::Import { line: 1, reason }) if reason.contains("reads formats 1 to 2")));
     }
 
     #[test]

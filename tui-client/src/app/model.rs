@@ -264,6 +264,9 @@ pub enum LoginField {
     Password,
     /// The repeated password (create account only).
     Confirm,
+    /// An invite code from the administrator (create account only, optional: empty means
+    /// none).
+    Invite,
 }
 
 /// The login form.
@@ -279,6 +282,8 @@ pub struct LoginForm {
     pub password: Editor,
     /// Password again.
     pub confirm: Editor,
+    /// Invite code, empty for none.
+    pub invite: Editor,
     /// Why the last attempt failed.
     pub error: Option<String>,
     /// The error says there is no connection yet: it goes once there is one.
@@ -549,6 +554,7 @@ impl Default for LoginForm {
             name: Editor::default(),
             password: Editor::default(),
             confirm: Editor::default(),
+            invite: Editor::default(),
             error: None,
             offline_error: false,
             busy: false,
@@ -561,7 +567,9 @@ impl LoginForm {
     pub fn fields(&self) -> &'static [LoginField] {
         match self.mode {
             LoginMode::LogIn => &[LoginField::Name, LoginField::Password],
-            LoginMode::Register => &[LoginField::Name, LoginField::Password, LoginField::Confirm],
+            LoginMode::Register => {
+                &[LoginField::Name, LoginField::Password, LoginField::Confirm, LoginField::Invite]
+            }
         }
     }
 
@@ -571,6 +579,7 @@ impl LoginForm {
             LoginField::Name => &mut self.name,
             LoginField::Password => &mut self.password,
             LoginField::Confirm => &mut self.confirm,
+            LoginField::Invite => &mut self.invite,
         }
     }
 }

@@ -166,10 +166,12 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
     let name = form.name.text().trim().to_owned();
     let password = form.password.text().to_owned();
     // Enter on a filled field with an empty one after it means "next", as on any form,
-    // before anything is judged: creating an account is Enter after each field.
+    // before anything is judged: creating an account is Enter after each field. The invite
+    // code is optional, so Enter on the confirmation submits without one; a server that
+    // wants one says so and the form goes to it.
     let fields = form.fields();
     let at = fields.iter().position(|&f| f == form.field).unwrap_or(0);
-    if let Some(&next) = fields.get(at + 1) {
+    if let Some(&next) = fields.get(at + 1).filter(|&&next| next != LoginField::Invite) {
         if !field_editor(form, form.field).is_empty() && field_editor(form, next).is_empty() {
             form.field = next;
             form.error = None;
@@ -197,7 +199,10 @@ fn submit_login(form: &mut LoginForm, out: &mut Vec<NetCommand>) {
     form.busy = true;
     out.push(match form.mode {
         LoginMode::LogIn => NetCommand::Login { name, password },
-        LoginMode::Register => NetCommand::Register { name, password },
+        LoginMode::Register => {
+            let invite = Some(form.invite.text().trim()).filter(|code| !code.is_empty()).map(str::to_owned);
+            NetCommand::Register { name, password, invite }
+        }
     });
 }
 
@@ -206,6 +211,7 @@ fn field_editor(form: &LoginForm, field: LoginField) -> &Editor {
         LoginField::Name => &form.name,
         LoginField::Password => &form.password,
         LoginField::Confirm => &form.confirm,
+        LoginField::Invite => &form.invite,
     }
 }
 
@@ -906,6 +912,11 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             model.login.error = Some(message);
             // Without a code it is the network thread saying there is no connection yet.
             model.login.offline_error = code.is_none();
+            if model.login.mode == LoginMode::Register
+                && matches!(code, Some(ErrorCode::InviteRequired | ErrorCode::InviteInvalid))
+            {
+                model.login.field = LoginField::Invite;
+            }
         }
         NetEvent::LoggedIn { name, pending } => {
             if model.me.as_ref().is_some_and(|me| *me != name) {

@@ -176,7 +176,10 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     let (link, _) = link_text(model);
     let link_rows = u16::try_from(("Server   ".width() + link.width()).div_ceil(54).max(1)).unwrap_or(1);
     let error_rows = form.error.as_ref().map_or(1, |e| sanitize::line(e).width().div_ceil(54).max(1));
-    let height = if registering { 12 } else { 10 } + link_rows + u16::try_from(error_rows).unwrap_or(1);
+    let height = if registering { 13 } else { 10 } + link_rows + u16::try_from(error_rows).unwrap_or(1);
+    // A screen too short for the whole box (40x12 creating an account) loses the blank rows
+    // first, so every field, the error and the key hints still show.
+    let compact = height > area.height;
     let boxed = centered(area, 56, height);
     let title = if registering { " Papo · create account " } else { " Papo · log in " };
     let block = Block::bordered().border_type(BorderType::Rounded).title(Span::styled(title, ACCENT));
@@ -184,13 +187,17 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
     frame.render_widget(Clear, boxed);
     frame.render_widget(block, boxed);
 
-    let mut lines = vec![Line::from(vec![Span::raw("Server   "), link_span(model)]), Line::raw("")];
+    let mut lines = vec![Line::from(vec![Span::raw("Server   "), link_span(model)])];
+    if !compact {
+        lines.push(Line::raw(""));
+    }
     let mut cursor = None;
     for &field in form.fields() {
         let (label, editor, secret) = match field {
             LoginField::Name => ("Name     ", &form.name, false),
             LoginField::Password => ("Password ", &form.password, true),
             LoginField::Confirm => ("Confirm  ", &form.confirm, true),
+            LoginField::Invite => ("Invite   ", &form.invite, false),
         };
         let shown =
             if secret { "•".repeat(editor.text().chars().count()) } else { editor.text().to_owned() };
@@ -208,7 +215,9 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
             Span::raw("]"),
         ]));
     }
-    lines.push(Line::raw(""));
+    if !compact {
+        lines.push(Line::raw(""));
+    }
     let status = match (&form.error, form.busy) {
         (Some(error), _) => Line::styled(sanitize::line(error).into_owned(), ERROR),
         (None, true) => Line::styled("working…", DIM),

@@ -302,10 +302,10 @@ impl Net {
                     self.request(Request::Login { name, password }, Pending::Login);
                 }
             }
-            NetCommand::Register { name, password } => {
+            NetCommand::Register { name, password, invite } => {
                 if self.require_link() {
                     let pending = Pending::Register { name: name.clone(), password: password.clone() };
-                    self.request(Request::Register { name, password, invite: None }, pending);
+                    self.request(Request::Register { name, password, invite }, pending);
                 }
             }
             NetCommand::Send(outgoing) => {

@@ -80,6 +80,8 @@ pub enum NetCommand {
         name: String,
         /// Password.
         password: String,
+        /// Invite code, if the user gave one.
+        invite: Option<String>,
     },
     /// Send (and, until acknowledged, keep resending after reconnects) a message.
     Send(Outgoing),
