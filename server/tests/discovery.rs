@@ -180,17 +180,21 @@ fn avahi_sees_the_announcement_and_papo_discover_sees_avahis() {
     let seen = avahi.browse_until(&lan.second, Duration::from_secs(15), |fields| fields[3] == "interop");
     let entry = seen.iter().find(|fields| fields[3] == "interop").unwrap();
     assert_eq!(entry[7..9], [FIRST_IP.to_owned(), port(&server).to_string()], "{entry:?}");
-    for pair in
-        ["txtvers=1".to_owned(), "protovers=2".to_owned(), "tls=1".to_owned(), format!("fp={fingerprint}")]
-    {
+    for pair in [
+        "txtvers=1".to_owned(),
+        format!("protovers={}", papo_protocol::PROTOCOL_VERSION),
+        "tls=1".to_owned(),
+        format!("fp={fingerprint}"),
+    ] {
         assert!(entry[9].contains(&format!("\"{pair}\"")), "{pair} missing from {:?}", entry[9]);
     }
 
     // The other way: avahi announces a plaintext papo server, papo discover lists it.
+    let protovers = format!("protovers={}", papo_protocol::PROTOCOL_VERSION);
     let _published = KillOnDrop(
         avahi
             .command(&lan.second, "avahi-publish")
-            .args(["--service", "avahi peer", "_papo._tcp", "7001", "txtvers=1", "protovers=2", "tls=0"])
+            .args(["--service", "avahi peer", "_papo._tcp", "7001", "txtvers=1", &protovers, "tls=0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
