@@ -386,8 +386,11 @@ pub struct Contact {
 /// A page of messages that match a search.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchPage {
-    /// Matches, newest first, from any of the caller's conversations.
+    /// Matches, newest first, from the caller's direct conversations.
     pub hits: Vec<ChatMessage>,
+    /// Matches, newest first, from the groups the caller is in (protocol 3); with `hits`
+    /// one page, never more than the limit together.
+    pub group_hits: Vec<GroupMessage>,
     /// Search on with `before` set to this; `None` once every older message was searched.
     /// A page may hold fewer matches than asked (even none) and still go on: each request
     /// reads a bounded number of messages.

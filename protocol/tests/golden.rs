@@ -156,7 +156,14 @@ fn server_frames() -> Vec<(&'static str, ServerFrame)> {
         ("user_registered", ServerFrame::Event(Event::UserRegistered { user: name("cris") })),
         (
             "search",
-            reply(11, Ok(Reply::Search(SearchPage { hits: vec![message()], next_before: Some(300) }))),
+            reply(
+                11,
+                Ok(Reply::Search(SearchPage {
+                    hits: vec![message()],
+                    group_hits: vec![group_message(301, GroupMessageKind::Text)],
+                    next_before: Some(300),
+                })),
+            ),
         ),
         ("typing", ServerFrame::Event(Event::Typing { from: name("bob") })),
         (
@@ -329,7 +336,7 @@ const SERVER: &[&str] = &[
     "000000020203",                   // shutting_down
     "0000000a020403626f6201fb012c",   // own_receipt
     "0000000702050463726973",         // user_registered
-    "00000020010b000701fb012c03616e6103626f62026f69fd00000335b4b65c0001fb012c", // search
+    "00000032010b000701fb012c03616e6103626f62026f69fd00000335b4b65c0001fb012d04236c616203616e61026f690a0001fb012c", // search
     "00000006020603626f62",           // typing
     "0000001e010b000804236c616203616e610a000103626f6201fb012cfb012efb012d", // group
     "0000001c011200090104236c616203616e61030201fb012c03616e610a026f69", // groups

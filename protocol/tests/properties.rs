@@ -163,8 +163,16 @@ fn reply() -> impl Strategy<Value = Reply> {
             .prop_map(|(contacts, next_after)| Reply::Contacts(ContactPage { contacts, next_after })),
         Just(Reply::Done),
         Just(Reply::Pong),
-        (proptest::collection::vec(chat_message(), 0..4), any::<Option<u64>>())
-            .prop_map(|(hits, next_before)| Reply::Search(SearchPage { hits, next_before })),
+        (
+            proptest::collection::vec(chat_message(), 0..4),
+            proptest::collection::vec(group_message(), 0..4),
+            any::<Option<u64>>()
+        )
+            .prop_map(|(hits, group_hits, next_before)| Reply::Search(SearchPage {
+                hits,
+                group_hits,
+                next_before
+            })),
         group_reply(),
     ]
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use criterion::{criterion_main, Criterion};
 use papo_protocol::Username;
-use papo_server::store::{Appends, SearchPage, Store};
+use papo_server::store::{Appends, SearchIn, SearchPage, Store};
 
 const PEERS: u64 = 10;
 const PAGE: usize = 50;
@@ -47,7 +47,8 @@ fn whole(store: &Store, ana: &Username, query: &str) -> usize {
     let mut before = None;
     let mut hits = 0;
     loop {
-        let SearchPage { hits: page, next_before } = store.search(ana, query, None, before, PAGE).unwrap();
+        let SearchPage { hits: page, next_before, .. } =
+            store.search(ana, query, SearchIn::Everything, before, PAGE).unwrap();
         hits += page.len();
         match next_before {
             Some(next) => before = Some(next),
@@ -62,12 +63,14 @@ fn search(c: &mut Criterion) {
     let (store, ana) = fill(dir.path(), count);
     let query = "nobody wrote this";
     c.bench_function(&format!("one search request over {count} messages"), |b| {
-        b.iter(|| black_box(store.search(&ana, query, None, None, PAGE).unwrap()))
+        b.iter(|| black_box(store.search(&ana, query, SearchIn::Everything, None, PAGE).unwrap()))
     });
     c.bench_function(&format!("a whole search over {count} messages"), |b| {
         b.iter(|| black_box(whole(&store, &ana, query)))
     });
-    percentiles("one request", count, || store.search(&ana, query, None, None, PAGE).unwrap());
+    percentiles("one request", count, || {
+        store.search(&ana, query, SearchIn::Everything, None, PAGE).unwrap()
+    });
     percentiles("whole search", count, || whole(&store, &ana, query));
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-use papo_protocol::{Client, Username};
+use papo_protocol::{Client, ErrorCode, Request, Username};
 use papo_server::store::{AccountStatus, Appends, Store, UserRecord, SEARCH_BUDGET};
 
 fn bodies(client: &mut Client, query: &str, with: Option<&str>) -> Vec<String> {
@@ -152,4 +152,75 @@ fn last_seen_is_kept_when_the_last_session_leaves_and_survives_a_restart() {
     let server = TestServer::start_in(dir.path(), |_| {});
     let (mut watcher, _) = server.login(bia.name.as_str());
     assert_eq!(seen(&mut watcher), (false, Some(at)));
+}
+
+fn refused(result: Result<impl std::fmt::Debug, papo_protocol::ClientError>) -> Option<ErrorCode> {
+    result.expect_err("refused").code()
+}
+
+/// (group or peer, body) of every match of one search, newest first.
+fn found(client: &mut Client, query: &str, with: Option<&str>) -> Vec<(String, String)> {
+    let page = client.search(query, with, None, 50).expect("search");
+    assert_eq!(page.next_before, None, "a small store is searched in one request");
+    let mut hits: Vec<_> = page.hits.into_iter().map(|m| (m.id, m.to.to_string(), m.body)).collect();
+    hits.extend(page.group_hits.into_iter().map(|l| (l.id, l.group.to_string(), l.body)));
+    hits.sort_unstable_by_key(|hit| std::cmp::Reverse(hit.0));
+    hits.into_iter().map(|(_, to, body)| (to, body)).collect()
+}
+
+#[test]
+fn a_search_covers_the_groups_one_is_in_and_no_other() {
+    let server = TestServer::start();
+    let (mut ana, _) = server.user("ana");
+    let (mut bia, b) = server.user("bia");
+    let (mut caio, c) = server.user("caio");
+    let lab = format!("#{}", unique_name("lab"));
+    ana.create_group(&lab, &[b.name.as_str()], false).unwrap();
+    ana.send(&lab, "o plano secreto do grupo", 1).unwrap();
+    ana.send(b.name.as_str(), "secreto só para a bia", 2).unwrap();
+    bia.send(&lab, "nada aqui", 1).unwrap();
+    let bia_name = b.name.to_string();
+
+    let both = [
+        (bia_name.clone(), "secreto só para a bia".to_owned()),
+        (lab.clone(), "o plano secreto do grupo".to_owned()),
+    ];
+    assert_eq!(found(&mut bia, "SECRETO", None), both);
+    assert_eq!(
+        found(&mut bia, "secreto", Some(&lab)),
+        [(lab.clone(), "o plano secreto do grupo".to_owned())]
+    );
+    assert_eq!(found(&mut ana, "plano", Some(&lab)), [(lab.clone(), "o plano secreto do grupo".to_owned())]);
+
+    // A non-member finds nothing of it, and naming it gets the error of a group that is not.
+    assert_eq!(found(&mut caio, "secreto", None), Vec::<(String, String)>::new());
+    assert_eq!(refused(caio.search("secreto", Some(&lab), None, 50)), Some(ErrorCode::NoSuchGroup));
+    let nowhere = format!("#{}", unique_name("nowhere"));
+    assert_eq!(refused(caio.search("secreto", Some(&nowhere), None, 50)), Some(ErrorCode::NoSuchGroup));
+    assert_eq!(refused(caio.search("secreto", Some("#"), None, 50)), Some(ErrorCode::InvalidName));
+
+    // Added later, a member finds the past of a group that shows it; removed, nothing.
+    ana.request_done(Request::AddMembers { group: lab.clone(), members: vec![c.name.to_string()] }).unwrap();
+    assert_eq!(found(&mut caio, "secreto", None), [(lab.clone(), "o plano secreto do grupo".to_owned())]);
+    ana.request_done(Request::RemoveMember { group: lab.clone(), member: c.name.to_string() }).unwrap();
+    assert_eq!(found(&mut caio, "secreto", None), Vec::<(String, String)>::new());
+    assert_eq!(refused(caio.search("secreto", Some(&lab), None, 50)), Some(ErrorCode::NoSuchGroup));
+
+    // A group that hides its past from later members keeps it out of their searches too.
+    let quiet = format!("#{}", unique_name("quiet"));
+    ana.create_group(&quiet, &[], true).unwrap();
+    ana.send(&quiet, "secreto de antes", 3).unwrap();
+    ana.request_done(Request::AddMembers { group: quiet.clone(), members: vec![c.name.to_string()] })
+        .unwrap();
+    ana.send(&quiet, "secreto de depois", 4).unwrap();
+    assert_eq!(found(&mut caio, "secreto", Some(&quiet)), [(quiet.clone(), "secreto de depois".to_owned())]);
+
+    // Pages of direct and group matches together go on from where the last stopped.
+    let first = bia.search("secreto", None, None, 1).unwrap();
+    assert_eq!((first.hits.len(), first.group_hits.len()), (1, 0));
+    let rest = bia.search("secreto", None, first.next_before, 1).unwrap();
+    assert_eq!(
+        rest.group_hits.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(),
+        ["o plano secreto do grupo"]
+    );
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use papo_protocol::{
-    ChatMessage, Client, ClientError, Fingerprint, GroupName, Reply, Request, Security, TrustError,
-    UnixMillis, MAX_HISTORY_PAGE, MAX_SEARCH_PAGE,
+    ChatMessage, Client, ClientError, Fingerprint, GroupName, MessageId, Reply, Request, Security,
+    TrustError, UnixMillis, MAX_HISTORY_PAGE, MAX_SEARCH_PAGE,
 };
 use time::OffsetDateTime;
 
@@ -136,7 +136,7 @@ pub(crate) fn write_line(
 }
 
 /// `papo search`: up to `limit` of the newest messages holding `text` (ignoring case) in
-/// the user's conversations, or only the one with `with`, printed oldest first as
+/// the user's conversations and groups, or only the one with `with` (a user or `#group`), printed oldest first as
 /// [`history`] prints them; nothing at all when nothing matches.
 pub fn search(
     account: &Account,
@@ -146,13 +146,25 @@ pub fn search(
     out: &mut impl Write,
 ) -> Result<()> {
     let mut client = login(account)?;
-    let mut newest_first: Vec<ChatMessage> = Vec::new();
+    // (id, sent at, from, to, body) of direct and group matches alike.
+    let mut newest_first: Vec<(MessageId, UnixMillis, String, String, String)> = Vec::new();
     let mut before = None;
     while newest_first.len() < limit {
         let want = u32::try_from(limit - newest_first.len())
             .map_or(MAX_SEARCH_PAGE, |left| left.min(MAX_SEARCH_PAGE));
         let page = client.search(text, with, before, want).context("cannot search")?;
-        newest_first.extend(page.hits);
+        let mut hits: Vec<_> = page
+            .hits
+            .into_iter()
+            .map(|m| (m.id, m.sent_at, m.from.to_string(), m.to.to_string(), m.body))
+            .chain(
+                page.group_hits
+                    .into_iter()
+                    .map(|l| (l.id, l.sent_at, l.from.to_string(), l.group.to_string(), l.body)),
+            )
+            .collect();
+        hits.sort_unstable_by_key(|hit| std::cmp::Reverse(hit.0));
+        newest_first.extend(hits);
         // A page may hold fewer matches than asked and still go on: the server reads a
         // bounded number of messages per request.
         match page.next_before {
@@ -162,8 +174,8 @@ pub fn search(
     }
     logout(client);
     newest_first.truncate(limit);
-    for message in newest_first.iter().rev() {
-        write_message(out, message)?;
+    for (_, sent_at, from, to, body) in newest_first.iter().rev() {
+        write_line(out, *sent_at, from, to, body)?;
     }
     Ok(())
 }

@@ -96,13 +96,13 @@ enum Command {
         #[arg(long)]
         long: bool,
     },
-    /// Print the newest messages holding TEXT (case ignored) in your conversations, oldest
-    /// first, as `papo history` prints them; nothing when none matches.
+    /// Print the newest messages holding TEXT (case ignored) in your conversations and
+    /// groups, oldest first, as `papo history` prints them; nothing when none matches.
     #[command(after_help = account_help("search --server 192.168.0.10 --user ana --with bia lunch"))]
     Search {
         #[command(flatten)]
         account: AccountArgs,
-        /// Only the conversation with this user.
+        /// Only the conversation with this user, or this '#group'.
         #[arg(long, value_name = "PEER")]
         with: Option<String>,
         /// How many of the newest matches to print.

@@ -439,3 +439,77 @@ fn registering_with_an_invite_code_on_an_invite_server() {
     assert_eq!(logged_in.as_str(), novo);
     net.quit(Duration::from_secs(2));
 }
+
+/// A proxy in front of `target` for one connection, passing the server's bytes at once and
+/// the client's only while the returned flag is false: what the client writes meanwhile is
+/// in flight, unanswered.
+fn holding_proxy(target: std::net::SocketAddr) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let held = Arc::new(AtomicBool::new(false));
+    let holding = Arc::clone(&held);
+    std::thread::spawn(move || {
+        let (client, _) = listener.accept().unwrap();
+        let server = std::net::TcpStream::connect(target).unwrap();
+        let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+        std::thread::spawn(move || std::io::copy(&mut from_server, &mut to_client));
+        let (mut from_client, mut to_server) = (client, server);
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n @ 1..) = from_client.read(&mut buf) {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while holding.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if to_server.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, held)
+}
+
+#[test]
+fn a_message_in_flight_when_its_group_is_renamed_is_stored_once_under_the_new_name() {
+    use std::sync::atomic::Ordering;
+    let server = TestServer::start();
+    let (mut ana_client, _ana) = server.user("ana");
+    let (_bia_client, bia) = server.user("bia");
+    let old = format!("#{}", unique_name("lab"));
+    let new = format!("#{}", unique_name("redes"));
+    ana_client.create_group(&old, &[bia.name.as_str()], false).unwrap();
+
+    let known = tempfile::tempdir().unwrap();
+    let (proxy, held) = holding_proxy(server.addr);
+    let (bia_net, bia_events) = spawn(&proxy, trusting(&known, &proxy, &server));
+    login(&bia_net, &bia_events, bia.name.as_str());
+    wait_for(&bia_events, |e| matches!(e, NetEvent::Groups(_)).then_some(()));
+
+    // Written under the old name, held before the server reads it; the rename lands first.
+    held.store(true, Ordering::SeqCst);
+    let old_key = ConvKey::parse(&old).unwrap();
+    bia_net.send(NetCommand::Send(Outgoing { to: old_key, body: "in flight".into(), client_msg_id: 77 }));
+    std::thread::sleep(Duration::from_millis(200));
+    ana_client
+        .request_done(papo_protocol::Request::RenameGroup { group: old.clone(), to: new.clone() })
+        .unwrap();
+    wait_for(&bia_events, |e| match e {
+        NetEvent::Server(Event::GroupMessage(line)) => (line.group.as_str() == new).then_some(()),
+        _ => None,
+    });
+    held.store(false, Ordering::SeqCst);
+
+    let acked = wait_for(&bia_events, |e| match e {
+        NetEvent::Sent { outgoing, .. } => Some(outgoing),
+        NetEvent::SendFailed { reason, .. } => panic!("refused: {reason}"),
+        _ => None,
+    });
+    assert_eq!((acked.to.as_str(), acked.client_msg_id), (new.as_str(), 77));
+    let page = ana_client.group_history(&new, None, 50).unwrap();
+    let texts: Vec<_> = page.messages.iter().filter(|m| m.body == "in flight").collect();
+    assert_eq!(texts.len(), 1, "stored exactly once: {:?}", page.messages);
+    assert_eq!(texts[0].from, bia.name);
+    bia_net.quit(Duration::from_secs(2));
+}

@@ -188,7 +188,10 @@ fn the_first_unread_message_is_fetched_from_older_pages_before_anything_is_read(
 
 fn results(text: &str, hits: Vec<ChatMessage>, next_before: Option<u64>) -> Msg {
     let query = SearchQuery { text: text.into(), with: None, before: None };
-    Msg::Net(NetEvent::SearchResults { query, page: SearchPage { hits, next_before } })
+    Msg::Net(NetEvent::SearchResults {
+        query,
+        page: SearchPage { hits, group_hits: Vec::new(), next_before },
+    })
 }
 
 #[test]

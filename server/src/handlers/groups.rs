@@ -308,7 +308,7 @@ pub(crate) fn members_delivery(
 
 /// The group `raw` names, if the caller is in it; the same error whether it does not exist
 /// or the caller is not a member.
-fn member_of(ctx: &Context<'_>, me: &Identity, raw: &str) -> Result<Membership, ErrorReply> {
+pub(super) fn member_of(ctx: &Context<'_>, me: &Identity, raw: &str) -> Result<Membership, ErrorReply> {
     let name = group_name(raw)?;
     ctx.store.membership(&me.name, &name).map_err(|e| errors::from_store(&e))?.ok_or_else(no_such_group)
 }

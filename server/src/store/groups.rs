@@ -241,7 +241,7 @@ impl Store {
                 more = true;
                 break;
             }
-            messages.push(line_message(&key, &raw, &group.name)?);
+            messages.push(group_line(&key, &raw, &group.name)?);
         }
         Ok((messages, more))
     }
@@ -264,7 +264,7 @@ impl Store {
             let range = keys::group_line(id, from)..=keys::group_line(id, MessageId::MAX);
             for entry in self.trees.chat.range(range).take(limit) {
                 let (key, raw) = entry?;
-                lines.push(Posted::Group { group: id, message: line_message(&key, &raw, &group.name)? });
+                lines.push(Posted::Group { group: id, message: group_line(&key, &raw, &group.name)? });
             }
         }
         lines.sort_unstable_by_key(Posted::id);
@@ -309,7 +309,7 @@ impl Store {
     }
 }
 
-fn line_message(key: &[u8], raw: &[u8], group: &GroupName) -> Result<GroupMessage> {
+pub(super) fn group_line(key: &[u8], raw: &[u8], group: &GroupName) -> Result<GroupMessage> {
     let id = keys::trailing_id(key).ok_or_else(|| corrupt(key, "short key"))?;
     Ok(group_writes::to_message(id, group, decode(key, raw)?))
 }

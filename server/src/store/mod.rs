@@ -63,7 +63,7 @@ pub use prune::Pruned;
 pub use records::{
     AccountStatus, GroupId, GroupRecord, InviteRecord, Mark, MemberRecord, Summary, TokenRecord, UserRecord,
 };
-pub use search::{SearchPage, SEARCH_BUDGET};
+pub use search::{SearchIn, SearchPage, SEARCH_BUDGET};
 pub use writes::{AccountChanged, Appended, Posted};
 
 /// How the store trades latency, throughput, memory and recovery time.

@@ -891,22 +891,22 @@ mod search {
             append(&store, &eve, &ana, &format!("eve's CAFÉ {i}"), i);
             append(&store, &eve, &bob, "café that ana must never find", 1000 + i);
         }
-        let page = store.search(&ana, "café", None, None, 10).unwrap();
+        let page = store.search(&ana, "café", SearchIn::Everything, None, 10).unwrap();
         assert_eq!(page.hits.len(), 10);
         assert!(page.hits.windows(2).all(|pair| pair[0].id > pair[1].id), "newest first");
         assert!(page.hits.iter().all(|m| m.from == ana || m.to == ana), "only ana's conversations");
         let mut all = page.hits.clone();
         let mut before = page.next_before;
         while let Some(from) = before {
-            let next = store.search(&ana, "CAFÉ", None, Some(from), 10).unwrap();
+            let next = store.search(&ana, "CAFÉ", SearchIn::Everything, Some(from), 10).unwrap();
             all.extend(next.hits);
             before = next.next_before;
         }
         assert_eq!(all.len(), 20 + 60, "every match once, across pages");
-        let here = store.search(&ana, "café", Some(&bob), None, 100).unwrap();
+        let here = store.search(&ana, "café", SearchIn::User(&bob), None, 100).unwrap();
         assert_eq!(here.hits.len(), 20);
         assert_eq!(here.next_before, None);
-        assert!(store.search(&ana, "never find", None, None, 10).unwrap().hits.is_empty());
+        assert!(store.search(&ana, "never find", SearchIn::Everything, None, 10).unwrap().hits.is_empty());
     }
 
     #[test]
@@ -919,10 +919,10 @@ mod search {
             store.append(&ana, &bob, "nothing to see", i, 0, &appends).unwrap();
         }
         (0..total).for_each(|_| drop(appends.next().unwrap()));
-        let page = store.search(&ana, "needle", None, None, 10).unwrap();
+        let page = store.search(&ana, "needle", SearchIn::Everything, None, 10).unwrap();
         assert!(page.hits.is_empty());
         assert_eq!(page.next_before, Some(11), "stopped after the budget, before message 10");
-        let rest = store.search(&ana, "needle", None, page.next_before, 10).unwrap();
+        let rest = store.search(&ana, "needle", SearchIn::Everything, page.next_before, 10).unwrap();
         assert_eq!(rest.next_before, None);
     }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use papo_protocol::{
     Client, ClientError, ClientFrame, Contact, ErrorCode, ErrorReply, Event, Fingerprint, FrameReader,
-    FrameWriter, MessageId, ReadHalf, ReceiptKind, Reply, Request, RequestId, ServerFrame, TrustError,
-    Username, WriteHalf,
+    FrameWriter, GroupMessage, GroupMessageKind, GroupName, MessageId, ReadHalf, ReceiptKind, Reply, Request,
+    RequestId, ServerFrame, TrustError, Username, WriteHalf,
 };
 use tracing::{debug, info, warn};
 
@@ -46,7 +46,12 @@ enum Pending {
     },
     Login,
     Resume,
-    Send(u64),
+    /// A message's client id, and where it was addressed when written: a group renamed
+    /// meanwhile was sent under the name it no longer has.
+    Send {
+        client_msg_id: u64,
+        to: ConvKey,
+    },
     History {
         with: ConvKey,
         before: Option<MessageId>,
@@ -422,7 +427,8 @@ impl Net {
             body: outgoing.body.clone(),
             client_msg_id: outgoing.client_msg_id,
         };
-        self.request(request, Pending::Send(outgoing.client_msg_id));
+        let pending = Pending::Send { client_msg_id: outgoing.client_msg_id, to: outgoing.to.clone() };
+        self.request(request, pending);
     }
 
     fn request(&mut self, request: Request, pending: Pending) {
@@ -479,7 +485,7 @@ impl Net {
                 let why = (e.code != ErrorCode::InvalidToken).then_some(e.message);
                 (self.emit)(NetEvent::SessionExpired { why });
             }
-            (Pending::Send(client_msg_id), result) => self.send_settled(client_msg_id, result),
+            (Pending::Send { client_msg_id, to }, result) => self.send_settled(client_msg_id, &to, result),
             (Pending::History { with: ConvKey::User(with), before }, Ok(Reply::History(page))) => {
                 (self.emit)(NetEvent::History { with, before, page });
             }
@@ -532,6 +538,9 @@ impl Net {
                 );
                 if result.is_ok() && changes_list {
                     self.request(Request::Groups, Pending::Groups);
+                }
+                if let (GroupCommand::Rename { group, to }, Ok(_)) = (&command, &result) {
+                    self.group_renamed(group, to);
                 }
                 let result = match result {
                     Ok(Reply::Group(info)) => Ok(Some(info)),
@@ -644,10 +653,32 @@ impl Net {
         self.unsent.store(0, Ordering::SeqCst);
     }
 
-    fn send_settled(&mut self, client_msg_id: u64, result: Result<Reply, ErrorReply>) {
+    /// `from` is now called `to`: what is queued for it, or in flight, goes there, with the
+    /// same client ids. The server remembers a resend by sender and client id with the
+    /// group's id, which a rename keeps, so a message stored under the old name and resent
+    /// under the new one is still stored once.
+    fn group_renamed(&mut self, from: &GroupName, to: &GroupName) {
+        let old = ConvKey::Group(from.clone());
+        let mut moved = false;
+        for outgoing in self.unacked.iter_mut().filter(|o| o.to == old) {
+            outgoing.to = ConvKey::Group(to.clone());
+            moved = true;
+        }
+        if moved {
+            info!(%from, %to, "queued messages follow a group's rename");
+            self.save_outbox();
+        }
+    }
+
+    fn send_settled(&mut self, client_msg_id: u64, sent_to: &ConvKey, result: Result<Reply, ErrorReply>) {
         let Some(at) = self.unacked.iter().position(|o| o.client_msg_id == client_msg_id) else {
             return; // A resend of something already settled.
         };
+        if result.is_err() && self.unacked[at].to != *sent_to {
+            // Refused under a group's old name: the answer under its new one decides.
+            let outgoing = self.unacked[at].clone();
+            return self.send_message(&outgoing);
+        }
         let outgoing = self.unacked.remove(at);
         self.save_outbox();
         match result {
@@ -676,6 +707,11 @@ impl Net {
         if let Some((from, up_to)) = delivered {
             self.receipt(ReceiptKind::Delivered, &from, up_to);
         }
+        if let Event::GroupMessage(GroupMessage { group, kind: GroupMessageKind::Renamed { from }, .. }) =
+            &event
+        {
+            self.group_renamed(from, group);
+        }
         (self.emit)(NetEvent::Server(event));
     }
 
@@ -683,7 +719,7 @@ impl Net {
     /// stays in the outbox file), then logs out.
     fn quit(&mut self, input: &Receiver<Input>) {
         let deadline = Instant::now() + QUIT_ACK_WAIT;
-        while self.me.is_some() && self.in_flight.values().any(|p| matches!(p, Pending::Send(_))) {
+        while self.me.is_some() && self.in_flight.values().any(|p| matches!(p, Pending::Send { .. })) {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
             match input.recv_timeout(left) {
                 Ok(Input::Frame { generation, frame }) if generation == self.generation => self.frame(frame),
@@ -727,5 +763,106 @@ fn group_request(command: &GroupCommand) -> Request {
         GroupCommand::Handover { group, to } => {
             Request::TransferGroup { group: group.to_string(), to: to.to_string() }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::outbox;
+
+    fn group(name: &str) -> GroupName {
+        GroupName::parse(name).unwrap()
+    }
+
+    fn outgoing(id: u64, to: &str) -> Outgoing {
+        Outgoing { to: ConvKey::parse(to).unwrap(), body: format!("text {id}"), client_msg_id: id }
+    }
+
+    /// A network thread's state with no connection, keeping `ana`'s queue under `dir`, and
+    /// what it emits.
+    fn offline(dir: &std::path::Path) -> (Net, mpsc::Receiver<NetEvent>) {
+        let (events_tx, events) = mpsc::channel();
+        let (input_tx, _input) = mpsc::channel();
+        let mut config = NetConfig::new("127.0.0.1:1", Transport::Plaintext);
+        config.outbox_dir = Some(dir.to_owned());
+        let emit = Box::new(move |event| {
+            let _ = events_tx.send(event);
+        });
+        let mut net = Net::new(config, emit, input_tx, Arc::new(AtomicUsize::new(0)));
+        net.restore_outbox(&Username::parse("ana").unwrap());
+        (net, events)
+    }
+
+    fn renamed_line(from: &str, to: &str) -> Event {
+        Event::GroupMessage(GroupMessage {
+            id: 9,
+            group: group(to),
+            from: Username::parse("owner").unwrap(),
+            body: String::new(),
+            sent_at: 1,
+            kind: GroupMessageKind::Renamed { from: group(from) },
+        })
+    }
+
+    #[test]
+    fn a_rename_moves_queued_messages_with_their_ids_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut net, _events) = offline(dir.path());
+        for queued in [outgoing(1, "#lab"), outgoing(2, "bia"), outgoing(3, "#lab"), outgoing(4, "#other")] {
+            net.command(NetCommand::Send(queued));
+        }
+        net.server_event(renamed_line("#lab", "#redes"));
+        let expected =
+            [outgoing(1, "#redes"), outgoing(2, "bia"), outgoing(3, "#redes"), outgoing(4, "#other")];
+        assert_eq!(net.unacked, expected);
+        let file = net.outbox.as_ref().unwrap().path().to_owned();
+        assert_eq!(outbox::parse(&fs_text(&file)).unwrap(), expected);
+
+        // Our own rename, answered, does the same.
+        let rename = GroupCommand::Rename { group: group("#other"), to: group("#lab") };
+        net.reply(Pending::Group(rename), Ok(Reply::Done));
+        assert_eq!(net.unacked[3], outgoing(4, "#lab"));
+        assert_eq!(outbox::parse(&fs_text(&file)).unwrap()[3], outgoing(4, "#lab"));
+    }
+
+    #[test]
+    fn a_refused_rename_moves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut net, _events) = offline(dir.path());
+        net.command(NetCommand::Send(outgoing(1, "#lab")));
+        let rename = GroupCommand::Rename { group: group("#lab"), to: group("#redes") };
+        let refused = ErrorReply::new(ErrorCode::NotGroupOwner, "only the group's owner can do that");
+        net.reply(Pending::Group(rename), Err(refused));
+        assert_eq!(net.unacked, [outgoing(1, "#lab")]);
+    }
+
+    #[test]
+    fn a_send_refused_under_the_old_name_is_sent_again_and_one_under_the_current_name_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut net, events) = offline(dir.path());
+        net.command(NetCommand::Send(outgoing(1, "#lab")));
+        net.command(NetCommand::Send(outgoing(2, "#lab")));
+        net.server_event(renamed_line("#lab", "#redes"));
+        let no_such_group =
+            || Err(ErrorReply::new(ErrorCode::NoSuchGroup, "there is no such group, or you are not in it"));
+        net.reply(Pending::Send { client_msg_id: 1, to: ConvKey::parse("#lab").unwrap() }, no_such_group());
+        assert_eq!(net.unacked[0], outgoing(1, "#redes"), "kept, to be sent under the new name");
+        net.reply(Pending::Send { client_msg_id: 2, to: ConvKey::parse("#redes").unwrap() }, no_such_group());
+        assert_eq!(net.unacked, [outgoing(1, "#redes")]);
+        let failed: Vec<u64> = events
+            .try_iter()
+            .filter_map(|e| match e {
+                NetEvent::SendFailed { client_msg_id, .. } => Some(client_msg_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed, [2]);
+    }
+
+    fn fs_text(path: &std::path::Path) -> String {
+        std::fs::read_to_string(path).unwrap()
     }
 }

@@ -172,3 +172,25 @@ fn group_refusals_are_one_line_errors_and_outsiders_learn_nothing() {
     assert!(no_hash.contains("a group name starts with '#'"), "{no_hash}");
     assert_eq!(stdout(&papo(&server, &["groups", "--user", &ana])), format!("{lab} 2 1\n"), "bia's text");
 }
+
+#[test]
+fn search_finds_group_texts_for_members_and_refuses_a_group_to_anyone_else() {
+    let server = TestServer::start();
+    let (ana, bia, caio) = (unique_name("ana"), unique_name("bia"), unique_name("caio"));
+    register(&server, &[&ana, &bia, &caio]);
+    let lab = format!("#{}", unique_name("lab"));
+    stdout(&papo(&server, &["group", "create", "--user", &ana, &lab, &bia]));
+    stdout(&papo(&server, &["send", "--user", &ana, &lab, "lunch in the lab"]));
+    stdout(&papo(&server, &["send", "--user", &ana, &bia, "lunch, just us"]));
+
+    let all = stdout(&papo(&server, &["search", "--user", &bia, "lunch"]));
+    assert_eq!(
+        without_times(&all),
+        [format!("{ana} -> {lab}: lunch in the lab"), format!("{ana} -> {bia}: lunch, just us")]
+    );
+    let group = stdout(&papo(&server, &["search", "--user", &bia, "--with", &lab, "lunch"]));
+    assert_eq!(without_times(&group), [format!("{ana} -> {lab}: lunch in the lab")]);
+    assert_eq!(stdout(&papo(&server, &["search", "--user", &caio, "lunch"])), "");
+    let refused = stderr(&papo(&server, &["search", "--user", &caio, "--with", &lab, "lunch"]));
+    assert!(refused.contains("there is no such group, or you are not in it"), "{refused}");
+}

@@ -489,3 +489,22 @@ fn groups_survive_an_export_and_an_import_and_a_clean_store_with_groups_checks_c
     let next = stored_line(text(&copy, lab.id, &cris, "after the import", 100));
     assert_eq!(next.id, 12);
 }
+
+#[test]
+fn a_search_through_groups_reads_the_same_bounded_number_of_messages() {
+    let (_dir, store) = open();
+    let (ana, bob) = (name("ana"), name("bob"));
+    let lab = create(&store, "#lab", &ana, &[&bob]);
+    texts(&store, lab, &ana, SEARCH_BUDGET as u64 + 10);
+    let membership = store.membership(&bob, &group_name("#lab")).unwrap().unwrap();
+    for scope in [SearchIn::Everything, SearchIn::Group(&membership)] {
+        let page = store.search(&bob, "needle", scope, None, 10).unwrap();
+        assert!(page.group_hits.is_empty());
+        let stopped = page.next_before.expect("stopped after the budget");
+        let rest = store.search(&bob, "needle", scope, Some(stopped), 10).unwrap();
+        assert_eq!(rest.next_before, None, "the rest (the creation line and 10 texts) in one request");
+    }
+    // Texts count as hits; the creation line has no text to match.
+    let found = store.search(&bob, "t7", SearchIn::Group(&membership), None, 2).unwrap();
+    assert_eq!(found.group_hits.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(), ["t7999", "t7998"]);
+}
