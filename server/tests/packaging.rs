@@ -84,6 +84,13 @@ fn both_dockerfiles_copy_every_workspace_members_manifest_and_stub_its_library()
                 let stub = format!("{member}/src/lib.rs");
                 assert!(text.contains(&stub), "{dockerfile} does not stub {stub}");
             }
+            // A bench cargo cannot find fails the build as a missing library does
+            // (tui-client's groups bench once did).
+            let benches = manifest.get("bench").and_then(|benches| benches.as_array());
+            for bench in benches.into_iter().flatten() {
+                let stub = format!("{member}/benches/{}.rs", bench["name"].as_str().unwrap());
+                assert!(text.contains(&stub), "{dockerfile} does not stub {stub}");
+            }
         }
     }
 }
