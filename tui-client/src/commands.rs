@@ -99,24 +99,46 @@ pub fn history(account: &Account, with: &str, limit: usize, out: &mut impl Write
         return group_cli::history(account, with, limit, out);
     }
     let mut client = login(account)?;
-    let mut newest_first: Vec<ChatMessage> = Vec::new();
-    let mut before = None;
-    while newest_first.len() < limit {
-        let want = u32::try_from(limit - newest_first.len())
-            .map_or(MAX_HISTORY_PAGE, |left| left.min(MAX_HISTORY_PAGE));
+    let newest_first = newest(limit, |before, want| {
         let page =
             client.history(with, before, want).with_context(|| format!("cannot read history with {with}"))?;
-        before = page.messages.last().map(|m| m.id);
-        newest_first.extend(page.messages);
-        if !page.more {
-            break;
-        }
-    }
+        Ok(Kept { before: page.messages.last().map(|m| m.id), more: page.more, items: page.messages })
+    })?;
     logout(client);
     for message in newest_first.iter().rev() {
         write_message(out, message)?;
     }
     Ok(())
+}
+
+/// What `papo history` keeps of one page of a history: its items, newest first, where the
+/// next (older) page starts, and whether there is one.
+pub(crate) struct Kept<T> {
+    pub items: Vec<T>,
+    pub before: Option<MessageId>,
+    pub more: bool,
+}
+
+/// The newest `limit` items of a history, newest first, read a page at a time by
+/// `read(before, want)`.
+pub(crate) fn newest<T>(
+    limit: usize,
+    mut read: impl FnMut(Option<MessageId>, u32) -> Result<Kept<T>>,
+) -> Result<Vec<T>> {
+    let mut newest_first = Vec::new();
+    let mut before = None;
+    while newest_first.len() < limit {
+        let want = u32::try_from(limit - newest_first.len())
+            .map_or(MAX_HISTORY_PAGE, |left| left.min(MAX_HISTORY_PAGE));
+        let page = read(before, want)?;
+        before = page.before;
+        newest_first.extend(page.items);
+        if !page.more {
+            break;
+        }
+    }
+    newest_first.truncate(limit);
+    Ok(newest_first)
 }
 
 /// One message as scripts read it: `<RFC 3339 time> <from> -> <to>: <body>`.

@@ -4,9 +4,9 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use papo_protocol::{GroupMessage, GroupMessageKind, GroupName, Request, Username, MAX_HISTORY_PAGE};
+use papo_protocol::{GroupMessageKind, GroupName, Request, Username};
 
-use crate::commands::{login, logout, write_line, Account};
+use crate::commands::{login, logout, newest, write_line, Account, Kept};
 
 /// What `papo group` does to a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,22 +113,17 @@ pub fn list(account: &Account, out: &mut impl Write) -> Result<()> {
 /// are left out, so every line is a message.
 pub fn history(account: &Account, group: &str, limit: usize, out: &mut impl Write) -> Result<()> {
     let mut client = login(account)?;
-    let mut newest_first: Vec<GroupMessage> = Vec::new();
-    let mut before = None;
-    while newest_first.len() < limit {
-        let want = u32::try_from(limit - newest_first.len())
-            .map_or(MAX_HISTORY_PAGE, |left| left.min(MAX_HISTORY_PAGE));
+    let newest_first = newest(limit, |before, want| {
         let page = client
             .group_history(group, before, want)
             .with_context(|| format!("cannot read the history of {group}"))?;
-        before = page.messages.last().map(|line| line.id);
-        newest_first.extend(page.messages.into_iter().filter(|line| line.kind == GroupMessageKind::Text));
-        if !page.more {
-            break;
-        }
-    }
+        Ok(Kept {
+            before: page.messages.last().map(|line| line.id),
+            more: page.more,
+            items: page.messages.into_iter().filter(|line| line.kind == GroupMessageKind::Text).collect(),
+        })
+    })?;
     logout(client);
-    newest_first.truncate(limit);
     for line in newest_first.iter().rev() {
         write_line(out, line.sent_at, line.from.as_str(), line.group.as_str(), &line.body)?;
     }
