@@ -140,6 +140,24 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Opened> {
 
 /// Opens sled's trees; damage it panics on becomes an error.
 pub fn open_sled(dir: &Path, cache_bytes: u64) -> Result<Trees> {
+    // The caller holds the directory's lock, so sled's own lock on its file can only be held
+    // by a store this process just dropped: sled's background writers close the file a
+    // moment after the database is dropped. Waiting that out is bounded.
+    let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match try_open_sled(dir, cache_bytes) {
+            Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// How long [`open_sled`] waits for a dropped store's background writers to let go.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn try_open_sled(dir: &Path, cache_bytes: u64) -> Result<Trees> {
     let damaged = |reason: String| StoreError::DamagedDatabase { dir: dir.to_owned(), reason };
     let opened = std::panic::catch_unwind(|| -> Result<Trees> {
         // No background flusher: the write-ahead log makes writes durable, and sled is

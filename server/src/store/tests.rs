@@ -402,7 +402,8 @@ fn a_database_emptied_under_its_manifest_is_refused_not_recreated() {
         other => panic!("expected LostWrites, got {other:?}"),
     }
     // Refusing changed nothing: the manifest still says what was lost.
-    assert!(matches!(Store::open(dir.path()), Err(StoreError::LostWrites { .. })));
+    let again = Store::open(dir.path());
+    assert!(matches!(again, Err(StoreError::LostWrites { .. })), "{again:?}");
 }
 
 #[test]
