@@ -148,6 +148,48 @@ fn a_resent_text_is_stored_and_delivered_once() {
     assert_eq!(texts.len(), 1);
 }
 
+/// What a client that was offline during a rename sends later: a text stored before the
+/// rename whose answer was lost, one never sent, and a receipt, all under the old name.
+#[test]
+fn texts_and_receipts_under_a_former_name_reach_the_renamed_group_once() {
+    let server = TestServer::start();
+    let (mut ana, _) = server.user("ana");
+    let (mut bob, b) = server.user("bob");
+    let (mut eve, _) = server.user("eve");
+    ana.create_group("#lab", &[b.name.as_str()], false).unwrap();
+    let before = bob.send("#lab", "sent before", 1).unwrap();
+    ana.request_done(Request::RenameGroup { group: "#lab".into(), to: "#redes".into() }).unwrap();
+
+    assert_eq!(bob.send("#lab", "sent before", 1).unwrap(), before, "a resend gets the original");
+    let after = bob.send("#lab", "queued", 2).unwrap();
+    bob.request_done(Request::MarkRead { with: "#lab".into(), up_to: after.0 }).unwrap();
+    let texts: Vec<_> = ana
+        .group_history("#redes", None, 10)
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter(|line| line.kind == GroupMessageKind::Text)
+        .map(|line| (line.id, line.body, line.group.to_string()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            (after.0, "queued".to_owned(), "#redes".to_owned()),
+            (before.0, "sent before".into(), "#redes".into())
+        ]
+    );
+    let info = ana.group_info("#redes").unwrap();
+    let bob_read = info.members.iter().find(|member| member.name == b.name).unwrap().read_up_to;
+    assert_eq!(bob_read, after.0, "the receipt under the old name counted");
+
+    // Commands name the group as it is now; outsiders still learn nothing by the old name.
+    assert_eq!(refused(bob.group_history("#lab", None, 10)), Some(ErrorCode::NoSuchGroup));
+    assert_eq!(refused(eve.send("#lab", "hi", 1)), Some(ErrorCode::NoSuchGroup));
+    // A group that takes the old name takes it for sends too.
+    eve.create_group("#lab", &[], false).unwrap();
+    assert_eq!(refused(bob.send("#lab", "late", 3)), Some(ErrorCode::NoSuchGroup));
+}
+
 #[test]
 fn limits_and_owner_rights_are_refused_with_their_own_codes() {
     let server = TestServer::start();

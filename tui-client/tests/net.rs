@@ -513,3 +513,74 @@ fn a_message_in_flight_when_its_group_is_renamed_is_stored_once_under_the_new_na
     assert_eq!(texts[0].from, bia.name);
     bia_net.quit(Duration::from_secs(2));
 }
+
+#[test]
+fn a_message_queued_offline_while_its_group_is_renamed_is_sent_once_under_the_new_name() {
+    queued_offline_during_a_rename(false);
+}
+
+#[test]
+fn a_message_queued_offline_during_a_rename_another_machine_saw_is_sent_once_under_the_new_name() {
+    queued_offline_during_a_rename(true);
+}
+
+fn queued_offline_during_a_rename(another_machine_saw_it: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let addr = server.addr;
+    let (mut ana_client, ana) = server.user("ana");
+    let (_bia_client, bia) = server.user("bia");
+    let old = format!("#{}", unique_name("lab"));
+    let new = format!("#{}", unique_name("redes"));
+    ana_client.create_group(&old, &[bia.name.as_str()], false).unwrap();
+    drop(ana_client);
+
+    let known = tempfile::tempdir().unwrap();
+    let (bia_net, bia_events) = spawn(&addr.to_string(), trusting(&known, &addr.to_string(), &server));
+    login(&bia_net, &bia_events, bia.name.as_str());
+    wait_for(&bia_events, |e| matches!(e, NetEvent::Groups(_)).then_some(()));
+    server.stop().unwrap();
+    wait_for(&bia_events, |e| matches!(e, NetEvent::Link(Link::Offline { .. })).then_some(()));
+    let old_key = ConvKey::parse(&old).unwrap();
+    bia_net.send(NetCommand::Send(Outgoing {
+        to: old_key,
+        body: "queued offline".into(),
+        client_msg_id: 91,
+    }));
+
+    // The owner renames the group while bia's client cannot reach the server: on another
+    // port, so that it does not reconnect before the rename.
+    let elsewhere = TestServer::start_in(dir.path(), |_| {});
+    let (mut ana_client, _) = elsewhere.login(ana.name.as_str());
+    ana_client
+        .request_done(papo_protocol::Request::RenameGroup { group: old.clone(), to: new.clone() })
+        .unwrap();
+    drop(ana_client);
+    if another_machine_saw_it {
+        // bia's other machine is online then: it receives the rename, so it is not pending
+        // for this one at its next login.
+        let (mut other_machine, _) = elsewhere.login(bia.name.as_str());
+        let renamed = other_machine.group_history(&new, None, 1).unwrap().messages[0].id;
+        other_machine
+            .request_done(papo_protocol::Request::Delivered { from: new.clone(), up_to: renamed })
+            .unwrap();
+    }
+    elsewhere.stop().unwrap();
+
+    let server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
+    let acked = wait_for(&bia_events, |e| match e {
+        NetEvent::Sent { outgoing, .. } => Some(outgoing),
+        NetEvent::SendFailed { reason, .. } => panic!("refused: {reason}"),
+        _ => None,
+    });
+    // Told of the rename at login, the client moved it to the new name; otherwise the
+    // server finds the group by the name it had.
+    let sent_as = if another_machine_saw_it { &old } else { &new };
+    assert_eq!((acked.to.as_str(), acked.client_msg_id), (sent_as.as_str(), 91));
+    let (mut ana_client, _) = server.login(ana.name.as_str());
+    let page = ana_client.group_history(&new, None, 50).unwrap();
+    let texts: Vec<_> = page.messages.iter().filter(|m| m.body == "queued offline").collect();
+    assert_eq!(texts.len(), 1, "stored exactly once: {:?}", page.messages);
+    assert_eq!(texts[0].from, bia.name);
+    bia_net.quit(Duration::from_secs(2));
+}

@@ -183,7 +183,7 @@ pub(super) fn send(
     client_msg_id: u64,
     appends: &dyn AppendAnswers,
 ) -> Result<Handled, ErrorReply> {
-    let membership = member_of(ctx, me, group)?;
+    let membership = member_by_any_name(ctx, me, group)?;
     check_body(body)?;
     check_rate(ctx, me)?;
     let text = NewText {
@@ -221,7 +221,7 @@ pub(super) fn mark_read(
     group: &str,
     up_to: MessageId,
 ) -> Result<Handled, ErrorReply> {
-    let membership = member_of(ctx, me, group)?;
+    let membership = member_by_any_name(ctx, me, group)?;
     let moved =
         ctx.store.mark_group_read(membership.id, &me.name, up_to).map_err(|e| errors::from_store(&e))?;
     let receipts = receipts(ctx.store, me, &membership, ReceiptKind::Read, moved);
@@ -236,7 +236,7 @@ pub(super) fn delivered(
     group: &str,
     up_to: MessageId,
 ) -> Result<Handled, ErrorReply> {
-    let membership = member_of(ctx, me, group)?;
+    let membership = member_by_any_name(ctx, me, group)?;
     let moved =
         ctx.store.mark_group_delivered(membership.id, &me.name, up_to).map_err(|e| errors::from_store(&e))?;
     let receipts = receipts(ctx.store, me, &membership, ReceiptKind::Delivered, moved);
@@ -311,6 +311,17 @@ pub(crate) fn members_delivery(
 pub(super) fn member_of(ctx: &Context<'_>, me: &Identity, raw: &str) -> Result<Membership, ErrorReply> {
     let name = group_name(raw)?;
     ctx.store.membership(&me.name, &name).map_err(|e| errors::from_store(&e))?.ok_or_else(no_such_group)
+}
+
+/// Like [`member_of`], but a name the group had before a rename still finds it: texts and
+/// receipts are what a client queues while it cannot hear of a rename, and sends later.
+/// Commands the user types name the group as it is now.
+fn member_by_any_name(ctx: &Context<'_>, me: &Identity, raw: &str) -> Result<Membership, ErrorReply> {
+    let name = group_name(raw)?;
+    ctx.store
+        .membership_by_any_name(&me.name, &name)
+        .map_err(|e| errors::from_store(&e))?
+        .ok_or_else(no_such_group)
 }
 
 fn no_such_group() -> ErrorReply {

@@ -108,6 +108,7 @@ struct Counted {
     newest_id: MessageId,
     summaries: Vec<(Username, Username, Summary)>,
     group_names: Vec<(String, GroupId)>,
+    former_group_names: Vec<String>,
     groups: BTreeMap<GroupId, GroupRecord>,
     /// Per group: lines, texts and the newest line's id.
     lines: BTreeMap<GroupId, (u64, u64, MessageId)>,
@@ -176,6 +177,10 @@ fn read_records(trees: &Trees, accounts_have_status: bool, report: &mut Report) 
             Some(b'D') => decode::<format0::DedupRecord>(&key, &raw).map(|_| report.resends += 1),
             Some(b'N') => decode::<GroupId>(&key, &raw).map(|group| {
                 counted.group_names.push((String::from_utf8_lossy(&key[1..]).into_owned(), group));
+            }),
+            // May name a group deleted since: it then finds nothing.
+            Some(b'O') => decode::<GroupId>(&key, &raw).map(|_| {
+                counted.former_group_names.push(String::from_utf8_lossy(&key[1..]).into_owned());
             }),
             Some(b'G') => decode::<GroupRecord>(&key, &raw).and_then(|record| {
                 let group = keys::group_of(&key).ok_or_else(|| corrupt(&key, "bad group key"))?;
@@ -304,6 +309,11 @@ fn cross_check_groups(counted: &Counted, problems: &mut Vec<String>) {
     }
     let names: BTreeSet<(&str, GroupId)> =
         counted.group_names.iter().map(|(name, group)| (name.as_str(), *group)).collect();
+    for former in &counted.former_group_names {
+        if names.iter().any(|(name, _)| name == former) {
+            problems.push(format!("#{former} is filed both as a group's name and as a former one"));
+        }
+    }
     let no_members = Vec::new();
     for (group, record) in &counted.groups {
         let label = format!("group {} ({})", group.0, record.name);

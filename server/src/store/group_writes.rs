@@ -131,6 +131,8 @@ pub fn create(staged: &mut Staged<'_>, new: NewGroup) -> Result<Refusable<GroupM
         }
         save(staged, keys::member(group, member), &joined);
     }
+    // From now on the name is this group's, also for messages queued under it before.
+    staged.remove(TreeName::Chat, keys::former_group_name(&record.name));
     staged.insert(TreeName::Chat, keys::group_name(&record.name), encode(&group));
     save(staged, keys::group(group), &record);
     Ok(Ok(created))
@@ -251,6 +253,8 @@ pub fn rename(
     }
 
     staged.remove(TreeName::Chat, keys::group_name(&record.name));
+    staged.insert(TreeName::Chat, keys::former_group_name(&record.name), encode(&group));
+    staged.remove(TreeName::Chat, keys::former_group_name(&to));
     staged.insert(TreeName::Chat, keys::group_name(&to), encode(&group));
     let from = std::mem::replace(&mut record.name, to);
     let id = staged.last_id + 1;

@@ -172,6 +172,19 @@ impl Store {
         self.membership_of(user, id)
     }
 
+    /// Like [`membership`](Self::membership), but also the group last called `name` before
+    /// a rename while no group is: what a client queued under that name (a text, a receipt)
+    /// while it could not hear of the rename. A group that has taken the name since wins.
+    pub fn membership_by_any_name(&self, user: &Username, name: &GroupName) -> Result<Option<Membership>> {
+        if let Some(membership) = self.membership(user, name)? {
+            return Ok(Some(membership));
+        }
+        let key = keys::former_group_name(name);
+        let Some(raw) = self.trees.chat.get(&key)? else { return Ok(None) };
+        let id: GroupId = decode(&key, &raw)?;
+        self.membership_of(user, id)
+    }
+
     /// Group `id`, if `user` is in it.
     pub fn membership_of(&self, user: &Username, id: GroupId) -> Result<Option<Membership>> {
         let Some(member) = self.read::<MemberRecord>(&keys::member(id, user))? else { return Ok(None) };

@@ -7,7 +7,9 @@
 //! Groups are filed by their [`GroupId`], which never changes, so a rename rewrites two
 //! keys: `N` name → id, `G` id → the group, `W` id member → a member's watermarks, `U` user
 //! id → nothing (a user's groups), `u` user → how many groups, `H` id message → a line of
-//! its history, and `X` id → a deleted group whose history the pruner has yet to remove.
+//! its history, `X` id → a deleted group whose history the pruner has yet to remove, and
+//! `O` name → id of the group last called that before a rename, while no group is: a
+//! message a client queued under the old name still finds its group.
 
 use papo_protocol::{GroupName, MessageId, Username};
 
@@ -51,6 +53,7 @@ pub fn invite_code(key: &[u8]) -> Option<&str> {
 }
 
 const GROUP_NAME: u8 = b'N';
+const FORMER_GROUP_NAME: u8 = b'O';
 const GROUP: u8 = b'G';
 const MEMBER: u8 = b'W';
 const MEMBERSHIP: u8 = b'U';
@@ -223,6 +226,13 @@ pub fn group_name(name: &GroupName) -> Vec<u8> {
     key
 }
 
+/// Which group was called `name` before a rename.
+pub fn former_group_name(name: &GroupName) -> Vec<u8> {
+    let mut key = vec![FORMER_GROUP_NAME];
+    key.extend_from_slice(name.bare().as_bytes());
+    key
+}
+
 /// A group's record.
 pub fn group(group: GroupId) -> Vec<u8> {
     with_group(GROUP, group, 0)
@@ -326,6 +336,7 @@ mod tests {
         assert_eq!(last_seen(&ana), b"lana");
         let lab = GroupId(258);
         assert_eq!(group_name(&GroupName::parse("#lab").unwrap()), b"Nlab");
+        assert_eq!(former_group_name(&GroupName::parse("#lab").unwrap()), b"Olab");
         assert_eq!(group(lab), b"G\0\0\0\0\0\0\x01\x02");
         assert_eq!(member(lab, &bob), b"W\0\0\0\0\0\0\x01\x02bob");
         assert_eq!(membership(&ana, lab), b"Uana\0\0\0\0\0\0\0\x01\x02");

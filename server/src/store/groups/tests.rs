@@ -299,6 +299,48 @@ fn a_rename_moves_only_the_name_and_every_line_shows_the_new_one() {
 }
 
 #[test]
+fn a_former_name_finds_its_group_for_queued_texts_until_another_group_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ana, bob, eve] = ["ana", "bob", "eve"].map(name);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let lab = create(&store, "#lab", &ana, &[&bob]);
+        store.rename_group(lab, &ana, group_name("#lab2"), 0).unwrap().unwrap();
+        let found = |user: &Username, raw: &str| {
+            store.membership_by_any_name(user, &group_name(raw)).unwrap().map(|membership| membership.id)
+        };
+        assert_eq!(found(&bob, "#lab"), Some(lab), "a member finds it by its old name");
+        assert_eq!(found(&eve, "#lab"), None, "an outsider learns nothing");
+        assert!(store.membership(&bob, &group_name("#lab")).unwrap().is_none(), "commands use the new name");
+
+        // Renamed twice, both old names lead to it; renamed back, the name is its own again.
+        store.rename_group(lab, &ana, group_name("#lab3"), 0).unwrap().unwrap();
+        assert_eq!((found(&bob, "#lab"), found(&bob, "#lab2")), (Some(lab), Some(lab)));
+        store.rename_group(lab, &ana, group_name("#lab"), 0).unwrap().unwrap();
+        assert_eq!(store.membership(&bob, &group_name("#lab")).unwrap().map(|m| m.id), Some(lab));
+
+        // A new group that takes a former name takes it for queued texts too.
+        let other = create(&store, "#lab2", &eve, &[&bob]);
+        assert_eq!(found(&bob, "#lab2"), Some(other));
+        assert_eq!(found(&ana, "#lab2"), None, "not ana's group, and the old one no longer answers to it");
+
+        // A deleted group answers to no name.
+        store.delete_group(lab, &ana).unwrap().unwrap();
+        assert_eq!((found(&bob, "#lab"), found(&bob, "#lab3")), (None, None));
+    }
+    let report = check(dir.path()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // A name filed as a group's and as a former one, behind the store's back, is listed.
+    let trees = super::super::open::open_sled(dir.path(), 8 << 20).unwrap();
+    trees.chat.insert(keys::former_group_name(&group_name("#lab2")), encode(&GroupId(1))).unwrap();
+    trees.db.flush().unwrap();
+    drop(trees);
+    let report = check(dir.path()).unwrap();
+    assert_eq!(report.problems, ["#lab2 is filed both as a group's name and as a former one"]);
+}
+
+#[test]
 fn a_deleted_group_is_gone_at_once_and_its_history_is_pruned_after() {
     let dir = tempfile::tempdir().unwrap();
     let [ana, bob] = ["ana", "bob"].map(name);
