@@ -320,3 +320,30 @@ fn change_password_needs_a_login() {
     let handled = fixture.handle(None, change_password(PASSWORD, "a new password"));
     assert_eq!(code(&handled), Some(ErrorCode::NotLoggedIn));
 }
+
+/// Hashes made by another implementation (glibc's libxcrypt, through Python's `crypt`), in
+/// the three prefixes bcrypt hashes are stored with: an account whose hash a bcrypt crate
+/// upgrade or an import from elsewhere brought still logs in, and only with its password.
+#[test]
+fn hashes_from_another_bcrypt_implementation_log_in() {
+    let password = "correct horse ☃";
+    let hashes = [
+        "$2b$04$abcdefghijklmnopqrstuu2.TS5EMX8u3c.yl2EVprIEhnWxjNeBa",
+        "$2y$04$ABCDEFGHIJKLMNOPQRSTUudvi2bOqTQZ9vbF4iZtH0jVd77sBy5Oe",
+        "$2a$05$0123456789abcdefghijku2uMRkbY05F1Wzuju.7ubXPclggvH94m",
+    ];
+    let fixture = Fixture::new();
+    for (i, password_hash) in hashes.into_iter().enumerate() {
+        let name = papo_protocol::Username::parse(&format!("legacy{i}")).unwrap();
+        let record = crate::store::UserRecord {
+            password_hash: password_hash.into(),
+            created_at: 0,
+            status: crate::store::AccountStatus::Active,
+        };
+        assert!(fixture.shared().store.create_user(&name, &record).unwrap());
+        let wrong = fixture.handle(None, login(name.as_str(), "correct horse"));
+        assert_eq!(code(&wrong), Some(ErrorCode::InvalidCredentials), "{password_hash}");
+        let right = fixture.handle(None, login(name.as_str(), password));
+        assert!(matches!(right.reply, Some(Ok(Reply::LoggedIn(_)))), "{password_hash}: {:?}", right.reply);
+    }
+}
