@@ -4,6 +4,7 @@
 
 pub mod device;
 pub mod fault_proxy;
+pub mod groups;
 
 use papo::app::{update, Model, Msg};
 use papo::net::{NetCommand, NetEvent};
