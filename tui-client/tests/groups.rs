@@ -135,13 +135,6 @@ fn in_lab() -> papo::app::Model {
     model
 }
 
-/// Types `line`, presses Enter and returns what it asked of the network.
-fn enter(model: &mut papo::app::Model, line: &str) -> Vec<NetCommand> {
-    let mut commands = type_text(model, line);
-    commands.extend(update(model, key(KeyCode::Enter)));
-    commands
-}
-
 fn answer(model: &mut papo::app::Model, command: GroupCommand, result: Result<Option<GroupInfo>, String>) {
     update(model, Msg::Net(NetEvent::Group { command, result }));
 }
