@@ -1,7 +1,7 @@
 //! The search box (Ctrl+F, `/search`): what is typed becomes a [`NetCommand::Search`], pages
 //! of matches from direct conversations and groups arrive and are listed together newest
-//! first, and Enter opens the conversation of one at that message, with its history loaded
-//! back to it. Esc closes the box; from a conversation
+//! first, and Enter opens the conversation of one (a user's or a group's alike) at that
+//! message, with its history loaded back to it. Esc closes the box; from a conversation
 //! opened out of it, Esc comes back to the results.
 
 use std::cmp::Reverse;
