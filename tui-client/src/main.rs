@@ -25,8 +25,8 @@ use time::UtcOffset;
 /// certificate no trusted authority signed, it shows the certificate's fingerprint and asks
 /// before trusting it (remembered in $XDG_DATA_HOME/papo/known_servers). Log in or create an
 /// account on the first screen; press ? for every shortcut and Ctrl+C to log out and quit.
-/// In the chat, `/search TEXT` looks in every conversation and `/search --here TEXT` only in
-/// the open one.
+/// In the chat, `/search TEXT` looks in every conversation and group, and
+/// `/search --here TEXT` only in the open one.
 /// The subcommands do one job each for scripts.
 #[derive(Debug, Parser)]
 #[command(name = "papo", version, about, long_about, args_conflicts_with_subcommands = true)]

@@ -2,47 +2,14 @@
 
 mod common;
 
+use common::groups::*;
 use common::*;
 use papo::app::{update, ConvKey, Msg};
 use papo::net::{GroupCommand, NetCommand, NetEvent, Outgoing};
 use papo_protocol::{
-    Event, GroupHistoryPage, GroupInfo, GroupMember, GroupMessage, GroupMessageKind, GroupName, GroupSummary,
-    ReceiptKind,
+    Event, GroupHistoryPage, GroupInfo, GroupMember, GroupMessage, GroupMessageKind, ReceiptKind,
 };
 use ratatui::crossterm::event::KeyCode;
-
-fn group(raw: &str) -> GroupName {
-    GroupName::parse(raw).unwrap()
-}
-
-fn lab() -> ConvKey {
-    ConvKey::Group(group("#lab"))
-}
-
-fn summary(raw: &str, unread: u64) -> GroupSummary {
-    GroupSummary { name: group(raw), owner: name("bia"), members: 3, unread, last: None }
-}
-
-fn line(id: u64, from: &str, body: &str, kind: GroupMessageKind) -> GroupMessage {
-    GroupMessage {
-        id,
-        group: group("#lab"),
-        from: name(from),
-        body: body.into(),
-        sent_at: NOW + id as i64 * 60_000,
-        kind,
-    }
-}
-
-fn text(id: u64, from: &str, body: &str) -> GroupMessage {
-    line(id, from, body, GroupMessageKind::Text)
-}
-
-fn with_lab() -> papo::app::Model {
-    let mut model = logged_in(vec![contact("bia", true, 0, 0)]);
-    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#lab", 2)])));
-    model
-}
 
 #[test]
 fn groups_join_the_contact_list_with_their_unread_count_and_survive_a_contacts_refresh() {
@@ -168,13 +135,6 @@ fn in_lab() -> papo::app::Model {
     model
 }
 
-/// Types `line`, presses Enter and returns what it asked of the network.
-fn enter(model: &mut papo::app::Model, line: &str) -> Vec<NetCommand> {
-    let mut commands = type_text(model, line);
-    commands.extend(update(model, key(KeyCode::Enter)));
-    commands
-}
-
 fn answer(model: &mut papo::app::Model, command: GroupCommand, result: Result<Option<GroupInfo>, String>) {
     update(model, Msg::Net(NetEvent::Group { command, result }));
 }
@@ -263,31 +223,22 @@ fn members_lists_the_open_groups_members_with_presence_in_the_status_line() {
     assert!(screen.contains("cannot list the members of #lab: no"), "{screen}");
 }
 
-fn member(raw: &str, online: bool, joined_at: u64) -> GroupMember {
-    GroupMember { name: name(raw), online, joined_at, delivered_up_to: 0, read_up_to: 0 }
-}
-
-/// `#lab` owned by bia with ana (me, online), bia (online), caio, davi and eva.
-fn lab_info() -> GroupInfo {
-    GroupInfo {
-        name: group("#lab"),
-        owner: name("bia"),
-        created_at: NOW,
-        hide_history: false,
-        members: vec![
-            member("ana", true, 1),
-            member("bia", true, 1),
-            member("caio", false, 2),
-            member("davi", false, 3),
-            member("eva", false, 4),
-        ],
-    }
+/// `#lab` with ana (me, online), bia (the owner, online), caio, davi and eva, who joined later
+/// one after the other.
+fn lab_members() -> GroupInfo {
+    lab_info(vec![
+        member("ana", true, 1),
+        member("bia", true, 1),
+        member("caio", false, 2),
+        member("davi", false, 3),
+        member("eva", false, 4),
+    ])
 }
 
 /// `#lab` open, its roster loaded.
 fn in_lab_with_roster() -> papo::app::Model {
     let mut model = in_lab();
-    answer(&mut model, GroupCommand::Info(group("#lab")), Ok(Some(lab_info())));
+    roster(&mut model, lab_members());
     model
 }
 
@@ -403,7 +354,7 @@ fn handover_names_another_member_and_the_new_owner_is_marked() {
 fn the_header_counts_members_online_and_follows_presence_and_membership() {
     let mut model = in_lab();
     assert!(header(&model).contains(" #lab group"), "before the roster: {}", header(&model));
-    answer(&mut model, GroupCommand::Info(group("#lab")), Ok(Some(lab_info())));
+    roster(&mut model, lab_members());
     assert_eq!(model.notice, None, "the client's own request says nothing");
     assert!(header(&model).contains(" #lab · 2/5 online"), "{}", header(&model));
     let presence =

@@ -584,3 +584,80 @@ fn queued_offline_during_a_rename(another_machine_saw_it: bool) {
     assert_eq!(texts[0].from, bia.name);
     bia_net.quit(Duration::from_secs(2));
 }
+
+#[test]
+fn ctrl_f_finds_a_group_text_beside_a_direct_one_and_opens_the_group_at_it() {
+    use papo::app::{update, Model, Msg};
+    let server = TestServer::start();
+    let (mut bia_client, bia) = server.user("bia");
+    let (_ana_client, ana) = server.user("ana");
+    let (_caio_client, caio) = server.user("caio");
+    let lab = format!("#{}", unique_name("lab"));
+    bia_client.create_group(&lab, &[ana.name.as_str()], false).unwrap();
+    let (in_group, _) = bia_client.send(&lab, "the lab KEY is under the mat", 1).unwrap();
+    bia_client.send(&lab, "nothing to find here", 2).unwrap();
+    let (direct, _) = bia_client.send(ana.name.as_str(), "got the key?", 3).unwrap();
+    let lab_key = ConvKey::parse(&lab).unwrap();
+
+    let known = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let (ana_net, ana_events) = spawn(&addr, trusting(&known, &addr, &server));
+    let me = login(&ana_net, &ana_events, ana.name.as_str());
+    let mut app = Model::new(addr.clone(), time::UtcOffset::UTC, (100, 24), 1);
+    let mut commands = update(&mut app, Msg::Net(NetEvent::LoggedIn { name: me, pending: 0 }));
+    commands.extend(update(&mut app, Msg::Net(NetEvent::Link(Link::Online))));
+    commands.extend(update(&mut app, common::ctrl('f')));
+    commands.extend(enter(&mut app, "key"));
+    let searched = |app: &Model| app.search.as_ref().is_some_and(|s| !s.loading && s.next_before.is_none());
+    drive(&mut app, &ana_net, &ana_events, commands, searched);
+    let hits: Vec<_> =
+        app.search.as_ref().unwrap().hits.iter().map(|hit| (hit.id, hit.conversation.clone())).collect();
+    assert_eq!(hits, [(direct, ConvKey::User(bia.name.clone())), (in_group, lab_key.clone())]);
+    let screen = render(&app, 100, 24).join("\n");
+    assert!(
+        screen.contains(&format!("{lab} · ")) && screen.contains(&format!("{}: the lab KEY", bia.name)),
+        "{screen}"
+    );
+
+    // Enter on the group's match opens the group, loaded, at it.
+    update(&mut app, key(KeyCode::Down));
+    let commands = update(&mut app, key(KeyCode::Enter));
+    let at_match = |app: &Model| {
+        app.conversations
+            .get(&lab_key)
+            .is_some_and(|c| c.jump_to.is_none() && !c.loading && c.messages.iter().any(|m| m.id == in_group))
+    };
+    drive(&mut app, &ana_net, &ana_events, commands, at_match);
+    assert_eq!(app.selected, Some(lab_key.clone()));
+    assert_eq!(app.conversations[&lab_key].highlight, Some(in_group));
+
+    // Searching here asks the server for this group only.
+    let commands = enter(&mut app, "/search --here key");
+    drive(&mut app, &ana_net, &ana_events, commands, searched);
+    let ids: Vec<_> = app.search.as_ref().unwrap().hits.iter().map(|hit| hit.id).collect();
+    assert_eq!(ids, [in_group]);
+    ana_net.quit(Duration::from_secs(2));
+
+    // Someone outside the group is refused, and told no more than for a group that is not.
+    let (caio_net, caio_events) = spawn(&addr, trusting(&known, &addr, &server));
+    login(&caio_net, &caio_events, caio.name.as_str());
+    let mut refusals = Vec::new();
+    for group in [lab.as_str(), "#no-such-group"] {
+        let query = papo::net::SearchQuery {
+            text: "key".into(),
+            with: Some(ConvKey::parse(group).unwrap()),
+            before: None,
+        };
+        caio_net.send(NetCommand::Search(query.clone()));
+        refusals.push(wait_for(&caio_events, |e| match e {
+            NetEvent::SearchFailed { query: failed, reason } if failed == query => Some(reason),
+            NetEvent::SearchResults { query: answered, page } if answered == query => {
+                panic!("an outsider read {page:?}")
+            }
+            _ => None,
+        }));
+    }
+    assert_eq!(refusals[0], refusals[1]);
+    assert!(refusals[0].contains("no such group"), "{refusals:?}");
+    caio_net.quit(Duration::from_secs(2));
+}

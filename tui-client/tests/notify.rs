@@ -9,10 +9,7 @@ use papo::app::{update, Alert, Model, Msg, Overlay};
 use papo::net::{NetCommand, NetEvent, SearchQuery};
 use papo::settings::Notify;
 use papo_protocol::{ChatMessage, Event, HistoryPage, SearchPage};
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::KeyCode;
-use ratatui::style::Color;
-use ratatui::Terminal;
 
 fn page(peer: &str, oldest_first: Vec<ChatMessage>, more: bool) -> Msg {
     let page = HistoryPage {
@@ -26,13 +23,6 @@ fn page(peer: &str, oldest_first: Vec<ChatMessage>, more: bool) -> Msg {
 
 fn incoming(id: u64, from: &str, to: &str, body: &str) -> Msg {
     Msg::Net(NetEvent::Server(Event::Message(message(id, from, to, body))))
-}
-
-fn row<'a>(screen: &'a [String], needle: &str) -> &'a str {
-    screen
-        .iter()
-        .find(|r| r.contains(needle))
-        .unwrap_or_else(|| panic!("{needle:?} not in\n{}", screen.join("\n")))
 }
 
 fn typed_line(text: &str, model: &mut Model) -> Vec<NetCommand> {
@@ -249,7 +239,7 @@ fn search_here_limits_to_the_open_conversation_and_stale_answers_are_dropped() {
     let commands = typed_line("/search --here hi", &mut model);
     assert_eq!(
         commands,
-        [NetCommand::Search(SearchQuery { text: "hi".into(), with: Some(name("bia")), before: None })]
+        [NetCommand::Search(SearchQuery { text: "hi".into(), with: Some(user("bia")), before: None })]
     );
     // An answer to another search changes nothing.
     update(&mut model, results("other", vec![message(1, "bia", "ana", "hi")], None));
@@ -264,29 +254,6 @@ fn search_here_limits_to_the_open_conversation_and_stale_answers_are_dropped() {
     update(&mut model, Msg::Net(failed));
     let screen = render(&model, 100, 24);
     row(&screen, "boom\\u{1b}[2J");
-}
-
-/// The screen, and the texts drawn with the match highlight (black on yellow), in order.
-fn render_with_highlight(model: &Model, width: u16, height: u16) -> (Vec<String>, Vec<String>) {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| papo::app::view(model, frame)).unwrap();
-    let buffer = terminal.backend().buffer();
-    let mut found = Vec::new();
-    for y in 0..height {
-        let mut run = String::new();
-        for x in 0..width {
-            let cell = &buffer[(x, y)];
-            if cell.bg == Color::Yellow {
-                run.push_str(cell.symbol());
-            } else if !run.is_empty() {
-                found.push(std::mem::take(&mut run));
-            }
-        }
-        if !run.is_empty() {
-            found.push(run);
-        }
-    }
-    (render(model, width, height), found)
 }
 
 #[test]

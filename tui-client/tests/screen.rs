@@ -28,13 +28,6 @@ fn incoming(id: u64, from: &str, body: &str) -> Msg {
     Msg::Net(NetEvent::Server(Event::Message(message(id, from, "ana", body))))
 }
 
-fn row<'a>(screen: &'a [String], needle: &str) -> &'a str {
-    screen
-        .iter()
-        .find(|r| r.contains(needle))
-        .unwrap_or_else(|| panic!("{needle:?} not in\n{}", screen.join("\n")))
-}
-
 #[test]
 fn read_is_sent_only_for_what_is_on_screen() {
     let mut model = logged_in(vec![contact("bia", true, 0, 100)]);

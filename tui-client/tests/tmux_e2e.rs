@@ -437,6 +437,46 @@ fn a_group_made_by_a_script_reaches_the_chat_and_back() {
 }
 
 #[test]
+fn ctrl_f_finds_group_and_direct_texts_and_opens_the_group_at_its_match() {
+    let Some(tmux) = Tmux::new("search") else {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+        eprintln!("skipped: tmux is not installed");
+        return;
+    };
+    let server = TestServer::start();
+    let address = server.addr.to_string();
+    for user in ["ana", "gia"] {
+        papo_command(&server, user, &["register"]);
+    }
+    papo_command(&server, "ana", &["group create", "#lab", "gia"]);
+    papo_command(&server, "ana", &["send", "#lab", "the lab key is under the mat"]);
+    papo_command(&server, "ana", &["send", "#lab", "nothing to find here"]);
+    papo_command(&server, "ana", &["send", "gia", "got the key?"]);
+    let home = tempfile::tempdir().unwrap();
+    KnownServers::at(home.path().join("data/papo/known_servers"))
+        .trust(&address, server.fingerprint.unwrap())
+        .unwrap();
+    tmux.open("gia", &address, home.path());
+    tmux.log_in("gia", "gia", PASSWORD);
+
+    tmux.keys("gia", &["C-f"]);
+    tmux.wait_for("gia", "Search every conversation and group");
+    tmux.type_text("gia", "KEY");
+    tmux.keys("gia", &["Enter"]);
+    let screen = tmux.wait_for("gia", "2 found");
+    let direct = screen.find("ana · ").expect("the direct match");
+    let group = screen.find("#lab · ").expect("the group match");
+    assert!(direct < group, "newest first:\n{screen}");
+    assert!(screen.contains("ana: the lab key is under") && !screen.contains("nothing to find"), "{screen}");
+
+    tmux.keys("gia", &["Down", "Enter"]);
+    tmux.wait_for("gia", "Message to #lab");
+    tmux.wait_for("gia", "ana: the lab key is under the mat");
+    tmux.keys("gia", &["Escape"]);
+    tmux.wait_for("gia", "2 found");
+}
+
+#[test]
 fn a_group_in_two_terminals_rings_only_for_a_mention_and_shows_receipts_members_and_a_rename() {
     let Some(tmux) = Tmux::new("group-receipts") else {
         assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");

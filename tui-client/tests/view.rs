@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::groups::*;
 use common::*;
 use papo::app::{update, Model, Msg};
 use papo::net::{Link, NetEvent, TrustProblem};
@@ -257,30 +258,18 @@ fn a_certificate_question_is_drawn_over_the_chat() {
 
 /// Logged in as ana with `#lab` (owned by bia: ana, bia online; caio, davi offline) open.
 fn in_lab_with_members() -> Model {
-    use papo::net::GroupCommand;
-    use papo_protocol::{GroupInfo, GroupMember, GroupName, GroupSummary};
     let mut model = logged_in(vec![contact("bia", true, 0, 0), contact("caio", false, 0, 0)]);
-    let lab = GroupName::parse("#lab").unwrap();
-    let summary = GroupSummary { name: lab.clone(), owner: name("bia"), members: 4, unread: 0, last: None };
+    let summary = papo_protocol::GroupSummary { members: 4, ..summary("#lab", 0) };
     update(&mut model, Msg::Net(NetEvent::Groups(vec![summary])));
     type_text(&mut model, "/msg #lab");
     update(&mut model, key(KeyCode::Enter));
-    let member = |raw: &str, online| GroupMember {
-        name: name(raw),
-        online,
-        joined_at: 1,
-        delivered_up_to: 0,
-        read_up_to: 0,
-    };
-    let info = GroupInfo {
-        name: lab.clone(),
-        owner: name("bia"),
-        created_at: NOW,
-        hide_history: false,
-        members: vec![member("ana", true), member("bia", true), member("caio", false), member("davi", false)],
-    };
-    let command = GroupCommand::Info(lab);
-    update(&mut model, Msg::Net(NetEvent::Group { command, result: Ok(Some(info)) }));
+    let members = vec![
+        member("ana", true, 1),
+        member("bia", true, 1),
+        member("caio", false, 1),
+        member("davi", false, 1),
+    ];
+    roster(&mut model, lab_info(members));
     model
 }
 

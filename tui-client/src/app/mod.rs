@@ -16,7 +16,7 @@ mod wrap;
 
 pub use model::{
     Alert, ContactEntry, ConvKey, Conversation, Delivery, Focus, GroupDelivery, HelpState, LoginField,
-    LoginMode, Look, Model, Overlay, PasswordForm, Post, Roster, Screen, SearchState,
+    LoginMode, Look, Model, Overlay, PasswordForm, Post, Roster, Screen, SearchHit, SearchState,
 };
 pub use update::{update, Msg};
 pub use view::view;

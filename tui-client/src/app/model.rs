@@ -110,12 +110,12 @@ pub enum Alert {
 pub struct SearchState {
     /// What is typed.
     pub input: Editor,
-    /// Only the conversation with this user (toggled with Tab, or `/search --here`).
-    pub here: Option<Username>,
+    /// Only this conversation, with a user or a group (toggled with Tab, or `/search --here`).
+    pub here: Option<ConvKey>,
     /// The search the results are for (the typed text may have changed since).
     pub ran: Option<SearchQuery>,
-    /// Matches so far, newest first.
-    pub hits: Vec<ChatMessage>,
+    /// Matches so far, direct and group ones in one list, newest first.
+    pub hits: Vec<SearchHit>,
     /// Where the next page starts; `None` once everything was searched.
     pub next_before: Option<papo_protocol::MessageId>,
     /// A page is on its way.
@@ -124,6 +124,48 @@ pub struct SearchState {
     pub selected: usize,
     /// Why the last page failed.
     pub error: Option<String>,
+}
+
+/// One message that matched a search, from a direct conversation or a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// Server id.
+    pub id: MessageId,
+    /// Where it was written: the other side of a direct conversation, or the group. Enter
+    /// opens this conversation.
+    pub conversation: ConvKey,
+    /// Who wrote it (me too).
+    pub from: Username,
+    /// The text.
+    pub body: String,
+    /// When the server stored it.
+    pub sent_at: UnixMillis,
+}
+
+impl SearchHit {
+    /// A direct match, filed under the side of it that is not `me`.
+    pub fn direct(message: ChatMessage, me: &Username) -> Self {
+        let peer = if message.from == *me { message.to } else { message.from.clone() };
+        Self {
+            id: message.id,
+            conversation: ConvKey::User(peer),
+            from: message.from,
+            body: message.body,
+            sent_at: message.sent_at,
+        }
+    }
+}
+
+impl From<GroupMessage> for SearchHit {
+    fn from(line: GroupMessage) -> Self {
+        Self {
+            id: line.id,
+            conversation: ConvKey::Group(line.group),
+            from: line.from,
+            body: line.body,
+            sent_at: line.sent_at,
+        }
+    }
 }
 
 /// The question about a server's certificate.

@@ -1,13 +1,16 @@
 //! The search box (Ctrl+F, `/search`): what is typed becomes a [`NetCommand::Search`], pages
-//! of matches arrive and are listed newest first, and Enter opens the conversation of one at
-//! that message, with its history loaded back to it. Esc closes the box; from a conversation
+//! of matches from direct conversations and groups arrive and are listed together newest
+//! first, and Enter opens the conversation of one (a user's or a group's alike) at that
+//! message, with its history loaded back to it. Esc closes the box; from a conversation
 //! opened out of it, Esc comes back to the results.
+
+use std::cmp::Reverse;
 
 use papo_protocol::SearchPage;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::history::newest_height;
-use super::model::{ConvKey, Model, Overlay, SearchState};
+use super::model::{ConvKey, Model, Overlay, SearchHit, SearchState};
 use super::update::{edit, fetch_older, history_size, select};
 use crate::net::{NetCommand, SearchQuery};
 
@@ -28,7 +31,7 @@ pub(super) fn open(model: &mut Model, here: bool, text: &str, out: &mut Vec<NetC
         error: None,
     });
     if here {
-        state.here = model.selected.as_ref().and_then(ConvKey::user).cloned();
+        state.here = model.selected.clone();
     }
     if !text.is_empty() {
         state.input.set(text);
@@ -42,8 +45,7 @@ pub(super) fn open(model: &mut Model, here: bool, text: &str, out: &mut Vec<NetC
 
 /// Keys while the search box is open.
 pub(super) fn key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
-    // The server searches direct conversations only.
-    let selected = model.selected.as_ref().and_then(ConvKey::user).cloned();
+    let selected = model.selected.clone();
     let Some(state) = &mut model.search else { return };
     model.overlay = Some(Overlay::Search);
     match key.code {
@@ -122,12 +124,18 @@ fn more(state: &mut SearchState, out: &mut Vec<NetCommand>) {
 /// page while the list is short (a page may come back empty when the server stopped at its
 /// reading budget).
 pub(super) fn results(model: &mut Model, query: &SearchQuery, page: SearchPage, out: &mut Vec<NetCommand>) {
-    let Some(state) = &mut model.search else { return };
+    let (Some(state), Some(me)) = (&mut model.search, &model.me) else { return };
     if !state.ran.as_ref().is_some_and(|ran| ran.text == query.text && ran.with == query.with) {
         return; // An answer to a search the user has since replaced.
     }
     state.loading = false;
-    state.hits.extend(page.hits);
+    // Both lists hold the matches of one range of ids, and the next page starts below it:
+    // so the page sorted newest first continues the list.
+    let mut hits: Vec<SearchHit> =
+        page.hits.into_iter().map(|message| SearchHit::direct(message, me)).collect();
+    hits.extend(page.group_hits.into_iter().map(SearchHit::from));
+    hits.sort_unstable_by_key(|hit| Reverse(hit.id));
+    state.hits.extend(hits);
     state.next_before = page.next_before;
     if state.hits.len() < ENOUGH {
         more(state, out);
@@ -146,14 +154,13 @@ pub(super) fn failed(model: &mut Model, query: &SearchQuery, reason: String) {
 /// Opens the selected match's conversation at that message.
 fn open_hit(model: &mut Model, out: &mut Vec<NetCommand>) {
     let Some(state) = &model.search else { return };
-    let Some(hit) = state.hits.get(state.selected).cloned() else { return };
-    let Some(me) = model.me.clone() else { return };
-    let peer = ConvKey::User(if hit.from == me { hit.to.clone() } else { hit.from.clone() });
+    let Some(hit) = state.hits.get(state.selected) else { return };
+    let (peer, id) = (hit.conversation.clone(), hit.id);
     model.overlay = None;
     select(model, peer.clone(), out);
     let conversation = model.conversations.entry(peer.clone()).or_default();
-    conversation.jump_to = Some(hit.id);
-    conversation.highlight = Some(hit.id);
+    conversation.jump_to = Some(id);
+    conversation.highlight = Some(id);
     conversation.marker_pending = 0;
     model.from_search = true;
     position(model, &peer, out);

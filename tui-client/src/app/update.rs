@@ -623,9 +623,8 @@ fn slash_command(model: &mut Model, command: &str, out: &mut Vec<NetCommand>) {
                 Some(text) if text.is_empty() || text.starts_with(' ') => (true, text.trim()),
                 _ => (false, rest),
             };
-            if here && model.selected.as_ref().and_then(ConvKey::user).is_none() {
-                // The server searches direct conversations only.
-                model.notice = Some("--here searches the open direct conversation: open one first".into());
+            if here && model.selected.is_none() {
+                model.notice = Some("--here searches the open conversation: open one first".into());
                 return;
             }
             remember_input(model);

@@ -833,8 +833,13 @@ fn search(model: &Model, state: &SearchState, frame: &mut Frame<'_>) {
     let area =
         centered(screen, 90.min(screen.width.saturating_sub(2)), screen.height.saturating_sub(4).max(5));
     let scope = match &state.here {
-        Some(peer) => format!(" Search with {peer} · Tab: everyone "),
-        None => " Search every conversation · Tab: only the open one ".to_owned(),
+        Some(ConvKey::User(peer)) => {
+            format!(" Search with {} · Tab: everyone ", sanitize::line(peer.as_str()))
+        }
+        Some(ConvKey::Group(group)) => {
+            format!(" Search in {} · Tab: everyone ", sanitize::line(group.as_str()))
+        }
+        None => " Search every conversation and group · Tab: only the open one ".to_owned(),
     };
     let block = Block::bordered().border_type(BorderType::Rounded).title(Span::styled(scope, ACCENT));
     let inner = block.inner(area);
@@ -849,12 +854,12 @@ fn search(model: &Model, state: &SearchState, frame: &mut Frame<'_>) {
     let first = (state.selected + 1).saturating_sub(room);
     let needle = state.ran.as_ref().map_or("", |ran| ran.text.as_str());
     for (at, hit) in state.hits.iter().enumerate().skip(first).take(room) {
-        let me = model.me.as_ref();
-        let peer = if Some(&hit.from) == me { &hit.to } else { &hit.from };
-        let sender = if Some(&hit.from) == me { "you".to_owned() } else { hit.from.to_string() };
+        let sender = if model.me.as_ref() == Some(&hit.from) { "you" } else { hit.from.as_str() };
         let date = when(hit.sent_at, model.now.max(hit.sent_at), model.utc_offset);
         let date = if date.starts_with("today") { clock(hit.sent_at, model.utc_offset) } else { date };
-        let prefix = format!("{peer} · {date} · {sender}: ");
+        // Names are valid by construction, but nothing from the network reaches the screen
+        // unsanitised.
+        let prefix = sanitize::line(&format!("{} · {date} · {sender}: ", hit.conversation)).into_owned();
         let mut spans = vec![Span::styled(prefix.clone(), DIM)];
         spans.extend(highlighted(&hit.body, needle, width.saturating_sub(prefix.width())));
         let line = Line::from(spans);

@@ -107,7 +107,7 @@ pub enum NetCommand {
         /// The peer.
         to: Username,
     },
-    /// Search my conversations (or only the one with `with`) for a page of matches.
+    /// Search my conversations and groups (or only the one `with` names) for a page of matches.
     Search(SearchQuery),
     /// Change my password.
     ChangePassword {
@@ -199,8 +199,8 @@ pub enum GroupCommand {
 pub struct SearchQuery {
     /// The text.
     pub text: String,
-    /// Only the conversation with this user.
-    pub with: Option<Username>,
+    /// Only the conversation with this user or group.
+    pub with: Option<ConvKey>,
     /// Only messages older than this id; `None` for the newest.
     pub before: Option<MessageId>,
 }

@@ -4,12 +4,14 @@
 
 pub mod device;
 pub mod fault_proxy;
+pub mod groups;
 
 use papo::app::{update, Model, Msg};
 use papo::net::{NetCommand, NetEvent};
 use papo_protocol::{ChatMessage, Contact, LastMessage, Username};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
 use ratatui::Terminal;
 use time::UtcOffset;
 
@@ -40,6 +42,13 @@ pub fn alt(code: KeyCode) -> Msg {
 /// Feeds each character as a key press; returns every command produced.
 pub fn type_text(model: &mut Model, text: &str) -> Vec<NetCommand> {
     text.chars().flat_map(|c| update(model, key(KeyCode::Char(c)))).collect()
+}
+
+/// Types `line`, presses Enter and returns what it asked of the network.
+pub fn enter(model: &mut Model, line: &str) -> Vec<NetCommand> {
+    let mut commands = type_text(model, line);
+    commands.extend(update(model, key(KeyCode::Enter)));
+    commands
 }
 
 pub fn message(id: u64, from: &str, to: &str, body: &str) -> ChatMessage {
@@ -89,4 +98,35 @@ pub fn render(model: &Model, width: u16, height: u16) -> Vec<String> {
             row
         })
         .collect()
+}
+
+/// The first row of `screen` that holds `needle`.
+pub fn row<'a>(screen: &'a [String], needle: &str) -> &'a str {
+    screen
+        .iter()
+        .find(|r| r.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in\n{}", screen.join("\n")))
+}
+
+/// The screen, and the texts drawn with the match highlight (black on yellow), in order.
+pub fn render_with_highlight(model: &Model, width: u16, height: u16) -> (Vec<String>, Vec<String>) {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| papo::app::view(model, frame)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut found = Vec::new();
+    for y in 0..height {
+        let mut run = String::new();
+        for x in 0..width {
+            let cell = &buffer[(x, y)];
+            if cell.bg == Color::Yellow {
+                run.push_str(cell.symbol());
+            } else if !run.is_empty() {
+                found.push(std::mem::take(&mut run));
+            }
+        }
+        if !run.is_empty() {
+            found.push(run);
+        }
+    }
+    (render(model, width, height), found)
 }
