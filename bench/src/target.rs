@@ -107,6 +107,16 @@ impl Target {
         cpu_time_of(self.child.as_ref()?.id())
     }
 
+    /// Runs `phase` and returns what it returned with the CPU time the server used
+    /// meanwhile, when it is our child: the logins and registrations before a measured phase
+    /// are not counted.
+    pub fn cpu_during<T>(&self, phase: impl FnOnce() -> T) -> (T, Option<Duration>) {
+        let before = self.cpu_time();
+        let result = phase();
+        let spent = before.zip(self.cpu_time()).map(|(before, after)| after.saturating_sub(before));
+        (result, spent)
+    }
+
     /// A handshaken connection.
     pub fn connect(&self) -> Result<Client> {
         Client::connect(&self.addr, &self.security, "papo-bench", Duration::from_secs(10))

@@ -15,7 +15,7 @@ use crate::irc;
 use crate::ngircd::{self, Ngircd};
 use crate::pairs::{self, AckSource, Inbox, Outbox, PairEnds, PairsConfig, PairsResult};
 use crate::papo_pairs;
-use crate::report::{self, latency_line, Spread};
+use crate::report::{self, latency_line, Row, Spread};
 use crate::target::{self, Target};
 
 /// What to run.
@@ -225,41 +225,18 @@ fn report_side(name: &str, result: &PairsResult, cpu: &PhaseCpu) -> Figures {
     }
 }
 
-/// One row of the table: its label, the figure it shows and how that is written.
-type Row = (&'static str, fn(&Figures) -> Option<f64>, fn(f64) -> String);
-
 /// The side-by-side table, in Markdown: each cell the median over the runs and, after
 /// several, the range; the ratio column is papo ÷ ngircd, computed within each run.
 fn table(runs: &[Run]) -> String {
-    let rows: [Row; 5] = [
+    let rows: [Row<Figures>; 5] = [
         ("messages/s", |f| Some(f.per_second), report::per_second),
         ("send→deliver p50", |f| Some(f.p50_us), report::micros),
         ("p99", |f| Some(f.p99_us), report::micros),
         ("max", |f| Some(f.max_us), report::micros),
         ("server CPU per message", |f| f.cpu_us, report::micros),
     ];
-    let mut out = String::from("| | ngircd | papo | papo ÷ ngircd |\n| --- | --- | --- | --- |\n");
-    for (label, pick, format) in rows {
-        let column =
-            |side: fn(&Run) -> &Figures| -> Vec<f64> { runs.iter().filter_map(|r| pick(side(r))).collect() };
-        let ngircd = column(|r| &r.ngircd);
-        let papo = column(|r| &r.papo);
-        let ratios: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| Some(pick(&r.papo)? / pick(&r.ngircd)?))
-            .filter(|x| x.is_finite())
-            .collect();
-        let cell = |values: &[f64], format: &dyn Fn(f64) -> String| {
-            Spread::of(values).map_or("not measured".to_owned(), |spread| spread.show(format))
-        };
-        out.push_str(&format!(
-            "| {label} | {} | {} | {} |\n",
-            cell(&ngircd, &format),
-            cell(&papo, &format),
-            cell(&ratios, &report::ratio)
-        ));
-    }
-    out
+    let sides: Vec<(Figures, Figures)> = runs.iter().map(|run| (run.ngircd, run.papo)).collect();
+    report::side_by_side(&sides, ["ngircd", "papo"], &rows)
 }
 
 #[cfg(test)]
