@@ -528,13 +528,13 @@ fn print_disk(duration: Duration, busy_threads: usize, dir: Option<&Path>) -> Re
 
 fn print_group(target: &Target, config: &GroupConfig) -> Result<()> {
     let groups = group::connect(target, config)?;
-    let (result, server_cpu) = target.cpu_during(|| group::drive(groups, config));
+    let (result, cpu) = target.cpu_during(|| group::drive(groups, config));
     println!(
         "{} group(s) of {} members, one sender each at {}/s, window {}, {} texts each",
         config.groups, config.members, config.rate, config.window, config.messages
     );
     result.print();
-    if let Some(cpu) = server_cpu {
+    if let Some(cpu) = cpu.server {
         println!(
             "server CPU time (user+system, measured phase): {:.2}s = {:.0} µs per text",
             cpu.as_secs_f64(),

@@ -18,7 +18,7 @@ use crate::group::{self, GroupConfig, GroupResult};
 use crate::pairs::{self, PairsConfig, PairsResult};
 use crate::papo_pairs;
 use crate::report::{self, Row};
-use crate::target::{Spawn, Target};
+use crate::target::{PhaseCpu, Spawn, Target};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -144,7 +144,7 @@ fn measure(config: &MixedConfig, spawn: &Spawn<'_>, phase: Phase) -> Result<(Fig
     let groups = phase.sends_to_groups().then(|| group::connect(&target, &config.group)).transpose()?;
     let direct =
         phase.sends_direct().then(|| papo_pairs::connect(&target, config.pairs.pairs, "pair")).transpose()?;
-    let ((group, direct), server_cpu) = target.cpu_during(|| {
+    let ((group, direct), cpu) = target.cpu_during(|| {
         thread::scope(|scope| {
             let group = groups.map(|ends| scope.spawn(|| group::drive(ends, &config.group)));
             let direct = direct.map(|ends| pairs::drive(ends, &config.pairs));
@@ -163,11 +163,13 @@ fn measure(config: &MixedConfig, spawn: &Spawn<'_>, phase: Phase) -> Result<(Fig
         failures
             .extend(direct.ensure_complete(&config.pairs).err().map(|why| format!("direct messages: {why}")));
     }
-    let figures = Figures::of(group.as_ref(), direct.as_ref(), server_cpu);
-    match figures.server_cpu_us {
-        Some(us) => println!("server CPU time (user+system, measured phase): {:.2}s", us / 1e6),
-        None => println!("server CPU time: not read (under one clock tick, or /proc unreadable)"),
-    }
+    let figures = Figures::of(group.as_ref(), direct.as_ref(), &cpu);
+    let show = |us: Option<f64>| us.map_or("not read".to_owned(), |us| format!("{:.2}s", us / 1e6));
+    println!(
+        "CPU time (user+system) over the measured phase: server {}, load generator {}",
+        show(figures.server_cpu_us),
+        show(figures.generator_cpu_us)
+    );
     Ok((figures, (!failures.is_empty()).then(|| failures.join(", "))))
 }
 
@@ -187,6 +189,8 @@ struct Figures {
     errors: u64,
     /// The server's CPU time over the measured phase.
     server_cpu_us: Option<f64>,
+    /// The load generator's, which shares the cores with the server.
+    generator_cpu_us: Option<f64>,
     /// The server's CPU time per acknowledged text, from a phase with texts only.
     cpu_per_text_us: Option<f64>,
     /// The server's CPU time per acknowledged direct message, from a phase with those only.
@@ -194,12 +198,14 @@ struct Figures {
 }
 
 impl Figures {
-    /// What a phase that ran `group`, `direct` or both measured; `server_cpu` is the server's
-    /// CPU time meanwhile. The CPU time is only split per message when one workload ran.
-    fn of(group: Option<&GroupResult>, direct: Option<&PairsResult>, server_cpu: Option<Duration>) -> Self {
+    /// What a phase that ran `group`, `direct` or both measured, using `cpu` meanwhile. The
+    /// server's CPU time is only split per message when one workload ran.
+    fn of(group: Option<&GroupResult>, direct: Option<&PairsResult>, cpu: &PhaseCpu) -> Self {
         let quantile =
             |h: &hdrhistogram::Histogram<u64>, q| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64);
-        let server_cpu_us = server_cpu.filter(|cpu| !cpu.is_zero()).map(|cpu| cpu.as_secs_f64() * 1e6);
+        let micros =
+            |cpu: Option<Duration>| cpu.filter(|cpu| !cpu.is_zero()).map(|cpu| cpu.as_secs_f64() * 1e6);
+        let server_cpu_us = micros(cpu.server);
         let per = |count: u64| server_cpu_us.map(|us| us / count.max(1) as f64);
         Self {
             texts_per_second: group.map(GroupResult::acked_per_sec),
@@ -212,6 +218,7 @@ impl Figures {
             direct_p99_us: direct.and_then(|d| quantile(&d.latency, 0.99)),
             errors: group.map_or(0, |g| g.errors) + direct.map_or(0, |d| d.errors),
             server_cpu_us,
+            generator_cpu_us: micros(cpu.generator),
             cpu_per_text_us: group.filter(|_| direct.is_none()).and_then(|g| per(g.acked)),
             cpu_per_direct_us: direct.filter(|_| group.is_none()).and_then(|d| per(d.acked)),
         }
@@ -226,6 +233,7 @@ impl Figures {
             direct_p99_us: direct.direct_p99_us,
             errors: group.errors + direct.errors,
             server_cpu_us: group.server_cpu_us.zip(direct.server_cpu_us).map(|(g, d)| g + d),
+            generator_cpu_us: group.generator_cpu_us.zip(direct.generator_cpu_us).map(|(g, d)| g + d),
             cpu_per_direct_us: direct.cpu_per_direct_us,
             ..*group
         }
@@ -235,7 +243,7 @@ impl Figures {
 /// The table, in Markdown: alone, mixed, and mixed ÷ alone, each the median (and range)
 /// over the runs.
 fn table(runs: &[(Figures, Figures)]) -> String {
-    let rows: [Row<Figures>; 11] = [
+    let rows: [Row<Figures>; 12] = [
         ("group texts acknowledged/s", |f| f.texts_per_second, report::per_second),
         ("send→last member p50", |f| f.to_last_p50_us, report::micros),
         ("send→last member p99", |f| f.to_last_p99_us, report::micros),
@@ -244,7 +252,8 @@ fn table(runs: &[(Figures, Figures)]) -> String {
         ("direct messages acknowledged/s", |f| f.direct_per_second, report::per_second),
         ("direct send→deliver p50", |f| f.direct_p50_us, report::micros),
         ("direct send→deliver p99", |f| f.direct_p99_us, report::micros),
-        ("server CPU, measured phase (alone: both phases)", |f| f.server_cpu_us, report::micros),
+        ("server CPU, measured phase (alone: both)", |f| f.server_cpu_us, report::micros),
+        ("load generator CPU, measured phase (alone: both)", |f| f.generator_cpu_us, report::micros),
         ("server CPU per text (alone only)", |f| f.cpu_per_text_us, report::micros),
         ("server CPU per direct message (alone only)", |f| f.cpu_per_direct_us, report::micros),
     ];
@@ -324,30 +333,38 @@ mod tests {
         }
     }
 
+    fn spent(server_secs: u64, generator_secs: u64) -> PhaseCpu {
+        PhaseCpu {
+            server: Some(Duration::from_secs(server_secs)),
+            generator: Some(Duration::from_secs(generator_secs)),
+        }
+    }
+
     #[test]
     fn cpu_time_is_split_per_message_only_where_one_workload_ran() {
-        let cpu = Some(Duration::from_secs(3));
-        let group = Figures::of(Some(&group_result(1000)), None, cpu);
+        let cpu = spent(3, 5);
+        let group = Figures::of(Some(&group_result(1000)), None, &cpu);
         assert_eq!(group.texts_per_second, Some(100.0));
         assert!((4_990.0..=5_010.0).contains(&group.to_last_p99_us.unwrap()));
         assert_eq!((group.cpu_per_text_us, group.direct_per_second), (Some(3_000.0), None));
-        let direct = Figures::of(None, Some(&pairs_result(20_000)), Some(Duration::from_secs(1)));
+        let direct = Figures::of(None, Some(&pairs_result(20_000)), &spent(1, 2));
         assert_eq!((direct.cpu_per_direct_us, direct.texts_per_second), (Some(50.0), None));
-        let mixed = Figures::of(Some(&group_result(1000)), Some(&pairs_result(20_000)), cpu);
+        let mixed = Figures::of(Some(&group_result(1000)), Some(&pairs_result(20_000)), &cpu);
         assert_eq!((mixed.cpu_per_text_us, mixed.cpu_per_direct_us), (None, None));
-        assert_eq!((mixed.server_cpu_us, mixed.errors), (Some(3e6), 3));
+        assert_eq!((mixed.server_cpu_us, mixed.generator_cpu_us, mixed.errors), (Some(3e6), Some(5e6), 3));
         assert_eq!(mixed.direct_per_second, Some(2000.0));
-        assert_eq!(Figures::of(None, Some(&pairs_result(1)), Some(Duration::ZERO)).server_cpu_us, None);
+        let unread = PhaseCpu { server: Some(Duration::ZERO), generator: None };
+        assert_eq!(Figures::of(None, Some(&pairs_result(1)), &unread).server_cpu_us, None);
     }
 
     #[test]
     fn the_phases_alone_add_up_to_one_side() {
-        let group = Figures::of(Some(&group_result(1000)), None, Some(Duration::from_secs(3)));
-        let direct = Figures::of(None, Some(&pairs_result(20_000)), Some(Duration::from_secs(1)));
+        let group = Figures::of(Some(&group_result(1000)), None, &spent(3, 5));
+        let direct = Figures::of(None, Some(&pairs_result(20_000)), &spent(1, 2));
         let alone = Figures::alone(&group, &direct);
         assert_eq!((alone.texts_per_second, alone.direct_per_second), (Some(100.0), Some(2000.0)));
         assert_eq!((alone.cpu_per_text_us, alone.cpu_per_direct_us), (Some(3_000.0), Some(50.0)));
-        assert_eq!((alone.server_cpu_us, alone.errors), (Some(4e6), 3));
+        assert_eq!((alone.server_cpu_us, alone.generator_cpu_us, alone.errors), (Some(4e6), Some(7e6), 3));
         assert_eq!(alone.to_last_p99_us, group.to_last_p99_us);
     }
 
@@ -367,7 +384,7 @@ mod tests {
         let table = table(&runs);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], "| | alone | mixed | mixed ÷ alone |");
-        assert_eq!(lines.len(), 2 + 11);
+        assert_eq!(lines.len(), 2 + 12);
         // Ratios 1.5, 2.0 and 1.0: the median is the first run's.
         assert_eq!(
             lines[4],
@@ -375,10 +392,10 @@ mod tests {
         );
         assert_eq!(
             lines[10],
-            "| server CPU, measured phase (alone: both phases) | 4.00 s (4.00 s–5.00 s) | 5.00 s (4.40 s–5.20 s) | 1.1× (1.0×–1.3×) |"
+            "| server CPU, measured phase (alone: both) | 4.00 s (4.00 s–5.00 s) | 5.00 s (4.40 s–5.20 s) | 1.1× (1.0×–1.3×) |"
         );
         assert_eq!(
-            lines[11],
+            lines[12],
             "| server CPU per text (alone only) | 2.90 ms (2.80 ms–3.00 ms) | not measured | not measured |"
         );
         assert_eq!(lines[2], "| group texts acknowledged/s | not measured | not measured | not measured |");

@@ -13,10 +13,10 @@ use anyhow::{Context, Result};
 use crate::disk;
 use crate::irc;
 use crate::ngircd::{self, Ngircd};
-use crate::pairs::{self, AckSource, Inbox, Outbox, PairEnds, PairsConfig, PairsResult};
+use crate::pairs::{self, PairsConfig, PairsResult};
 use crate::papo_pairs;
 use crate::report::{self, latency_line, Row, Spread};
-use crate::target::{self, Target};
+use crate::target::{self, PhaseCpu, Target};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ fn measure_papo(config: &VersusConfig) -> Result<(Figures, f64)> {
     let probe = disk::sync_latency(data_dir, disk::QUICK_PROBE, Duration::MAX)
         .context("cannot time the disk under the data directory")?;
     let ends = papo_pairs::connect(&target, work.pairs, "pair")?;
-    let (result, cpu) = drive_timed(ends, work, || target.cpu_time());
+    let (result, cpu) = target.cpu_during(|| pairs::drive(ends, work));
     let figures = report_side("papo", &result, &cpu);
     result.ensure_complete(work).context("papo")?;
     Ok((figures, probe.latency.value_at_quantile(0.5) as f64))
@@ -158,36 +158,10 @@ fn measure_ngircd(binary: &ngircd::Binary, work: &PairsConfig) -> Result<Figures
             work.pairs * 2
         );
     }
-    let (result, cpu) = drive_timed(connected.ends, work, || server.cpu_time());
+    let (result, cpu) = target::cpu_during(|| server.cpu_time(), || pairs::drive(connected.ends, work));
     let figures = report_side("ngircd", &result, &cpu);
     result.ensure_complete(work).context("ngircd")?;
     Ok(figures)
-}
-
-/// CPU time used in a measured phase.
-struct PhaseCpu {
-    /// By the server.
-    server: Option<Duration>,
-    /// By this load generator, which shares the machine's cores with the server.
-    generator: Option<Duration>,
-}
-
-/// Drives the workload over `ends`, timing the CPU the server (read by `server_cpu`) and
-/// this process use meanwhile: logins and registrations before it are not counted.
-fn drive_timed<O: Outbox, A: AckSource, I: Inbox>(
-    ends: Vec<PairEnds<O, A, I>>,
-    work: &PairsConfig,
-    server_cpu: impl Fn() -> Option<Duration>,
-) -> (PairsResult, PhaseCpu) {
-    let own_cpu = || target::cpu_time_of(std::process::id());
-    let (server_before, own_before) = (server_cpu(), own_cpu());
-    let result = pairs::drive(ends, work);
-    let spent = |before: Option<Duration>, after: Option<Duration>| {
-        before.zip(after).map(|(before, after)| after.saturating_sub(before))
-    };
-    let cpu =
-        PhaseCpu { server: spent(server_before, server_cpu()), generator: spent(own_before, own_cpu()) };
-    (result, cpu)
 }
 
 /// Prints one server's run and returns its figures.
