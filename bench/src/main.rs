@@ -141,9 +141,10 @@ enum Mode {
     /// so the two overlap throughout; the direct messages' bodies are as long as the texts'.
     /// Each phase prints the texts acknowledged per second, send→each member and send→last
     /// member percentiles, the direct messages acknowledged per second and their
-    /// send→deliver percentiles, errors, and the server's CPU time over the measured phase;
-    /// the phases alone also give it per text and per direct message. Runs alternate whether
-    /// the phases alone or the mixed one go first.
+    /// send→deliver percentiles, errors, and the CPU time the server and the load generator
+    /// (which share the cores) used over the measured phase; the phases alone also give the
+    /// server's per text and per direct message. Runs alternate whether the phases alone or
+    /// the mixed one go first. Every phase is bounded by --time-limit.
     ///
     /// Then a Markdown table: each figure alone and mixed (the median and range over the
     /// runs) and mixed ÷ alone, taken within each run. Fails after the table if any message
