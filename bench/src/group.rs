@@ -63,14 +63,21 @@ pub struct GroupResult {
     pub to_each: Histogram<u64>,
     /// Send to the last member's copy, per text that reached every member, in microseconds.
     pub to_last: Histogram<u64>,
-    /// CPU time the server used during the measured phase, when it is our child.
-    pub server_cpu: Option<Duration>,
 }
 
 impl GroupResult {
     /// Acknowledged texts per second.
     pub fn acked_per_sec(&self) -> f64 {
         self.acked as f64 / self.ack_span.as_secs_f64().max(1e-9)
+    }
+
+    /// Prints what happened, a figure a line.
+    pub fn print(&self) {
+        println!("acknowledged (durable): {} = {:.0} texts/s", self.acked, self.acked_per_sec());
+        println!("delivered: {} copies; {} texts reached every member", self.deliveries, self.complete);
+        println!("{}", report::latency_line("send→each member", &self.to_each));
+        println!("{}", report::latency_line("send→last member", &self.to_last));
+        println!("errors: {}", self.errors);
     }
 
     /// Fails unless every text was acknowledged and reached every member.
@@ -87,10 +94,10 @@ impl GroupResult {
     }
 }
 
-/// Creates `config.groups × config.members` users, puts each `config.members` of them in a
-/// group owned by the first, and has each first member send to their group while the
-/// others read, all groups at once.
-pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
+/// Creates `config.groups × config.members` users named `member{i}` and puts each
+/// `config.members` of them in a group `#bench{number}` owned by the first: the workload
+/// connected, ready for [`drive`].
+pub fn connect(target: &Target, config: &GroupConfig) -> Result<Vec<GroupEnds>> {
     anyhow::ensure!(
         (2..=MAX_GROUP_MEMBERS).contains(&config.members),
         "--members must be between 2 and {MAX_GROUP_MEMBERS}"
@@ -100,10 +107,14 @@ pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
         "--groups and --window must be at least 1 and --rate positive"
     );
     let mut clients = users::logged_in(target, "member", config.groups * config.members, 8)?.into_iter();
-    let mut groups = Vec::with_capacity(config.groups);
-    for number in 0..config.groups {
-        groups.push(GroupEnds::create(clients.by_ref().take(config.members).collect(), number)?);
-    }
+    (0..config.groups)
+        .map(|number| GroupEnds::create(clients.by_ref().take(config.members).collect(), number))
+        .collect()
+}
+
+/// Has each group's first member send to their group while the others read, all groups at
+/// once, until every text arrived everywhere or the time limit.
+pub fn drive(groups: Vec<GroupEnds>, config: &GroupConfig) -> GroupResult {
     let sending = PairsConfig {
         pairs: 1,
         messages_per_pair: config.messages,
@@ -112,7 +123,6 @@ pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
         body_len: config.body_len,
         time_limit: config.time_limit,
     };
-    let cpu_before = target.cpu_time();
     let start = Instant::now();
     let deadline = start + config.time_limit;
     let (last_ack, errors) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -155,14 +165,13 @@ pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
             .collect();
         running.into_iter().map(|group| group.join().expect("group thread")).collect()
     });
-    let server_cpu = cpu_before.zip(target.cpu_time()).map(|(before, after)| after.saturating_sub(before));
     let mut total = Fanout::default();
     let mut acked = 0;
     for (group_acked, fanout) in ran {
         acked += group_acked;
         total.add(&fanout);
     }
-    Ok(GroupResult {
+    GroupResult {
         acked,
         errors: errors.load(Ordering::Relaxed),
         ack_span: Duration::from_nanos(last_ack.load(Ordering::Relaxed)),
@@ -170,12 +179,11 @@ pub fn run(target: &Target, config: &GroupConfig) -> Result<GroupResult> {
         deliveries: total.deliveries,
         to_each: total.to_each,
         to_last: total.to_last,
-        server_cpu,
-    })
+    }
 }
 
 /// One group's connections: its sender's two ends and every other member's.
-struct GroupEnds {
+pub struct GroupEnds {
     outbox: PapoOutbox,
     acks: PapoAcks,
     inboxes: Vec<GroupInbox>,

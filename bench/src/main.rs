@@ -15,6 +15,7 @@ mod disk;
 mod group;
 mod irc;
 mod login;
+mod mixed;
 mod ngircd;
 mod pairs;
 mod papo_pairs;
@@ -27,11 +28,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use papo_protocol::{Fingerprint, Security};
 
 use attack::AttackConfig;
 use group::GroupConfig;
+use mixed::MixedConfig;
 use pairs::PairsConfig;
 use report::{latency_line, mib};
 use target::Target;
@@ -128,6 +130,38 @@ enum Mode {
         /// and unpack it into a temporary directory (nothing is installed).
         #[arg(long, default_value = "auto", value_name = "PATH|auto")]
         ngircd: ngircd::Source,
+    },
+    /// A group and direct messages at once against one server, beside each alone: do a
+    /// group's texts slow direct messages down, or the other way round?
+    ///
+    /// Each run has three phases, each on a fresh server: the group workload alone (as
+    /// `group` runs it, with the same flags), --pairs pairs sending direct messages at
+    /// --pair-rate in all alone (as `latency` runs them), and both at once. The pairs are
+    /// paced to send for as long as each group's sender does (--messages ÷ --rate seconds),
+    /// so the two overlap throughout; the direct messages' bodies are as long as the texts'.
+    /// Each phase prints the texts acknowledged per second, send→each member and send→last
+    /// member percentiles, the direct messages acknowledged per second and their
+    /// send→deliver percentiles, errors, and the CPU time the server and the load generator
+    /// (which share the cores) used over the measured phase; the phases alone also give the
+    /// server's per text and per direct message. Runs alternate whether the phases alone or
+    /// the mixed one go first. Every phase is bounded by --time-limit.
+    ///
+    /// Then a Markdown table: each figure alone and mixed (the median and range over the
+    /// runs) and mixed ÷ alone, taken within each run. Fails after the table if any message
+    /// was refused or did not arrive everywhere within --time-limit. For example `mixed
+    /// --members 100 --rate 100 --pairs 50 --pair-rate 2000 --runs 3`.
+    Mixed {
+        #[command(flatten)]
+        group: GroupArgs,
+        /// Pairs sending direct messages beside the group.
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Direct messages per second over all pairs.
+        #[arg(long, default_value_t = 2000.0)]
+        pair_rate: f64,
+        /// Runs of the three phases.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
     },
     /// What one hostile machine (127.0.0.1) costs a user on another (127.0.0.2), each
     /// figure beside the same one without the attacker, against a server with its
@@ -228,26 +262,7 @@ enum Load {
     /// --groups such groups at once, each with its own members and sender): texts
     /// acknowledged per second, send→each member and send→last member percentiles, and the
     /// server's CPU time per text.
-    Group {
-        /// Groups sending at once.
-        #[arg(long, default_value_t = 1)]
-        groups: usize,
-        /// Members of each group, the sender included (at most 500).
-        #[arg(long, default_value_t = 100)]
-        members: usize,
-        /// Texts each sender sends.
-        #[arg(long, default_value_t = 1000)]
-        messages: u64,
-        /// Texts per second of each sender.
-        #[arg(long, default_value_t = 100.0)]
-        rate: f64,
-        /// Unacknowledged sends.
-        #[arg(long, default_value_t = 16)]
-        window: u64,
-        /// Body bytes (at least 30: the send time and sequence number).
-        #[arg(long, default_value_t = 64)]
-        body: usize,
-    },
+    Group(GroupArgs),
     /// Password logins per second, and resume-token reconnects.
     Login {
         /// Password logins to time.
@@ -260,6 +275,36 @@ enum Load {
         #[arg(long, default_value_t = 8)]
         threads: usize,
     },
+}
+
+/// The group workload, of `group` and of `mixed`.
+#[derive(Debug, Args)]
+struct GroupArgs {
+    /// Groups sending at once.
+    #[arg(long, default_value_t = 1)]
+    groups: usize,
+    /// Members of each group, the sender included (at most 500).
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Texts each sender sends.
+    #[arg(long, default_value_t = 1000)]
+    messages: u64,
+    /// Texts per second of each sender.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Unacknowledged sends.
+    #[arg(long, default_value_t = 16)]
+    window: u64,
+    /// Body bytes (at least 30: the send time and sequence number).
+    #[arg(long, default_value_t = 64)]
+    body: usize,
+}
+
+impl GroupArgs {
+    fn config(&self, time_limit: Duration) -> GroupConfig {
+        let Self { groups, members, messages, rate, window, body } = *self;
+        GroupConfig { groups, members, messages, rate, window, body_len: body, time_limit }
+    }
 }
 
 fn main() -> Result<()> {
@@ -294,6 +339,22 @@ fn main() -> Result<()> {
                 ngircd: ngircd.clone(),
             };
             versus::run(&config)
+        }
+        Mode::Mixed { ref group, pairs, pair_rate, runs } => {
+            anyhow::ensure!(
+                cli.server.is_none(),
+                "mixed starts a fresh server for each phase, so they compare on equal terms: drop --server"
+            );
+            let config = MixedConfig::new(group.config(time_limit), pairs, pair_rate, runs)?;
+            let bin = cli.server_bin.clone().unwrap_or_else(target::default_server_bin);
+            let spawn = target::Spawn {
+                server_bin: &bin,
+                bcrypt_cost: cli.bcrypt_cost,
+                max_connections: 10_000,
+                plaintext: cli.plaintext,
+                rate_limits: false,
+            };
+            mixed::run(&config, &spawn)
         }
         Mode::Attack {
             scenario,
@@ -394,15 +455,7 @@ fn run_load(cli: &Cli, load: &Load, time_limit: Duration) -> Result<()> {
             print_pairs(&target, &config)?;
         }
         Load::Latency { rate, pairs, seconds } => {
-            let messages_per_pair = (rate * seconds as f64 / pairs as f64) as u64;
-            let config = PairsConfig {
-                pairs,
-                messages_per_pair,
-                rate: Some(rate),
-                window: 256,
-                body_len: 64,
-                time_limit,
-            };
+            let config = PairsConfig::paced(rate, pairs, Duration::from_secs(seconds), 64, time_limit);
             print_pairs(&target, &config)?;
         }
         Load::Connections { count, rate, seconds } => {
@@ -421,10 +474,7 @@ fn run_load(cli: &Cli, load: &Load, time_limit: Duration) -> Result<()> {
             println!("errors: {}", result.active.errors);
             anyhow::ensure!(result.active.errors == 0, "{} sends failed", result.active.errors);
         }
-        Load::Group { groups, members, messages, rate, window, body } => {
-            let config = GroupConfig { groups, members, messages, rate, window, body_len: body, time_limit };
-            print_group(&target, &config)?;
-        }
+        Load::Group(ref group) => print_group(&target, &group.config(time_limit))?,
         Load::Login { logins, resumes, threads } => {
             let result = login::run(&target, logins, resumes, threads)?;
             println!(
@@ -478,23 +528,20 @@ fn print_disk(duration: Duration, busy_threads: usize, dir: Option<&Path>) -> Re
 }
 
 fn print_group(target: &Target, config: &GroupConfig) -> Result<()> {
-    let result = group::run(target, config)?;
+    let groups = group::connect(target, config)?;
+    let (result, cpu) = target.cpu_during(|| group::drive(groups, config));
     println!(
         "{} group(s) of {} members, one sender each at {}/s, window {}, {} texts each",
         config.groups, config.members, config.rate, config.window, config.messages
     );
-    println!("acknowledged (durable): {} = {:.0} texts/s", result.acked, result.acked_per_sec());
-    println!("delivered: {} copies; {} texts reached every member", result.deliveries, result.complete);
-    println!("{}", latency_line("send→each member", &result.to_each));
-    println!("{}", latency_line("send→last member", &result.to_last));
-    if let Some(cpu) = result.server_cpu {
+    result.print();
+    if let Some(cpu) = cpu.server {
         println!(
             "server CPU time (user+system, measured phase): {:.2}s = {:.0} µs per text",
             cpu.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / result.acked.max(1) as f64
         );
     }
-    println!("errors: {}", result.errors);
     result.ensure_complete(config)
 }
 
@@ -507,9 +554,6 @@ fn print_pairs(target: &Target, config: &PairsConfig) -> Result<()> {
         config.rate.map_or("max".to_owned(), |r| format!("{r}/s")),
         config.expected()
     );
-    println!("acknowledged (durable): {} = {:.0} msg/s", result.acked, result.acked_per_sec());
-    println!("delivered: {} = {:.0} msg/s", result.delivered, result.delivered_per_sec());
-    println!("{}", latency_line("send→deliver", &result.latency));
-    println!("errors: {}", result.errors);
+    result.print();
     result.ensure_complete(config)
 }

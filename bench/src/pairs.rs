@@ -48,6 +48,13 @@ pub struct PairsConfig {
 }
 
 impl PairsConfig {
+    /// `pairs` pairs sending `rate` messages a second in all for `duration`, a window of 256
+    /// each, so the pacing, not the acknowledgements, sets the rate.
+    pub fn paced(rate: f64, pairs: usize, duration: Duration, body_len: usize, time_limit: Duration) -> Self {
+        let messages_per_pair = (rate * duration.as_secs_f64() / pairs.max(1) as f64) as u64;
+        Self { pairs, messages_per_pair, rate: Some(rate), window: 256, body_len, time_limit }
+    }
+
     /// Messages all senders send together.
     pub fn expected(&self) -> u64 {
         self.pairs as u64 * self.messages_per_pair
@@ -80,6 +87,14 @@ impl PairsResult {
     /// Delivered messages per second.
     pub fn delivered_per_sec(&self) -> f64 {
         self.delivered as f64 / self.deliver_span.as_secs_f64().max(1e-9)
+    }
+
+    /// Prints what happened, a figure a line.
+    pub fn print(&self) {
+        println!("acknowledged (durable): {} = {:.0} msg/s", self.acked, self.acked_per_sec());
+        println!("delivered: {} = {:.0} msg/s", self.delivered, self.delivered_per_sec());
+        println!("{}", report::latency_line("send→deliver", &self.latency));
+        println!("errors: {}", self.errors);
     }
 
     /// Fails unless every message of `config` was acknowledged and delivered without error.

@@ -59,6 +59,33 @@ impl Spread {
     }
 }
 
+/// One row of a [`side_by_side`] table: its label, the figure it shows (if it was measured)
+/// and how that is written.
+pub type Row<F> = (&'static str, fn(&F) -> Option<f64>, fn(f64) -> String);
+
+/// Two sides of each run, figure by figure, as a Markdown table: each cell is the median over
+/// the runs and, after several, the range; the last column is right ÷ left, computed within
+/// each run and then summarised the same way.
+pub fn side_by_side<F>(runs: &[(F, F)], [left, right]: [&str; 2], rows: &[Row<F>]) -> String {
+    let mut out = format!("| | {left} | {right} | {right} ÷ {left} |\n| --- | --- | --- | --- |\n");
+    let cell = |values: &[f64], format: &dyn Fn(f64) -> String| {
+        Spread::of(values).map_or("not measured".to_owned(), |spread| spread.show(format))
+    };
+    for (label, pick, format) in rows {
+        let lefts: Vec<f64> = runs.iter().filter_map(|(l, _)| pick(l)).collect();
+        let rights: Vec<f64> = runs.iter().filter_map(|(_, r)| pick(r)).collect();
+        let ratios: Vec<f64> =
+            runs.iter().filter_map(|(l, r)| Some(pick(r)? / pick(l)?)).filter(|x| x.is_finite()).collect();
+        out.push_str(&format!(
+            "| {label} | {} | {} | {} |\n",
+            cell(&lefts, format),
+            cell(&rights, format),
+            cell(&ratios, &ratio)
+        ));
+    }
+    out
+}
+
 /// A rate per second to three significant digits, with thousands separators: `148,000`.
 pub fn per_second(rate: f64) -> String {
     let rounded = round_significant(rate, 3).max(0.0) as u64;

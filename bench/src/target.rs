@@ -107,6 +107,11 @@ impl Target {
         cpu_time_of(self.child.as_ref()?.id())
     }
 
+    /// Runs `phase` and returns what it returned with the CPU time used meanwhile.
+    pub fn cpu_during<T>(&self, phase: impl FnOnce() -> T) -> (T, PhaseCpu) {
+        cpu_during(|| self.cpu_time(), phase)
+    }
+
     /// A handshaken connection.
     pub fn connect(&self) -> Result<Client> {
         Client::connect(&self.addr, &self.security, "papo-bench", Duration::from_secs(10))
@@ -135,6 +140,27 @@ impl Drop for Target {
             let _ = child.wait();
         }
     }
+}
+
+/// CPU time used in a measured phase.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseCpu {
+    /// By the server, when its `/proc` entry could be read.
+    pub server: Option<Duration>,
+    /// By this load generator, which shares the machine's cores with the server.
+    pub generator: Option<Duration>,
+}
+
+/// Runs `phase`, timing the CPU the server (read by `server_cpu`) and this process use
+/// meanwhile: the logins and registrations before a measured phase are not counted.
+pub fn cpu_during<T>(server_cpu: impl Fn() -> Option<Duration>, phase: impl FnOnce() -> T) -> (T, PhaseCpu) {
+    let own_cpu = || cpu_time_of(std::process::id());
+    let (server_before, own_before) = (server_cpu(), own_cpu());
+    let result = phase();
+    let spent = |before: Option<Duration>, after: Option<Duration>| {
+        before.zip(after).map(|(before, after)| after.saturating_sub(before))
+    };
+    (result, PhaseCpu { server: spent(server_before, server_cpu()), generator: spent(own_before, own_cpu()) })
 }
 
 /// `papo-server` next to this executable, else on the PATH.

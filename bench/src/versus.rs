@@ -13,10 +13,10 @@ use anyhow::{Context, Result};
 use crate::disk;
 use crate::irc;
 use crate::ngircd::{self, Ngircd};
-use crate::pairs::{self, AckSource, Inbox, Outbox, PairEnds, PairsConfig, PairsResult};
+use crate::pairs::{self, PairsConfig, PairsResult};
 use crate::papo_pairs;
-use crate::report::{self, latency_line, Spread};
-use crate::target::{self, Target};
+use crate::report::{self, latency_line, Row, Spread};
+use crate::target::{self, PhaseCpu, Target};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ fn measure_papo(config: &VersusConfig) -> Result<(Figures, f64)> {
     let probe = disk::sync_latency(data_dir, disk::QUICK_PROBE, Duration::MAX)
         .context("cannot time the disk under the data directory")?;
     let ends = papo_pairs::connect(&target, work.pairs, "pair")?;
-    let (result, cpu) = drive_timed(ends, work, || target.cpu_time());
+    let (result, cpu) = target.cpu_during(|| pairs::drive(ends, work));
     let figures = report_side("papo", &result, &cpu);
     result.ensure_complete(work).context("papo")?;
     Ok((figures, probe.latency.value_at_quantile(0.5) as f64))
@@ -158,36 +158,10 @@ fn measure_ngircd(binary: &ngircd::Binary, work: &PairsConfig) -> Result<Figures
             work.pairs * 2
         );
     }
-    let (result, cpu) = drive_timed(connected.ends, work, || server.cpu_time());
+    let (result, cpu) = target::cpu_during(|| server.cpu_time(), || pairs::drive(connected.ends, work));
     let figures = report_side("ngircd", &result, &cpu);
     result.ensure_complete(work).context("ngircd")?;
     Ok(figures)
-}
-
-/// CPU time used in a measured phase.
-struct PhaseCpu {
-    /// By the server.
-    server: Option<Duration>,
-    /// By this load generator, which shares the machine's cores with the server.
-    generator: Option<Duration>,
-}
-
-/// Drives the workload over `ends`, timing the CPU the server (read by `server_cpu`) and
-/// this process use meanwhile: logins and registrations before it are not counted.
-fn drive_timed<O: Outbox, A: AckSource, I: Inbox>(
-    ends: Vec<PairEnds<O, A, I>>,
-    work: &PairsConfig,
-    server_cpu: impl Fn() -> Option<Duration>,
-) -> (PairsResult, PhaseCpu) {
-    let own_cpu = || target::cpu_time_of(std::process::id());
-    let (server_before, own_before) = (server_cpu(), own_cpu());
-    let result = pairs::drive(ends, work);
-    let spent = |before: Option<Duration>, after: Option<Duration>| {
-        before.zip(after).map(|(before, after)| after.saturating_sub(before))
-    };
-    let cpu =
-        PhaseCpu { server: spent(server_before, server_cpu()), generator: spent(own_before, own_cpu()) };
-    (result, cpu)
 }
 
 /// Prints one server's run and returns its figures.
@@ -225,41 +199,18 @@ fn report_side(name: &str, result: &PairsResult, cpu: &PhaseCpu) -> Figures {
     }
 }
 
-/// One row of the table: its label, the figure it shows and how that is written.
-type Row = (&'static str, fn(&Figures) -> Option<f64>, fn(f64) -> String);
-
 /// The side-by-side table, in Markdown: each cell the median over the runs and, after
 /// several, the range; the ratio column is papo ÷ ngircd, computed within each run.
 fn table(runs: &[Run]) -> String {
-    let rows: [Row; 5] = [
+    let rows: [Row<Figures>; 5] = [
         ("messages/s", |f| Some(f.per_second), report::per_second),
         ("send→deliver p50", |f| Some(f.p50_us), report::micros),
         ("p99", |f| Some(f.p99_us), report::micros),
         ("max", |f| Some(f.max_us), report::micros),
         ("server CPU per message", |f| f.cpu_us, report::micros),
     ];
-    let mut out = String::from("| | ngircd | papo | papo ÷ ngircd |\n| --- | --- | --- | --- |\n");
-    for (label, pick, format) in rows {
-        let column =
-            |side: fn(&Run) -> &Figures| -> Vec<f64> { runs.iter().filter_map(|r| pick(side(r))).collect() };
-        let ngircd = column(|r| &r.ngircd);
-        let papo = column(|r| &r.papo);
-        let ratios: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| Some(pick(&r.papo)? / pick(&r.ngircd)?))
-            .filter(|x| x.is_finite())
-            .collect();
-        let cell = |values: &[f64], format: &dyn Fn(f64) -> String| {
-            Spread::of(values).map_or("not measured".to_owned(), |spread| spread.show(format))
-        };
-        out.push_str(&format!(
-            "| {label} | {} | {} | {} |\n",
-            cell(&ngircd, &format),
-            cell(&papo, &format),
-            cell(&ratios, &report::ratio)
-        ));
-    }
-    out
+    let sides: Vec<(Figures, Figures)> = runs.iter().map(|run| (run.ngircd, run.papo)).collect();
+    report::side_by_side(&sides, ["ngircd", "papo"], &rows)
 }
 
 #[cfg(test)]
