@@ -223,7 +223,10 @@ impl LimitsDial {
     /// Connects the dial to one part of a server.
     pub(crate) fn attach<P: Retune + 'static>(&self, part: &Arc<P>) {
         let part: Weak<P> = Arc::downgrade(part);
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(part as Weak<dyn Retune>);
+        let mut parts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Servers restarted from one configuration (tests do) leave no trail of stopped parts.
+        parts.retain(|part| part.strong_count() > 0);
+        parts.push(part as Weak<dyn Retune>);
     }
 
     /// Retunes every part still running to `policy` (see [`Retune::retune`]); false if no
