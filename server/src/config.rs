@@ -29,7 +29,8 @@ pub struct Config {
     /// Stack size of each connection thread; small, so thousands fit.
     pub thread_stack_size: usize,
     /// What one client may cost: login attempts, registrations, messages, connections that
-    /// have not logged in, password hashing.
+    /// have not logged in, password hashing. The server starts with it; SIGHUP changes the
+    /// running server's through `limits_dial`.
     pub limits: LimitPolicy,
     /// How long a resume token stays valid.
     pub token_lifetime: Duration,
@@ -40,8 +41,8 @@ pub struct Config {
     pub announce_as: Option<String>,
     /// Who may create an account; shared, so that SIGHUP can change it while serving.
     pub registration: Arc<RegistrationPolicy>,
-    /// Reaches the running server's rate limits, so that SIGHUP can change the rates `limits`
-    /// started with.
+    /// Reaches the running server's limits, so that SIGHUP can change those `limits` started
+    /// with (all but the password pool's threads).
     pub limits_dial: Arc<LimitsDial>,
 }
 

@@ -53,8 +53,8 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// the server generates a self-signed certificate in its data directory and logs its
 /// SHA-256 fingerprint, which clients show before trusting the server. Stop it with Ctrl+C
 /// or SIGTERM: it tells the clients, flushes the database and exits 0. SIGHUP rereads the
-/// settings file and applies the log filter, the registration policy and the message and
-/// registration rates at once.
+/// settings file and applies the log filter, the registration policy and the limits (all but
+/// --password-threads) at once.
 ///
 /// Every setting is a flag, an environment variable and a key of the settings file (the
 /// long flag without its dashes); a flag beats the environment, which beats the file.
@@ -290,22 +290,22 @@ fn reload(
         info!(%file, registration = ?policy, "SIGHUP: applied the new registration policy");
         now = now.with_registration(policy);
     }
-    let rates = ["messages-per-second", "registrations-per-hour"];
-    if rates.iter().any(|key| changes.contains(key)) {
-        // Under --no-rate-limits the rates stay off, as they started.
-        let policy = now.clone().with_rates_of(&cli.settings).limit_policy();
-        if limits.retune(&policy) {
-            info!(
-                %file,
-                messages_per_second = policy.messages_per_second,
-                registrations_per_hour = policy.registrations_per_address.limit,
-                "SIGHUP: applied the new rate limits"
-            );
-            now = now.with_rates_of(&cli.settings);
+    let changed_limits: Vec<&str> =
+        changes.iter().copied().filter(|key| Settings::LIVE_LIMITS.contains(key)).collect();
+    if !changed_limits.is_empty() {
+        // The whole policy is put in force again, so that turning `no-rate-limits` off brings
+        // back the limits the file asks for now.
+        let next = now.clone().with_live_limits_of(&cli.settings);
+        if limits.retune(&next.limit_policy()) {
+            let applied = next.describe(&changed_limits);
+            info!(%file, %applied, "SIGHUP: applied the new limits to what follows");
+            now = next;
         }
     }
-    let live = ["log", "registration", "messages-per-second", "registrations-per-hour"];
-    let needs_restart: Vec<&str> = changes.into_iter().filter(|key| !live.contains(key)).collect();
+    let needs_restart: Vec<&str> = changes
+        .into_iter()
+        .filter(|key| !["log", "registration"].contains(key) && !Settings::LIVE_LIMITS.contains(key))
+        .collect();
     if !needs_restart.is_empty() {
         warn!(%file, changed = %needs_restart.join(" "), "SIGHUP: these settings take effect only after a restart");
     }

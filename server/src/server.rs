@@ -124,13 +124,15 @@ pub fn run(listener: TcpListener, config: Config, shutdown: &Shutdown) -> Result
         ms_per_login = u64::try_from(hashing.as_millis()).unwrap_or(u64::MAX),
         "bcrypt ready"
     );
+    let admission = Admission::new(&config.limits, config.max_connections);
+    config.limits_dial.attach(&admission);
     let network = Arc::new(Network {
         tls,
         writer: Writer::start().map_err(io_err("starting the writer thread"))?,
         deadlines: HandshakeDeadlines::start().map_err(io_err("starting the handshake deadline thread"))?,
-        admission: Admission::new(&config.limits, config.max_connections),
+        admission,
     });
-    let passwords = PasswordPool::start(PoolLimits::for_this_machine(&config.limits))
+    let passwords = PasswordPool::start(PoolLimits::of(&config.limits))
         .map_err(io_err("starting the password hashing threads"))?;
     let shared = Arc::new(Shared::new(config, store, dummy_hash, Arc::new(SystemClock), passwords));
     // Optional: a data directory whose path is too long for a socket still serves clients.

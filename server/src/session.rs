@@ -89,8 +89,9 @@ impl<'a> Session<'a> {
     /// Serves the connection from its `Hello` to its end.
     pub fn run(mut self, reader: &mut FrameReader<impl Inbound>) {
         let flow = self.handshake(reader);
-        let config = &self.shared.config;
-        reader.get_ref().handshaken(config.idle_timeout, config.limits.login_deadline);
+        // The deadline in force now (SIGHUP may have changed it since the server started).
+        let login_deadline = self.shared.limits.policy().login_deadline;
+        reader.get_ref().handshaken(self.shared.config.idle_timeout, login_deadline);
         if flow == Flow::Continue {
             self.serve_requests(reader);
         }
@@ -160,15 +161,16 @@ impl<'a> Session<'a> {
             let failed_login = is_login && reply.is_err();
             match handled.then {
                 Then::Continue if failed_login => {
+                    let limits = self.shared.limits.policy();
                     if matches!(&reply, Err(e) if e.code == ErrorCode::RateLimited) {
                         // A guesser over its limit waits for the refusal instead of asking
                         // again at once: refusing costs this thread nothing while it sleeps,
                         // and a loop of instant refusals would cost everyone's CPU.
-                        std::thread::sleep(self.shared.config.limits.refused_login_pause);
+                        std::thread::sleep(limits.refused_login_pause);
                     }
                     self.reply(id, reply);
                     self.failed_logins += 1;
-                    if self.failed_logins >= self.shared.config.limits.failed_logins_per_connection {
+                    if self.failed_logins >= limits.failed_logins_per_connection {
                         info!(peer = %self.peer, failures = self.failed_logins, "closing a connection after failed logins");
                         self.fatal(
                             ErrorCode::RateLimited,

@@ -46,6 +46,7 @@ impl Shared {
     ) -> Self {
         let limits = Arc::new(Limits::new(config.limits));
         config.limits_dial.attach(&limits);
+        passwords.attach_to(&config.limits_dial);
         Self {
             limits,
             passwords,

@@ -156,8 +156,7 @@ impl MemoryServer {
         let config = test_config(dir, tweak);
         let store = Store::open_with(dir, config.store).expect("open the store");
         let dummy_hash = handlers::dummy_hash(config.bcrypt_cost).expect("bcrypt cost");
-        let passwords =
-            PasswordPool::start(PoolLimits::for_this_machine(&config.limits)).expect("password threads");
+        let passwords = PasswordPool::start(PoolLimits::of(&config.limits)).expect("password threads");
         Self { shared: Arc::new(Shared::new(config, store, dummy_hash, clock, passwords)), _tempdir: None }
     }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use papo_protocol::ErrorCode;
+use papo_protocol::{Client, ClientError, ErrorCode, Reply, Request};
 use papo_server::testing::PASSWORD;
 
 const BIN: &str = env!("CARGO_BIN_EXE_papo-server");
@@ -269,17 +269,212 @@ fn sighup_applies_new_rate_limits_to_what_follows() {
 
     std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 1\nmessages-per-second = 5\n").unwrap();
     server.signal(libc::SIGHUP);
-    let applied = log_line(&server, "applied the new rate limits");
-    assert!(applied.contains("registrations_per_hour=1"), "{applied}");
-    assert!(applied.contains("messages_per_second=5"), "{applied}");
+    let applied = log_line(&server, "applied the new limits");
+    assert!(applied.contains("registrations-per-hour=1"), "{applied}");
+    assert!(applied.contains("messages-per-second=5"), "{applied}");
     // ana's registration counted: at one an hour, this address has used its allowance.
     let refused = server.connect("sighup-test").register("bia", PASSWORD).unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::RateLimited), "{refused}");
 
     std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 3\n").unwrap();
     server.signal(libc::SIGHUP);
-    assert!(log_line(&server, "applied the new rate limits").contains("registrations_per_hour=3"));
+    assert!(log_line(&server, "applied the new limits").contains("registrations-per-hour=3"));
     server.connect("sighup-test").register("bia", PASSWORD).unwrap();
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
+
+/// The admission limits, each with a value for the settings file and another for its flag.
+const ADMISSION_LIMITS: [(&str, &str, &str); 4] = [
+    ("login-deadline-secs", "5", "6"),
+    ("unauthenticated-per-address", "3", "4"),
+    ("unauthenticated-percent", "20", "25"),
+    ("password-threads", "3", "5"),
+];
+
+#[test]
+fn the_admission_limits_are_read_from_the_file_and_their_flags_and_variables_beat_it() {
+    let home = tempfile::tempdir().unwrap();
+    let defaults = printed(&run(papo_server(home.path(), &[]).arg("--print-config")));
+    assert_eq!(defaults["login-deadline-secs"], "30");
+    assert_eq!(defaults["unauthenticated-per-address"], "32");
+    assert_eq!(defaults["unauthenticated-percent"], "50");
+    let threads: usize = defaults["password-threads"].parse().unwrap();
+    assert!(threads >= 2, "one per core, at least two: {threads}");
+
+    let file = home.path().join("server.toml");
+    let text: String =
+        ADMISSION_LIMITS.iter().map(|(key, in_file, _)| format!("{key} = {in_file}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let config = file.to_str().unwrap();
+    let from_file = printed(&run(papo_server(home.path(), &[]).args(["--config", config, "--print-config"])));
+    for (key, in_file, _) in ADMISSION_LIMITS {
+        assert_eq!(from_file[key], in_file, "{key} from the file");
+    }
+    for (key, _, by_flag) in ADMISSION_LIMITS {
+        let flagged = printed(&run(papo_server(home.path(), &[]).args([
+            "--config",
+            config,
+            &format!("--{key}"),
+            by_flag,
+            "--print-config",
+        ])));
+        assert_eq!(flagged[key], by_flag, "--{key} beats the file");
+        let variable = format!("PAPO_{}", key.to_uppercase().replace('-', "_"));
+        let from_env = printed(&run(papo_server(home.path(), &[(variable.as_str(), by_flag)]).args([
+            "--config",
+            config,
+            "--print-config",
+        ])));
+        assert_eq!(from_env[key], by_flag, "{variable} beats the file");
+    }
+}
+
+#[test]
+fn zero_or_absurd_admission_limits_are_refused_naming_the_setting() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("bad.toml");
+    let bad = [
+        ("login-deadline-secs", "<SECONDS>", ["0", "86400"]),
+        ("unauthenticated-per-address", "<N>", ["0", "2000000"]),
+        ("unauthenticated-percent", "<PERCENT>", ["0", "101"]),
+        ("password-threads", "<N>", ["0", "100000"]),
+    ];
+    for (key, value_name, values) in bad {
+        for value in values {
+            let expected = format!("invalid value '{value}' for '--{key} {value_name}'");
+            std::fs::write(&file, format!("{key} = {value}\n")).unwrap();
+            let output = run(papo_server(home.path(), &[]).args([
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                file.to_str().unwrap(),
+            ]));
+            let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{key} = {value}: {message}");
+            assert!(
+                message.starts_with(&format!("error: settings file {}: {expected}", file.display())),
+                "{key} = {value} gave {message}"
+            );
+            let output = run(papo_server(home.path(), &[]).args([
+                "--listen",
+                "127.0.0.1:0",
+                &format!("--{key}"),
+                value,
+            ]));
+            assert_eq!(output.status.code(), Some(2), "--{key} {value}");
+            assert!(stderr(&output).starts_with(&format!("error: {expected}")), "{}", stderr(&output));
+        }
+    }
+}
+
+/// A serving `papo-server` that keeps its limits (no `--no-rate-limits`), with `settings` in
+/// its settings file, and that file.
+fn limited_server(home: &Path, settings: &str) -> (process::ServerProcess, std::path::PathBuf) {
+    let file = home.join("server.toml");
+    std::fs::write(&file, settings).unwrap();
+    let mut command = papo_server(home, &[]);
+    command.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(home.join("data")).arg("--config").arg(&file);
+    (process::start(command), file)
+}
+
+/// Rewrites the settings file, sends SIGHUP and returns the log line of the limits it applied.
+fn reload_limits(server: &process::ServerProcess, file: &Path, settings: &str) -> String {
+    std::fs::write(file, settings).unwrap();
+    server.signal(libc::SIGHUP);
+    log_line(server, "applied the new limits to what follows")
+}
+
+#[test]
+fn sighup_turns_the_rate_limits_off_and_on_again() {
+    let home = tempfile::tempdir().unwrap();
+    let limited = "bcrypt-cost = 4\nregistrations-per-hour = 1\n";
+    let (mut server, file) = limited_server(home.path(), limited);
+    server.connect("sighup-test").register("ana", PASSWORD).unwrap();
+    let refused = server.connect("sighup-test").register("bia", PASSWORD).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::RateLimited), "{refused}");
+
+    let applied = reload_limits(&server, &file, &format!("{limited}no-rate-limits = true\n"));
+    assert!(applied.contains("no-rate-limits=true"), "{applied}");
+    for name in ["bia", "cyd", "dan", "eve", "fay"] {
+        server.connect("sighup-test").register(name, PASSWORD).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+
+    let applied = reload_limits(&server, &file, limited);
+    assert!(applied.contains("no-rate-limits=false"), "{applied}");
+    let refused = server.connect("sighup-test").register("gil", PASSWORD).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::RateLimited), "limited again: {refused}");
+    server.connect("sighup-test").login("fay", PASSWORD).expect("what was registered meanwhile stays");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn sighup_changes_the_room_for_connections_not_logged_in_at_the_next_connection() {
+    let home = tempfile::tempdir().unwrap();
+    let settings = |per_address: u32| {
+        format!("bcrypt-cost = 4\nmax-connections = 40\nunauthenticated-per-address = {per_address}\n")
+    };
+    let (mut server, file) = limited_server(home.path(), &settings(2));
+    let full = |server: &process::ServerProcess| {
+        Client::connect(&server.addr, &server.security, "sighup-test", Duration::from_secs(5))
+            .map(|_| ())
+            .unwrap_err()
+    };
+    let held = [server.connect("held"), server.connect("held")];
+    assert_eq!(full(&server).code(), Some(ErrorCode::ServerFull), "a third from this address");
+
+    let applied = reload_limits(&server, &file, &settings(3));
+    assert!(applied.contains("unauthenticated-per-address=3"), "{applied}");
+    let third = server.connect("held");
+    assert_eq!(full(&server).code(), Some(ErrorCode::ServerFull), "a fourth from this address");
+    drop((held, third));
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn a_login_deadline_shortened_by_sighup_closes_a_connection_that_never_logs_in() {
+    let home = tempfile::tempdir().unwrap();
+    let (mut server, file) = limited_server(home.path(), "bcrypt-cost = 4\nlogin-deadline-secs = 600\n");
+    let mut before = server.connect("before");
+
+    let applied = reload_limits(&server, &file, "bcrypt-cost = 4\nlogin-deadline-secs = 2\n");
+    assert!(applied.contains("login-deadline-secs=2"), "{applied}");
+    let mut after = server.connect("after");
+    let started = Instant::now();
+    // Pinging does not extend the deadline; the wait is bounded far above it.
+    let closed = loop {
+        match after.request(Request::Ping) {
+            Ok(Reply::Pong) if started.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(other) => panic!("still open after {:?}: {other:?}", started.elapsed()),
+            Err(ClientError::Closed | ClientError::Frame(_)) => break started.elapsed(),
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert!(closed >= Duration::from_millis(1500), "not before the deadline: {closed:?}");
+    assert_eq!(
+        before.request(Request::Ping).unwrap(),
+        Reply::Pong,
+        "a connection made before the reload keeps the deadline it started with"
+    );
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn sighup_names_the_password_threads_as_needing_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let (mut server, file) = limited_server(home.path(), "bcrypt-cost = 4\npassword-threads = 2\n");
+    std::fs::write(&file, "bcrypt-cost = 4\npassword-threads = 3\nunauthenticated-percent = 40\n").unwrap();
+    server.signal(libc::SIGHUP);
+    let applied = log_line(&server, "applied the new limits to what follows");
+    assert!(applied.contains("unauthenticated-percent=40"), "{applied}");
+    assert!(!applied.contains("password-threads"), "{applied}");
+    assert!(log_line(&server, "only after a restart").contains("changed=password-threads"));
+    server.connect("sighup-test").register("ana", PASSWORD).unwrap();
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
 }

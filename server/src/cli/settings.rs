@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
 use papo_server::limits::rate::Window;
-use papo_server::limits::LimitPolicy;
+use papo_server::limits::{workers_for_this_machine, LimitPolicy};
 use papo_server::store::StoreOptions;
 use papo_server::tls::TlsMode;
 use papo_server::{Config, Registration, RegistrationPolicy};
@@ -92,10 +92,38 @@ pub struct Settings {
 
     /// Turn off every limit kept by address or by user (login attempts, registrations,
     /// message rate, connections not logged in), for load tests on a closed network: on a
-    /// LAN, one machine could then keep everyone else out. The variable takes 1/0,
-    /// true/false or yes/no.
+    /// LAN, one machine could then keep everyone else out. SIGHUP turns them off or on again
+    /// for what follows. The variable takes 1/0, true/false or yes/no.
     #[arg(long, env = "PAPO_NO_RATE_LIMITS", value_parser = BoolishValueParser::new())]
     no_rate_limits: bool,
+
+    /// Seconds a connection has from its handshake to log in (`Ping` does not extend it);
+    /// then it is closed, so that connections that never log in cannot hold the server's
+    /// places. SIGHUP applies a changed one to the connections that follow.
+    #[arg(long, env = "PAPO_LOGIN_DEADLINE_SECS", default_value_t = LimitPolicy::default().login_deadline.as_secs(),
+          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    login_deadline_secs: u64,
+
+    /// Connections not logged in that one address may hold (at most a quarter of those
+    /// allowed in all); more from it are told the server is full, so that one machine cannot
+    /// keep the others out. SIGHUP applies a changed one to the connections that follow.
+    #[arg(long, env = "PAPO_UNAUTHENTICATED_PER_ADDRESS", default_value_t = LimitPolicy::default().unauthenticated_per_address as u64,
+          value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    unauthenticated_per_address: u64,
+
+    /// Percent of --max-connections that connections not logged in may hold in all; the rest
+    /// is kept for logged-in users and for logins. SIGHUP applies a changed one to the
+    /// connections that follow.
+    #[arg(long, env = "PAPO_UNAUTHENTICATED_PERCENT", default_value_t = LimitPolicy::default().unauthenticated_percent,
+          value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    unauthenticated_percent: u8,
+
+    /// Threads that check passwords (bcrypt, the one slow request), taking turns between
+    /// addresses, so that password guessing cannot take every core [default: the number of
+    /// cores, at least 2]. A change needs a restart.
+    #[arg(long, env = "PAPO_PASSWORD_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    password_threads: Option<u64>,
 
     /// MiB of memory the database may use as its cache.
     #[arg(long, env = "PAPO_CACHE_MIB", default_value_t = StoreOptions::default().cache_bytes >> 20, value_name = "MIB",
@@ -226,29 +254,74 @@ impl Settings {
         config
     }
 
-    /// The limits these settings ask for.
+    /// The limits these settings ask for. The deadline to log in and the password threads
+    /// hold with `--no-rate-limits` too: they are limits by connection and by machine, not
+    /// by address or user.
     pub fn limit_policy(&self) -> LimitPolicy {
-        if self.no_rate_limits {
-            return LimitPolicy::unlimited();
-        }
+        let by_address_and_user = if self.no_rate_limits {
+            LimitPolicy::unlimited()
+        } else {
+            LimitPolicy {
+                messages_per_second: f64::from(self.messages_per_second),
+                message_burst: f64::from(self.messages_per_second) * 10.0,
+                registrations_per_address: Window {
+                    limit: usize::try_from(self.registrations_per_hour).unwrap_or(usize::MAX),
+                    ..LimitPolicy::default().registrations_per_address
+                },
+                unauthenticated_per_address: usize::try_from(self.unauthenticated_per_address)
+                    .unwrap_or(usize::MAX),
+                unauthenticated_percent: self.unauthenticated_percent,
+                ..LimitPolicy::default()
+            }
+        };
         LimitPolicy {
-            messages_per_second: f64::from(self.messages_per_second),
-            message_burst: f64::from(self.messages_per_second) * 10.0,
-            registrations_per_address: Window {
-                limit: usize::try_from(self.registrations_per_hour).unwrap_or(usize::MAX),
-                ..LimitPolicy::default().registrations_per_address
-            },
-            ..LimitPolicy::default()
+            login_deadline: Duration::from_secs(self.login_deadline_secs),
+            password_threads: self.password_threads(),
+            ..by_address_and_user
         }
     }
 
-    /// These settings with the message and registration rates of `other`.
-    pub fn with_rates_of(self, other: &Settings) -> Self {
+    /// `--password-threads`, or the machine's default.
+    fn password_threads(&self) -> usize {
+        self.password_threads
+            .map_or_else(workers_for_this_machine, |threads| usize::try_from(threads).unwrap_or(usize::MAX))
+    }
+
+    /// These settings with the limits of `other` that SIGHUP applies ([`Self::LIVE_LIMITS`]).
+    pub fn with_live_limits_of(self, other: &Settings) -> Self {
         Self {
             messages_per_second: other.messages_per_second,
             registrations_per_hour: other.registrations_per_hour,
+            no_rate_limits: other.no_rate_limits,
+            login_deadline_secs: other.login_deadline_secs,
+            unauthenticated_per_address: other.unauthenticated_per_address,
+            unauthenticated_percent: other.unauthenticated_percent,
             ..self
         }
+    }
+
+    /// The keys of the limits that [`Self::with_live_limits_of`] takes, which a running
+    /// server applies to what follows.
+    pub const LIVE_LIMITS: [&'static str; 6] = [
+        "messages-per-second",
+        "registrations-per-hour",
+        "no-rate-limits",
+        "login-deadline-secs",
+        "unauthenticated-per-address",
+        "unauthenticated-percent",
+    ];
+
+    /// `keys` with their values here, as `key=value` separated by spaces, for the log.
+    pub fn describe(&self, keys: &[&str]) -> String {
+        let entries = self.entries(None);
+        keys.iter()
+            .filter_map(|key| entries.iter().find(|(name, _)| name == key))
+            .map(|(key, value)| match value {
+                Some(value) => format!("{key}={value}"),
+                None => format!("{key} unset"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Every setting as its settings-file key and value (`None`: not set), with `data_dir`
@@ -272,6 +345,10 @@ impl Settings {
             ("registrations-per-hour", Some(number(self.registrations_per_hour.into()))),
             ("registration", Some(toml::Value::String(registration.get_name().to_owned()))),
             ("no-rate-limits", Some(toml::Value::Boolean(self.no_rate_limits))),
+            ("login-deadline-secs", Some(number(self.login_deadline_secs))),
+            ("unauthenticated-per-address", Some(number(self.unauthenticated_per_address))),
+            ("unauthenticated-percent", Some(number(self.unauthenticated_percent.into()))),
+            ("password-threads", Some(number(self.password_threads() as u64))),
             ("cache-mib", Some(number(self.cache_mib))),
             ("min-free-mib", Some(number(self.min_free_mib))),
             ("no-announce", Some(toml::Value::Boolean(self.no_announce))),

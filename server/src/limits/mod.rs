@@ -7,12 +7,13 @@ pub mod rate;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use papo_protocol::Username;
 
-pub use password_pool::{Busy, PasswordPool, PoolLimits};
+pub use password_pool::{workers_for_this_machine, Busy, PasswordPool, PoolLimits};
 use rate::{Attempts, Bucket, Window};
 
 /// Every limit, with the defaults a LAN server starts with.
@@ -46,6 +47,9 @@ pub struct LimitPolicy {
     /// Connections not logged in at all, in percent of the connection cap: the rest is kept
     /// for logged-in users and for logins.
     pub unauthenticated_percent: u8,
+    /// Threads of the password pool: about one per core, so that guessing cannot take every
+    /// core (fixed when the server starts).
+    pub password_threads: usize,
 }
 
 impl Default for LimitPolicy {
@@ -67,6 +71,7 @@ impl Default for LimitPolicy {
             login_deadline: Duration::from_secs(30),
             unauthenticated_per_address: 32,
             unauthenticated_percent: 50,
+            password_threads: workers_for_this_machine(),
         }
     }
 }
@@ -95,9 +100,11 @@ impl LimitPolicy {
     }
 }
 
-/// The limiters one server shares between its sessions.
+/// The limiters one server shares between its sessions, and the policy they keep.
 #[derive(Debug)]
 pub struct Limits {
+    /// The policy in force: SIGHUP replaces it while serving.
+    policy: RwLock<LimitPolicy>,
     by_address_and_name: Attempts<(IpAddr, String)>,
     by_address: Attempts<IpAddr>,
     by_name: Attempts<String>,
@@ -116,6 +123,7 @@ impl Limits {
     /// Limiters with `policy`.
     pub fn new(policy: LimitPolicy) -> Self {
         Self {
+            policy: RwLock::new(policy),
             by_address_and_name: Attempts::new(policy.logins_per_address_and_name),
             by_address: Attempts::new(policy.logins_per_address),
             by_name: Attempts::new(policy.logins_per_name),
@@ -124,11 +132,10 @@ impl Limits {
         }
     }
 
-    /// Puts `policy`'s registration and message rates in force for what follows (SIGHUP);
-    /// what was counted so far stays counted.
-    pub fn retune(&self, policy: &LimitPolicy) {
-        self.registrations.set_limit(policy.registrations_per_address.limit);
-        self.messages.set(policy.messages_per_second, policy.message_burst);
+    /// The policy in force, for the limits a session keeps itself (its deadline to log in,
+    /// its failed logins).
+    pub fn policy(&self) -> LimitPolicy {
+        *self.policy.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts a login attempt for `name` (folded to lower case, whether or not it exists)
@@ -181,32 +188,68 @@ impl Limits {
     }
 }
 
-/// Reaches a running server's [`Limits`] from outside it, so that SIGHUP can retune them;
-/// shared through [`crate::Config`] like the registration policy.
-#[derive(Debug, Default)]
-pub struct LimitsDial(OnceLock<Weak<Limits>>);
+/// A part of a running server that keeps limits of the policy, and takes a new policy while
+/// serving.
+pub(crate) trait Retune: Send + Sync {
+    /// Puts `policy` in force for what follows; what was counted so far stays counted.
+    fn retune(&self, policy: &LimitPolicy);
+}
+
+impl Retune for Limits {
+    fn retune(&self, policy: &LimitPolicy) {
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = *policy;
+        self.by_address_and_name.set_window(policy.logins_per_address_and_name);
+        self.by_address.set_window(policy.logins_per_address);
+        self.by_name.set_window(policy.logins_per_name);
+        self.registrations.set_window(policy.registrations_per_address);
+        self.messages.set(policy.messages_per_second, policy.message_burst);
+    }
+}
+
+/// Reaches the parts of a running server that keep limits ([`Limits`], [`Admission`], the
+/// password pool) from outside it, so that SIGHUP can retune them; shared through
+/// [`crate::Config`] like the registration policy.
+#[derive(Default)]
+pub struct LimitsDial(Mutex<Vec<Weak<dyn Retune>>>);
+
+impl std::fmt::Debug for LimitsDial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("LimitsDial").field("parts", &parts).finish()
+    }
+}
 
 impl LimitsDial {
-    /// Connects the dial to the server's limits (once: a server has one set).
-    pub(crate) fn attach(&self, limits: &Arc<Limits>) {
-        // A second server started from the same configuration keeps the first one's dial.
-        let _ = self.0.set(Arc::downgrade(limits));
+    /// Connects the dial to one part of a server.
+    pub(crate) fn attach<P: Retune + 'static>(&self, part: &Arc<P>) {
+        let part: Weak<P> = Arc::downgrade(part);
+        let mut parts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Servers restarted from one configuration (tests do) leave no trail of stopped parts.
+        parts.retain(|part| part.strong_count() > 0);
+        parts.push(part as Weak<dyn Retune>);
     }
 
-    /// Retunes the server's limits to `policy` (see [`Limits::retune`]); false if no server
-    /// is running with them.
+    /// Retunes every part still running to `policy` (see [`Retune::retune`]); false if no
+    /// server is running with them.
     pub fn retune(&self, policy: &LimitPolicy) -> bool {
-        let Some(limits) = self.0.get().and_then(Weak::upgrade) else { return false };
-        limits.retune(policy);
-        true
+        let mut parts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // A stopped server's parts are gone.
+        parts.retain(|part| part.strong_count() > 0);
+        for part in parts.iter().filter_map(Weak::upgrade) {
+            part.retune(policy);
+        }
+        !parts.is_empty()
     }
 }
 
 /// Connections that have not logged in yet, by address and in total.
 #[derive(Debug)]
 pub struct Admission {
-    per_address: usize,
-    total: usize,
+    max_connections: usize,
+    /// The room in force, by address and in total: atomics, so that SIGHUP can change it for
+    /// the next connection while serving.
+    per_address: AtomicUsize,
+    total: AtomicUsize,
     counts: Mutex<(HashMap<IpAddr, usize>, usize)>,
 }
 
@@ -220,16 +263,14 @@ pub struct Unauthenticated {
 impl Admission {
     /// Room for `policy`'s share of `max_connections`.
     pub fn new(policy: &LimitPolicy, max_connections: usize) -> Arc<Self> {
-        let percent = usize::from(policy.unauthenticated_percent.min(100));
-        let total = (max_connections.saturating_mul(percent) / 100).max(1);
-        // One address never gets more than a quarter of the room, or it alone could fill
-        // it (with limits off, a load generator may take it all).
-        let share = if policy.unauthenticated_per_address == usize::MAX { total } else { total / 4 };
-        Arc::new(Self {
-            per_address: policy.unauthenticated_per_address.min(share).max(1),
-            total,
+        let admission = Self {
+            max_connections,
+            per_address: AtomicUsize::default(),
+            total: AtomicUsize::default(),
             counts: Mutex::default(),
-        })
+        };
+        admission.retune(policy);
+        Arc::new(admission)
     }
 
     /// A place for a new connection from `address`, if its address and the server have room.
@@ -237,7 +278,7 @@ impl Admission {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let (by_address, total) = &mut *counts;
         let mine = by_address.entry(address).or_default();
-        if *mine >= self.per_address || *total >= self.total {
+        if *mine >= self.per_address.load(Ordering::Relaxed) || *total >= self.total.load(Ordering::Relaxed) {
             if *mine == 0 {
                 by_address.remove(&address);
             }
@@ -246,6 +287,19 @@ impl Admission {
         *mine += 1;
         *total += 1;
         Some(Unauthenticated { admission: Arc::clone(self), address })
+    }
+}
+
+impl Retune for Admission {
+    /// The connections already admitted stay; the next one is judged by the new room.
+    fn retune(&self, policy: &LimitPolicy) {
+        let percent = usize::from(policy.unauthenticated_percent.min(100));
+        let total = (self.max_connections.saturating_mul(percent) / 100).max(1);
+        // One address never gets more than a quarter of the room, or it alone could fill
+        // it (with limits off, a load generator may take it all).
+        let share = if policy.unauthenticated_per_address == usize::MAX { total } else { total / 4 };
+        self.per_address.store(policy.unauthenticated_per_address.min(share).max(1), Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
     }
 }
 
@@ -319,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn retuning_changes_the_registration_and_message_rates_for_what_follows() {
+    fn retuning_changes_the_limits_for_what_follows() {
         let limits = Arc::new(Limits::new(LimitPolicy::default()));
         let dial = LimitsDial::default();
         let policy = LimitPolicy {
@@ -333,6 +387,7 @@ mod tests {
         };
         assert!(!dial.retune(&policy), "no server attached yet");
         dial.attach(&limits);
+        assert_eq!(limits.policy(), LimitPolicy::default());
         let (ana, now) = (Username::parse("ana").unwrap(), Instant::now());
         limits.register(addr(1), now).unwrap();
         limits.register(addr(1), now).unwrap();
@@ -343,6 +398,7 @@ mod tests {
         assert!(limits.register(addr(2), now).is_err());
         let sent = (0..100).filter(|_| limits.message(&ana, now).is_ok()).count();
         assert_eq!(sent, 2, "the bucket is cut down to the new burst");
+        assert_eq!(limits.policy(), policy, "what sessions keep themselves changes too");
         let zero = LimitPolicy {
             registrations_per_address: Window {
                 limit: 0,
@@ -357,6 +413,23 @@ mod tests {
     }
 
     #[test]
+    fn limits_turned_off_and_on_again_count_only_what_came_while_they_were_on() {
+        let limits = Arc::new(Limits::new(LimitPolicy::default()));
+        let dial = LimitsDial::default();
+        dial.attach(&limits);
+        let now = Instant::now();
+        let guesses = (0..10).filter(|_| limits.login(addr(66), "alice", now).is_ok()).count();
+        assert_eq!(guesses, 5);
+        assert!(dial.retune(&LimitPolicy::unlimited()));
+        assert!((0..100).all(|_| limits.login(addr(66), "alice", now).is_ok()), "off");
+        assert!((0..100).all(|_| limits.register(addr(66), now).is_ok()));
+        assert!(dial.retune(&LimitPolicy::default()));
+        assert!(limits.login(addr(66), "alice", now).is_err(), "the five from before still count");
+        let registered = (0..20).filter(|_| limits.register(addr(66), now).is_ok()).count();
+        assert_eq!(registered, 10, "none counted while off");
+    }
+
+    #[test]
     fn one_address_never_takes_more_than_a_quarter_of_the_room() {
         let admission = Admission::new(&LimitPolicy::default(), 40);
         let held: Vec<_> = (0..40).filter_map(|_| admission.admit(addr(66))).collect();
@@ -365,6 +438,24 @@ mod tests {
         let unlimited = Admission::new(&LimitPolicy::unlimited(), 40);
         let all: Vec<_> = (0..50).filter_map(|_| unlimited.admit(addr(66))).collect();
         assert_eq!(all.len(), 40);
+    }
+
+    #[test]
+    fn retuned_room_applies_to_the_next_connection() {
+        let admission = Admission::new(&LimitPolicy::default(), 40);
+        let dial = LimitsDial::default();
+        dial.attach(&admission);
+        let held: Vec<_> = (0..10).filter_map(|_| admission.admit(addr(66))).collect();
+        assert_eq!(held.len(), 5);
+        assert!(dial.retune(&LimitPolicy::unlimited()));
+        let more: Vec<_> = (0..50).filter_map(|_| admission.admit(addr(66))).collect();
+        assert_eq!(more.len(), 35, "all 40 places with the limits off");
+        assert!(dial.retune(&LimitPolicy { unauthenticated_percent: 10, ..LimitPolicy::default() }));
+        drop(more);
+        assert!(admission.admit(addr(1)).is_none(), "five held fill a tenth of 40 and more");
+        drop(held);
+        let back: Vec<_> = (0..10).filter_map(|_| admission.admit(addr(1))).collect();
+        assert_eq!(back.len(), 1, "a quarter of four");
     }
 
     #[test]

@@ -10,11 +10,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use super::LimitPolicy;
+use super::{LimitPolicy, LimitsDial, Retune};
 
 /// The pool's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,16 +29,20 @@ pub struct PoolLimits {
 }
 
 impl PoolLimits {
-    /// One worker per core (at least two), one running job per source, and as many waiting
-    /// as `policy` lets one address have.
-    pub fn for_this_machine(policy: &LimitPolicy) -> Self {
-        let cores = thread::available_parallelism().map_or(2, usize::from);
+    /// `policy`'s workers and waiting jobs per address, with one running job per source.
+    pub fn of(policy: &LimitPolicy) -> Self {
         Self {
-            workers: cores.max(2),
+            workers: policy.password_threads,
             per_source: 1,
             queue_per_source: policy.password_checks_waiting_per_address,
         }
     }
+}
+
+/// Worker threads for this machine: one per core, at least two (so that one slow check
+/// never holds every login).
+pub fn workers_for_this_machine() -> usize {
+    thread::available_parallelism().map_or(2, usize::from).max(2)
 }
 
 /// The source already has as many jobs waiting as it may.
@@ -65,6 +70,15 @@ struct Shared {
     queue: Mutex<Queue>,
     work: Condvar,
     limits: PoolLimits,
+    /// `limits.queue_per_source` in force: SIGHUP changes it while serving.
+    queue_per_source: AtomicUsize,
+}
+
+impl Retune for Shared {
+    /// Only the jobs an address may have waiting change; the workers stay as they started.
+    fn retune(&self, policy: &LimitPolicy) {
+        self.queue_per_source.store(policy.password_checks_waiting_per_address, Ordering::Relaxed);
+    }
 }
 
 /// The pool; its workers stop when it is dropped (after the jobs already queued).
@@ -82,7 +96,12 @@ impl std::fmt::Debug for PasswordPool {
 impl PasswordPool {
     /// Starts the workers.
     pub fn start(limits: PoolLimits) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared { queue: Mutex::default(), work: Condvar::new(), limits });
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            work: Condvar::new(),
+            limits,
+            queue_per_source: AtomicUsize::new(limits.queue_per_source),
+        });
         let workers = (0..limits.workers.max(1))
             .map(|n| {
                 let shared = Arc::clone(&shared);
@@ -90,6 +109,11 @@ impl PasswordPool {
             })
             .collect::<std::io::Result<_>>()?;
         Ok(Self { shared, workers })
+    }
+
+    /// Lets `dial` change how many jobs of one source may wait.
+    pub(crate) fn attach_to(&self, dial: &LimitsDial) {
+        dial.attach(&self.shared);
     }
 
     /// Runs `job` on a worker in `source`'s turn and waits for its result, or refuses at
@@ -103,7 +127,7 @@ impl PasswordPool {
         {
             let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
             let entry = queue.sources.entry(source).or_default();
-            if entry.waiting.len() >= self.shared.limits.queue_per_source {
+            if entry.waiting.len() >= self.shared.queue_per_source.load(Ordering::Relaxed) {
                 return Err(Busy);
             }
             let first = entry.waiting.is_empty();
@@ -267,6 +291,19 @@ mod tests {
             job.join().unwrap().unwrap();
         }
         assert_eq!(*order.lock().unwrap(), [1, 2, 1, 1], "source 2 does not wait behind all of source 1");
+    }
+
+    #[test]
+    fn a_retuned_pool_takes_as_many_waiting_jobs_as_the_new_policy_says() {
+        let pool =
+            PasswordPool::start(PoolLimits { workers: 1, per_source: 1, queue_per_source: 0 }).unwrap();
+        assert_eq!(pool.run(addr(1), || 1), Err(Busy), "no room to wait");
+        let dial = LimitsDial::default();
+        pool.attach_to(&dial);
+        assert!(
+            dial.retune(&LimitPolicy { password_checks_waiting_per_address: 1, ..LimitPolicy::default() })
+        );
+        assert_eq!(pool.run(addr(1), || 2), Ok(2));
     }
 
     #[test]

@@ -25,32 +25,40 @@ pub struct Window {
 /// Counts attempts per key in a sliding window.
 #[derive(Debug)]
 pub struct Attempts<K> {
-    /// Attempts allowed per `span`; an atomic, so that SIGHUP can change it while serving.
+    /// Attempts allowed per `span` (in nanoseconds): atomics, so that SIGHUP can change the
+    /// window while serving.
     limit: AtomicUsize,
-    span: Duration,
+    span_nanos: AtomicU64,
     keys: Mutex<HashMap<K, VecDeque<Instant>>>,
 }
 
 impl<K: Hash + Eq + Clone> Attempts<K> {
     /// A limiter with `window`.
     pub fn new(window: Window) -> Self {
-        Self { limit: AtomicUsize::new(window.limit), span: window.span, keys: Mutex::default() }
+        let limiter =
+            Self { limit: AtomicUsize::default(), span_nanos: AtomicU64::default(), keys: Mutex::default() };
+        limiter.set_window(window);
+        limiter
     }
 
-    /// Allows `limit` attempts per span from now on; what was counted stays counted.
-    pub fn set_limit(&self, limit: usize) {
-        self.limit.store(limit, Ordering::Relaxed);
+    /// Allows `window` from now on; what was counted stays counted (none was while the limit
+    /// was off).
+    pub fn set_window(&self, window: Window) {
+        let nanos = u64::try_from(window.span.as_nanos()).unwrap_or(u64::MAX);
+        self.span_nanos.store(nanos, Ordering::Relaxed);
+        self.limit.store(window.limit, Ordering::Relaxed);
     }
 
     /// Counts an attempt for `key` now, or says how long until one is allowed. Counting
     /// comes first, before the work it guards, so that attempts made at once cannot all
     /// slip through a check that only counted them afterwards.
     pub fn attempt(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        let (limit, span) = (self.limit.load(Ordering::Relaxed), self.span);
+        let limit = self.limit.load(Ordering::Relaxed);
         if limit == usize::MAX {
             // No limit: nothing to remember (a load generator's millions of logins).
             return Ok(());
         }
+        let span = Duration::from_nanos(self.span_nanos.load(Ordering::Relaxed));
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if keys.len() > PRUNE_ABOVE {
             keys.retain(|_, times| times.back().is_some_and(|&last| now.duration_since(last) < span));
@@ -165,6 +173,20 @@ mod tests {
         assert!(bucket.take(&1, start + Duration::from_millis(100)).is_ok());
         assert!(bucket.take(&1, start + Duration::from_millis(100)).is_err());
         assert!(bucket.take(&2, start).is_ok(), "keys are apart");
+    }
+
+    #[test]
+    fn a_new_window_applies_to_the_attempts_that_follow() {
+        let limiter = Attempts::new(Window { limit: usize::MAX, span: Duration::from_secs(1) });
+        let start = Instant::now();
+        for _ in 0..10 {
+            limiter.attempt(&"ana", start).unwrap();
+        }
+        limiter.set_window(Window { limit: 2, span: Duration::from_secs(60) });
+        limiter.attempt(&"ana", start).expect("nothing was counted while the limit was off");
+        limiter.attempt(&"ana", start).unwrap();
+        let wait = limiter.attempt(&"ana", start + Duration::from_secs(30)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(30), "the new span");
     }
 
     #[test]
