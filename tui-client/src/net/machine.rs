@@ -367,6 +367,7 @@ impl Net {
                 }
                 self.request(group_request(&command), Pending::Group(command));
             }
+            NetCommand::FollowRename { from, to } => self.group_renamed(&from, &to),
             NetCommand::LogoutEverywhere => {
                 if self.me.is_none() || self.link.is_none() {
                     let notice = "not connected; log out everywhere once the server is back".to_owned();
