@@ -830,6 +830,20 @@ mod tests {
     }
 
     #[test]
+    fn a_rename_the_ui_found_out_about_moves_queued_messages_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut net, _events) = offline(dir.path());
+        for queued in [outgoing(1, "#lab"), outgoing(2, "#other")] {
+            net.command(NetCommand::Send(queued));
+        }
+        net.command(NetCommand::FollowRename { from: group("#lab"), to: group("#redes") });
+        let expected = [outgoing(1, "#redes"), outgoing(2, "#other")];
+        assert_eq!(net.unacked, expected);
+        let file = net.outbox.as_ref().unwrap().path().to_owned();
+        assert_eq!(outbox::parse(&fs_text(&file)).unwrap(), expected);
+    }
+
+    #[test]
     fn a_refused_rename_moves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (mut net, _events) = offline(dir.path());
