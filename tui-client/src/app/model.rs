@@ -192,12 +192,14 @@ pub struct TrustPrompt {
     pub answer: Editor,
     /// Why the last answer was not accepted.
     pub error: Option<String>,
+    /// Lines the explanation is scrolled down, on a screen too small for all of it.
+    pub scroll: usize,
 }
 
 impl TrustPrompt {
     /// A fresh question about `problem`.
     pub fn new(problem: TrustProblem) -> Self {
-        Self { problem, answer: Editor::default(), error: None }
+        Self { problem, answer: Editor::default(), error: None, scroll: 0 }
     }
 }
 

@@ -19,7 +19,7 @@ use super::model::{
     Alert, ContactEntry, ConvKey, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model,
     OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt, DELETED_ACCOUNT,
 };
-use super::view::{contacts_rows, help_max_scroll, ChatLayout};
+use super::view::{contacts_rows, help_max_scroll, trust_scroll, ChatLayout};
 use super::{search, unlisted, unread};
 use crate::net::{Link, NetCommand, NetEvent, Outgoing, TrustProblem};
 use crate::sanitize;
@@ -94,9 +94,26 @@ fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
 
 /// A new server's certificate is trusted by typing `yes` (or its fingerprint) and Enter; Esc
 /// quits. A changed certificate offers no answer: the user must edit `known_servers`
-/// knowingly.
+/// knowingly. On a small screen Up, Down, PageUp and PageDown (and Home and End, when there
+/// is no answer to edit) scroll the explanation.
 fn trust_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
     let Some(prompt) = &mut model.trust else { return };
+    let (page, max_scroll) = trust_scroll(prompt, &model.server, model.viewport);
+    let answerable = matches!(prompt.problem, TrustProblem::Unknown { .. });
+    // Home and End edit a new server's answer; the box with no answer scrolls with them.
+    let scrolled = match key.code {
+        KeyCode::Up => Some(prompt.scroll.saturating_sub(1)),
+        KeyCode::Down => Some(prompt.scroll + 1),
+        KeyCode::PageUp => Some(prompt.scroll.saturating_sub(page.max(1))),
+        KeyCode::PageDown => Some(prompt.scroll + page.max(1)),
+        KeyCode::Home if !answerable => Some(0),
+        KeyCode::End if !answerable => Some(max_scroll),
+        _ => None,
+    };
+    if let Some(scroll) = scrolled {
+        prompt.scroll = scroll.min(max_scroll);
+        return;
+    }
     let TrustProblem::Unknown { presented } = prompt.problem else {
         if key.code == KeyCode::Esc {
             model.quit = true;
