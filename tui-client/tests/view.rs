@@ -550,3 +550,34 @@ fn the_changed_certificate_box_scrolls_so_every_line_and_the_keys_are_reachable_
         assert!(model.quit, "Esc, shown as the way out, quits");
     }
 }
+
+#[test]
+fn the_new_server_box_keeps_its_answer_in_sight_while_its_text_scrolls_at_every_size() {
+    let presented = Fingerprint::of(b"server certificate");
+    for (width, height) in [(40, 12), (60, 15), (100, 30)] {
+        let mut model = Model::new("10.0.0.5:7878".into(), UtcOffset::UTC, (width, height), 1);
+        update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+        type_text(&mut model, "ye");
+        let mut seen = String::new();
+        for _ in 0..30 {
+            let screen = render(&model, width, height);
+            let (body, footer, _) = trust_box_rows(&screen, 2);
+            assert!(
+                footer[0].contains("Type yes") && footer[0].ends_with("ye"),
+                "{width}×{height}: {footer:?}"
+            );
+            assert_eq!(footer[1], "Enter to answer · Esc quit");
+            seen.push_str(&squeezed(&body));
+            update(&mut model, key(KeyCode::Down));
+        }
+        assert!(seen.contains(&presented.to_string().replace(':', "")), "{width}×{height}: {seen}");
+        assert!(seen.contains("warnsifiteverchanges."), "{width}×{height}: {seen}");
+        assert_eq!(
+            model.trust.as_ref().map(|p| p.answer.text()),
+            Some("ye"),
+            "arrows do not edit the answer"
+        );
+        update(&mut model, key(KeyCode::Char('s')));
+        assert_eq!(update(&mut model, key(KeyCode::Enter)), [papo::net::NetCommand::Trust(presented)]);
+    }
+}
