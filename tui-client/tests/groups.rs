@@ -648,6 +648,11 @@ fn a_group_no_new_group_was_renamed_from_is_marked_gone_and_keeps_what_was_queue
     let screen = render(&model, 100, 30);
     let header = row(&screen, " #lab ");
     assert!(header.contains("you are no longer in #lab, or it was deleted"), "{header}");
+    assert!(
+        row(&screen, "✗ #lab").starts_with("│2 ✗ #lab"),
+        "crossed out in the list: {}",
+        screen.join("\n")
+    );
     let joined = screen.join("\n");
     assert!(joined.contains("queued offline"), "{joined}");
     assert!(joined.contains("no such group, or you are not in it"), "{joined}");

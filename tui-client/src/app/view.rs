@@ -501,8 +501,10 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
     for (at, contact) in model.contacts.iter().enumerate().skip(first).take(room) {
         // While we are offline nobody's presence is known.
-        // A group has no presence of its own; its `#` says what it is.
+        // A group has no presence of its own; its `#` says what it is. One that can no
+        // longer be written to is crossed out.
         let (dot, dot_style) = match (offline, contact.online) {
+            _ if contact.gone.is_some() => ("✗", ERROR),
             _ if contact.name.user().is_none() => (" ", DIM),
             (true, _) => ("◌", DIM),
             (false, true) => ("●", ONLINE),
