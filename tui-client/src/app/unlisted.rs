@@ -22,8 +22,8 @@ use crate::net::NetCommand;
 
 /// A fresh list of groups, before it is merged into the contacts: which groups shown here
 /// it lacks, and which of its groups are new here and so may be one of those renamed.
-pub(super) fn listed(model: &mut Model, listed: &[GroupSummary], out: &mut Vec<NetCommand>) {
-    let in_list = |group: &GroupName| listed.iter().any(|g| g.name == *group);
+pub(super) fn listed(model: &mut Model, groups: &[GroupSummary], out: &mut Vec<NetCommand>) {
+    let in_list = |group: &GroupName| groups.iter().any(|g| g.name == *group);
     let unlisted = &mut model.unlisted;
     unlisted.missing.retain(|group| !in_list(group));
     unlisted.asked.retain(in_list);
@@ -37,7 +37,7 @@ pub(super) fn listed(model: &mut Model, listed: &[GroupSummary], out: &mut Vec<N
         unlisted.asked.clear();
         return;
     }
-    for summary in listed {
+    for summary in groups {
         let key = ConvKey::Group(summary.name.clone());
         let known = model.contacts.iter().any(|c| c.name == key);
         if !known && !unlisted.asked.contains(&summary.name) {
