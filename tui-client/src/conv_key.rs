@@ -33,6 +33,14 @@ impl ConvKey {
         }
     }
 
+    /// The group, for a group's conversation.
+    pub fn group(&self) -> Option<&GroupName> {
+        match self {
+            Self::User(_) => None,
+            Self::Group(group) => Some(group),
+        }
+    }
+
     /// The name as the protocol and the screen write it: `bia` or `#lab`.
     pub fn as_str(&self) -> &str {
         match self {

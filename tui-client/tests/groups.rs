@@ -22,7 +22,11 @@ fn groups_join_the_contact_list_with_their_unread_count_and_survive_a_contacts_r
     );
     let names: Vec<String> = model.contacts.iter().map(|c| c.name.to_string()).collect();
     assert_eq!(names, ["#lab", "bia", "caio"]);
-    // A group I am no longer in goes with the next list of groups; the users stay.
+    // A group the list no longer has, and no new group was renamed from, is marked gone;
+    // it goes with the list after; the users stay.
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![])));
+    let gone = model.contact(&common::groups::lab()).and_then(|c| c.gone.as_deref());
+    assert_eq!(gone, Some("you are no longer in #lab, or it was deleted"));
     update(&mut model, Msg::Net(NetEvent::Groups(vec![])));
     let names: Vec<String> = model.contacts.iter().map(|c| c.name.to_string()).collect();
     assert_eq!(names, ["bia", "caio"]);
@@ -535,4 +539,160 @@ fn a_mention_of_me_is_drawn_highlighted() {
     };
     assert!(styled_at("ping @ana now"), "{}", screen.join("\n"));
     assert!(!styled_at("me @ana"), "my own text is not a mention of me");
+}
+
+/// `#lab` open with two lines, a text queued while offline, and a draft typed after it.
+fn lab_with_a_queued_text_and_a_draft() -> papo::app::Model {
+    let mut model = in_lab();
+    let page = GroupHistoryPage {
+        group: group("#lab"),
+        messages: vec![text(3, "bia", "see you at the lab"), line(1, "bia", "", GroupMessageKind::Created)],
+        more: false,
+    };
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page }));
+    let lost =
+        papo::net::Link::Offline { reason: "gone".into(), retry_in: std::time::Duration::from_secs(3) };
+    update(&mut model, Msg::Net(NetEvent::Link(lost)));
+    enter(&mut model, "queued offline");
+    type_text(&mut model, "half typed");
+    update(&mut model, Msg::Net(NetEvent::Link(papo::net::Link::Online)));
+    model
+}
+
+fn redes() -> ConvKey {
+    ConvKey::Group(group("#redes"))
+}
+
+/// The newest page of `#redes`: a text from before, `#lab` renamed at 7, then a text.
+fn redes_page() -> GroupHistoryPage {
+    let renamed = GroupMessage {
+        group: group("#redes"),
+        ..line(7, "bia", "", GroupMessageKind::Renamed { from: group("#lab") })
+    };
+    let later = GroupMessage { group: group("#redes"), ..text(8, "bia", "new name, same lab") };
+    let before = GroupMessage { group: group("#redes"), ..text(3, "bia", "see you at the lab") };
+    GroupHistoryPage { group: group("#redes"), messages: vec![later, renamed, before], more: true }
+}
+
+#[test]
+fn a_group_renamed_while_offline_follows_its_new_name_from_the_refetched_list() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    let commands = update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    assert!(commands.contains(&NetCommand::History { with: redes(), before: None }), "{commands:?}");
+    // Until its fate is known the group stays as it was.
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()));
+    assert_eq!(model.selected, Some(lab()));
+
+    let commands = update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: redes_page() }));
+    let follow = NetCommand::FollowRename { from: group("#lab"), to: group("#redes") };
+    assert!(commands.contains(&follow), "the network thread's queue follows too: {commands:?}");
+    assert_eq!(model.selected, Some(redes()));
+    assert!(model.contact(&lab()).is_none() && !model.conversations.contains_key(&lab()));
+    assert_eq!(model.input.text(), "half typed", "the draft moves with the conversation");
+    let conversation = &model.conversations[&redes()];
+    let ids: Vec<u64> = conversation.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [1, 3, 7, 8], "the old lines and the new page, in one conversation");
+    let queued: Vec<&str> = conversation.outgoing.iter().map(|o| o.outgoing.body.as_str()).collect();
+    assert_eq!(queued, ["queued offline"]);
+    let groups: Vec<String> =
+        model.contacts.iter().filter(|c| c.name.user().is_none()).map(|c| c.name.to_string()).collect();
+    assert_eq!(groups, ["#redes"]);
+
+    // Sent under the old name before the network thread heard of the rename: it is filed
+    // where it is shown, and no `#lab` comes back.
+    let outgoing = conversation.outgoing[0].outgoing.clone();
+    assert_eq!(outgoing.to, lab());
+    update(&mut model, Msg::Net(NetEvent::Sent { outgoing, id: 9, sent_at: NOW }));
+    let conversation = &model.conversations[&redes()];
+    assert!(conversation.outgoing.is_empty());
+    assert_eq!(conversation.messages.last().map(|m| (m.id, m.body.as_str())), Some((9, "queued offline")));
+    assert!(model.contact(&lab()).is_none() && !model.conversations.contains_key(&lab()));
+}
+
+#[test]
+fn a_group_no_new_group_was_renamed_from_is_marked_gone_and_keeps_what_was_queued() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    let commands = update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 0)])));
+    assert!(commands.contains(&NetCommand::History { with: redes(), before: None }), "{commands:?}");
+    // The open group's page, asked again after the reconnect, is refused under the old name:
+    // that neither drops the conversation nor its queue.
+    let refused = NetEvent::HistoryFailed {
+        with: lab(),
+        before: None,
+        code: papo_protocol::ErrorCode::NoSuchGroup,
+        reason: "no such group".into(),
+    };
+    update(&mut model, Msg::Net(refused.clone()));
+    assert!(model.conversations.contains_key(&lab()));
+    let page = GroupHistoryPage {
+        group: group("#redes"),
+        messages: vec![GroupMessage { group: group("#redes"), ..text(40, "caio", "another group") }],
+        more: false,
+    };
+    let commands = update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page }));
+    assert!(!commands.iter().any(|c| matches!(c, NetCommand::FollowRename { .. })), "{commands:?}");
+    let gone = model.contact(&lab()).and_then(|c| c.gone.as_deref());
+    assert_eq!(gone, Some("you are no longer in #lab, or it was deleted"));
+    assert_eq!(model.selected, Some(lab()));
+    update(&mut model, Msg::Net(refused));
+    let conversation = &model.conversations[&lab()];
+    assert_eq!(conversation.messages.len(), 2, "what it showed stays");
+    assert_eq!(conversation.outgoing.len(), 1, "what was queued stays");
+
+    // The server refuses the queued text: it shows failed, with the server's reason.
+    let client_msg_id = conversation.outgoing[0].outgoing.client_msg_id;
+    let reason = "no such group, or you are not in it".to_owned();
+    update(&mut model, Msg::Net(NetEvent::SendFailed { client_msg_id, reason: reason.clone() }));
+    assert_eq!(model.conversations[&lab()].outgoing[0].failed.as_ref(), Some(&reason));
+
+    let screen = render(&model, 100, 30);
+    let header = row(&screen, " #lab ");
+    assert!(header.contains("you are no longer in #lab, or it was deleted"), "{header}");
+    assert!(
+        row(&screen, "✗ #lab").starts_with("│2 ✗ #lab"),
+        "crossed out in the list: {}",
+        screen.join("\n")
+    );
+    let joined = screen.join("\n");
+    assert!(joined.contains("queued offline"), "{joined}");
+    assert!(joined.contains("no such group, or you are not in it"), "{joined}");
+    assert!(!joined.contains("· 3/5 online"), "{joined}");
+    // Writing to it says why not, and keeps the text.
+    update(&mut model, key(KeyCode::Enter));
+    let notice = model.notice.clone().unwrap_or_default();
+    assert!(notice.contains("#lab can no longer be written to"), "{notice}");
+    assert_eq!(model.input.text(), "half typed");
+}
+
+#[test]
+fn a_group_whose_fate_cannot_be_asked_is_marked_gone_when_the_page_fails() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 0)])));
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()));
+    let failed = NetEvent::HistoryFailed {
+        with: redes(),
+        before: None,
+        code: papo_protocol::ErrorCode::Internal,
+        reason: "the connection was lost".into(),
+    };
+    update(&mut model, Msg::Net(failed));
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_some()));
+    assert_eq!(model.conversations[&lab()].outgoing.len(), 1);
+}
+
+#[test]
+fn a_renamed_group_seen_only_after_its_new_name_was_opened_joins_both_conversations() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    // The user opens the new group before its page is back: the page lands there, then the
+    // old conversation's lines and queue join it.
+    model.input.set("");
+    enter(&mut model, "/msg #redes");
+    assert_eq!(model.selected, Some(redes()));
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: redes_page() }));
+    let conversation = &model.conversations[&redes()];
+    let ids: Vec<u64> = conversation.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [1, 3, 7, 8]);
+    assert_eq!(conversation.outgoing.len(), 1);
+    assert!(!model.conversations.contains_key(&lab()));
 }

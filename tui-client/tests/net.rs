@@ -661,3 +661,133 @@ fn ctrl_f_finds_a_group_text_beside_a_direct_one_and_opens_the_group_at_it() {
     assert!(refusals[0].contains("no such group"), "{refusals:?}");
     caio_net.quit(Duration::from_secs(2));
 }
+
+/// bia's machine, on a plaintext server in `dir`, with `#old` (owned by ana) open and a line
+/// of ana's in it; then the server stops, and bia queues a text and types a draft.
+struct OfflineInGroup {
+    dir: TempDir,
+    addr: std::net::SocketAddr,
+    ana: String,
+    bia: String,
+    old: String,
+    machine: common::device::Device,
+}
+
+fn offline_in_a_group() -> OfflineInGroup {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |config| config.tls = TlsMode::Off);
+    let addr = server.addr;
+    let (mut ana_client, ana) = server.user("ana");
+    let (_bia_client, bia) = server.user("bia");
+    let old = format!("#{}", unique_name("lab"));
+    ana_client.create_group(&old, &[bia.name.as_str()], false).unwrap();
+    ana_client.send(&old, "before the rename", 1).unwrap();
+    drop(ana_client);
+
+    let mut machine = common::device::Device::start(&addr.to_string(), None);
+    machine.log_in(bia.name.as_str());
+    let typed = |machine: &mut common::device::Device, text: &str| {
+        for c in text.chars() {
+            machine.apply(key(KeyCode::Char(c)));
+        }
+    };
+    typed(&mut machine, &format!("/msg {old}"));
+    machine.apply(key(KeyCode::Enter));
+    let old_key = ConvKey::parse(&old).unwrap();
+    machine.until("the group's line is shown", |m| {
+        m.conversations
+            .get(&old_key)
+            .is_some_and(|c| c.messages.iter().any(|p| p.body == "before the rename"))
+    });
+    server.stop().unwrap();
+    machine.until("offline", |m| matches!(m.link, Link::Offline { .. }));
+    typed(&mut machine, "queued offline");
+    machine.apply(key(KeyCode::Enter));
+    typed(&mut machine, "half typed");
+    assert_eq!(machine.model.conversations[&old_key].outgoing.len(), 1);
+    OfflineInGroup { dir, addr, ana: ana.name.to_string(), bia: bia.name.to_string(), old, machine }
+}
+
+#[test]
+fn the_app_follows_a_group_renamed_while_offline_with_its_lines_draft_and_queue() {
+    let OfflineInGroup { dir, addr, ana, bia, old, mut machine } = offline_in_a_group();
+    let new = format!("#{}", unique_name("redes"));
+    // Renamed while bia's machine cannot reach the server (another port), and bia's other
+    // machine acknowledges the `Renamed` line, so this one never gets it.
+    let elsewhere = TestServer::start_in(dir.path(), |config| config.tls = TlsMode::Off);
+    let (mut ana_client, _) = elsewhere.login(&ana);
+    ana_client
+        .request_done(papo_protocol::Request::RenameGroup { group: old.clone(), to: new.clone() })
+        .unwrap();
+    drop(ana_client);
+    let (mut other_machine, _) = elsewhere.login(&bia);
+    let renamed = other_machine.group_history(&new, None, 1).unwrap().messages[0].id;
+    other_machine
+        .request_done(papo_protocol::Request::Delivered { from: new.clone(), up_to: renamed })
+        .unwrap();
+    drop(other_machine);
+    elsewhere.stop().unwrap();
+
+    let server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |config| {
+        config.tls = TlsMode::Off;
+    });
+    let (old_key, new_key) = (ConvKey::parse(&old).unwrap(), ConvKey::parse(&new).unwrap());
+    machine.until("the conversation follows the new name and the queued text is sent", |m| {
+        m.selected.as_ref() == Some(&new_key)
+            && m.conversations.get(&new_key).is_some_and(|c| {
+                c.outgoing.is_empty() && c.messages.iter().any(|p| p.body == "queued offline")
+            })
+    });
+    let model = &machine.model;
+    assert!(model.contact(&old_key).is_none() && !model.conversations.contains_key(&old_key));
+    assert!(model.contact(&new_key).is_some_and(|c| c.gone.is_none()));
+    assert_eq!(model.input.text(), "half typed", "the draft moved with it");
+    let bodies: Vec<&str> = model.conversations[&new_key].messages.iter().map(|p| p.body.as_str()).collect();
+    assert!(bodies.contains(&"before the rename"), "{bodies:?}");
+    let renames = model.conversations[&new_key]
+        .messages
+        .iter()
+        .filter(|p| p.kind != papo_protocol::GroupMessageKind::Text);
+    assert!(renames.into_iter().any(
+        |p| matches!(&p.kind, papo_protocol::GroupMessageKind::Renamed { from } if from.as_str() == old)
+    ));
+    let screen = render(model, 100, 30).join("\n");
+    assert!(screen.contains(&new) && !screen.contains(&format!("{old} ")), "{screen}");
+
+    let (mut ana_client, _) = server.login(&ana);
+    let page = ana_client.group_history(&new, None, 50).unwrap();
+    let texts = page.messages.iter().filter(|m| m.body == "queued offline").count();
+    assert_eq!(texts, 1, "stored exactly once: {:?}", page.messages);
+}
+
+#[test]
+fn the_app_marks_a_group_deleted_while_offline_gone_and_shows_why_its_queued_text_failed() {
+    let OfflineInGroup { dir, addr, ana, old, mut machine, .. } = offline_in_a_group();
+    let elsewhere = TestServer::start_in(dir.path(), |config| config.tls = TlsMode::Off);
+    let (mut ana_client, _) = elsewhere.login(&ana);
+    ana_client.request_done(papo_protocol::Request::DeleteGroup { group: old.clone() }).unwrap();
+    drop(ana_client);
+    elsewhere.stop().unwrap();
+
+    let _server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |config| {
+        config.tls = TlsMode::Off;
+    });
+    let old_key = ConvKey::parse(&old).unwrap();
+    machine.until("the group is gone and its queued text failed", |m| {
+        m.contact(&old_key).is_some_and(|c| c.gone.is_some())
+            && m.conversations.get(&old_key).is_some_and(|c| c.outgoing.iter().all(|o| o.failed.is_some()))
+    });
+    let model = &machine.model;
+    let conversation = &model.conversations[&old_key];
+    assert_eq!(conversation.outgoing.len(), 1, "reported failed, not dropped");
+    assert!(conversation.messages.iter().any(|p| p.body == "before the rename"), "what it showed stays");
+    assert_eq!(model.selected.as_ref(), Some(&old_key));
+    let gone = format!("you are no longer in {old}, or it was deleted");
+    assert_eq!(model.contact(&old_key).and_then(|c| c.gone.as_deref()), Some(gone.as_str()));
+    let failed = conversation.outgoing[0].failed.as_deref();
+    assert_eq!(failed, Some("there is no such group, or you are not in it"), "the server's reason");
+    let screen = render(model, 100, 30);
+    let header = screen.iter().find(|row| row.contains(&format!(" {old} "))).cloned().unwrap_or_default();
+    assert!(header.contains(&gone), "{header}");
+    assert!(screen.join("\n").contains("queued offline"));
+}

@@ -374,8 +374,20 @@ fn the_trust_prompt_is_whole_and_answerable_at_40x12() {
     type_text(&mut model, &"x".repeat(60));
     let (x, _) = cursor_after_drawing(&model, 40, 12);
     assert!(x < 39, "cursor at {x}");
-    // What does not fit ends with a mark, not mid-box.
-    assert!(screen.iter().any(|r| r.trim_end_matches(['│', ' ']).ends_with('…')), "{}", screen.join("\n"));
+    // What does not fit is marked on the box's edge, and scrolls into view.
+    row_containing(&screen, "↓ more: Down, PageDown");
+    assert!(!screen.concat().contains("warns if it ever changes"), "{}", screen.join("\n"));
+    for _ in 0..10 {
+        update(&mut model, key(KeyCode::Down));
+    }
+    let scrolled = render(&model, 40, 12);
+    let joined = scrolled.iter().map(|r| r.trim_matches(['│', ' '])).collect::<Vec<_>>().join(" ");
+    assert!(joined.contains("warns if it ever changes."), "{}", scrolled.join("\n"));
+    row_containing(&scrolled, "↑ Up, PageUp");
+    row_containing(&scrolled, "Type yes: ");
+    update(&mut model, key(KeyCode::PageUp));
+    update(&mut model, key(KeyCode::PageUp));
+    assert_eq!(trust_box_rows(&render(&model, 40, 12), 2).0, trust_box_rows(&screen, 2).0, "back at the top");
     // A wrong answer's explanation wraps and goes as soon as the user types again.
     update(&mut model, Msg::Key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Enter)));
     let screen = render(&model, 40, 12);
@@ -441,5 +453,131 @@ fn the_create_account_form_with_its_invite_field_is_whole_at_80x24_and_40x12() {
             assert!(shown.contains(needle), "{needle:?} missing at {width}x{height}:\n{shown}");
         }
         assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown}");
+    }
+}
+
+/// The box's rows as text: the body rows (all but the last `footer` inner rows), the footer
+/// rows, and its bottom edge.
+fn trust_box_rows(screen: &[String], footer: usize) -> (Vec<String>, Vec<String>, String) {
+    let top = screen.iter().position(|r| r.contains('╭')).expect("a box");
+    let bottom = screen.iter().rposition(|r| r.contains('╰')).expect("a box");
+    let inner: Vec<String> =
+        screen[top + 1..bottom].iter().map(|r| r.trim().trim_matches('│').trim_end().to_owned()).collect();
+    let (body, footer) = inner.split_at(inner.len() - footer);
+    (body.to_vec(), footer.to_vec(), screen[bottom].clone())
+}
+
+/// What a text says whatever its wrapping: no spaces, no fingerprint colons.
+fn squeezed(rows: &[String]) -> String {
+    rows.concat().chars().filter(|c| !c.is_whitespace() && *c != ':').collect()
+}
+
+fn changed_certificate(viewport: (u16, u16)) -> Model {
+    let mut model = Model::new("10.0.0.5:7878".into(), UtcOffset::UTC, viewport, 1);
+    let problem = TrustProblem::Changed {
+        trusted: Fingerprint::of(b"old certificate"),
+        presented: Fingerprint::of(b"new certificate"),
+        file: "/home/ana/.local/share/papo/known\u{1b}]0;owned\u{7}_servers".into(),
+    };
+    update(&mut model, Msg::Net(NetEvent::Untrusted(problem)));
+    model
+}
+
+#[test]
+fn the_changed_certificate_box_scrolls_so_every_line_and_the_keys_are_reachable_on_small_screens() {
+    // At 100×30 all of it fits: that is the text to reach at every size.
+    let model = changed_certificate((100, 30));
+    let screen = render(&model, 100, 30);
+    let (whole, footer, edge) = trust_box_rows(&screen, 1);
+    assert_eq!(footer, ["Esc or Ctrl+C quit"]);
+    assert!(!edge.contains("more") && !edge.contains("PageUp"), "{edge}");
+    let whole_text = whole.join(" ");
+    for needed in [
+        "CHANGED. Nothing was sent.",
+        "impersonating the server",
+        "remove the line for this server from:",
+        "then start papo again.",
+    ] {
+        assert!(whole_text.contains(needed), "{needed:?} in {whole_text}");
+    }
+    let expected = squeezed(&whole);
+    for fingerprint in [Fingerprint::of(b"old certificate"), Fingerprint::of(b"new certificate")] {
+        assert!(expected.contains(&fingerprint.to_string().replace(':', "")), "{expected}");
+    }
+    assert!(!screen.concat().contains('\u{1b}') && !screen.concat().contains('\u{7}'), "sanitised");
+
+    for (width, height) in [(40, 12), (60, 15)] {
+        let mut model = changed_certificate((width, height));
+        let first = render(&model, width, height);
+        let (mut seen, _, edge) = trust_box_rows(&first, 1);
+        assert!(edge.contains("↓ more: Down, PageDown"), "{width}×{height}: {edge}");
+        // One row at a time, every row comes into view, and the keys never leave it.
+        let mut steps = 0;
+        loop {
+            update(&mut model, key(KeyCode::Down));
+            let screen = render(&model, width, height);
+            assert!(screen
+                .iter()
+                .all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= usize::from(width)));
+            let (body, footer, edge) = trust_box_rows(&screen, 1);
+            assert_eq!(footer, ["Esc or Ctrl+C quit"], "{width}×{height}:\n{}", screen.join("\n"));
+            if body == seen[seen.len() - body.len()..] {
+                assert!(edge.contains("↑ Up, PageUp"), "at the end: {edge}");
+                break;
+            }
+            seen.push(body.last().cloned().unwrap_or_default());
+            steps += 1;
+            assert!(steps < 100, "the box never reached its end");
+        }
+        assert_eq!(squeezed(&seen), expected, "{width}×{height}: every line, in order");
+        // PageUp, PageDown, Home and End jump; nothing scrolls past either end.
+        update(&mut model, key(KeyCode::Home));
+        assert_eq!(render(&model, width, height), first, "Home is the top");
+        update(&mut model, key(KeyCode::PageDown));
+        let paged = trust_box_rows(&render(&model, width, height), 1).0;
+        assert!(paged.len() > 1 && paged[0] != trust_box_rows(&first, 1).0[0]);
+        update(&mut model, key(KeyCode::End));
+        let end = render(&model, width, height);
+        update(&mut model, key(KeyCode::Down));
+        assert_eq!(render(&model, width, height), end, "End is the end");
+        update(&mut model, key(KeyCode::PageUp));
+        for _ in 0..20 {
+            update(&mut model, key(KeyCode::PageUp));
+        }
+        assert_eq!(render(&model, width, height), first, "PageUp stops at the top");
+        assert!(!model.quit);
+        update(&mut model, key(KeyCode::Esc));
+        assert!(model.quit, "Esc, shown as the way out, quits");
+    }
+}
+
+#[test]
+fn the_new_server_box_keeps_its_answer_in_sight_while_its_text_scrolls_at_every_size() {
+    let presented = Fingerprint::of(b"server certificate");
+    for (width, height) in [(40, 12), (60, 15), (100, 30)] {
+        let mut model = Model::new("10.0.0.5:7878".into(), UtcOffset::UTC, (width, height), 1);
+        update(&mut model, Msg::Net(NetEvent::Untrusted(TrustProblem::Unknown { presented })));
+        type_text(&mut model, "ye");
+        let mut seen = String::new();
+        for _ in 0..30 {
+            let screen = render(&model, width, height);
+            let (body, footer, _) = trust_box_rows(&screen, 2);
+            assert!(
+                footer[0].contains("Type yes") && footer[0].ends_with("ye"),
+                "{width}×{height}: {footer:?}"
+            );
+            assert_eq!(footer[1], "Enter to answer · Esc quit");
+            seen.push_str(&squeezed(&body));
+            update(&mut model, key(KeyCode::Down));
+        }
+        assert!(seen.contains(&presented.to_string().replace(':', "")), "{width}×{height}: {seen}");
+        assert!(seen.contains("warnsifiteverchanges."), "{width}×{height}: {seen}");
+        assert_eq!(
+            model.trust.as_ref().map(|p| p.answer.text()),
+            Some("ye"),
+            "arrows do not edit the answer"
+        );
+        update(&mut model, key(KeyCode::Char('s')));
+        assert_eq!(update(&mut model, key(KeyCode::Enter)), [papo::net::NetCommand::Trust(presented)]);
     }
 }

@@ -6,6 +6,8 @@
 //! This file also keeps each group's [`Roster`] (owner, members, presence, receipts) in step
 //! with what the server says, for the header, the members pane and "✓✓ 3/5".
 
+use std::collections::hash_map::Entry;
+
 use papo_protocol::{GroupInfo, GroupMessage, GroupMessageKind, GroupName, MessageId, ReceiptKind, Username};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
@@ -180,14 +182,20 @@ pub(super) fn rosters_stale(model: &mut Model, out: &mut Vec<NetCommand>) {
 }
 
 /// `from` is now called `to`: its conversation, contact entry, draft, selection and
-/// `/notify` setting move over (the server keeps one history under the new name).
-fn renamed(model: &mut Model, from: &GroupName, to: &GroupName) {
+/// `/notify` setting move over (the server keeps one history under the new name). A
+/// conversation already open under the new name takes in the old one's lines and queue.
+pub(super) fn renamed(model: &mut Model, from: &GroupName, to: &GroupName) {
     if from == to {
         return;
     }
     let (old, new) = (ConvKey::Group(from.clone()), ConvKey::Group(to.clone()));
     if let Some(conversation) = model.conversations.remove(&old) {
-        model.conversations.entry(new.clone()).or_insert(conversation);
+        match model.conversations.entry(new.clone()) {
+            Entry::Vacant(slot) => {
+                slot.insert(conversation);
+            }
+            Entry::Occupied(mut slot) => slot.get_mut().take_in(conversation),
+        }
     }
     if let Some(at) = model.contacts.iter().position(|c| c.name == old) {
         if model.contact(&new).is_some() {

@@ -9,6 +9,7 @@ pub mod keys;
 mod mention;
 mod model;
 mod search;
+mod unlisted;
 mod unread;
 mod update;
 mod view;

@@ -83,10 +83,24 @@ pub struct Model {
     pub from_search: bool,
     /// The members pane is wanted (Alt+M): shown while a group is open.
     pub show_members: bool,
+    /// Groups shown here that the server's last list of groups did not have, while the
+    /// client finds out whether they were renamed.
+    pub unlisted: Unlisted,
     /// Next client-side message id; starts random so ids never repeat across runs.
     pub next_client_msg_id: u64,
     /// Set when the app should exit.
     pub quit: bool,
+}
+
+/// Groups this client shows that a fresh list of groups no longer has (renamed, deleted, or
+/// I was removed while this machine was offline), and the groups of that list it did not
+/// know, whose newest pages are asked for: a `Renamed` line there names a former name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unlisted {
+    /// Shown here, not in the server's list, fate unknown yet.
+    pub missing: Vec<GroupName>,
+    /// New to this client; the newest page of each is on its way.
+    pub asked: Vec<GroupName>,
 }
 
 /// Something to tell the user through the terminal, not the screen.
@@ -178,12 +192,14 @@ pub struct TrustPrompt {
     pub answer: Editor,
     /// Why the last answer was not accepted.
     pub error: Option<String>,
+    /// Lines the explanation is scrolled down, on a screen too small for all of it.
+    pub scroll: usize,
 }
 
 impl TrustPrompt {
     /// A fresh question about `problem`.
     pub fn new(problem: TrustProblem) -> Self {
-        Self { problem, answer: Editor::default(), error: None }
+        Self { problem, answer: Editor::default(), error: None, scroll: 0 }
     }
 }
 
@@ -498,6 +514,7 @@ impl Model {
             search: None,
             from_search: false,
             show_members: false,
+            unlisted: Unlisted::default(),
             next_client_msg_id: first_client_msg_id,
             quit: false,
         }
@@ -751,6 +768,18 @@ impl Conversation {
             }
         }
         added
+    }
+
+    /// Takes in `other`, the same conversation under another name: its lines by id, and its
+    /// queued messages that are not here yet.
+    pub fn take_in(&mut self, other: Conversation) {
+        self.insert(other.messages);
+        for outgoing in other.outgoing {
+            let id = outgoing.outgoing.client_msg_id;
+            if !self.outgoing.iter().any(|o| o.outgoing.client_msg_id == id) {
+                self.outgoing.push(outgoing);
+            }
+        }
     }
 
     /// Merges a page, by id. A newest page that does not reach the loaded messages (more

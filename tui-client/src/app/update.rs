@@ -19,8 +19,8 @@ use super::model::{
     Alert, ContactEntry, ConvKey, Conversation, Focus, HelpState, LoginField, LoginForm, LoginMode, Model,
     OutgoingView, Overlay, PasswordForm, Post, QuickSwitch, Screen, TrustPrompt, DELETED_ACCOUNT,
 };
-use super::view::{contacts_rows, help_max_scroll, ChatLayout};
-use super::{search, unread};
+use super::view::{contacts_rows, help_max_scroll, trust_scroll, ChatLayout};
+use super::{search, unlisted, unread};
 use crate::net::{Link, NetCommand, NetEvent, Outgoing, TrustProblem};
 use crate::sanitize;
 use crate::settings::{GroupNotify, Notify};
@@ -94,9 +94,26 @@ fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
 
 /// A new server's certificate is trusted by typing `yes` (or its fingerprint) and Enter; Esc
 /// quits. A changed certificate offers no answer: the user must edit `known_servers`
-/// knowingly.
+/// knowingly. On a small screen Up, Down, PageUp and PageDown (and Home and End, when there
+/// is no answer to edit) scroll the explanation.
 fn trust_key(model: &mut Model, key: KeyEvent, out: &mut Vec<NetCommand>) {
     let Some(prompt) = &mut model.trust else { return };
+    let (page, max_scroll) = trust_scroll(prompt, &model.server, model.viewport);
+    let answerable = matches!(prompt.problem, TrustProblem::Unknown { .. });
+    // Home and End edit a new server's answer; the box with no answer scrolls with them.
+    let scrolled = match key.code {
+        KeyCode::Up => Some(prompt.scroll.saturating_sub(1)),
+        KeyCode::Down => Some(prompt.scroll + 1),
+        KeyCode::PageUp => Some(prompt.scroll.saturating_sub(page.max(1))),
+        KeyCode::PageDown => Some(prompt.scroll + page.max(1)),
+        KeyCode::Home if !answerable => Some(0),
+        KeyCode::End if !answerable => Some(max_scroll),
+        _ => None,
+    };
+    if let Some(scroll) = scrolled {
+        prompt.scroll = scroll.min(max_scroll);
+        return;
+    }
     let TrustProblem::Unknown { presented } = prompt.problem else {
         if key.code == KeyCode::Esc {
             model.quit = true;
@@ -966,8 +983,10 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             merge_entries(model, fresh.collect(), |key| key.user().is_some(), out);
         }
         NetEvent::Groups(groups) => {
+            unlisted::listed(model, &groups, out);
             let fresh = groups.into_iter().map(Into::into).collect();
             merge_entries(model, fresh, |key| key.user().is_none(), out);
+            unlisted::settle(model);
         }
         NetEvent::History { with, before, page } => {
             let with = ConvKey::User(with);
@@ -979,6 +998,9 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             history_page(model, &with, before, posts, page.more, out);
         }
         NetEvent::GroupHistory { before, page } => {
+            if before.is_none() {
+                unlisted::newest_page(model, &page.group, &page.messages, out);
+            }
             let posts = page.messages.into_iter().map(Into::into).collect();
             history_page(model, &ConvKey::Group(page.group), before, posts, page.more, out);
         }
@@ -1003,6 +1025,18 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
             }
         }
         NetEvent::HistoryFailed { with, code, reason, .. } => {
+            if let ConvKey::Group(group) = &with {
+                unlisted::page_failed(model, group);
+            }
+            let vanished = with.group().is_some_and(|group| unlisted::is_missing(model, group))
+                || model.contact(&with).is_some_and(|c| c.gone.is_some());
+            if vanished {
+                // Its fate is being found out, or known: it stays as it was, queue included.
+                if let Some(conversation) = model.conversations.get_mut(&with) {
+                    conversation.loading = false;
+                }
+                return;
+            }
             if code == ErrorCode::UnknownUser || code == ErrorCode::NoSuchGroup {
                 // Never a contact that does not exist, nor a group I am not in.
                 model.contacts.retain(|c| c.name != with);
@@ -1022,10 +1056,17 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
         }
         NetEvent::Sent { outgoing, id, sent_at } => {
             let Some(from) = model.me.clone() else { return };
-            let conversation = model.conversations.entry(outgoing.to.clone()).or_default();
+            // Filed where it is shown queued: a group renamed meanwhile has it under the new
+            // name, though the network thread may have sent it under the old one.
+            let shown_in = model
+                .conversations
+                .iter()
+                .find(|(_, c)| c.outgoing.iter().any(|o| o.outgoing.client_msg_id == outgoing.client_msg_id))
+                .map_or_else(|| outgoing.to.clone(), |(key, _)| key.clone());
+            let conversation = model.conversations.entry(shown_in.clone()).or_default();
             conversation.outgoing.retain(|o| o.outgoing.client_msg_id != outgoing.client_msg_id);
             let body = outgoing.body;
-            match outgoing.to {
+            match shown_in {
                 ConvKey::User(to) => receive(model, ChatMessage { id, from, to, body, sent_at }, out),
                 ConvKey::Group(group) => {
                     let kind = GroupMessageKind::Text;
@@ -1126,6 +1167,8 @@ fn merge_entries(
             merged.push(known);
         } else if let Some(at) = fresh.iter().position(|c| c.name == known.name) {
             merged.push(fresh.swap_remove(at));
+        } else if known.name.group().is_some_and(|group| unlisted::is_missing(model, group)) {
+            merged.push(known);
         }
     }
     merged.extend(fresh);

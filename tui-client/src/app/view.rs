@@ -239,10 +239,59 @@ fn login(model: &Model, frame: &mut Frame<'_>) {
 
 /// Asks to trust a new server's certificate, or explains why a changed one is refused. The
 /// box fits the screen down to 40×12 and below: the fingerprint breaks into as many rows as
-/// the width needs, the answer row keeps the cursor in sight, and text that cannot fit ends
-/// with a mark instead of running off the box.
+/// the width needs, the answer row and the keys stay in sight, a new server's explanation is
+/// cut down to what a small screen has room for, and what still does not fit scrolls (Up,
+/// Down, PageUp, PageDown), marked on the box's bottom edge. A changed certificate's warning
+/// is always there in full: it is the point of the box.
 fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
-    let area = frame.area();
+    let TrustBox { boxed, title, border, body, footer, body_rows, cursor } =
+        trust_box(prompt, server, frame.area());
+    let scroll = prompt.scroll.min(body.len().saturating_sub(body_rows));
+    let mut block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(border)
+        .title(Span::styled(title, border));
+    if scroll + body_rows < body.len() {
+        block = block.title_bottom(Span::styled(" ↓ more: Down, PageDown ", border));
+    } else if scroll > 0 {
+        block = block.title_bottom(Span::styled(" ↑ Up, PageUp ", border));
+    }
+    let inner = block.inner(boxed);
+    frame.render_widget(Clear, boxed);
+    frame.render_widget(block, boxed);
+    let [body_area, footer_area] =
+        Layout::vertical([Constraint::Length(u16::try_from(body_rows).unwrap_or(0)), Constraint::Min(0)])
+            .areas(inner);
+    let shown: Vec<Line<'_>> = body.into_iter().skip(scroll).take(body_rows).collect();
+    frame.render_widget(Paragraph::new(shown), body_area);
+    frame.render_widget(Paragraph::new(footer), footer_area);
+    if let Some(column) = cursor {
+        place_cursor(frame, footer_area, 0, column);
+    }
+}
+
+/// How the certificate box scrolls on a `viewport`-sized screen: the body rows it shows at
+/// once, and how far down it can go.
+pub fn trust_scroll(prompt: &TrustPrompt, server: &str, viewport: (u16, u16)) -> (usize, usize) {
+    let laid_out = trust_box(prompt, server, Rect::new(0, 0, viewport.0, viewport.1));
+    (laid_out.body_rows, laid_out.body.len().saturating_sub(laid_out.body_rows))
+}
+
+/// The certificate box laid out in `area`, before scrolling.
+struct TrustBox {
+    boxed: Rect,
+    title: &'static str,
+    border: Style,
+    /// Every line of the explanation; `body_rows` of them show at a time.
+    body: Vec<Line<'static>>,
+    /// The answer row (if any) and the keys, always shown.
+    footer: Vec<Line<'static>>,
+    body_rows: usize,
+    /// Column of the cursor in the answer row.
+    cursor: Option<usize>,
+}
+
+fn trust_box(prompt: &TrustPrompt, server: &str, area: Rect) -> TrustBox {
     let width = area.width.min(72);
     let inner_width = usize::from(width.saturating_sub(2)).max(1);
     // Bytes per fingerprint row: "  AB:CD:…" takes 2 + 3n - 1 cells.
@@ -254,8 +303,8 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
         wrap(text, inner_width).into_iter().map(|row| Line::styled(row, style)).collect()
     };
     let plain = Style::new();
-    // The body in full, or (`short`) with the explanations cut down to what a small screen
-    // has room for: the fingerprints and what to do come first.
+    // The body in full, or (`short`, for a new server) with the explanation cut down to what
+    // a small screen has room for: the fingerprint and what to do come first.
     let body_of = |short: bool| -> Vec<Line<'static>> {
         match &prompt.problem {
             TrustProblem::Unknown { presented } => {
@@ -280,13 +329,9 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
                 body.extend(fingerprint(trusted));
                 body.extend(text("Presented now:", plain));
                 body.extend(fingerprint(presented));
-                if short {
-                    body.extend(text("If the change is expected, remove its line from:", plain));
-                } else {
-                    body.push(Line::raw(""));
-                    body.extend(text("Someone on the network may be impersonating the server to read your password. If its certificate was replaced on purpose (ask whoever runs it), remove the line for this server from:", plain));
-                }
-                body.extend(text(&format!("  {}", file.display()), plain));
+                body.push(Line::raw(""));
+                body.extend(text("Someone on the network may be impersonating the server to read your password. If its certificate was replaced on purpose (ask whoever runs it), remove the line for this server from:", plain));
+                body.extend(text(&format!("  {}", sanitize::line(&file.display().to_string())), plain));
                 body.extend(text("then start papo again.", plain));
                 body
             }
@@ -315,32 +360,14 @@ fn trust(prompt: &TrustPrompt, server: &str, frame: &mut Frame<'_>) {
     });
     let wanted = body.len() + footer.len() + 2;
     let boxed = centered(area, width, u16::try_from(wanted).unwrap_or(u16::MAX));
-    let block = Block::bordered()
-        .border_type(BorderType::Rounded)
-        .border_style(border)
-        .title(Span::styled(title, border));
-    let inner = block.inner(boxed);
-    frame.render_widget(Clear, boxed);
-    frame.render_widget(block, boxed);
-    let footer_rows = footer.len().min(usize::from(inner.height));
-    let body_rows = usize::from(inner.height) - footer_rows;
-    if body.len() > body_rows {
+    let inner_height = usize::from(boxed.height.saturating_sub(2));
+    let footer_rows = footer.len().min(inner_height);
+    footer.truncate(footer_rows);
+    let body_rows = inner_height - footer_rows;
+    if body.len() > body_rows && matches!(prompt.problem, TrustProblem::Unknown { .. }) {
         body = body_of(true);
     }
-    if body.len() > body_rows && body_rows > 0 {
-        body.truncate(body_rows);
-        let last = body.pop().unwrap_or_default();
-        let cut: String = last.spans.iter().map(|span| span.content.as_ref()).collect();
-        body.push(Line::styled(format!("{}…", truncate(&cut, inner_width.saturating_sub(1))), DIM));
-    }
-    let [body_area, footer_area] =
-        Layout::vertical([Constraint::Length(u16::try_from(body_rows).unwrap_or(0)), Constraint::Min(0)])
-            .areas(inner);
-    frame.render_widget(Paragraph::new(body), body_area);
-    frame.render_widget(Paragraph::new(footer), footer_area);
-    if let Some(column) = cursor {
-        place_cursor(frame, footer_area, 0, column);
-    }
+    TrustBox { boxed, title, border, body, footer, body_rows, cursor }
 }
 
 /// A fingerprint in rows of `per_row` bytes.
@@ -474,8 +501,10 @@ fn contacts(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     }
     for (at, contact) in model.contacts.iter().enumerate().skip(first).take(room) {
         // While we are offline nobody's presence is known.
-        // A group has no presence of its own; its `#` says what it is.
+        // A group has no presence of its own; its `#` says what it is. One that can no
+        // longer be written to is crossed out.
         let (dot, dot_style) = match (offline, contact.online) {
+            _ if contact.gone.is_some() => ("✗", ERROR),
             _ if contact.name.user().is_none() => (" ", DIM),
             (true, _) => ("◌", DIM),
             (false, true) => ("●", ONLINE),

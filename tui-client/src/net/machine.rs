@@ -367,6 +367,7 @@ impl Net {
                 }
                 self.request(group_request(&command), Pending::Group(command));
             }
+            NetCommand::FollowRename { from, to } => self.group_renamed(&from, &to),
             NetCommand::LogoutEverywhere => {
                 if self.me.is_none() || self.link.is_none() {
                     let notice = "not connected; log out everywhere once the server is back".to_owned();
@@ -826,6 +827,20 @@ mod tests {
         net.reply(Pending::Group(rename), Ok(Reply::Done));
         assert_eq!(net.unacked[3], outgoing(4, "#lab"));
         assert_eq!(outbox::parse(&fs_text(&file)).unwrap()[3], outgoing(4, "#lab"));
+    }
+
+    #[test]
+    fn a_rename_the_ui_found_out_about_moves_queued_messages_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut net, _events) = offline(dir.path());
+        for queued in [outgoing(1, "#lab"), outgoing(2, "#other")] {
+            net.command(NetCommand::Send(queued));
+        }
+        net.command(NetCommand::FollowRename { from: group("#lab"), to: group("#redes") });
+        let expected = [outgoing(1, "#redes"), outgoing(2, "#other")];
+        assert_eq!(net.unacked, expected);
+        let file = net.outbox.as_ref().unwrap().path().to_owned();
+        assert_eq!(outbox::parse(&fs_text(&file)).unwrap(), expected);
     }
 
     #[test]

@@ -118,6 +118,14 @@ pub enum NetCommand {
     },
     /// Create, change, leave or look into a group.
     Group(GroupCommand),
+    /// The UI found out that a group it showed was renamed while this machine was offline
+    /// (it never got the `Renamed` line): what is queued for the old name follows.
+    FollowRename {
+        /// The name it had.
+        from: GroupName,
+        /// The name it has.
+        to: GroupName,
+    },
     /// Log out every session of my account, saved ones included, this one too.
     LogoutEverywhere,
     /// Log out, disconnect and end the thread.
@@ -138,6 +146,7 @@ impl std::fmt::Debug for NetCommand {
             Self::Search(query) => write!(f, "Search({query:?})"),
             Self::ChangePassword { .. } => f.write_str("ChangePassword"),
             Self::Group(command) => write!(f, "Group({command:?})"),
+            Self::FollowRename { from, to } => write!(f, "FollowRename {{ from: {from}, to: {to} }}"),
             Self::LogoutEverywhere => f.write_str("LogoutEverywhere"),
             Self::Quit => f.write_str("Quit"),
         }
