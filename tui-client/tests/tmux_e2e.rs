@@ -112,6 +112,12 @@ impl Tmux {
         self.wait_for(session, &format!(" {name} @ "));
     }
 
+    /// Alt+1, once `contact` is drawn: the key opens whichever contact is listed first.
+    fn open_first_contact(&self, session: &str, contact: &str) {
+        self.wait_for(session, contact);
+        self.keys(session, &["M-1"]);
+    }
+
     fn register(&self, session: &str, name: &str, password: &str) {
         self.wait_for(session, "Papo · log in");
         self.keys(session, &["F2"]);
@@ -235,7 +241,7 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
     tmux.type_text("carla", PASSWORD);
     tmux.keys("carla", &["Enter"]);
     tmux.wait_for("carla", "1 message arrived while you were away");
-    tmux.keys("carla", &["M-1"]);
+    tmux.open_first_contact("carla", "bia");
     tmux.wait_for("carla", "bia: carla, me liga quando chegar");
 
     // Ctrl+C logs out, exits 0 and gives the terminal back.
@@ -296,7 +302,7 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
     let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
     tmux.open("again", &address, home.path());
     tmux.log_in("again", "carol", "carol's password");
-    tmux.keys("again", &["M-1"]);
+    tmux.open_first_contact("again", "erin");
     tmux.wait_for("again", "you: queued then quit ✓");
     let (mut erin, _) = server.login("erin");
     let bodies: Vec<String> =
@@ -361,7 +367,7 @@ fn sighup_keeps_a_queued_message_and_restores_the_terminal() {
     let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
     tmux.open("again", &address, home.path());
     tmux.log_in("again", "carol", "carol's password");
-    tmux.keys("again", &["M-1"]);
+    tmux.open_first_contact("again", "erin");
     tmux.wait_for("again", "you: queued then hung up ✓");
     let (mut erin, _) = server.login("erin");
     let bodies: Vec<String> =
