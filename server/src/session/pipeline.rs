@@ -1,4 +1,4 @@
-//! A session's sends in flight, answered by the committer thread itself.
+//! A session's sends in flight, answered by the store's own threads.
 //!
 //! Once a group is durable, the committer writes each send's acknowledgement to its
 //! sender's connection and the message to its recipients' connections, through their

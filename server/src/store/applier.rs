@@ -12,7 +12,7 @@
 //! from the hand-over but one more thread to wake, so while the applier has nothing in
 //! hand the committer applies and answers such a group itself.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -28,20 +28,62 @@ use super::{Result, StoreError};
 /// Durable groups the committer may run ahead of sled by; it waits beyond that.
 const MAX_BEHIND: usize = 2;
 
-/// One durable group's writes, by tree and key, for reads before sled has them.
-pub(super) type Layer = BTreeMap<(TreeName, Vec<u8>), Option<Vec<u8>>>;
+/// One durable group's writes, sorted by tree and key with each key once: the log's
+/// record, sled's batch and, until sled has them, the committer's reads all share it.
+///
+/// Shared rather than copied into a map: copying every write of every group was a good part
+/// of the committer's staging time, and a sorted slice answers lookups by binary search.
+#[derive(Debug, Clone)]
+pub(super) struct GroupWrites(Arc<[Write]>);
+
+impl GroupWrites {
+    /// Sorts a group's writes; of two writes of one key, the later one is kept, as applying
+    /// them in order would leave it.
+    pub fn new(mut writes: Vec<Write>) -> Self {
+        writes.sort_by(|(a_tree, a_key, _), (b_tree, b_key, _)| (a_tree, a_key).cmp(&(b_tree, b_key)));
+        writes.dedup_by(|later, kept| {
+            let same = (later.0, &later.1) == (kept.0, &kept.1);
+            if same {
+                std::mem::swap(&mut later.2, &mut kept.2);
+            }
+            same
+        });
+        Self(writes.into())
+    }
+
+    /// The writes, in order.
+    pub fn writes(&self) -> &[Write] {
+        &self.0
+    }
+
+    /// The write of `key` in `tree`, if the group has one.
+    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Option<&Vec<u8>>> {
+        let found = self.0.binary_search_by(|(written, at, _)| (*written, at.as_slice()).cmp(&(tree, key)));
+        found.ok().map(|index| self.0[index].2.as_ref())
+    }
+
+    /// The writes of `tree` from `first` to `last`, in key order.
+    fn range(&self, tree: TreeName, first: &[u8], last: Bound<&[u8]>) -> &[Write] {
+        let start = self.0.partition_point(|(written, key, _)| (*written, key.as_slice()) < (tree, first));
+        let end = self.0.partition_point(|(written, key, _)| match last {
+            Bound::Included(last) => (*written, key.as_slice()) <= (tree, last),
+            Bound::Excluded(last) => (*written, key.as_slice()) < (tree, last),
+            Bound::Unbounded => *written <= tree,
+        });
+        &self.0[start..end.max(start)]
+    }
+}
 
 /// The groups the log holds and sled may not yet, oldest first, as the committer sees them.
 #[derive(Default)]
 pub(super) struct Unapplied {
-    layers: VecDeque<(u64, Layer)>,
+    layers: VecDeque<(u64, GroupWrites)>,
 }
 
 impl Unapplied {
     /// Adds the group logged as `commit`.
-    pub fn push(&mut self, commit: u64, writes: &[Write]) {
-        let layer = writes.iter().map(|(tree, key, value)| ((*tree, key.clone()), value.clone())).collect();
-        self.layers.push_back((commit, layer));
+    pub fn push(&mut self, commit: u64, writes: GroupWrites) {
+        self.layers.push_back((commit, writes));
     }
 
     /// Forgets the groups sled has by now.
@@ -54,28 +96,18 @@ impl Unapplied {
     /// The newest unapplied write of `key`: `Some(None)` if it was removed, `None` if no
     /// unapplied group wrote it (sled has its value).
     pub fn get(&self, tree: TreeName, key: &[u8]) -> Option<Option<&Vec<u8>>> {
-        let wanted = (tree, key.to_vec());
-        self.layers.iter().rev().find_map(|(_, layer)| layer.get(&wanted).map(Option::as_ref))
+        self.layers.iter().rev().find_map(|(_, layer)| layer.get(tree, key))
     }
 
     /// Every unapplied write from `first` to `last` in `tree`, oldest group first.
     pub fn range<'a>(
         &'a self,
         tree: TreeName,
-        first: &[u8],
-        last: Bound<&[u8]>,
+        first: &'a [u8],
+        last: Bound<&'a [u8]>,
     ) -> impl Iterator<Item = (&'a [u8], Option<&'a Vec<u8>>)> + 'a {
-        let start = Bound::Included((tree, first.to_vec()));
-        let end = match last {
-            Bound::Included(key) => Bound::Included((tree, key.to_vec())),
-            Bound::Excluded(key) => Bound::Excluded((tree, key.to_vec())),
-            Bound::Unbounded => Bound::Unbounded,
-        };
         self.layers.iter().flat_map(move |(_, layer)| {
-            layer
-                .range((start.clone(), end.clone()))
-                .take_while(move |((written, _), _)| *written == tree)
-                .map(|((_, key), value)| (key.as_slice(), value.as_ref()))
+            layer.range(tree, first, last).iter().map(|(_, key, value)| (key.as_slice(), value.as_ref()))
         })
     }
 }
@@ -85,7 +117,7 @@ pub(super) enum Job {
     /// A settled group: its writes to apply if the log took them (with its commit number),
     /// then its answers.
     Group {
-        logged: Option<(u64, Vec<Write>)>,
+        logged: Option<(u64, GroupWrites)>,
         settles: Vec<Settle>,
         afterwards: Afterwards,
         outcome: GroupOutcome,
@@ -101,13 +133,29 @@ pub(super) struct Applier {
     trees: Trees,
     fatal: Arc<Fatal>,
     queue: Option<SyncSender<Job>>,
-    thread: Option<JoinHandle<Duration>>,
+    thread: Option<JoinHandle<Applying>>,
     applied: Arc<AtomicU64>,
     /// Jobs handed over, and jobs the thread has finished.
     handed: u64,
     finished: Arc<AtomicU64>,
     /// Time spent applying on the committer's thread.
-    applied_inline: Duration,
+    applied_inline: Applying,
+}
+
+/// Time spent settling groups, split where the cost lies: putting writes into sled, and
+/// answering (replies and deliveries written to the connections).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Applying {
+    pub sled: Duration,
+    pub answering: Duration,
+}
+
+impl std::ops::Add for Applying {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self { sled: self.sled + other.sled, answering: self.answering + other.answering }
+    }
 }
 
 impl Applier {
@@ -132,7 +180,7 @@ impl Applier {
             applied,
             handed: 0,
             finished,
-            applied_inline: Duration::ZERO,
+            applied_inline: Applying::default(),
         })
     }
 
@@ -147,11 +195,17 @@ impl Applier {
     pub fn hand_over(&mut self, job: Job, lone: bool) -> bool {
         if let Job::Group { logged, settles, afterwards, outcome } = job {
             if lone && self.finished.load(Ordering::Acquire) == self.handed {
-                let started = Instant::now();
-                let done =
-                    settle(&self.trees, logged, settles, afterwards, &outcome, &self.applied, &self.fatal);
-                self.applied_inline += started.elapsed();
-                return done;
+                let (trees, applied, fatal) = (&self.trees, &self.applied, &self.fatal);
+                return settle(
+                    trees,
+                    logged,
+                    settles,
+                    afterwards,
+                    &outcome,
+                    applied,
+                    fatal,
+                    &mut self.applied_inline,
+                );
             }
             return self.send(Job::Group { logged, settles, afterwards, outcome });
         }
@@ -165,10 +219,11 @@ impl Applier {
 
     /// Applies and answers everything handed over, then checkpoints up to `last`; the time
     /// spent applying.
-    pub fn stop(mut self, last: Checkpoint) -> Duration {
+    pub fn stop(mut self, last: Checkpoint) -> Applying {
         self.send(Job::Stop(last));
         self.queue.take();
-        let on_thread = self.thread.take().map_or(Duration::ZERO, |thread| thread.join().unwrap_or_default());
+        let on_thread =
+            self.thread.take().map_or_else(Applying::default, |thread| thread.join().unwrap_or_default());
         on_thread + self.applied_inline
     }
 }
@@ -182,18 +237,22 @@ impl Drop for Applier {
     }
 }
 
-/// Applies a durable group to sled, then answers it; `false` if sled failed.
+/// Applies a durable group to sled, then answers it, adding the time each took to
+/// `applying`; `false` if sled failed.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     trees: &Trees,
-    logged: Option<(u64, Vec<Write>)>,
+    logged: Option<(u64, GroupWrites)>,
     settles: Vec<Settle>,
     mut afterwards: Afterwards,
     outcome: &GroupOutcome,
     applied: &AtomicU64,
     fatal: &Fatal,
+    applying: &mut Applying,
 ) -> bool {
+    let started = Instant::now();
     if let Some((commit, writes)) = logged {
-        if let Err(e) = trees.apply(&writes) {
+        if let Err(e) = trees.apply(writes.writes()) {
             // Durable in the log, but sled now misses part of it and will fail again: only a
             // restart's replay makes the store whole. The group is not answered.
             fatal.raise(&StoreError::Sled(e));
@@ -201,10 +260,13 @@ fn settle(
         }
         applied.store(commit, Ordering::Release);
     }
+    let answering = Instant::now();
+    applying.sled += answering - started;
     for settle in settles {
         settle(outcome.clone(), &mut afterwards);
     }
     afterwards.run();
+    applying.answering += answering.elapsed();
     true
 }
 
@@ -215,19 +277,17 @@ fn run(
     finished: &AtomicU64,
     checkpointer: Checkpointer,
     fatal: &Fatal,
-) -> Duration {
+) -> Applying {
     let mut guard = UnlessStopped(fatal, false, "the applier");
-    let mut applying = Duration::ZERO;
+    let mut applying = Applying::default();
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Group { logged, settles, afterwards, outcome } => {
-                let started = Instant::now();
-                if !settle(trees, logged, settles, afterwards, &outcome, applied, fatal) {
+                if !settle(trees, logged, settles, afterwards, &outcome, applied, fatal, &mut applying) {
                     // The answers still queued are dropped unanswered.
                     guard.1 = true;
                     return applying;
                 }
-                applying += started.elapsed();
             }
             Job::Retire(done) => checkpointer.retire(done),
             Job::Stop(last) => {

@@ -21,7 +21,6 @@
 //!   its supervisor restarts it; the log's replay then settles what is on disk, and clients
 //!   resend with their client ids, which the replay lets the store recognise).
 
-use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::PathBuf;
@@ -30,12 +29,13 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use fxhash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info};
 
 use papo_protocol::{MessageId, Username};
 
-use super::applier::{Applier, Job, Unapplied};
+use super::applier::{Applier, Applying, GroupWrites, Job, Unapplied};
 use super::checkpoint::{Checkpoint, Checkpointer};
 use super::fatal::Fatal;
 use super::files::{self, Sentinel};
@@ -68,6 +68,14 @@ pub enum TreeName {
     Users,
     /// [`Trees::tokens`].
     Tokens,
+}
+
+impl TreeName {
+    const ALL: [Self; 3] = [Self::Chat, Self::Users, Self::Tokens];
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// One write of a group: a new value, or `None` to remove the key.
@@ -126,11 +134,12 @@ pub struct Staged<'a> {
     trees: &'a Trees,
     /// Durable groups sled may not have yet: they come before the trees.
     unapplied: &'a Unapplied,
-    writes: HashMap<(TreeName, Vec<u8>), Option<Vec<u8>>>,
+    /// By tree ([`TreeName::index`]), so that a lookup borrows its key.
+    writes: [FxHashMap<Vec<u8>, Option<Vec<u8>>>; 3],
     /// Decoded conversation summaries, changed in place by the group's operations and
     /// encoded once at the end (many messages of a group share a conversation), with
     /// whether they changed: a receipt that moves nothing writes nothing.
-    summaries: HashMap<Vec<u8>, (Summary, bool)>,
+    summaries: FxHashMap<Vec<u8>, (Summary, bool)>,
     /// Keys of the messages and group lines this group stores, for lookups by position.
     new_messages: BTreeSet<Vec<u8>>,
     /// The newest message id handed out, including this group's.
@@ -142,8 +151,8 @@ impl<'a> Staged<'a> {
         Self {
             trees,
             unapplied,
-            writes: HashMap::new(),
-            summaries: HashMap::new(),
+            writes: Default::default(),
+            summaries: FxHashMap::default(),
             new_messages: BTreeSet::new(),
             last_id,
         }
@@ -151,7 +160,7 @@ impl<'a> Staged<'a> {
 
     /// The value under `key` in `tree`, including this group's staged writes.
     pub fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.writes.get(&(tree, key.to_vec())) {
+        match self.writes[tree.index()].get(key) {
             Some(staged) => Ok(staged.clone()),
             None => self.durable(tree, key),
         }
@@ -276,8 +285,8 @@ impl<'a> Staged<'a> {
                 None => found.remove(key),
             };
         }
-        for ((written, key), value) in &self.writes {
-            if *written != tree || !key.starts_with(prefix) {
+        for (key, value) in &self.writes[tree.index()] {
+            if !key.starts_with(prefix) {
                 continue;
             }
             match value {
@@ -290,7 +299,7 @@ impl<'a> Staged<'a> {
 
     /// Stages an insert; a later write of the same key in the group replaces it.
     pub fn insert(&mut self, tree: TreeName, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert((tree, key), Some(value));
+        self.writes[tree.index()].insert(key, Some(value));
     }
 
     /// Stages a new message under `key`.
@@ -307,22 +316,25 @@ impl<'a> Staged<'a> {
 
     /// Stages a removal; a later write of the same key in the group replaces it.
     pub fn remove(&mut self, tree: TreeName, key: Vec<u8>) {
-        self.writes.insert((tree, key), None);
+        self.writes[tree.index()].insert(key, None);
     }
 
     /// The keys this group writes so far, in order: what an operation costs.
     #[cfg(test)]
     pub fn keys_written(&self) -> Vec<Vec<u8>> {
-        let mut keys: Vec<Vec<u8>> = self.writes.keys().map(|(_, key)| key.clone()).collect();
+        let mut keys: Vec<Vec<u8>> = self.writes.iter().flat_map(|tree| tree.keys().cloned()).collect();
         keys.extend(self.summaries.iter().filter(|(_, (_, changed))| *changed).map(|(key, _)| key.clone()));
         keys.sort();
         keys
     }
 
     /// The group's writes, with the group's commit number and newest id.
-    fn into_writes(self, commit: u64, last_id_moved: bool) -> (Vec<Write>, MessageId) {
-        let mut writes: Vec<Write> =
-            self.writes.into_iter().map(|((tree, key), value)| (tree, key, value)).collect();
+    fn into_writes(self, commit: u64, last_id_moved: bool) -> (GroupWrites, MessageId) {
+        let mut writes: Vec<Write> = TreeName::ALL
+            .into_iter()
+            .zip(self.writes)
+            .flat_map(|(tree, written)| written.into_iter().map(move |(key, value)| (tree, key, value)))
+            .collect();
         for (key, (summary, changed)) in self.summaries {
             if changed {
                 writes.push((TreeName::Chat, key, Some(encode(&summary))));
@@ -336,7 +348,7 @@ impl<'a> Staged<'a> {
             }
             writes.push((TreeName::Chat, keys::COMMIT.to_vec(), Some(encode(&commit))));
         }
-        (writes, self.last_id)
+        (GroupWrites::new(writes), self.last_id)
     }
 }
 
@@ -623,15 +635,16 @@ fn run(start: Start, mut applier: Applier, jobs: &Receiver<Box<dyn Operation>>) 
         // (its inserts are not atomic), and only a group the log holds whole is completed by
         // the replay after a crash. A group that changed nothing (a watermark that did not
         // move) has nothing to log: earlier groups are answered before it.
-        let (outcome, logged) = if writes.is_empty() {
+        let (outcome, logged) = if writes.writes().is_empty() {
             (GroupOutcome::Durable, None)
         } else {
-            match wal.append(last_commit + 1, &encode(&writes)) {
+            match wal.append(last_commit + 1, &encode(writes.writes())) {
                 Ok(()) => {
                     next_sync = Instant::now() + gap;
                     last_commit += 1;
                     last_id = group_last_id;
-                    unapplied.push(last_commit, &writes);
+                    stats.count_writes(writes.writes());
+                    unapplied.push(last_commit, writes.clone());
                     (GroupOutcome::Durable, Some((last_commit, writes)))
                 }
                 Err(AppendError::NotWritten(e)) => {
@@ -754,7 +767,6 @@ impl Room {
 }
 
 /// Totals for the shutdown log line, which tells how well grouping works.
-#[derive(Default)]
 struct Stats {
     groups: u64,
     operations: u64,
@@ -764,6 +776,24 @@ struct Stats {
     slowest: Duration,
     /// Syncs slower than two milliseconds, the latency budget of a message.
     over_2ms: u64,
+    /// Writes logged (and so put into sled), by tree, and the chat tree's by key kind
+    /// (its first byte, see [`keys`]): what each message costs the applier.
+    writes: [u64; 3],
+    chat_writes_by_kind: [u64; 256],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            groups: 0,
+            operations: 0,
+            phases: [Duration::ZERO; 2],
+            slowest: Duration::ZERO,
+            over_2ms: 0,
+            writes: [0; 3],
+            chat_writes_by_kind: [0; 256],
+        }
+    }
 }
 
 impl Stats {
@@ -777,16 +807,49 @@ impl Stats {
         self.over_2ms += u64::from(phases[1] > Duration::from_millis(2));
     }
 
-    /// Logs the totals, with the time the applier spent putting groups into sled.
-    fn log(&self, applying: Duration) {
+    fn count_writes(&mut self, writes: &[Write]) {
+        for (tree, key, _) in writes {
+            self.writes[tree.index()] += 1;
+            if *tree == TreeName::Chat {
+                self.chat_writes_by_kind[usize::from(key.first().copied().unwrap_or_default())] += 1;
+            }
+        }
+    }
+
+    /// The writes by kind, for the log: `m=…` per chat key kind, then the other trees.
+    fn writes_by_kind(&self) -> String {
+        let chat = self.chat_writes_by_kind.iter().enumerate().filter(|(_, count)| **count > 0).map(
+            |(kind, count)| {
+                format!("{}={count}", char::from(u8::try_from(kind).unwrap_or_default()).escape_default())
+            },
+        );
+        let others = [
+            ("users", self.writes[TreeName::Users.index()]),
+            ("tokens", self.writes[TreeName::Tokens.index()]),
+        ]
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(tree, count)| format!("{tree}={count}"));
+        chat.chain(others).collect::<Vec<_>>().join(",")
+    }
+
+    /// Logs the totals, with the time the applier spent putting groups into sled and
+    /// answering them.
+    fn log(&self, applying: Applying) {
         let groups = self.groups.max(1) as f64;
         let mean_ms = |phase: Duration| phase.as_secs_f64() * 1000.0 / groups;
+        let writes: u64 = self.writes.iter().sum();
         info!(
             operations = self.operations,
             groups = self.groups,
             operations_per_group = format!("{:.1}", self.operations as f64 / groups),
+            writes,
+            writes_per_operation = format!("{:.2}", writes as f64 / self.operations.max(1) as f64),
+            writes_by_kind = self.writes_by_kind(),
             stage_ms = format!("{:.3}", mean_ms(self.phases[0])),
-            apply_ms = format!("{:.3}", mean_ms(applying)),
+            apply_ms = format!("{:.3}", mean_ms(applying.sled + applying.answering)),
+            sled_ms = format!("{:.3}", mean_ms(applying.sled)),
+            answer_ms = format!("{:.3}", mean_ms(applying.answering)),
             sync_ms = format!("{:.3}", mean_ms(self.phases[1])),
             slowest_commit_ms = format!("{:.3}", self.slowest.as_secs_f64() * 1000.0),
             commits_over_2ms = self.over_2ms,
@@ -797,7 +860,7 @@ impl Stats {
 
 #[cfg(test)]
 mod tests {
-    use super::{Pace, Staged, TreeName, Trees, Unapplied};
+    use super::{GroupWrites, Pace, Staged, TreeName, Trees, Unapplied, Write};
 
     fn trees() -> Trees {
         let db = sled::Config::new().temporary(true).open().unwrap();
@@ -805,7 +868,7 @@ mod tests {
         Trees { chat: tree("chat"), users: tree("users"), tokens: tree("tokens"), db }
     }
 
-    fn write(key: &str, value: Option<&str>) -> (TreeName, Vec<u8>, Option<Vec<u8>>) {
+    fn write(key: &str, value: Option<&str>) -> Write {
         (TreeName::Chat, key.as_bytes().to_vec(), value.map(|value| value.as_bytes().to_vec()))
     }
 
@@ -816,8 +879,9 @@ mod tests {
             .apply(&[write("m1", Some("one")), write("m3", Some("three")), write("x", Some("old"))])
             .unwrap();
         let mut unapplied = Unapplied::default();
-        unapplied.push(1, &[write("m4", Some("four")), write("m3", None), write("x", Some("newer"))]);
-        unapplied.push(2, &[write("m4", None), write("m2", Some("two"))]);
+        let group = |writes: &[Write]| GroupWrites::new(writes.to_vec());
+        unapplied.push(1, group(&[write("x", Some("newer")), write("m4", Some("four")), write("m3", None)]));
+        unapplied.push(2, group(&[write("m4", None), write("m2", Some("two"))]));
         let staged = Staged::new(&trees, &unapplied, 0);
         assert_eq!(staged.get(TreeName::Chat, b"x").unwrap().as_deref(), Some(&b"newer"[..]));
         assert_eq!(staged.get(TreeName::Chat, b"m3").unwrap(), None, "removed by group 1");
@@ -836,6 +900,31 @@ mod tests {
             "a forgotten group is not read"
         );
         assert_eq!(staged.newest_durable_in(b"m0", b"m9").unwrap().as_deref(), Some(&b"m3"[..]));
+    }
+
+    #[test]
+    fn a_group_keeps_the_later_of_two_writes_of_a_key_and_reads_by_tree() {
+        let token = (TreeName::Tokens, b"m5".to_vec(), Some(b"token".to_vec()));
+        let writes = GroupWrites::new(vec![
+            write("s", Some("staged")),
+            token,
+            write("m2", Some("two")),
+            write("s", Some("summary")),
+        ]);
+        let keys: Vec<&[u8]> = writes.writes().iter().map(|(_, key, _)| key.as_slice()).collect();
+        assert_eq!(keys, [&b"m2"[..], b"s", b"m5"], "sorted by tree, then key, each key once");
+        let mut unapplied = Unapplied::default();
+        unapplied.push(1, writes);
+        assert_eq!(unapplied.get(TreeName::Chat, b"s"), Some(Some(&b"summary".to_vec())), "the later write");
+        assert_eq!(unapplied.get(TreeName::Chat, b"m5"), None, "m5 is the tokens tree's");
+        let chat: Vec<&[u8]> =
+            unapplied.range(TreeName::Chat, b"m", std::ops::Bound::Unbounded).map(|(key, _)| key).collect();
+        assert_eq!(chat, [&b"m2"[..], b"s"], "an open range ends with its tree");
+        let up_to_s: Vec<&[u8]> = unapplied
+            .range(TreeName::Chat, b"", std::ops::Bound::Excluded(b"s"))
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(up_to_s, [&b"m2"[..]]);
     }
 
     #[test]
