@@ -16,9 +16,16 @@ struct Tmux {
 
 impl Tmux {
     /// A tmux server for one test (`tag` keeps tests that run at once apart).
+    /// A tmux server of this test's own; `None`, to skip the test, if tmux is not installed
+    /// (never in CI, which must have it).
     fn new(tag: &str) -> Option<Self> {
         let socket = format!("papo-e2e-{}-{tag}", std::process::id());
-        Command::new("tmux").arg("-V").output().ok().filter(|o| o.status.success())?;
+        let installed = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+        if !installed {
+            assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
+            eprintln!("skipped: tmux is not installed");
+            return None;
+        }
         Some(Self { socket })
     }
 
@@ -180,13 +187,18 @@ impl Drop for Tmux {
     }
 }
 
+/// A home directory whose papo already trusts `server`, as after the user said yes.
+fn trusting_home(server: &TestServer) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    KnownServers::at(home.path().join("data/papo/known_servers"))
+        .trust(&server.addr.to_string(), server.fingerprint.unwrap())
+        .unwrap();
+    home
+}
+
 #[test]
 fn two_people_chat_switch_recipients_and_get_offline_messages() {
-    let Some(tmux) = Tmux::new("chat") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("chat") else { return };
     let server = TestServer::start();
     let address = server.addr.to_string();
     server.connect().register("carla", PASSWORD).unwrap();
@@ -265,20 +277,13 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
 
 #[test]
 fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
-    let Some(tmux) = Tmux::new("quit") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("quit") else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_in(dir.path(), |_| {});
     let addr = server.addr;
     let address = addr.to_string();
     server.connect().register("erin", PASSWORD).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    KnownServers::at(home.path().join("data/papo/known_servers"))
-        .trust(&address, server.fingerprint.unwrap())
-        .unwrap();
+    let home = trusting_home(&server);
 
     tmux.open("carol", &address, home.path());
     tmux.register("carol", "carol", "carol's password");
@@ -329,20 +334,13 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
 /// terminal is given back.
 #[test]
 fn sighup_keeps_a_queued_message_and_restores_the_terminal() {
-    let Some(tmux) = Tmux::new("hup") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("hup") else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_in(dir.path(), |_| {});
     let addr = server.addr;
     let address = addr.to_string();
     server.connect().register("erin", PASSWORD).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    KnownServers::at(home.path().join("data/papo/known_servers"))
-        .trust(&address, server.fingerprint.unwrap())
-        .unwrap();
+    let home = trusting_home(&server);
 
     tmux.open("carol", &address, home.path());
     tmux.register("carol", "carol", "carol's password");
@@ -401,20 +399,13 @@ fn papo_command(server: &TestServer, user: &str, args: &[&str]) -> String {
 
 #[test]
 fn a_group_made_by_a_script_reaches_the_chat_and_back() {
-    let Some(tmux) = Tmux::new("group") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("group") else { return };
     let server = TestServer::start();
     let address = server.addr.to_string();
     for user in ["ana", "gia"] {
         papo_command(&server, user, &["register"]);
     }
-    let home = tempfile::tempdir().unwrap();
-    KnownServers::at(home.path().join("data/papo/known_servers"))
-        .trust(&address, server.fingerprint.unwrap())
-        .unwrap();
+    let home = trusting_home(&server);
     tmux.open("gia", &address, home.path());
     tmux.log_in("gia", "gia", PASSWORD);
 
@@ -444,11 +435,7 @@ fn a_group_made_by_a_script_reaches_the_chat_and_back() {
 
 #[test]
 fn ctrl_f_finds_group_and_direct_texts_and_opens_the_group_at_its_match() {
-    let Some(tmux) = Tmux::new("search") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("search") else { return };
     let server = TestServer::start();
     let address = server.addr.to_string();
     for user in ["ana", "gia"] {
@@ -458,10 +445,7 @@ fn ctrl_f_finds_group_and_direct_texts_and_opens_the_group_at_its_match() {
     papo_command(&server, "ana", &["send", "#lab", "the lab key is under the mat"]);
     papo_command(&server, "ana", &["send", "#lab", "nothing to find here"]);
     papo_command(&server, "ana", &["send", "gia", "got the key?"]);
-    let home = tempfile::tempdir().unwrap();
-    KnownServers::at(home.path().join("data/papo/known_servers"))
-        .trust(&address, server.fingerprint.unwrap())
-        .unwrap();
+    let home = trusting_home(&server);
     tmux.open("gia", &address, home.path());
     tmux.log_in("gia", "gia", PASSWORD);
 
@@ -484,19 +468,12 @@ fn ctrl_f_finds_group_and_direct_texts_and_opens_the_group_at_its_match() {
 
 #[test]
 fn a_group_in_two_terminals_rings_only_for_a_mention_and_shows_receipts_members_and_a_rename() {
-    let Some(tmux) = Tmux::new("group-receipts") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("group-receipts") else { return };
     let server = TestServer::start();
     let address = server.addr.to_string();
-    let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let homes = [trusting_home(&server), trusting_home(&server)];
     for (name, home) in ["dora", "eli"].into_iter().zip(&homes) {
         server.connect().register(name, PASSWORD).unwrap();
-        KnownServers::at(home.path().join("data/papo/known_servers"))
-            .trust(&address, server.fingerprint.unwrap())
-            .unwrap();
         tmux.open(name, &address, home.path());
         tmux.log_in(name, name, PASSWORD);
     }
@@ -539,18 +516,11 @@ fn a_group_in_two_terminals_rings_only_for_a_mention_and_shows_receipts_members_
 /// Enter: it lands in the input as one message, not one sent per line.
 #[test]
 fn lines_pasted_without_bracketed_paste_wait_in_the_input() {
-    let Some(tmux) = Tmux::new("paste") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("paste") else { return };
     let server = TestServer::start();
     let address = server.addr.to_string();
     server.connect().register("erin", PASSWORD).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    KnownServers::at(home.path().join("data/papo/known_servers"))
-        .trust(&address, server.fingerprint.unwrap())
-        .unwrap();
+    let home = trusting_home(&server);
     tmux.open("dana", &address, home.path());
     tmux.register("dana", "dana", "dana's password");
     tmux.keys("dana", &["C-k"]);
@@ -575,11 +545,7 @@ fn lines_pasted_without_bracketed_paste_wait_in_the_input() {
 /// Naming no server anywhere is a usage error, for the chat and the commands alike.
 #[test]
 fn no_server_named_is_a_usage_error_everywhere() {
-    let Some(tmux) = Tmux::new("noserver") else {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (apt-get install tmux)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    };
+    let Some(tmux) = Tmux::new("noserver") else { return };
     let home = tempfile::tempdir().unwrap();
     tmux.open("lost", "", home.path());
     let screen = tmux.wait_for("lost", "papo exited with");
