@@ -188,6 +188,13 @@ fn texts_and_receipts_under_a_former_name_reach_the_renamed_group_once() {
     // A group that takes the old name takes it for sends too.
     eve.create_group("#lab", &[], false).unwrap();
     assert_eq!(refused(bob.send("#lab", "late", 3)), Some(ErrorCode::NoSuchGroup));
+    // And once it gives the name up too, the name reaches neither group: not eve's, which
+    // bob joins only now, nor the one he may have meant.
+    eve.request_done(Request::RenameGroup { group: "#lab".into(), to: "#eves".into() }).unwrap();
+    eve.request_done(Request::AddMembers { group: "#eves".into(), members: vec![b.name.to_string()] })
+        .unwrap();
+    assert_eq!(refused(bob.send("#lab", "meant for #redes", 4)), Some(ErrorCode::NoSuchGroup));
+    assert!(eve.group_history("#eves", None, 10).unwrap().messages.iter().all(|line| line.body.is_empty()));
 }
 
 #[test]

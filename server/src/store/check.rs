@@ -19,8 +19,8 @@ use super::files::DirLock;
 use super::manifest::Manifest;
 use super::open::{self, WAL_DIR};
 use super::records::{
-    corrupt, decode, format0, format2, DedupRecord, GroupId, GroupLineRecord, GroupRecord, InviteRecord,
-    LineKind, MemberRecord, MessageRecord, Summary, Target, TokenRecord, UserRecord,
+    corrupt, decode, format0, format2, DedupRecord, FormerName, GroupId, GroupLineRecord, GroupRecord,
+    InviteRecord, LineKind, MemberRecord, MessageRecord, Summary, Target, TokenRecord, UserRecord,
 };
 use super::wal::{self, Expect};
 use super::{keys, Result, StoreError};
@@ -108,7 +108,7 @@ struct Counted {
     newest_id: MessageId,
     summaries: Vec<(Username, Username, Summary)>,
     group_names: Vec<(String, GroupId)>,
-    former_group_names: Vec<String>,
+    former_group_names: Vec<(String, FormerName)>,
     groups: BTreeMap<GroupId, GroupRecord>,
     /// Per group: lines, texts and the newest line's id.
     lines: BTreeMap<GroupId, (u64, u64, MessageId)>,
@@ -179,8 +179,8 @@ fn read_records(trees: &Trees, accounts_have_status: bool, report: &mut Report) 
                 counted.group_names.push((String::from_utf8_lossy(&key[1..]).into_owned(), group));
             }),
             // May name a group deleted since: it then finds nothing.
-            Some(b'O') => decode::<GroupId>(&key, &raw).map(|_| {
-                counted.former_group_names.push(String::from_utf8_lossy(&key[1..]).into_owned());
+            Some(b'O') => decode::<FormerName>(&key, &raw).map(|former| {
+                counted.former_group_names.push((String::from_utf8_lossy(&key[1..]).into_owned(), former));
             }),
             Some(b'G') => decode::<GroupRecord>(&key, &raw).and_then(|record| {
                 let group = keys::group_of(&key).ok_or_else(|| corrupt(&key, "bad group key"))?;
@@ -309,9 +309,11 @@ fn cross_check_groups(counted: &Counted, problems: &mut Vec<String>) {
     }
     let names: BTreeSet<(&str, GroupId)> =
         counted.group_names.iter().map(|(name, group)| (name.as_str(), *group)).collect();
-    for former in &counted.former_group_names {
-        if names.iter().any(|(name, _)| name == former) {
-            problems.push(format!("#{former} is filed both as a group's name and as a former one"));
+    let current: BTreeSet<&str> = names.iter().map(|(name, _)| *name).collect();
+    for (name, former) in &counted.former_group_names {
+        // A name another group held before is filed as ambiguous, also while it is in use.
+        if matches!(former, FormerName::Renamed { .. }) && current.contains(name.as_str()) {
+            problems.push(format!("#{name} is filed both as a group's name and as the one a group gave up"));
         }
     }
     let no_members = Vec::new();

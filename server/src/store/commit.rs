@@ -114,7 +114,9 @@ impl Trees {
         Ok(self.apply(&writes)?)
     }
 
-    /// The commit number of the newest group sled holds.
+    /// The commit number of the newest group sled holds, or has begun to apply: a group's
+    /// writes go in key order, so a crash can leave it partly applied with its number in;
+    /// the replay from the last checkpoint applies it whole again.
     pub fn applied_commit(&self) -> Result<u64> {
         self.chat.get(keys::COMMIT)?.map_or(Ok(0), |raw| decode(keys::COMMIT, &raw))
     }

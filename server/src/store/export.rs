@@ -14,7 +14,9 @@
 //! counts, so a truncated file is told from a whole one. Unread counts, previews, per-message
 //! positions, member counts and a user's group count are derived and not exported. Resume
 //! tokens are not exported: after an import, everyone logs in again with their password. The
-//! history of a deleted group that the pruner has not removed yet is not exported either.
+//! history of a deleted group that the pruner has not removed yet is not exported either,
+//! nor the names groups gave up by a rename (after an import, a text a member's client
+//! queued under an old name is refused as for a missing group, and reported to them).
 //!
 //! ```text
 //! {"type":"papo-export","format":2,"exported_at":1764600000000,"last_id":5}

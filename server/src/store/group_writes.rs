@@ -16,7 +16,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::commit::{Staged, TreeName};
 use super::records::{
-    corrupt, decode, encode, DedupRecord, GroupId, GroupLineRecord, GroupRecord, LineKind, Mark,
+    corrupt, decode, encode, DedupRecord, FormerName, GroupId, GroupLineRecord, GroupRecord, LineKind, Mark,
     MemberRecord, StoredLast, Target,
 };
 use super::writes::{first_send, remember_send, Appended, Posted};
@@ -110,6 +110,8 @@ pub fn create(staged: &mut Staged<'_>, new: NewGroup) -> Result<Refusable<GroupM
         Err(refusal) => return Ok(Err(refusal)),
     };
 
+    let former = load::<FormerName>(staged, &keys::former_group_name(&name))?;
+
     let id = staged.last_id + 1;
     let group = GroupId(id);
     let mut record = GroupRecord {
@@ -131,8 +133,7 @@ pub fn create(staged: &mut Staged<'_>, new: NewGroup) -> Result<Refusable<GroupM
         }
         save(staged, keys::member(group, member), &joined);
     }
-    // From now on the name is this group's, also for messages queued under it before.
-    staged.remove(TreeName::Chat, keys::former_group_name(&record.name));
+    take_name(staged, &record.name, group, former);
     staged.insert(TreeName::Chat, keys::group_name(&record.name), encode(&group));
     save(staged, keys::group(group), &record);
     Ok(Ok(created))
@@ -251,13 +252,18 @@ pub fn rename(
     if staged.get(TreeName::Chat, &keys::group_name(&to))?.is_some() {
         return Ok(Err(Refusal::NameTaken));
     }
+    let given_up = load::<FormerName>(staged, &keys::former_group_name(&record.name))?;
+    let taken = load::<FormerName>(staged, &keys::former_group_name(&to))?;
 
+    let id = staged.last_id + 1;
     staged.remove(TreeName::Chat, keys::group_name(&record.name));
-    staged.insert(TreeName::Chat, keys::former_group_name(&record.name), encode(&group));
-    staged.remove(TreeName::Chat, keys::former_group_name(&to));
+    if given_up != Some(FormerName::Ambiguous) {
+        let former = FormerName::Renamed { group, renamed_at: id };
+        save(staged, keys::former_group_name(&record.name), &former);
+    }
+    take_name(staged, &to, group, taken);
     staged.insert(TreeName::Chat, keys::group_name(&to), encode(&group));
     let from = std::mem::replace(&mut record.name, to);
-    let id = staged.last_id + 1;
     let kind = LineKind::Renamed { from };
     let line = post(staged, group, &mut record, Line::new(id, actor, now, kind), Some(&mut owner));
     save(staged, keys::member(group, actor), &owner);
@@ -562,6 +568,18 @@ fn membership_count(staged: &Staged<'_>, user: &Username) -> Result<u32> {
 /// The record under `key` in the chat tree, this group's writes included.
 pub fn load<T: DeserializeOwned>(staged: &Staged<'_>, key: &[u8]) -> Result<Option<T>> {
     staged.get(TreeName::Chat, key)?.map(|raw| decode(key, &raw)).transpose()
+}
+
+/// `group` takes `name`, which `former` says who gave up before: a group taking back its
+/// own former name owns it again, and a name that passes from one group to another leads
+/// nowhere once given up again (what was queued under it could be meant for either).
+fn take_name(staged: &mut Staged<'_>, name: &GroupName, group: GroupId, former: Option<FormerName>) {
+    let key = keys::former_group_name(name);
+    match former {
+        None => {}
+        Some(FormerName::Renamed { group: held, .. }) if held == group => staged.remove(TreeName::Chat, key),
+        Some(_) => save(staged, key, &FormerName::Ambiguous),
+    }
 }
 
 /// Stages `value` under `key` in the chat tree.

@@ -8,7 +8,9 @@ use papo_protocol::{GroupMessage, GroupName, MessageId, UnixMillis, Username};
 
 use super::commit::{Growth, Staged};
 use super::group_writes::{self, Deleted, Moved, NewGroup, NewText, Refusable};
-use super::records::{corrupt, decode, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord};
+use super::records::{
+    corrupt, decode, FormerName, GroupId, GroupLineRecord, GroupRecord, LineKind, MemberRecord,
+};
 use super::writes::Posted;
 use super::{keys, AppendAnswers, Result, Store};
 
@@ -166,23 +168,23 @@ impl Store {
     /// The group called `name`, if `user` is in it: anyone else learns nothing, not even
     /// whether it exists.
     pub fn membership(&self, user: &Username, name: &GroupName) -> Result<Option<Membership>> {
-        let key = keys::group_name(name);
-        let Some(raw) = self.trees.chat.get(&key)? else { return Ok(None) };
-        let id: GroupId = decode(&key, &raw)?;
+        let Some(id) = self.read::<GroupId>(&keys::group_name(name))? else { return Ok(None) };
         self.membership_of(user, id)
     }
 
-    /// Like [`membership`](Self::membership), but also the group last called `name` before
-    /// a rename while no group is: what a client queued under that name (a text, a receipt)
-    /// while it could not hear of the rename. A group that has taken the name since wins.
+    /// Like [`membership`](Self::membership), but also the group that gave `name` up by a
+    /// rename, for whoever was in it before the rename: what their client queued under that
+    /// name (a text, a receipt) while it could not hear of the rename. Only while no group
+    /// is called `name`, and only while no other group has been (see [`FormerName`]).
     pub fn membership_by_any_name(&self, user: &Username, name: &GroupName) -> Result<Option<Membership>> {
         if let Some(membership) = self.membership(user, name)? {
             return Ok(Some(membership));
         }
-        let key = keys::former_group_name(name);
-        let Some(raw) = self.trees.chat.get(&key)? else { return Ok(None) };
-        let id: GroupId = decode(&key, &raw)?;
-        self.membership_of(user, id)
+        let Some(FormerName::Renamed { group, renamed_at }) = self.read(&keys::former_group_name(name))?
+        else {
+            return Ok(None);
+        };
+        Ok(self.membership_of(user, group)?.filter(|membership| membership.member.joined_at < renamed_at))
     }
 
     /// Group `id`, if `user` is in it.

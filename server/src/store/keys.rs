@@ -4,12 +4,12 @@
 //! each name, and ids are big-endian so that byte order is numeric order: a conversation's
 //! messages sit together, oldest first, and a page is one short range scan.
 //!
-//! Groups are filed by their [`GroupId`], which never changes, so a rename rewrites two
-//! keys: `N` name → id, `G` id → the group, `W` id member → a member's watermarks, `U` user
+//! Groups are filed by their [`GroupId`], which never changes, so a rename rewrites its
+//! name keys and its record: `N` name → id, `G` id → the group, `W` id member → a member's watermarks, `U` user
 //! id → nothing (a user's groups), `u` user → how many groups, `H` id message → a line of
 //! its history, `X` id → a deleted group whose history the pruner has yet to remove, and
-//! `O` name → id of the group last called that before a rename, while no group is: a
-//! message a client queued under the old name still finds its group.
+//! `O` name → which group gave the name up by a rename, and when (or that several groups
+//! have held it): a message a member queued under the old name still finds its group.
 
 use papo_protocol::{GroupName, MessageId, Username};
 
@@ -221,14 +221,17 @@ fn with_group(kind: u8, group: GroupId, extra: usize) -> Vec<u8> {
 
 /// Which group is called `name`.
 pub fn group_name(name: &GroupName) -> Vec<u8> {
-    let mut key = vec![GROUP_NAME];
-    key.extend_from_slice(name.bare().as_bytes());
-    key
+    with_group_name(GROUP_NAME, name)
 }
 
-/// Which group was called `name` before a rename.
+/// Which group gave `name` up by a rename.
 pub fn former_group_name(name: &GroupName) -> Vec<u8> {
-    let mut key = vec![FORMER_GROUP_NAME];
+    with_group_name(FORMER_GROUP_NAME, name)
+}
+
+fn with_group_name(kind: u8, name: &GroupName) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.bare().len());
+    key.push(kind);
     key.extend_from_slice(name.bare().as_bytes());
     key
 }

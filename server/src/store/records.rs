@@ -137,6 +137,23 @@ pub enum Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct GroupId(pub MessageId);
 
+/// Where a name a group gave up by a rename leads (its `O` key): what a member queued under
+/// it while offline still reaches that group, and only that group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FormerName {
+    /// `group` gave the name up with its line `renamed_at`: whoever was a member before that
+    /// line may still send and confirm under it.
+    Renamed {
+        /// The group.
+        group: GroupId,
+        /// Its `Renamed` line.
+        renamed_at: MessageId,
+    },
+    /// Another group has held the name since: what comes under it could be meant for
+    /// either, so a former name reaches neither.
+    Ambiguous,
+}
+
 /// A group as stored under its id. Each of its lines changes it (counts, newest line), so it
 /// holds no member list: members have keys of their own, and a line costs the same writes
 /// whatever the group's size.

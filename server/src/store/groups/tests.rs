@@ -3,6 +3,7 @@
 use papo_protocol::{GroupMessage, GroupMessageKind, GroupName, MAX_GROUPS_PER_USER, MAX_GROUP_MEMBERS};
 
 use super::super::commit;
+use super::super::records::FormerName;
 use super::super::tests::{append, append_at, name, open};
 use super::super::*;
 
@@ -327,17 +328,40 @@ fn a_former_name_finds_its_group_for_queued_texts_until_another_group_takes_it()
         // A deleted group answers to no name.
         store.delete_group(lab, &ana).unwrap().unwrap();
         assert_eq!((found(&bob, "#lab"), found(&bob, "#lab3")), (None, None));
+
+        // A group that took a deleted group's name, gave it up and then added bob: what bob
+        // queued for the deleted one must not reach it, nor what anyone queued.
+        let newer = create(&store, "#lab3", &eve, &[]);
+        store.rename_group(newer, &eve, group_name("#secret"), 0).unwrap().unwrap();
+        store.add_members(newer, &eve, vec![bob.clone()], 0).unwrap().unwrap();
+        assert_eq!((found(&bob, "#lab3"), found(&eve, "#lab3")), (None, None));
+
+        // Only who was in a group when it gave a name up may still use that name.
+        let fresh = create(&store, "#fresh", &eve, &[]);
+        store.rename_group(fresh, &eve, group_name("#stale"), 0).unwrap().unwrap();
+        store.add_members(fresh, &eve, vec![ana.clone()], 0).unwrap().unwrap();
+        assert_eq!(found(&ana, "#fresh"), None, "ana joined after the name was given up");
+        assert_eq!(found(&eve, "#fresh"), Some(fresh), "eve was in it then");
+
+        // A name two groups gave up leads to neither.
+        let first = create(&store, "#proj", &ana, &[&bob]);
+        store.rename_group(first, &ana, group_name("#proj-a"), 0).unwrap().unwrap();
+        let second = create(&store, "#proj", &eve, &[&bob]);
+        assert_eq!(found(&bob, "#proj"), Some(second), "while a group is called so, it wins");
+        store.rename_group(second, &eve, group_name("#proj-b"), 0).unwrap().unwrap();
+        assert_eq!((found(&bob, "#proj"), found(&ana, "#proj"), found(&eve, "#proj")), (None, None, None));
     }
     let report = check(dir.path()).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 
     // A name filed as a group's and as a former one, behind the store's back, is listed.
     let trees = super::super::open::open_sled(dir.path(), 8 << 20).unwrap();
-    trees.chat.insert(keys::former_group_name(&group_name("#lab2")), encode(&GroupId(1))).unwrap();
+    let former = FormerName::Renamed { group: GroupId(1), renamed_at: 2 };
+    trees.chat.insert(keys::former_group_name(&group_name("#lab2")), encode(&former)).unwrap();
     trees.db.flush().unwrap();
     drop(trees);
     let report = check(dir.path()).unwrap();
-    assert_eq!(report.problems, ["#lab2 is filed both as a group's name and as a former one"]);
+    assert_eq!(report.problems, ["#lab2 is filed both as a group's name and as the one a group gave up"]);
 }
 
 #[test]
