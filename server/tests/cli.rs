@@ -219,6 +219,13 @@ fn sighup_applies_a_new_log_filter_and_names_what_needs_a_restart() {
     server.signal(libc::SIGHUP);
     assert!(log_line(&server, "cannot reload the settings; keeping the current ones")
         .contains("TOML parse error"));
+
+    // A filter that does not parse is refused as such, not named as needing a restart.
+    std::fs::write(&file, "log = \"papo_server=loud\"\nbcrypt-cost = 6\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(log_line(&server, "keeping the current log filter").contains("invalid --log filter"));
+    let restart = log_line(&server, "only after a restart");
+    assert!(restart.trim_end().ends_with("changed=bcrypt-cost"), "{restart}");
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
 }

@@ -287,29 +287,19 @@ impl Settings {
             .map_or_else(workers_for_this_machine, |threads| usize::try_from(threads).unwrap_or(usize::MAX))
     }
 
-    /// These settings with the limits of `other` that SIGHUP applies ([`Self::LIVE_LIMITS`]).
-    pub fn with_live_limits_of(self, other: &Settings) -> Self {
-        Self {
-            messages_per_second: other.messages_per_second,
-            registrations_per_hour: other.registrations_per_hour,
-            no_rate_limits: other.no_rate_limits,
-            login_deadline_secs: other.login_deadline_secs,
-            unauthenticated_per_address: other.unauthenticated_per_address,
-            unauthenticated_percent: other.unauthenticated_percent,
-            ..self
+    /// These settings with the limits of `other` that SIGHUP applies ([`LIVE_LIMITS`]).
+    pub fn with_live_limits_of(mut self, other: &Settings) -> Self {
+        for limit in &LIVE_LIMITS {
+            (limit.take)(&mut self, other);
         }
+        self
     }
 
-    /// The keys of the limits that [`Self::with_live_limits_of`] takes, which a running
+    /// Whether `key` names a limit that [`Self::with_live_limits_of`] takes, which a running
     /// server applies to what follows.
-    pub const LIVE_LIMITS: [&'static str; 6] = [
-        "messages-per-second",
-        "registrations-per-hour",
-        "no-rate-limits",
-        "login-deadline-secs",
-        "unauthenticated-per-address",
-        "unauthenticated-percent",
-    ];
+    pub fn is_live_limit(key: &str) -> bool {
+        LIVE_LIMITS.iter().any(|limit| limit.key == key)
+    }
 
     /// `keys` with their values here, as `key=value` separated by spaces, for the log.
     pub fn describe(&self, keys: &[&str]) -> String {
@@ -385,5 +375,102 @@ impl Settings {
             .filter(|(mine, theirs)| mine != theirs)
             .map(|((key, _), _)| key)
             .collect()
+    }
+}
+
+/// A limit that SIGHUP applies to a running server: its settings-file key and how
+/// [`Settings::with_live_limits_of`] takes it, side by side so that they cannot drift apart.
+struct LiveLimit {
+    key: &'static str,
+    take: fn(&mut Settings, &Settings),
+}
+
+/// The limits a running server applies to what follows; every other change but `log` and
+/// `registration` needs a restart.
+const LIVE_LIMITS: [LiveLimit; 6] = [
+    LiveLimit {
+        key: "messages-per-second",
+        take: |to, from| to.messages_per_second = from.messages_per_second,
+    },
+    LiveLimit {
+        key: "registrations-per-hour",
+        take: |to, from| to.registrations_per_hour = from.registrations_per_hour,
+    },
+    LiveLimit { key: "no-rate-limits", take: |to, from| to.no_rate_limits = from.no_rate_limits },
+    LiveLimit {
+        key: "login-deadline-secs",
+        take: |to, from| to.login_deadline_secs = from.login_deadline_secs,
+    },
+    LiveLimit {
+        key: "unauthenticated-per-address",
+        take: |to, from| to.unauthenticated_per_address = from.unauthenticated_per_address,
+    },
+    LiveLimit {
+        key: "unauthenticated-percent",
+        take: |to, from| to.unauthenticated_percent = from.unauthenticated_percent,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Flags::try_parse_from(std::iter::once("papo-server").chain(args.iter().copied())).unwrap().settings
+    }
+
+    /// Flags that change every setting from its default but the TLS ones, which
+    /// `--plaintext` excludes.
+    const ALL_BUT_TLS: [&str; 21] = [
+        "--listen=127.0.0.1:1",
+        "--data-dir=/elsewhere",
+        "--bcrypt-cost=5",
+        "--max-connections=9",
+        "--plaintext",
+        "--wal-segment-kib=128",
+        "--commit-gap-us=7",
+        "--messages-per-second=3",
+        "--registrations-per-hour=2",
+        "--registration=closed",
+        "--no-rate-limits",
+        "--login-deadline-secs=5",
+        "--unauthenticated-per-address=4",
+        "--unauthenticated-percent=25",
+        "--password-threads=3",
+        "--cache-mib=9",
+        "--min-free-mib=1",
+        "--no-announce",
+        "--name=elsewhere",
+        "--log=debug",
+        "--log-format=json",
+    ];
+
+    #[test]
+    fn with_live_limits_of_takes_every_live_limit_and_nothing_else() {
+        let live: Vec<&str> = LIVE_LIMITS.iter().map(|limit| limit.key).collect();
+        let current = parse(&[]);
+        let others = [parse(&ALL_BUT_TLS), parse(&["--tls-cert=/cert.pem", "--tls-key=/key.pem"])];
+        let mut covered: Vec<&str> = others.iter().flat_map(|other| current.changes(other)).collect();
+        covered.sort_unstable();
+        covered.dedup();
+        assert_eq!(covered.len(), current.entries(None).len(), "the others differ in every setting");
+        for other in &others {
+            let taken = current.clone().with_live_limits_of(other);
+            let changed = current.changes(other);
+            let expected: Vec<&str> = live.iter().copied().filter(|key| changed.contains(key)).collect();
+            assert_eq!(current.changes(&taken), expected, "what it takes is what the list names");
+            assert!(
+                taken.changes(other).iter().all(|key| !Settings::is_live_limit(key)),
+                "no live limit is left behind"
+            );
+        }
     }
 }
