@@ -307,44 +307,50 @@ impl Settings {
         keys.iter()
             .filter_map(|key| entries.iter().find(|(name, _)| name == key))
             .map(|(key, value)| match value {
-                Some(value) => format!("{key}={value}"),
-                None => format!("{key} unset"),
+                Entry::Set(value) | Entry::Unset { here: Some(value) } => format!("{key}={value}"),
+                Entry::Unset { here: None } => format!("{key} unset"),
             })
             .collect::<Vec<_>>()
             .join(" ")
     }
 
-    /// Every setting as its settings-file key and value (`None`: not set), with `data_dir`
-    /// standing for an unset `--data-dir`.
-    fn entries(&self, data_dir: Option<&Path>) -> Vec<(&'static str, Option<toml::Value>)> {
+    /// Every setting as its settings-file key and value, with `data_dir` standing for an
+    /// unset `--data-dir`.
+    fn entries(&self, data_dir: Option<&Path>) -> Vec<(&'static str, Entry)> {
         let path = |path: &Path| toml::Value::String(path.display().to_string());
         let number = |n: u64| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let password_threads = match self.password_threads {
+            Some(threads) => Entry::Set(number(threads)),
+            // Unset, it stays unset in a printed file, so that a copy on another machine uses
+            // that machine's cores rather than pinning this one's.
+            None => Entry::Unset { here: Some(number(self.password_threads() as u64)) },
+        };
         let format = self.log_format.to_possible_value().expect("no variant is skipped");
         let registration = self.registration.to_possible_value().expect("no variant is skipped");
         vec![
-            ("listen", Some(toml::Value::String(self.listen.to_string()))),
-            ("data-dir", self.data_dir.as_deref().or(data_dir).map(path)),
-            ("bcrypt-cost", Some(number(self.bcrypt_cost.into()))),
-            ("max-connections", Some(number(self.max_connections as u64))),
-            ("tls-cert", self.tls_cert.as_deref().map(path)),
-            ("tls-key", self.tls_key.as_deref().map(path)),
-            ("plaintext", Some(toml::Value::Boolean(self.plaintext))),
-            ("wal-segment-kib", Some(number(self.wal_segment_kib))),
-            ("commit-gap-us", Some(number(self.commit_gap_us))),
-            ("messages-per-second", Some(number(self.messages_per_second.into()))),
-            ("registrations-per-hour", Some(number(self.registrations_per_hour.into()))),
-            ("registration", Some(toml::Value::String(registration.get_name().to_owned()))),
-            ("no-rate-limits", Some(toml::Value::Boolean(self.no_rate_limits))),
-            ("login-deadline-secs", Some(number(self.login_deadline_secs))),
-            ("unauthenticated-per-address", Some(number(self.unauthenticated_per_address))),
-            ("unauthenticated-percent", Some(number(self.unauthenticated_percent.into()))),
-            ("password-threads", Some(number(self.password_threads() as u64))),
-            ("cache-mib", Some(number(self.cache_mib))),
-            ("min-free-mib", Some(number(self.min_free_mib))),
-            ("no-announce", Some(toml::Value::Boolean(self.no_announce))),
-            ("name", self.name.clone().map(toml::Value::String)),
-            ("log", Some(toml::Value::String(self.log.clone()))),
-            ("log-format", Some(toml::Value::String(format.get_name().to_owned()))),
+            ("listen", Entry::Set(toml::Value::String(self.listen.to_string()))),
+            ("data-dir", Entry::from(self.data_dir.as_deref().or(data_dir).map(path))),
+            ("bcrypt-cost", Entry::Set(number(self.bcrypt_cost.into()))),
+            ("max-connections", Entry::Set(number(self.max_connections as u64))),
+            ("tls-cert", Entry::from(self.tls_cert.as_deref().map(path))),
+            ("tls-key", Entry::from(self.tls_key.as_deref().map(path))),
+            ("plaintext", Entry::Set(toml::Value::Boolean(self.plaintext))),
+            ("wal-segment-kib", Entry::Set(number(self.wal_segment_kib))),
+            ("commit-gap-us", Entry::Set(number(self.commit_gap_us))),
+            ("messages-per-second", Entry::Set(number(self.messages_per_second.into()))),
+            ("registrations-per-hour", Entry::Set(number(self.registrations_per_hour.into()))),
+            ("registration", Entry::Set(toml::Value::String(registration.get_name().to_owned()))),
+            ("no-rate-limits", Entry::Set(toml::Value::Boolean(self.no_rate_limits))),
+            ("login-deadline-secs", Entry::Set(number(self.login_deadline_secs))),
+            ("unauthenticated-per-address", Entry::Set(number(self.unauthenticated_per_address))),
+            ("unauthenticated-percent", Entry::Set(number(self.unauthenticated_percent.into()))),
+            ("password-threads", password_threads),
+            ("cache-mib", Entry::Set(number(self.cache_mib))),
+            ("min-free-mib", Entry::Set(number(self.min_free_mib))),
+            ("no-announce", Entry::Set(toml::Value::Boolean(self.no_announce))),
+            ("name", Entry::from(self.name.clone().map(toml::Value::String))),
+            ("log", Entry::Set(toml::Value::String(self.log.clone()))),
+            ("log-format", Entry::Set(toml::Value::String(format.get_name().to_owned()))),
         ]
     }
 
@@ -360,8 +366,11 @@ impl Settings {
         );
         for (key, value) in self.entries(Some(data_dir)) {
             match value {
-                Some(value) => out.push_str(&format!("{key} = {value}\n")),
-                None => out.push_str(&format!("# {key} is not set\n")),
+                Entry::Set(value) => out.push_str(&format!("{key} = {value}\n")),
+                Entry::Unset { here: Some(value) } => {
+                    out.push_str(&format!("# {key} is not set; here that means {value}\n"));
+                }
+                Entry::Unset { here: None } => out.push_str(&format!("# {key} is not set\n")),
             }
         }
         out
@@ -375,6 +384,22 @@ impl Settings {
             .filter(|(mine, theirs)| mine != theirs)
             .map(|((key, _), _)| key)
             .collect()
+    }
+}
+
+/// One setting's value, as a settings file would hold it.
+#[derive(Debug, PartialEq)]
+enum Entry {
+    Set(toml::Value),
+    /// Not set; `here` is what the server computes for it on this machine, if anything.
+    Unset {
+        here: Option<toml::Value>,
+    },
+}
+
+impl From<Option<toml::Value>> for Entry {
+    fn from(value: Option<toml::Value>) -> Self {
+        value.map_or(Entry::Unset { here: None }, Entry::Set)
     }
 }
 
