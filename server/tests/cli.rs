@@ -454,6 +454,9 @@ fn a_login_deadline_shortened_by_sighup_closes_a_connection_that_never_logs_in()
     let home = tempfile::tempdir().unwrap();
     let (mut server, file) = limited_server(home.path(), "bcrypt-cost = 4\nlogin-deadline-secs = 600\n");
     let mut before = server.connect("before");
+    // The server takes the deadline just after answering the handshake: a reply to a request
+    // shows it has, so the reload cannot overtake it (under load it did).
+    assert_eq!(before.request(Request::Ping).unwrap(), Reply::Pong);
 
     let applied = reload_limits(&server, &file, "bcrypt-cost = 4\nlogin-deadline-secs = 2\n");
     assert!(applied.contains("login-deadline-secs=2"), "{applied}");
