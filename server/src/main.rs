@@ -271,6 +271,8 @@ fn reload(
         return current;
     }
     let mut now = current;
+    // Changes that could apply live but failed, and are already warned about.
+    let mut refused: Vec<&str> = Vec::new();
     if changes.contains(&"log") {
         let log = cli.settings.log();
         let applied = Logging::filter(log).and_then(|filter| {
@@ -281,7 +283,10 @@ fn reload(
         });
         match applied {
             Ok(()) => now = now.with_log(log),
-            Err(e) => warn!(error = %format!("{e:#}"), "SIGHUP: keeping the current log filter"),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "SIGHUP: keeping the current log filter");
+                refused.push("log");
+            }
         }
     }
     if changes.contains(&"registration") {
@@ -291,7 +296,7 @@ fn reload(
         now = now.with_registration(policy);
     }
     let changed_limits: Vec<&str> =
-        changes.iter().copied().filter(|key| Settings::LIVE_LIMITS.contains(key)).collect();
+        changes.iter().copied().filter(|key| Settings::is_live_limit(key)).collect();
     if !changed_limits.is_empty() {
         // The whole policy is put in force again, so that turning `no-rate-limits` off brings
         // back the limits the file asks for now.
@@ -300,12 +305,14 @@ fn reload(
             let applied = next.describe(&changed_limits);
             info!(%file, %applied, "SIGHUP: applied the new limits to what follows");
             now = next;
+        } else {
+            refused.extend(&changed_limits);
         }
     }
-    let needs_restart: Vec<&str> = changes
-        .into_iter()
-        .filter(|key| !["log", "registration"].contains(key) && !Settings::LIVE_LIMITS.contains(key))
-        .collect();
+    // What still differs was not applied above, so it is the list of what needs a restart:
+    // there is no second list of the live settings to keep in step.
+    let needs_restart: Vec<&str> =
+        now.changes(&cli.settings).into_iter().filter(|key| !refused.contains(key)).collect();
     if !needs_restart.is_empty() {
         warn!(%file, changed = %needs_restart.join(" "), "SIGHUP: these settings take effect only after a restart");
     }

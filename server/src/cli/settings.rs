@@ -287,29 +287,19 @@ impl Settings {
             .map_or_else(workers_for_this_machine, |threads| usize::try_from(threads).unwrap_or(usize::MAX))
     }
 
-    /// These settings with the limits of `other` that SIGHUP applies ([`Self::LIVE_LIMITS`]).
-    pub fn with_live_limits_of(self, other: &Settings) -> Self {
-        Self {
-            messages_per_second: other.messages_per_second,
-            registrations_per_hour: other.registrations_per_hour,
-            no_rate_limits: other.no_rate_limits,
-            login_deadline_secs: other.login_deadline_secs,
-            unauthenticated_per_address: other.unauthenticated_per_address,
-            unauthenticated_percent: other.unauthenticated_percent,
-            ..self
+    /// These settings with the limits of `other` that SIGHUP applies ([`LIVE_LIMITS`]).
+    pub fn with_live_limits_of(mut self, other: &Settings) -> Self {
+        for limit in &LIVE_LIMITS {
+            (limit.take)(&mut self, other);
         }
+        self
     }
 
-    /// The keys of the limits that [`Self::with_live_limits_of`] takes, which a running
+    /// Whether `key` names a limit that [`Self::with_live_limits_of`] takes, which a running
     /// server applies to what follows.
-    pub const LIVE_LIMITS: [&'static str; 6] = [
-        "messages-per-second",
-        "registrations-per-hour",
-        "no-rate-limits",
-        "login-deadline-secs",
-        "unauthenticated-per-address",
-        "unauthenticated-percent",
-    ];
+    pub fn is_live_limit(key: &str) -> bool {
+        LIVE_LIMITS.iter().any(|limit| limit.key == key)
+    }
 
     /// `keys` with their values here, as `key=value` separated by spaces, for the log.
     pub fn describe(&self, keys: &[&str]) -> String {
@@ -317,44 +307,50 @@ impl Settings {
         keys.iter()
             .filter_map(|key| entries.iter().find(|(name, _)| name == key))
             .map(|(key, value)| match value {
-                Some(value) => format!("{key}={value}"),
-                None => format!("{key} unset"),
+                Entry::Set(value) | Entry::Unset { here: Some(value) } => format!("{key}={value}"),
+                Entry::Unset { here: None } => format!("{key} unset"),
             })
             .collect::<Vec<_>>()
             .join(" ")
     }
 
-    /// Every setting as its settings-file key and value (`None`: not set), with `data_dir`
-    /// standing for an unset `--data-dir`.
-    fn entries(&self, data_dir: Option<&Path>) -> Vec<(&'static str, Option<toml::Value>)> {
+    /// Every setting as its settings-file key and value, with `data_dir` standing for an
+    /// unset `--data-dir`.
+    fn entries(&self, data_dir: Option<&Path>) -> Vec<(&'static str, Entry)> {
         let path = |path: &Path| toml::Value::String(path.display().to_string());
         let number = |n: u64| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let password_threads = match self.password_threads {
+            Some(threads) => Entry::Set(number(threads)),
+            // Unset, it stays unset in a printed file, so that a copy on another machine uses
+            // that machine's cores rather than pinning this one's.
+            None => Entry::Unset { here: Some(number(self.password_threads() as u64)) },
+        };
         let format = self.log_format.to_possible_value().expect("no variant is skipped");
         let registration = self.registration.to_possible_value().expect("no variant is skipped");
         vec![
-            ("listen", Some(toml::Value::String(self.listen.to_string()))),
-            ("data-dir", self.data_dir.as_deref().or(data_dir).map(path)),
-            ("bcrypt-cost", Some(number(self.bcrypt_cost.into()))),
-            ("max-connections", Some(number(self.max_connections as u64))),
-            ("tls-cert", self.tls_cert.as_deref().map(path)),
-            ("tls-key", self.tls_key.as_deref().map(path)),
-            ("plaintext", Some(toml::Value::Boolean(self.plaintext))),
-            ("wal-segment-kib", Some(number(self.wal_segment_kib))),
-            ("commit-gap-us", Some(number(self.commit_gap_us))),
-            ("messages-per-second", Some(number(self.messages_per_second.into()))),
-            ("registrations-per-hour", Some(number(self.registrations_per_hour.into()))),
-            ("registration", Some(toml::Value::String(registration.get_name().to_owned()))),
-            ("no-rate-limits", Some(toml::Value::Boolean(self.no_rate_limits))),
-            ("login-deadline-secs", Some(number(self.login_deadline_secs))),
-            ("unauthenticated-per-address", Some(number(self.unauthenticated_per_address))),
-            ("unauthenticated-percent", Some(number(self.unauthenticated_percent.into()))),
-            ("password-threads", Some(number(self.password_threads() as u64))),
-            ("cache-mib", Some(number(self.cache_mib))),
-            ("min-free-mib", Some(number(self.min_free_mib))),
-            ("no-announce", Some(toml::Value::Boolean(self.no_announce))),
-            ("name", self.name.clone().map(toml::Value::String)),
-            ("log", Some(toml::Value::String(self.log.clone()))),
-            ("log-format", Some(toml::Value::String(format.get_name().to_owned()))),
+            ("listen", Entry::Set(toml::Value::String(self.listen.to_string()))),
+            ("data-dir", Entry::from(self.data_dir.as_deref().or(data_dir).map(path))),
+            ("bcrypt-cost", Entry::Set(number(self.bcrypt_cost.into()))),
+            ("max-connections", Entry::Set(number(self.max_connections as u64))),
+            ("tls-cert", Entry::from(self.tls_cert.as_deref().map(path))),
+            ("tls-key", Entry::from(self.tls_key.as_deref().map(path))),
+            ("plaintext", Entry::Set(toml::Value::Boolean(self.plaintext))),
+            ("wal-segment-kib", Entry::Set(number(self.wal_segment_kib))),
+            ("commit-gap-us", Entry::Set(number(self.commit_gap_us))),
+            ("messages-per-second", Entry::Set(number(self.messages_per_second.into()))),
+            ("registrations-per-hour", Entry::Set(number(self.registrations_per_hour.into()))),
+            ("registration", Entry::Set(toml::Value::String(registration.get_name().to_owned()))),
+            ("no-rate-limits", Entry::Set(toml::Value::Boolean(self.no_rate_limits))),
+            ("login-deadline-secs", Entry::Set(number(self.login_deadline_secs))),
+            ("unauthenticated-per-address", Entry::Set(number(self.unauthenticated_per_address))),
+            ("unauthenticated-percent", Entry::Set(number(self.unauthenticated_percent.into()))),
+            ("password-threads", password_threads),
+            ("cache-mib", Entry::Set(number(self.cache_mib))),
+            ("min-free-mib", Entry::Set(number(self.min_free_mib))),
+            ("no-announce", Entry::Set(toml::Value::Boolean(self.no_announce))),
+            ("name", Entry::from(self.name.clone().map(toml::Value::String))),
+            ("log", Entry::Set(toml::Value::String(self.log.clone()))),
+            ("log-format", Entry::Set(toml::Value::String(format.get_name().to_owned()))),
         ]
     }
 
@@ -370,8 +366,11 @@ impl Settings {
         );
         for (key, value) in self.entries(Some(data_dir)) {
             match value {
-                Some(value) => out.push_str(&format!("{key} = {value}\n")),
-                None => out.push_str(&format!("# {key} is not set\n")),
+                Entry::Set(value) => out.push_str(&format!("{key} = {value}\n")),
+                Entry::Unset { here: Some(value) } => {
+                    out.push_str(&format!("# {key} is not set; here that means {value}\n"));
+                }
+                Entry::Unset { here: None } => out.push_str(&format!("# {key} is not set\n")),
             }
         }
         out
@@ -385,5 +384,118 @@ impl Settings {
             .filter(|(mine, theirs)| mine != theirs)
             .map(|((key, _), _)| key)
             .collect()
+    }
+}
+
+/// One setting's value, as a settings file would hold it.
+#[derive(Debug, PartialEq)]
+enum Entry {
+    Set(toml::Value),
+    /// Not set; `here` is what the server computes for it on this machine, if anything.
+    Unset {
+        here: Option<toml::Value>,
+    },
+}
+
+impl From<Option<toml::Value>> for Entry {
+    fn from(value: Option<toml::Value>) -> Self {
+        value.map_or(Entry::Unset { here: None }, Entry::Set)
+    }
+}
+
+/// A limit that SIGHUP applies to a running server: its settings-file key and how
+/// [`Settings::with_live_limits_of`] takes it, side by side so that they cannot drift apart.
+struct LiveLimit {
+    key: &'static str,
+    take: fn(&mut Settings, &Settings),
+}
+
+/// The limits a running server applies to what follows; every other change but `log` and
+/// `registration` needs a restart.
+const LIVE_LIMITS: [LiveLimit; 6] = [
+    LiveLimit {
+        key: "messages-per-second",
+        take: |to, from| to.messages_per_second = from.messages_per_second,
+    },
+    LiveLimit {
+        key: "registrations-per-hour",
+        take: |to, from| to.registrations_per_hour = from.registrations_per_hour,
+    },
+    LiveLimit { key: "no-rate-limits", take: |to, from| to.no_rate_limits = from.no_rate_limits },
+    LiveLimit {
+        key: "login-deadline-secs",
+        take: |to, from| to.login_deadline_secs = from.login_deadline_secs,
+    },
+    LiveLimit {
+        key: "unauthenticated-per-address",
+        take: |to, from| to.unauthenticated_per_address = from.unauthenticated_per_address,
+    },
+    LiveLimit {
+        key: "unauthenticated-percent",
+        take: |to, from| to.unauthenticated_percent = from.unauthenticated_percent,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Flags::try_parse_from(std::iter::once("papo-server").chain(args.iter().copied())).unwrap().settings
+    }
+
+    /// Flags that change every setting from its default but the TLS ones, which
+    /// `--plaintext` excludes.
+    const ALL_BUT_TLS: [&str; 21] = [
+        "--listen=127.0.0.1:1",
+        "--data-dir=/elsewhere",
+        "--bcrypt-cost=5",
+        "--max-connections=9",
+        "--plaintext",
+        "--wal-segment-kib=128",
+        "--commit-gap-us=7",
+        "--messages-per-second=3",
+        "--registrations-per-hour=2",
+        "--registration=closed",
+        "--no-rate-limits",
+        "--login-deadline-secs=5",
+        "--unauthenticated-per-address=4",
+        "--unauthenticated-percent=25",
+        "--password-threads=3",
+        "--cache-mib=9",
+        "--min-free-mib=1",
+        "--no-announce",
+        "--name=elsewhere",
+        "--log=debug",
+        "--log-format=json",
+    ];
+
+    #[test]
+    fn with_live_limits_of_takes_every_live_limit_and_nothing_else() {
+        let live: Vec<&str> = LIVE_LIMITS.iter().map(|limit| limit.key).collect();
+        let current = parse(&[]);
+        let others = [parse(&ALL_BUT_TLS), parse(&["--tls-cert=/cert.pem", "--tls-key=/key.pem"])];
+        let mut covered: Vec<&str> = others.iter().flat_map(|other| current.changes(other)).collect();
+        covered.sort_unstable();
+        covered.dedup();
+        assert_eq!(covered.len(), current.entries(None).len(), "the others differ in every setting");
+        for other in &others {
+            let taken = current.clone().with_live_limits_of(other);
+            let changed = current.changes(other);
+            let expected: Vec<&str> = live.iter().copied().filter(|key| changed.contains(key)).collect();
+            assert_eq!(current.changes(&taken), expected, "what it takes is what the list names");
+            assert!(
+                taken.changes(other).iter().all(|key| !Settings::is_live_limit(key)),
+                "no live limit is left behind"
+            );
+        }
     }
 }

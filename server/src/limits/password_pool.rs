@@ -69,8 +69,10 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     work: Condvar,
-    limits: PoolLimits,
-    /// `limits.queue_per_source` in force: SIGHUP changes it while serving.
+    /// Jobs of one source running at once; fixed, like the workers.
+    per_source: usize,
+    /// Jobs of one source waiting at once, the only limit SIGHUP changes while serving (so
+    /// there is no copy of the starting value to read by mistake).
     queue_per_source: AtomicUsize,
 }
 
@@ -89,7 +91,11 @@ pub struct PasswordPool {
 
 impl std::fmt::Debug for PasswordPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordPool").field("limits", &self.shared.limits).finish_non_exhaustive()
+        f.debug_struct("PasswordPool")
+            .field("workers", &self.workers.len())
+            .field("per_source", &self.shared.per_source)
+            .field("queue_per_source", &self.shared.queue_per_source.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,7 +105,7 @@ impl PasswordPool {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             work: Condvar::new(),
-            limits,
+            per_source: limits.per_source,
             queue_per_source: AtomicUsize::new(limits.queue_per_source),
         });
         let workers = (0..limits.workers.max(1))
@@ -134,7 +140,7 @@ impl PasswordPool {
             entry.waiting.push_back(Box::new(move || {
                 let _ = reply.send(job());
             }));
-            if first && entry.running < self.shared.limits.per_source {
+            if first && entry.running < self.shared.per_source {
                 queue.turns.push_back(source);
             }
         }
@@ -164,7 +170,7 @@ fn work(shared: &Shared) {
                     let job = entry.waiting.pop_front().expect("a source with a turn has a job");
                     entry.running += 1;
                     // Its next job waits for the next turn, behind every other source's.
-                    if !entry.waiting.is_empty() && entry.running < shared.limits.per_source {
+                    if !entry.waiting.is_empty() && entry.running < shared.per_source {
                         queue.turns.push_back(source);
                     }
                     break (source, job);
@@ -182,7 +188,7 @@ fn work(shared: &Shared) {
         entry.running -= 1;
         if entry.waiting.is_empty() && entry.running == 0 {
             queue.sources.remove(&source);
-        } else if entry.running + 1 == shared.limits.per_source && !entry.waiting.is_empty() {
+        } else if entry.running + 1 == shared.per_source && !entry.waiting.is_empty() {
             // It was at its limit and has work waiting: it takes its turn again.
             queue.turns.push_back(source);
             drop(queue);
@@ -304,6 +310,7 @@ mod tests {
             dial.retune(&LimitPolicy { password_checks_waiting_per_address: 1, ..LimitPolicy::default() })
         );
         assert_eq!(pool.run(addr(1), || 2), Ok(2));
+        assert!(format!("{pool:?}").contains("queue_per_source: 1"), "shows the limit in force: {pool:?}");
     }
 
     #[test]
