@@ -791,3 +791,47 @@ fn the_app_marks_a_group_deleted_while_offline_gone_and_shows_why_its_queued_tex
     assert!(header.contains(&gone), "{header}");
     assert!(screen.join("\n").contains("queued offline"));
 }
+
+#[test]
+fn the_app_never_follows_a_group_deleted_while_offline_to_a_new_group_renamed_from_its_name() {
+    let OfflineInGroup { dir, addr, ana, bia, old, mut machine } = offline_in_a_group();
+    // While bia's machine is offline #old is deleted, and eve creates another #old, renames
+    // it and adds bia: its newest page says "renamed from #old", but it is not bia's group.
+    let secret = format!("#{}", unique_name("secret"));
+    let elsewhere = TestServer::start_in(dir.path(), |config| config.tls = TlsMode::Off);
+    let (mut ana_client, _) = elsewhere.login(&ana);
+    ana_client.request_done(papo_protocol::Request::DeleteGroup { group: old.clone() }).unwrap();
+    drop(ana_client);
+    let (mut eve_client, _) = elsewhere.user("eve");
+    eve_client.create_group(&old, &[], false).unwrap();
+    eve_client.send(&old, "for eve's group only", 1).unwrap();
+    eve_client
+        .request_done(papo_protocol::Request::RenameGroup { group: old.clone(), to: secret.clone() })
+        .unwrap();
+    let members = vec![bia.clone()];
+    eve_client.request_done(papo_protocol::Request::AddMembers { group: secret.clone(), members }).unwrap();
+    drop(eve_client);
+    elsewhere.stop().unwrap();
+
+    let _server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |config| {
+        config.tls = TlsMode::Off;
+    });
+    let (old_key, secret_key) = (ConvKey::parse(&old).unwrap(), ConvKey::parse(&secret).unwrap());
+    machine.until("#old is marked gone, #secret is listed and the queued text is answered", |m| {
+        m.contact(&old_key).is_some_and(|c| c.gone.is_some())
+            && m.contact(&secret_key).is_some()
+            && m.conversations.get(&old_key).is_some_and(|c| c.outgoing.iter().all(|o| o.failed.is_some()))
+    });
+    let model = &machine.model;
+    assert_eq!(model.selected.as_ref(), Some(&old_key), "the open conversation stays where it was");
+    assert_eq!(model.input.text(), "half typed", "and so does its draft");
+    let conversation = &model.conversations[&old_key];
+    assert!(conversation.messages.iter().any(|p| p.body == "before the rename"), "its lines stay");
+    let moved = model.conversations.get(&secret_key).is_some_and(|c| {
+        !c.outgoing.is_empty()
+            || c.messages.iter().any(|p| p.body == "before the rename" || p.body == "queued offline")
+    });
+    assert!(!moved, "nothing of #old moved into {secret}");
+    let gone = format!("you are no longer in {old}, or it was deleted");
+    assert_eq!(model.contact(&old_key).and_then(|c| c.gone.as_deref()), Some(gone.as_str()));
+}
