@@ -835,3 +835,39 @@ fn the_app_never_follows_a_group_deleted_while_offline_to_a_new_group_renamed_fr
     let gone = format!("you are no longer in {old}, or it was deleted");
     assert_eq!(model.contact(&old_key).and_then(|c| c.gone.as_deref()), Some(gone.as_str()));
 }
+
+#[test]
+fn group_holds_line_asks_the_server_whether_a_group_holds_a_line_under_any_later_name() {
+    let server = TestServer::start();
+    let known = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let (mut ana_client, _) = server.user("ana");
+    let (_bia_client, bia) = server.user("bia");
+    let (lab, other) = (format!("#{}", unique_name("lab")), format!("#{}", unique_name("other")));
+    ana_client.create_group(&lab, &[bia.name.as_str()], false).unwrap();
+    ana_client.create_group(&other, &[bia.name.as_str()], false).unwrap();
+    let (line, _) = ana_client.send(&lab, "the line bia holds", 1).unwrap();
+    // Newer lines in both groups: only the one line asked for counts.
+    ana_client.send(&lab, "later", 2).unwrap();
+    ana_client.send(&other, "in the other group", 3).unwrap();
+    let redes = format!("#{}", unique_name("redes"));
+    ana_client.request_done(papo_protocol::Request::RenameGroup { group: lab, to: redes.clone() }).unwrap();
+
+    let (bia_net, bia_events) = spawn(&addr, trusting(&known, &addr, &server));
+    login(&bia_net, &bia_events, bia.name.as_str());
+    let ask = |group: &str| {
+        let group = papo_protocol::GroupName::parse(group).unwrap();
+        bia_net.send(NetCommand::GroupHoldsLine { group: group.clone(), line });
+        wait_for(&bia_events, |e| match e {
+            NetEvent::GroupHoldsLine { group: asked, line: l, held } if asked == group && l == line => {
+                Some(held)
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(ask(&redes), Ok(true), "the same group under its new name");
+    assert_eq!(ask(&other), Ok(false), "another group of mine");
+    let nowhere = format!("#{}", unique_name("nowhere"));
+    assert_eq!(ask(&nowhere), Err(ErrorCode::NoSuchGroup));
+    bia_net.quit(Duration::from_secs(2));
+}
