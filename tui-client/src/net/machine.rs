@@ -103,10 +103,6 @@ pub(super) struct Net {
     reissue: Vec<(ConvKey, Option<MessageId>)>,
     /// [`NetCommand::GroupHoldsLine`] questions to ask once logged in, the same way.
     reask_lines: Vec<(GroupName, MessageId)>,
-    /// A live event changed a group (a rename, a member, a deletion) while a list of groups
-    /// was asked for: that list may be older than the event, and would make a group the UI
-    /// just followed look missing, so it is asked for again.
-    groups_changed_meanwhile: bool,
     receipts: Receipts,
     /// The conversation the last `MarkRead` was for: one for another means the user switched.
     reading: Option<ConvKey>,
@@ -141,7 +137,6 @@ impl Net {
             unsent,
             reissue: Vec::new(),
             reask_lines: Vec::new(),
-            groups_changed_meanwhile: false,
             receipts: Receipts::new(RECEIPT_INTERVAL),
             reading: None,
             backoff: Duration::from_millis(500),
@@ -291,8 +286,6 @@ impl Net {
         // Sends stay in `unacked`, and history requests and receipts are sent again after
         // the reconnect; the contacts are refetched anyway.
         // A search or a password change in flight is not resent: the UI says it failed.
-        // The list is asked for again at the reconnect anyway.
-        self.groups_changed_meanwhile = false;
         for (_, pending) in std::mem::take(&mut self.in_flight) {
             match pending {
                 Pending::History { with, before } => self.reissue.push((with, before)),
@@ -542,9 +535,6 @@ impl Net {
                     None => (self.emit)(NetEvent::Contacts(so_far)),
                 }
             }
-            (Pending::Groups, Ok(Reply::Groups(_))) if std::mem::take(&mut self.groups_changed_meanwhile) => {
-                self.request(Request::Groups, Pending::Groups);
-            }
             (Pending::Groups, Ok(Reply::Groups(groups))) => (self.emit)(NetEvent::Groups(groups)),
             (Pending::Search(query), Ok(Reply::Search(page))) => {
                 (self.emit)(NetEvent::SearchResults { query, page });
@@ -753,14 +743,6 @@ impl Net {
         {
             self.group_renamed(from, group);
         }
-        let changes_a_group = match &event {
-            Event::GroupMessage(line) => line.kind != GroupMessageKind::Text,
-            Event::GroupDeleted { .. } | Event::GroupRemoved { .. } => true,
-            _ => false,
-        };
-        if changes_a_group && self.in_flight.values().any(|p| matches!(p, Pending::Groups)) {
-            self.groups_changed_meanwhile = true;
-        }
         (self.emit)(NetEvent::Server(event));
     }
 
@@ -923,42 +905,6 @@ mod tests {
             })
             .collect();
         assert_eq!(failed, [2]);
-    }
-
-    /// The lists of groups `net` passes on to the UI.
-    fn lists(events: &mpsc::Receiver<NetEvent>) -> usize {
-        events.try_iter().filter(|e| matches!(e, NetEvent::Groups(_))).count()
-    }
-
-    #[test]
-    fn a_list_of_groups_asked_for_before_a_live_change_to_a_group_is_asked_for_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut net, events) = offline(dir.path());
-        // A text meanwhile changes no group: the list is passed on.
-        net.in_flight.insert(1, Pending::Groups);
-        let Event::GroupMessage(rename) = renamed_line("#lab", "#redes") else { unreachable!() };
-        net.server_event(Event::GroupMessage(GroupMessage { kind: GroupMessageKind::Text, ..rename }));
-        let pending = net.in_flight.remove(&1).unwrap();
-        net.reply(pending, Ok(Reply::Groups(Vec::new())));
-        assert_eq!(lists(&events), 1);
-
-        // A rename meanwhile: the list may be older than it, so it is not passed on (and
-        // asked for again); the next one is.
-        net.in_flight.insert(2, Pending::Groups);
-        net.server_event(renamed_line("#lab", "#redes"));
-        let pending = net.in_flight.remove(&2).unwrap();
-        net.reply(pending, Ok(Reply::Groups(Vec::new())));
-        assert_eq!(lists(&events), 0, "a list that may not have the rename yet");
-        net.reply(Pending::Groups, Ok(Reply::Groups(Vec::new())));
-        assert_eq!(lists(&events), 1);
-
-        // A change while no list is asked for leaves the next list alone.
-        net.server_event(Event::GroupDeleted {
-            group: group("#redes"),
-            by: Username::parse("owner").unwrap(),
-        });
-        net.reply(Pending::Groups, Ok(Reply::Groups(Vec::new())));
-        assert_eq!(lists(&events), 1);
     }
 
     #[test]
