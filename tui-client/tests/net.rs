@@ -811,6 +811,14 @@ fn the_app_never_follows_a_group_deleted_while_offline_to_a_new_group_renamed_fr
     let members = vec![bia.clone()];
     eve_client.request_done(papo_protocol::Request::AddMembers { group: secret.clone(), members }).unwrap();
     drop(eve_client);
+    // bia's other machine acknowledges being added, so this one hears of #secret only from
+    // the list of groups, where it is new and its page says "renamed from #old".
+    let (mut other_machine, _) = elsewhere.login(&bia);
+    let added = other_machine.group_history(&secret, None, 1).unwrap().messages[0].id;
+    other_machine
+        .request_done(papo_protocol::Request::Delivered { from: secret.clone(), up_to: added })
+        .unwrap();
+    drop(other_machine);
     elsewhere.stop().unwrap();
 
     let _server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |config| {
