@@ -764,6 +764,40 @@ fn a_rename_proven_by_the_line_the_server_finds_in_the_new_group_is_followed() {
 }
 
 #[test]
+fn of_two_groups_claiming_a_missing_groups_name_the_one_that_holds_its_line_is_followed() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#evil", 1), summary("#redes", 1)])));
+    let evil = GroupHistoryPage {
+        group: group("#evil"),
+        messages: vec![GroupMessage {
+            group: group("#evil"),
+            ..line(60, "eve", "", GroupMessageKind::Renamed { from: group("#lab") })
+        }],
+        more: false,
+    };
+    let commands = update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: evil }));
+    assert!(
+        commands.contains(&NetCommand::GroupHoldsLine { group: group("#evil"), line: 3 }),
+        "{commands:?}"
+    );
+    let commands =
+        update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: claimed_page() }));
+    assert!(
+        commands.contains(&NetCommand::GroupHoldsLine { group: group("#redes"), line: 3 }),
+        "{commands:?}"
+    );
+    let no = NetEvent::GroupHoldsLine { group: group("#evil"), line: 3, held: Ok(false) };
+    update(&mut model, Msg::Net(no));
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()), "#redes is still to answer");
+    let yes = NetEvent::GroupHoldsLine { group: group("#redes"), line: 3, held: Ok(true) };
+    let commands = update(&mut model, Msg::Net(yes));
+    let follow = NetCommand::FollowRename { from: group("#lab"), to: group("#redes") };
+    assert!(commands.contains(&follow), "{commands:?}");
+    assert_eq!(model.conversations[&redes()].outgoing.len(), 1);
+    assert!(model.conversations.get(&ConvKey::Group(group("#evil"))).is_none_or(|c| c.outgoing.is_empty()));
+}
+
+#[test]
 fn a_check_the_server_could_not_answer_keeps_the_missing_group_and_is_asked_again_with_the_next_list() {
     let mut model = lab_with_a_queued_text_and_a_draft();
     update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));

@@ -81,8 +81,9 @@ pub(super) fn newest_page(
     model.unlisted.asked.retain(|asked| asked != group);
     for rename in lines {
         let GroupMessageKind::Renamed { from } = &rename.kind else { continue };
-        let claimed = model.unlisted.proving.iter().any(|proof| proof.from == *from);
-        if !is_missing(model, from) || claimed {
+        // Another group may claim the same former name: each claim is put to the test.
+        let asked = model.unlisted.proving.iter().any(|proof| proof.from == *from && proof.to == *group);
+        if !is_missing(model, from) || asked {
             continue;
         }
         // With no line of it held, nothing can prove it the same: it settles as gone.
