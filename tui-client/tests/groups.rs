@@ -664,20 +664,246 @@ fn a_group_no_new_group_was_renamed_from_is_marked_gone_and_keeps_what_was_queue
     assert_eq!(model.input.text(), "half typed");
 }
 
+fn page_failed(group: ConvKey, code: papo_protocol::ErrorCode) -> NetEvent {
+    NetEvent::HistoryFailed { with: group, before: None, code, reason: "refused".into() }
+}
+
 #[test]
-fn a_group_whose_fate_cannot_be_asked_is_marked_gone_when_the_page_fails() {
+fn a_missing_group_is_marked_gone_when_the_new_groups_page_says_it_does_not_exist() {
     let mut model = lab_with_a_queued_text_and_a_draft();
     update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 0)])));
     assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()));
-    let failed = NetEvent::HistoryFailed {
-        with: redes(),
-        before: None,
-        code: papo_protocol::ErrorCode::Internal,
-        reason: "the connection was lost".into(),
-    };
-    update(&mut model, Msg::Net(failed));
+    update(&mut model, Msg::Net(page_failed(redes(), papo_protocol::ErrorCode::NoSuchGroup)));
     assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_some()));
     assert_eq!(model.conversations[&lab()].outgoing.len(), 1);
+}
+
+#[test]
+fn a_new_groups_page_failing_otherwise_keeps_the_missing_group_and_asks_again_with_the_next_list() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 0)])));
+    update(&mut model, Msg::Net(page_failed(redes(), papo_protocol::ErrorCode::Internal)));
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()), "a storage error says nothing of #lab");
+    assert_eq!(model.selected, Some(lab()));
+    assert_eq!(model.conversations[&lab()].outgoing.len(), 1);
+
+    // The next list (as after a reconnect) asks for the page again, though #redes is known
+    // by now; #lab is still listed as it was meanwhile.
+    let commands = update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 0)])));
+    assert!(commands.contains(&NetCommand::History { with: redes(), before: None }), "{commands:?}");
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()));
+    let commands = update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: redes_page() }));
+    let follow = NetCommand::FollowRename { from: group("#lab"), to: group("#redes") };
+    assert!(commands.contains(&follow), "{commands:?}");
+    assert_eq!(model.conversations[&redes()].outgoing.len(), 1);
+}
+
+/// The newest page of `#redes`, which says it was `#lab` (renamed at 50) but holds none of
+/// the lines this client has of `#lab` (1 and 3).
+fn claimed_page() -> GroupHistoryPage {
+    let renamed = GroupMessage {
+        group: group("#redes"),
+        ..line(50, "eve", "", GroupMessageKind::Renamed { from: group("#lab") })
+    };
+    let created = GroupMessage { group: group("#redes"), ..line(49, "eve", "", GroupMessageKind::Created) };
+    GroupHistoryPage { group: group("#redes"), messages: vec![renamed, created], more: false }
+}
+
+#[test]
+fn a_rename_claimed_by_a_group_that_does_not_hold_my_lines_is_not_followed() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    let commands =
+        update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: claimed_page() }));
+    let ask = NetCommand::GroupHoldsLine { group: group("#redes"), line: 3 };
+    assert_eq!(
+        commands.iter().filter(|c| matches!(c, NetCommand::GroupHoldsLine { .. })).collect::<Vec<_>>(),
+        [&ask],
+        "the newest line held of #lab is asked for: {commands:?}"
+    );
+    assert!(!commands.iter().any(|c| matches!(c, NetCommand::FollowRename { .. })), "{commands:?}");
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()), "undecided until the answer");
+
+    let answer = NetEvent::GroupHoldsLine { group: group("#redes"), line: 3, held: Ok(false) };
+    let commands = update(&mut model, Msg::Net(answer));
+    assert!(!commands.iter().any(|c| matches!(c, NetCommand::FollowRename { .. })), "{commands:?}");
+    let gone = model.contact(&lab()).and_then(|c| c.gone.as_deref());
+    assert_eq!(gone, Some("you are no longer in #lab, or it was deleted"));
+    assert_eq!(model.selected, Some(lab()));
+    assert_eq!(model.input.text(), "half typed", "the draft stays with #lab");
+    let conversation = &model.conversations[&lab()];
+    let ids: Vec<u64> = conversation.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [1, 3], "#lab's lines stay in #lab");
+    let queued: Vec<&str> = conversation.outgoing.iter().map(|o| o.outgoing.body.as_str()).collect();
+    assert_eq!(queued, ["queued offline"], "and so does its queue");
+    let redes_lines = model.conversations.get(&redes()).map(|c| c.messages.iter().map(|m| m.id).collect());
+    assert_eq!(redes_lines, Some(vec![49, 50]), "#redes has only its own lines");
+    assert!(model.conversations[&redes()].outgoing.is_empty());
+}
+
+#[test]
+fn a_rename_proven_by_the_line_the_server_finds_in_the_new_group_is_followed() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: claimed_page() }));
+    // An answer about another line, or another group, proves nothing.
+    let other = NetEvent::GroupHoldsLine { group: group("#redes"), line: 1, held: Ok(true) };
+    assert!(update(&mut model, Msg::Net(other)).is_empty());
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()));
+    let answer = NetEvent::GroupHoldsLine { group: group("#redes"), line: 3, held: Ok(true) };
+    let commands = update(&mut model, Msg::Net(answer));
+    let follow = NetCommand::FollowRename { from: group("#lab"), to: group("#redes") };
+    assert!(commands.contains(&follow), "{commands:?}");
+    assert_eq!(model.selected, Some(redes()));
+    assert_eq!(model.input.text(), "half typed");
+    let conversation = &model.conversations[&redes()];
+    let ids: Vec<u64> = conversation.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [1, 3, 49, 50]);
+    assert_eq!(conversation.outgoing.len(), 1);
+    assert!(model.contact(&lab()).is_none());
+}
+
+#[test]
+fn of_two_groups_claiming_a_missing_groups_name_the_one_that_holds_its_line_is_followed() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#evil", 1), summary("#redes", 1)])));
+    let evil = GroupHistoryPage {
+        group: group("#evil"),
+        messages: vec![GroupMessage {
+            group: group("#evil"),
+            ..line(60, "eve", "", GroupMessageKind::Renamed { from: group("#lab") })
+        }],
+        more: false,
+    };
+    let commands = update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: evil }));
+    assert!(
+        commands.contains(&NetCommand::GroupHoldsLine { group: group("#evil"), line: 3 }),
+        "{commands:?}"
+    );
+    let commands =
+        update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: claimed_page() }));
+    assert!(
+        commands.contains(&NetCommand::GroupHoldsLine { group: group("#redes"), line: 3 }),
+        "{commands:?}"
+    );
+    let no = NetEvent::GroupHoldsLine { group: group("#evil"), line: 3, held: Ok(false) };
+    update(&mut model, Msg::Net(no));
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()), "#redes is still to answer");
+    let yes = NetEvent::GroupHoldsLine { group: group("#redes"), line: 3, held: Ok(true) };
+    let commands = update(&mut model, Msg::Net(yes));
+    let follow = NetCommand::FollowRename { from: group("#lab"), to: group("#redes") };
+    assert!(commands.contains(&follow), "{commands:?}");
+    assert_eq!(model.conversations[&redes()].outgoing.len(), 1);
+    assert!(model.conversations.get(&ConvKey::Group(group("#evil"))).is_none_or(|c| c.outgoing.is_empty()));
+}
+
+#[test]
+fn a_check_the_server_could_not_answer_keeps_the_missing_group_and_is_asked_again_with_the_next_list() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: claimed_page() }));
+    let failed = NetEvent::GroupHoldsLine {
+        group: group("#redes"),
+        line: 3,
+        held: Err(papo_protocol::ErrorCode::Internal),
+    };
+    update(&mut model, Msg::Net(failed));
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_none()));
+    let commands = update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    assert!(commands.contains(&NetCommand::History { with: redes(), before: None }), "{commands:?}");
+    let commands =
+        update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: claimed_page() }));
+    assert!(
+        commands.contains(&NetCommand::GroupHoldsLine { group: group("#redes"), line: 3 }),
+        "{commands:?}"
+    );
+    // A group that no longer exists is not the one renamed.
+    let gone = NetEvent::GroupHoldsLine {
+        group: group("#redes"),
+        line: 3,
+        held: Err(papo_protocol::ErrorCode::NoSuchGroup),
+    };
+    update(&mut model, Msg::Net(gone));
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_some()));
+    assert_eq!(model.conversations[&lab()].outgoing.len(), 1);
+}
+
+#[test]
+fn a_rename_older_than_a_line_seen_under_the_old_name_is_not_followed() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    // `#redes` holds line 3, but says it was renamed from #lab at 2, before this client saw
+    // line 3 under #lab: not how #lab went away.
+    let renamed = GroupMessage {
+        group: group("#redes"),
+        ..line(2, "eve", "", GroupMessageKind::Renamed { from: group("#lab") })
+    };
+    let held = GroupMessage { group: group("#redes"), ..text(3, "bia", "see you at the lab") };
+    let page = GroupHistoryPage { group: group("#redes"), messages: vec![held, renamed], more: false };
+    let commands = update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page }));
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, NetCommand::FollowRename { .. } | NetCommand::GroupHoldsLine { .. })),
+        "{commands:?}"
+    );
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_some()));
+    assert_eq!(model.conversations[&lab()].outgoing.len(), 1);
+}
+
+#[test]
+fn a_missing_group_of_which_no_line_is_held_is_never_followed() {
+    // #lab open, nothing loaded yet, a text queued while offline.
+    let mut model = in_lab();
+    let lost =
+        papo::net::Link::Offline { reason: "gone".into(), retry_in: std::time::Duration::from_secs(3) };
+    update(&mut model, Msg::Net(NetEvent::Link(lost)));
+    enter(&mut model, "queued offline");
+    update(&mut model, Msg::Net(NetEvent::Link(papo::net::Link::Online)));
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    let commands =
+        update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: claimed_page() }));
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, NetCommand::FollowRename { .. } | NetCommand::GroupHoldsLine { .. })),
+        "nothing can prove it the same group: {commands:?}"
+    );
+    assert!(model.contact(&lab()).is_some_and(|c| c.gone.is_some()));
+    assert_eq!(model.conversations[&lab()].outgoing.len(), 1);
+    assert!(model.conversations.get(&redes()).is_none_or(|c| c.outgoing.is_empty()));
+}
+
+#[test]
+fn a_followed_rename_keeps_the_drafts_of_both_names() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    // A draft kept for #redes (typed there before its page was back), #lab's in the input.
+    let mut draft = model.input.clone();
+    draft.set("for redes");
+    model.drafts.insert(redes(), draft);
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: redes_page() }));
+    assert_eq!(model.selected, Some(redes()));
+    assert_eq!(model.input.text(), "half typed\nfor redes", "old, newline, new");
+    assert!(model.drafts.get(&redes()).is_none_or(|d| d.is_empty()));
+    assert!(!model.drafts.contains_key(&lab()));
+}
+
+#[test]
+fn a_rename_of_a_group_not_open_joins_its_draft_into_the_new_names() {
+    let mut model = lab_with_a_queued_text_and_a_draft();
+    update(&mut model, Msg::Net(NetEvent::Groups(vec![summary("#redes", 1)])));
+    // #redes open with a draft; #lab's is kept aside.
+    model.input.set("");
+    enter(&mut model, "/msg #redes");
+    type_text(&mut model, "for redes");
+    let mut draft = model.input.clone();
+    draft.set("half typed");
+    model.drafts.insert(lab(), draft);
+    update(&mut model, Msg::Net(NetEvent::GroupHistory { before: None, page: redes_page() }));
+    assert_eq!(model.selected, Some(redes()));
+    assert_eq!(model.input.text(), "half typed\nfor redes");
+    assert!(!model.drafts.contains_key(&lab()));
 }
 
 #[test]

@@ -791,3 +791,91 @@ fn the_app_marks_a_group_deleted_while_offline_gone_and_shows_why_its_queued_tex
     assert!(header.contains(&gone), "{header}");
     assert!(screen.join("\n").contains("queued offline"));
 }
+
+#[test]
+fn the_app_never_follows_a_group_deleted_while_offline_to_a_new_group_renamed_from_its_name() {
+    let OfflineInGroup { dir, addr, ana, bia, old, mut machine } = offline_in_a_group();
+    // While bia's machine is offline #old is deleted, and eve creates another #old, renames
+    // it and adds bia: its newest page says "renamed from #old", but it is not bia's group.
+    let secret = format!("#{}", unique_name("secret"));
+    let elsewhere = TestServer::start_in(dir.path(), |config| config.tls = TlsMode::Off);
+    let (mut ana_client, _) = elsewhere.login(&ana);
+    ana_client.request_done(papo_protocol::Request::DeleteGroup { group: old.clone() }).unwrap();
+    drop(ana_client);
+    let (mut eve_client, _) = elsewhere.user("eve");
+    eve_client.create_group(&old, &[], false).unwrap();
+    eve_client.send(&old, "for eve's group only", 1).unwrap();
+    eve_client
+        .request_done(papo_protocol::Request::RenameGroup { group: old.clone(), to: secret.clone() })
+        .unwrap();
+    let members = vec![bia.clone()];
+    eve_client.request_done(papo_protocol::Request::AddMembers { group: secret.clone(), members }).unwrap();
+    drop(eve_client);
+    // bia's other machine acknowledges being added, so this one hears of #secret only from
+    // the list of groups, where it is new and its page says "renamed from #old".
+    let (mut other_machine, _) = elsewhere.login(&bia);
+    let added = other_machine.group_history(&secret, None, 1).unwrap().messages[0].id;
+    other_machine
+        .request_done(papo_protocol::Request::Delivered { from: secret.clone(), up_to: added })
+        .unwrap();
+    drop(other_machine);
+    elsewhere.stop().unwrap();
+
+    let _server = TestServer::start_on(TcpListener::bind(addr).unwrap(), dir.path(), |config| {
+        config.tls = TlsMode::Off;
+    });
+    let (old_key, secret_key) = (ConvKey::parse(&old).unwrap(), ConvKey::parse(&secret).unwrap());
+    machine.until("#old is marked gone, #secret is listed and the queued text is answered", |m| {
+        m.contact(&old_key).is_some_and(|c| c.gone.is_some())
+            && m.contact(&secret_key).is_some()
+            && m.conversations.get(&old_key).is_some_and(|c| c.outgoing.iter().all(|o| o.failed.is_some()))
+    });
+    let model = &machine.model;
+    assert_eq!(model.selected.as_ref(), Some(&old_key), "the open conversation stays where it was");
+    assert_eq!(model.input.text(), "half typed", "and so does its draft");
+    let conversation = &model.conversations[&old_key];
+    assert!(conversation.messages.iter().any(|p| p.body == "before the rename"), "its lines stay");
+    let moved = model.conversations.get(&secret_key).is_some_and(|c| {
+        !c.outgoing.is_empty()
+            || c.messages.iter().any(|p| p.body == "before the rename" || p.body == "queued offline")
+    });
+    assert!(!moved, "nothing of #old moved into {secret}");
+    let gone = format!("you are no longer in {old}, or it was deleted");
+    assert_eq!(model.contact(&old_key).and_then(|c| c.gone.as_deref()), Some(gone.as_str()));
+}
+
+#[test]
+fn group_holds_line_asks_the_server_whether_a_group_holds_a_line_under_any_later_name() {
+    let server = TestServer::start();
+    let known = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let (mut ana_client, _) = server.user("ana");
+    let (_bia_client, bia) = server.user("bia");
+    let (lab, other) = (format!("#{}", unique_name("lab")), format!("#{}", unique_name("other")));
+    ana_client.create_group(&lab, &[bia.name.as_str()], false).unwrap();
+    ana_client.create_group(&other, &[bia.name.as_str()], false).unwrap();
+    let (line, _) = ana_client.send(&lab, "the line bia holds", 1).unwrap();
+    // Newer lines in both groups: only the one line asked for counts.
+    ana_client.send(&lab, "later", 2).unwrap();
+    ana_client.send(&other, "in the other group", 3).unwrap();
+    let redes = format!("#{}", unique_name("redes"));
+    ana_client.request_done(papo_protocol::Request::RenameGroup { group: lab, to: redes.clone() }).unwrap();
+
+    let (bia_net, bia_events) = spawn(&addr, trusting(&known, &addr, &server));
+    login(&bia_net, &bia_events, bia.name.as_str());
+    let ask = |group: &str| {
+        let group = papo_protocol::GroupName::parse(group).unwrap();
+        bia_net.send(NetCommand::GroupHoldsLine { group: group.clone(), line });
+        wait_for(&bia_events, |e| match e {
+            NetEvent::GroupHoldsLine { group: asked, line: l, held } if asked == group && l == line => {
+                Some(held)
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(ask(&redes), Ok(true), "the same group under its new name");
+    assert_eq!(ask(&other), Ok(false), "another group of mine");
+    let nowhere = format!("#{}", unique_name("nowhere"));
+    assert_eq!(ask(&nowhere), Err(ErrorCode::NoSuchGroup));
+    bia_net.quit(Duration::from_secs(2));
+}

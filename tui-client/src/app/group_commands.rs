@@ -11,6 +11,7 @@ use std::collections::hash_map::Entry;
 use papo_protocol::{GroupInfo, GroupMessage, GroupMessageKind, GroupName, MessageId, ReceiptKind, Username};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
+use super::editor::Editor;
 use super::model::{ConvKey, Model, Overlay, Roster};
 use super::update::remember_input;
 use crate::net::{GroupCommand, NetCommand};
@@ -204,14 +205,36 @@ pub(super) fn renamed(model: &mut Model, from: &GroupName, to: &GroupName) {
             model.contacts[at].name = new.clone();
         }
     }
-    if let Some(draft) = model.drafts.remove(&old) {
-        model.drafts.entry(new.clone()).or_insert(draft);
-    }
+    // A draft under each name: both are kept, joined (old, newline, new).
+    let old_draft = take_draft(model, &old);
+    let mut new_draft = take_draft(model, &new);
     if model.selected.as_ref() == Some(&old) {
-        model.selected = Some(new);
+        model.selected = Some(new.clone());
+    }
+    let draft = if new_draft.is_empty() {
+        old_draft
+    } else {
+        if !old_draft.is_empty() {
+            new_draft.set(&format!("{}\n{}", old_draft.text(), new_draft.text()));
+        }
+        new_draft
+    };
+    if model.selected.as_ref() == Some(&new) {
+        model.input = draft;
+    } else if !draft.is_empty() {
+        model.drafts.insert(new, draft);
     }
     if let Some(mode) = model.prefs.group_notify.remove(from) {
         model.prefs.group_notify.insert(to.clone(), mode);
+    }
+}
+
+/// The draft of `key`: the input box when it is open, else the one kept for it.
+fn take_draft(model: &mut Model, key: &ConvKey) -> Editor {
+    if model.selected.as_ref() == Some(key) {
+        std::mem::take(&mut model.input)
+    } else {
+        model.drafts.remove(key).unwrap_or_default()
     }
 }
 

@@ -101,6 +101,24 @@ pub struct Unlisted {
     pub missing: Vec<GroupName>,
     /// New to this client; the newest page of each is on its way.
     pub asked: Vec<GroupName>,
+    /// Missing groups a new group says it was renamed from, while the server is asked
+    /// whether the new group holds a line this client has of the old one.
+    pub proving: Vec<RenameProof>,
+    /// New groups whose page or check failed for another reason than that they do not
+    /// exist: until they are asked again, with the next list, no missing group is gone.
+    pub unsure: Vec<GroupName>,
+}
+
+/// `to` says it was renamed from `from`; it is the same group only if it holds `line`, the
+/// newest line this client has of `from` (line ids are unique across the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameProof {
+    /// The missing group.
+    pub from: GroupName,
+    /// The new group that may be it.
+    pub to: GroupName,
+    /// The newest line id held here of `from`.
+    pub line: MessageId,
 }
 
 /// Something to tell the user through the terminal, not the screen.

@@ -4,24 +4,34 @@
 //! reconnect, shows that the group is no longer there under the name shown.
 //!
 //! The client then asks for the newest page of each group in that list it did not know. A
-//! `Renamed { from }` line there naming a missing group moves its conversation to the new
-//! name (lines, unread, draft, selection, and what is queued, in the network thread too);
-//! a missing group that no page names is marked gone instead of looking live. What was
-//! queued for it is never dropped: the server still finds a renamed group by a former name,
-//! and otherwise refuses, which shows as a failed message with the server's reason.
+//! `Renamed { from }` line there naming a missing group is only a claim: anyone may create a
+//! group, rename it to a name I had, and add me. The client follows it only when it is the
+//! same group: line ids are unique across the server, so the new group must hold the newest
+//! line this client has of the old one (found in that page, or asked for with one
+//! one-line request), and the rename must be newer than that line. Then the conversation
+//! moves to the new name (lines, unread, draft, selection, and what is queued, in the
+//! network thread too). A missing group that nothing proves renamed is marked gone instead
+//! of looking live, also one of which this client has no line, whose queue it must never
+//! send to an audience nobody chose. What was queued for it is never dropped: the server
+//! still finds a renamed group by a former name, and otherwise refuses, which shows as a
+//! failed message with the server's reason. A page or check that fails for another reason
+//! than "no such group" settles nothing: the missing groups stay as they were, and are
+//! asked about again with the next list of groups (one follows every reconnect).
 //!
-//! Only the newest page of each new group is read, so nothing here costs more than one page
-//! per group: a rename followed by more than a page of traffic reads as gone, though what was
-//! queued for it still reaches it.
+//! Only the newest page of each new group is read, and at most one one-line page per
+//! claimed rename, so nothing here costs more than one page per group: a rename followed by
+//! more than a page of traffic reads as gone, though what was queued for it still reaches
+//! it.
 
-use papo_protocol::{GroupMessage, GroupMessageKind, GroupName, GroupSummary};
+use papo_protocol::{ErrorCode, GroupMessage, GroupMessageKind, GroupName, GroupSummary, MessageId};
 
 use super::group_commands;
-use super::model::{ConvKey, Model};
+use super::model::{ConvKey, Model, RenameProof};
 use crate::net::NetCommand;
 
 /// A fresh list of groups, before it is merged into the contacts: which groups shown here
-/// it lacks, and which of its groups are new here and so may be one of those renamed.
+/// it lacks, and which of its groups are new here (or were unsure last time) and so may be
+/// one of those renamed.
 pub(super) fn listed(model: &mut Model, groups: &[GroupSummary], out: &mut Vec<NetCommand>) {
     let in_list = |group: &GroupName| groups.iter().any(|g| g.name == *group);
     let unlisted = &mut model.unlisted;
@@ -33,14 +43,18 @@ pub(super) fn listed(model: &mut Model, groups: &[GroupSummary], out: &mut Vec<N
             unlisted.missing.push(group.clone());
         }
     }
+    let missing = &unlisted.missing;
+    unlisted.proving.retain(|proof| in_list(&proof.to) && missing.contains(&proof.from));
+    let unsure = std::mem::take(&mut unlisted.unsure);
     if unlisted.missing.is_empty() {
         unlisted.asked.clear();
+        unlisted.proving.clear();
         return;
     }
     for summary in groups {
         let key = ConvKey::Group(summary.name.clone());
         let known = model.contacts.iter().any(|c| c.name == key);
-        if !known && !unlisted.asked.contains(&summary.name) {
+        if (!known || unsure.contains(&summary.name)) && !unlisted.asked.contains(&summary.name) {
             unlisted.asked.push(summary.name.clone());
             out.push(NetCommand::History { with: key, before: None });
         }
@@ -54,7 +68,7 @@ pub(super) fn is_missing(model: &Model, group: &GroupName) -> bool {
 }
 
 /// The newest page of `group` arrived, before it is filed: if it was asked for here, its
-/// `Renamed` lines tell which missing groups it was.
+/// `Renamed` lines name missing groups it may be; each is followed once proven the same.
 pub(super) fn newest_page(
     model: &mut Model,
     group: &GroupName,
@@ -65,32 +79,91 @@ pub(super) fn newest_page(
         return;
     }
     model.unlisted.asked.retain(|asked| asked != group);
-    for line in lines {
-        let GroupMessageKind::Renamed { from } = &line.kind else { continue };
-        if is_missing(model, from) {
-            model.unlisted.missing.retain(|missing| missing != from);
-            group_commands::renamed(model, from, group);
-            out.push(NetCommand::FollowRename { from: from.clone(), to: group.clone() });
+    for rename in lines {
+        let GroupMessageKind::Renamed { from } = &rename.kind else { continue };
+        // Another group may claim the same former name: each claim is put to the test.
+        let asked = model.unlisted.proving.iter().any(|proof| proof.from == *from && proof.to == *group);
+        if !is_missing(model, from) || asked {
+            continue;
+        }
+        // With no line of it held, nothing can prove it the same: it settles as gone.
+        let Some(line) = newest_line(model, from) else { continue };
+        // A rename older than what was seen under the old name is not how it went away.
+        if rename.id <= line {
+            continue;
+        }
+        if lines.iter().any(|held| held.id == line) {
+            follow(model, from, group, out);
+        } else {
+            model.unlisted.proving.push(RenameProof { from: from.clone(), to: group.clone(), line });
+            out.push(NetCommand::GroupHoldsLine { group: group.clone(), line });
         }
     }
     settle(model);
 }
 
-/// A page of `group` could not be had: if it was asked for here, it names nobody.
-pub(super) fn page_failed(model: &mut Model, group: &GroupName) {
+/// The server said whether `group` holds `line`: if that was asked here, the claimed rename
+/// is followed when it does, and when the server could not say, asked about again later.
+pub(super) fn line_checked(
+    model: &mut Model,
+    group: &GroupName,
+    line: MessageId,
+    held: Result<bool, ErrorCode>,
+    out: &mut Vec<NetCommand>,
+) {
+    let unlisted = &mut model.unlisted;
+    let Some(at) = unlisted.proving.iter().position(|proof| proof.to == *group && proof.line == line) else {
+        return;
+    };
+    let proof = unlisted.proving.remove(at);
+    match held {
+        Ok(true) if is_missing(model, &proof.from) => follow(model, &proof.from, group, out),
+        Ok(_) | Err(ErrorCode::NoSuchGroup) => {}
+        Err(_) => unsure(model, group),
+    }
+    settle(model);
+}
+
+/// A page of `group` could not be had: if it was asked for here, a group that does not
+/// exist names nobody; any other failure leaves the missing groups as they are for now.
+pub(super) fn page_failed(model: &mut Model, group: &GroupName, code: ErrorCode) {
     if model.unlisted.asked.contains(group) {
         model.unlisted.asked.retain(|asked| asked != group);
+        if code != ErrorCode::NoSuchGroup {
+            unsure(model, group);
+        }
         settle(model);
     }
 }
 
-/// Once no page is awaited, every group still missing is gone.
+/// Once no page or check is awaited, and none failed without an answer, every group still
+/// missing is gone.
 pub(super) fn settle(model: &mut Model) {
-    if !model.unlisted.asked.is_empty() {
+    let unlisted = &model.unlisted;
+    if !unlisted.asked.is_empty() || !unlisted.proving.is_empty() || !unlisted.unsure.is_empty() {
         return;
     }
     for group in std::mem::take(&mut model.unlisted.missing) {
         let gone = format!("you are no longer in {group}, or it was deleted");
         model.contact_mut(&ConvKey::Group(group)).gone = Some(gone);
     }
+}
+
+/// The newest line id this client holds of `group`.
+fn newest_line(model: &Model, group: &GroupName) -> Option<MessageId> {
+    let conversation = model.conversations.get(&ConvKey::Group(group.clone()))?;
+    conversation.messages.iter().map(|post| post.id).max()
+}
+
+fn unsure(model: &mut Model, group: &GroupName) {
+    if !model.unlisted.unsure.contains(group) {
+        model.unlisted.unsure.push(group.clone());
+    }
+}
+
+/// `from` is proven to be `to`: its conversation moves there, here and in the network thread.
+fn follow(model: &mut Model, from: &GroupName, to: &GroupName, out: &mut Vec<NetCommand>) {
+    model.unlisted.missing.retain(|missing| missing != from);
+    group_commands::renamed(model, from, to);
+    out.push(NetCommand::FollowRename { from: from.clone(), to: to.clone() });
 }

@@ -1024,9 +1024,12 @@ fn on_net(model: &mut Model, event: NetEvent, out: &mut Vec<NetCommand>) {
                 Err(reason) => form.error = Some(reason),
             }
         }
-        NetEvent::HistoryFailed { with, code, reason, .. } => {
-            if let ConvKey::Group(group) = &with {
-                unlisted::page_failed(model, group);
+        NetEvent::GroupHoldsLine { group, line, held } => {
+            unlisted::line_checked(model, &group, line, held, out)
+        }
+        NetEvent::HistoryFailed { with, before, code, reason } => {
+            if let (ConvKey::Group(group), None) = (&with, before) {
+                unlisted::page_failed(model, group, code);
             }
             let vanished = with.group().is_some_and(|group| unlisted::is_missing(model, group))
                 || model.contact(&with).is_some_and(|c| c.gone.is_some());

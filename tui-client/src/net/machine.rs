@@ -56,6 +56,10 @@ enum Pending {
         with: ConvKey,
         before: Option<MessageId>,
     },
+    GroupHoldsLine {
+        group: GroupName,
+        line: MessageId,
+    },
     Contacts(Vec<Contact>),
     Groups,
     Search(SearchQuery),
@@ -97,6 +101,8 @@ pub(super) struct Net {
     /// History requests to send once logged in: asked while offline, or lost with a
     /// connection.
     reissue: Vec<(ConvKey, Option<MessageId>)>,
+    /// [`NetCommand::GroupHoldsLine`] questions to ask once logged in, the same way.
+    reask_lines: Vec<(GroupName, MessageId)>,
     receipts: Receipts,
     /// The conversation the last `MarkRead` was for: one for another means the user switched.
     reading: Option<ConvKey>,
@@ -130,6 +136,7 @@ impl Net {
             outbox: None,
             unsent,
             reissue: Vec::new(),
+            reask_lines: Vec::new(),
             receipts: Receipts::new(RECEIPT_INTERVAL),
             reading: None,
             backoff: Duration::from_millis(500),
@@ -282,6 +289,7 @@ impl Net {
         for (_, pending) in std::mem::take(&mut self.in_flight) {
             match pending {
                 Pending::History { with, before } => self.reissue.push((with, before)),
+                Pending::GroupHoldsLine { group, line } => self.reask_lines.push((group, line)),
                 Pending::Search(query) => {
                     let reason = format!("the connection was lost ({reason})");
                     (self.emit)(NetEvent::SearchFailed { query, reason });
@@ -368,6 +376,13 @@ impl Net {
                 self.request(group_request(&command), Pending::Group(command));
             }
             NetCommand::FollowRename { from, to } => self.group_renamed(&from, &to),
+            NetCommand::GroupHoldsLine { group, line } => {
+                if self.me.is_some() && self.link.is_some() {
+                    self.ask_group_holds_line(group, line);
+                } else if !self.reask_lines.contains(&(group.clone(), line)) {
+                    self.reask_lines.push((group, line));
+                }
+            }
             NetCommand::LogoutEverywhere => {
                 if self.me.is_none() || self.link.is_none() {
                     let notice = "not connected; log out everywhere once the server is back".to_owned();
@@ -420,6 +435,11 @@ impl Net {
     fn history(&mut self, with: ConvKey, before: Option<MessageId>) {
         let request = Request::History { with: with.to_string(), before, limit: HISTORY_PAGE };
         self.request(request, Pending::History { with, before });
+    }
+
+    fn ask_group_holds_line(&mut self, group: GroupName, line: MessageId) {
+        let request = Request::History { with: group.to_string(), before: Some(line + 1), limit: 1 };
+        self.request(request, Pending::GroupHoldsLine { group, line });
     }
 
     fn send_message(&mut self, outgoing: &Outgoing) {
@@ -493,6 +513,13 @@ impl Net {
             (Pending::History { with: ConvKey::Group(_), before }, Ok(Reply::GroupHistory(page))) => {
                 (self.emit)(NetEvent::GroupHistory { before, page });
             }
+            (Pending::GroupHoldsLine { group, line }, Ok(Reply::GroupHistory(page))) => {
+                let held = Ok(page.messages.iter().any(|m| m.id == line));
+                (self.emit)(NetEvent::GroupHoldsLine { group, line, held });
+            }
+            (Pending::GroupHoldsLine { group, line }, Err(e)) => {
+                (self.emit)(NetEvent::GroupHoldsLine { group, line, held: Err(e.code) });
+            }
             (Pending::History { with, before }, Err(e)) => {
                 (self.emit)(NetEvent::HistoryFailed { with, before, code: e.code, reason: e.message });
             }
@@ -564,6 +591,9 @@ impl Net {
         self.request(Request::Groups, Pending::Groups);
         for (with, before) in std::mem::take(&mut self.reissue) {
             self.history(with, before);
+        }
+        for (group, line) in std::mem::take(&mut self.reask_lines) {
+            self.ask_group_holds_line(group, line);
         }
         self.flush_receipts();
         for outgoing in self.unacked.clone() {
@@ -875,6 +905,18 @@ mod tests {
             })
             .collect();
         assert_eq!(failed, [2]);
+    }
+
+    #[test]
+    fn a_line_check_asked_offline_or_lost_with_the_connection_is_asked_after_the_next_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut net, _events) = offline(dir.path());
+        net.command(NetCommand::GroupHoldsLine { group: group("#redes"), line: 3 });
+        net.command(NetCommand::GroupHoldsLine { group: group("#redes"), line: 3 });
+        assert_eq!(net.reask_lines, [(group("#redes"), 3)], "asked once");
+        net.in_flight.insert(1, Pending::GroupHoldsLine { group: group("#other"), line: 5 });
+        net.lost("the server went away".into());
+        assert_eq!(net.reask_lines, [(group("#redes"), 3), (group("#other"), 5)]);
     }
 
     fn fs_text(path: &std::path::Path) -> String {

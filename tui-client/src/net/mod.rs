@@ -126,6 +126,14 @@ pub enum NetCommand {
         /// The name it has.
         to: GroupName,
     },
+    /// Ask whether `group` holds the line `line` (its one line older than `line + 1`): ids
+    /// are unique across the server, so only the same group can hold it.
+    GroupHoldsLine {
+        /// The group asked.
+        group: GroupName,
+        /// A line id of the group it may be.
+        line: MessageId,
+    },
     /// Log out every session of my account, saved ones included, this one too.
     LogoutEverywhere,
     /// Log out, disconnect and end the thread.
@@ -147,6 +155,9 @@ impl std::fmt::Debug for NetCommand {
             Self::ChangePassword { .. } => f.write_str("ChangePassword"),
             Self::Group(command) => write!(f, "Group({command:?})"),
             Self::FollowRename { from, to } => write!(f, "FollowRename {{ from: {from}, to: {to} }}"),
+            Self::GroupHoldsLine { group, line } => {
+                write!(f, "GroupHoldsLine {{ group: {group}, line: {line} }}")
+            }
             Self::LogoutEverywhere => f.write_str("LogoutEverywhere"),
             Self::Quit => f.write_str("Quit"),
         }
@@ -356,6 +367,15 @@ pub enum NetEvent {
         client_msg_id: u64,
         /// Why.
         reason: String,
+    },
+    /// The answer to [`NetCommand::GroupHoldsLine`].
+    GroupHoldsLine {
+        /// The group asked.
+        group: GroupName,
+        /// The line asked for.
+        line: MessageId,
+        /// Whether the group holds it, or the server's code when it did not say.
+        held: Result<bool, ErrorCode>,
     },
     /// A history request failed; the UI may ask again.
     HistoryFailed {
