@@ -278,45 +278,19 @@ fn two_people_chat_switch_recipients_and_get_offline_messages() {
 #[test]
 fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
     let Some(tmux) = Tmux::new("quit") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
-    let addr = server.addr;
-    let address = addr.to_string();
-    server.connect().register("erin", PASSWORD).unwrap();
-    let home = trusting_home(&server);
-
-    tmux.open("carol", &address, home.path());
-    tmux.register("carol", "carol", "carol's password");
-    tmux.keys("carol", &["C-k"]);
-    tmux.type_text("carol", "erin");
-    tmux.keys("carol", &["Enter"]);
-    tmux.wait_for("carol", "Message to erin");
-
     // The server goes away; a message typed now is queued, and Ctrl+C says it will be sent.
-    server.stop().unwrap();
-    tmux.wait_for("carol", "offline");
-    tmux.type_text("carol", "queued then quit");
-    tmux.keys("carol", &["Enter"]);
-    tmux.wait_for("carol", "queued then quit ◷ queued");
+    let queued = queued_for_erin_while_the_server_is_down(&tmux, "queued then quit");
     tmux.keys("carol", &["C-c"]);
     let screen = tmux.wait_for("carol", "papo exited with");
     assert!(screen.contains("papo exited with 0"), "{screen}");
     assert!(screen.contains("1 message will be sent when the server is back"), "{screen}");
 
     // Back, and papo started again: logging in sends it, exactly once.
-    let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
-    tmux.open("again", &address, home.path());
-    tmux.log_in("again", "carol", "carol's password");
-    tmux.open_first_contact("again", "erin");
-    tmux.wait_for("again", "you: queued then quit ✓");
-    let (mut erin, _) = server.login("erin");
-    let bodies: Vec<String> =
-        erin.history("carol", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
-    assert_eq!(bodies, ["queued then quit"]);
+    let _server = queued.sent_once_at_the_next_login(&tmux);
 
     // SIGTERM: the terminal is given back (no alternate screen, no mouse tracking, the
     // title papo set emptied and the one from before popped off the title stack), exit 0.
-    let raw = home.path().join("raw-output");
+    let raw = queued.home.path().join("raw-output");
     tmux.run(&["pipe-pane", "-o", "-t", "again", &format!("cat >> {}", raw.display())]);
     assert_eq!(tmux.pane_flag("again", "alternate_on"), "1");
     let pid = tmux.papo_pid("again");
@@ -335,24 +309,7 @@ fn queued_messages_survive_quitting_and_sigterm_restores_the_terminal() {
 #[test]
 fn sighup_keeps_a_queued_message_and_restores_the_terminal() {
     let Some(tmux) = Tmux::new("hup") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
-    let addr = server.addr;
-    let address = addr.to_string();
-    server.connect().register("erin", PASSWORD).unwrap();
-    let home = trusting_home(&server);
-
-    tmux.open("carol", &address, home.path());
-    tmux.register("carol", "carol", "carol's password");
-    tmux.keys("carol", &["C-k"]);
-    tmux.type_text("carol", "erin");
-    tmux.keys("carol", &["Enter"]);
-    tmux.wait_for("carol", "Message to erin");
-    server.stop().unwrap();
-    tmux.wait_for("carol", "offline");
-    tmux.type_text("carol", "queued then hung up");
-    tmux.keys("carol", &["Enter"]);
-    tmux.wait_for("carol", "queued then hung up ◷ queued");
+    let queued = queued_for_erin_while_the_server_is_down(&tmux, "queued then hung up");
     assert_eq!(tmux.pane_flag("carol", "mouse_any_flag"), "1");
     let pid = tmux.papo_pid("carol");
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
@@ -362,15 +319,55 @@ fn sighup_keeps_a_queued_message_and_restores_the_terminal() {
     assert_eq!(tmux.pane_flag("carol", "alternate_on"), "0", "still on the alternate screen");
     assert_eq!(tmux.pane_flag("carol", "mouse_any_flag"), "0", "mouse tracking left on");
 
-    let server = TestServer::start_on(std::net::TcpListener::bind(addr).unwrap(), dir.path(), |_| {});
-    tmux.open("again", &address, home.path());
-    tmux.log_in("again", "carol", "carol's password");
-    tmux.open_first_contact("again", "erin");
-    tmux.wait_for("again", "you: queued then hung up ✓");
-    let (mut erin, _) = server.login("erin");
-    let bodies: Vec<String> =
-        erin.history("carol", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
-    assert_eq!(bodies, ["queued then hung up"], "sent exactly once");
+    queued.sent_once_at_the_next_login(&tmux);
+}
+
+/// A message carol (tmux session "carol", a new account) wrote to erin while the server was
+/// down, shown queued; with what it takes to start the server again.
+struct QueuedWhileDown {
+    dir: tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    home: tempfile::TempDir,
+    body: &'static str,
+}
+
+fn queued_for_erin_while_the_server_is_down(tmux: &Tmux, body: &'static str) -> QueuedWhileDown {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let addr = server.addr;
+    server.connect().register("erin", PASSWORD).unwrap();
+    let home = trusting_home(&server);
+
+    tmux.open("carol", &addr.to_string(), home.path());
+    tmux.register("carol", "carol", "carol's password");
+    tmux.keys("carol", &["C-k"]);
+    tmux.type_text("carol", "erin");
+    tmux.keys("carol", &["Enter"]);
+    tmux.wait_for("carol", "Message to erin");
+    server.stop().unwrap();
+    tmux.wait_for("carol", "offline");
+    tmux.type_text("carol", body);
+    tmux.keys("carol", &["Enter"]);
+    tmux.wait_for("carol", &format!("{body} ◷ queued"));
+    QueuedWhileDown { dir, addr, home, body }
+}
+
+impl QueuedWhileDown {
+    /// Starts the server again and papo in tmux session "again": logging in as carol sends the
+    /// message, exactly once. The server, still running.
+    fn sent_once_at_the_next_login(&self, tmux: &Tmux) -> TestServer {
+        let listener = std::net::TcpListener::bind(self.addr).unwrap();
+        let server = TestServer::start_on(listener, self.dir.path(), |_| {});
+        tmux.open("again", &self.addr.to_string(), self.home.path());
+        tmux.log_in("again", "carol", "carol's password");
+        tmux.open_first_contact("again", "erin");
+        tmux.wait_for("again", &format!("you: {} ✓", self.body));
+        let (mut erin, _) = server.login("erin");
+        let bodies: Vec<String> =
+            erin.history("carol", None, 50).unwrap().messages.into_iter().map(|m| m.body).collect();
+        assert_eq!(bodies, [self.body], "sent exactly once");
+        server
+    }
 }
 
 /// A scriptable `papo` command as `user` (whose password is [`PASSWORD`]), with a home of
