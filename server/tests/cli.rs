@@ -207,15 +207,7 @@ fn log_line(server: &process::ServerProcess, needle: &str) -> String {
 #[test]
 fn sighup_applies_a_new_log_filter_and_names_what_needs_a_restart() {
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join("server.toml");
-    std::fs::write(&file, "log = \"info\"\nbcrypt-cost = 4\n").unwrap();
-    let mut command = papo_server(home.path(), &[]);
-    command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(home.path().join("data"))
-        .arg("--config")
-        .arg(&file);
-    let mut server = process::start(command);
+    let (mut server, file) = server_with_settings(home.path(), "log = \"info\"\nbcrypt-cost = 4\n");
 
     std::fs::write(&file, "log = \"warn,papo_server::session=debug\"\nbcrypt-cost = 5\n").unwrap();
     server.signal(libc::SIGHUP);
@@ -243,15 +235,7 @@ fn sighup_applies_a_new_log_filter_and_names_what_needs_a_restart() {
 #[test]
 fn sighup_applies_a_new_registration_policy_at_once() {
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join("server.toml");
-    std::fs::write(&file, "bcrypt-cost = 4\nregistration = \"open\"\n").unwrap();
-    let mut command = papo_server(home.path(), &[]);
-    command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(home.path().join("data"))
-        .arg("--config")
-        .arg(&file);
-    let mut server = process::start(command);
+    let (mut server, file) = server_with_settings(home.path(), "bcrypt-cost = 4\nregistration = \"open\"\n");
     server.connect("sighup-test").register("ana", PASSWORD).unwrap();
 
     std::fs::write(&file, "bcrypt-cost = 4\nregistration = \"closed\"\n").unwrap();
@@ -273,29 +257,23 @@ fn sighup_applies_a_new_registration_policy_at_once() {
 #[test]
 fn sighup_applies_new_rate_limits_to_what_follows() {
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join("server.toml");
-    std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 10\n").unwrap();
-    let mut command = papo_server(home.path(), &[]);
-    command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(home.path().join("data"))
-        .arg("--config")
-        .arg(&file);
-    let mut server = process::start(command);
+    let (mut server, file) =
+        server_with_settings(home.path(), "bcrypt-cost = 4\nregistrations-per-hour = 10\n");
     server.connect("sighup-test").register("ana", PASSWORD).unwrap();
 
-    std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 1\nmessages-per-second = 5\n").unwrap();
-    server.signal(libc::SIGHUP);
-    let applied = log_line(&server, "applied the new limits");
+    let applied = reload_limits(
+        &server,
+        &file,
+        "bcrypt-cost = 4\nregistrations-per-hour = 1\nmessages-per-second = 5\n",
+    );
     assert!(applied.contains("registrations-per-hour=1"), "{applied}");
     assert!(applied.contains("messages-per-second=5"), "{applied}");
     // ana's registration counted: at one an hour, this address has used its allowance.
     let refused = server.connect("sighup-test").register("bia", PASSWORD).unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::RateLimited), "{refused}");
 
-    std::fs::write(&file, "bcrypt-cost = 4\nregistrations-per-hour = 3\n").unwrap();
-    server.signal(libc::SIGHUP);
-    assert!(log_line(&server, "applied the new limits").contains("registrations-per-hour=3"));
+    let applied = reload_limits(&server, &file, "bcrypt-cost = 4\nregistrations-per-hour = 3\n");
+    assert!(applied.contains("registrations-per-hour=3"), "{applied}");
     server.connect("sighup-test").register("bia", PASSWORD).unwrap();
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
@@ -384,9 +362,9 @@ fn zero_or_absurd_admission_limits_are_refused_naming_the_setting() {
     }
 }
 
-/// A serving `papo-server` that keeps its limits (no `--no-rate-limits`), with `settings` in
-/// its settings file, and that file.
-fn limited_server(home: &Path, settings: &str) -> (process::ServerProcess, std::path::PathBuf) {
+/// A serving `papo-server` with `settings` in its settings file, and that file; it keeps its
+/// limits (no `--no-rate-limits`).
+fn server_with_settings(home: &Path, settings: &str) -> (process::ServerProcess, std::path::PathBuf) {
     let file = home.join("server.toml");
     std::fs::write(&file, settings).unwrap();
     let mut command = papo_server(home, &[]);
@@ -405,7 +383,7 @@ fn reload_limits(server: &process::ServerProcess, file: &Path, settings: &str) -
 fn sighup_turns_the_rate_limits_off_and_on_again() {
     let home = tempfile::tempdir().unwrap();
     let limited = "bcrypt-cost = 4\nregistrations-per-hour = 1\n";
-    let (mut server, file) = limited_server(home.path(), limited);
+    let (mut server, file) = server_with_settings(home.path(), limited);
     server.connect("sighup-test").register("ana", PASSWORD).unwrap();
     let refused = server.connect("sighup-test").register("bia", PASSWORD).unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::RateLimited), "{refused}");
@@ -431,7 +409,7 @@ fn sighup_changes_the_room_for_connections_not_logged_in_at_the_next_connection(
     let settings = |per_address: u32| {
         format!("bcrypt-cost = 4\nmax-connections = 40\nunauthenticated-per-address = {per_address}\n")
     };
-    let (mut server, file) = limited_server(home.path(), &settings(2));
+    let (mut server, file) = server_with_settings(home.path(), &settings(2));
     let full = |server: &process::ServerProcess| {
         Client::connect(&server.addr, &server.security, "sighup-test", Duration::from_secs(5))
             .map(|_| ())
@@ -452,7 +430,8 @@ fn sighup_changes_the_room_for_connections_not_logged_in_at_the_next_connection(
 #[test]
 fn a_login_deadline_shortened_by_sighup_closes_a_connection_that_never_logs_in() {
     let home = tempfile::tempdir().unwrap();
-    let (mut server, file) = limited_server(home.path(), "bcrypt-cost = 4\nlogin-deadline-secs = 600\n");
+    let (mut server, file) =
+        server_with_settings(home.path(), "bcrypt-cost = 4\nlogin-deadline-secs = 600\n");
     let mut before = server.connect("before");
     // The server takes the deadline just after answering the handshake: a reply to a request
     // shows it has, so the reload cannot overtake it (under load it did).
@@ -486,7 +465,7 @@ fn a_login_deadline_shortened_by_sighup_closes_a_connection_that_never_logs_in()
 #[test]
 fn sighup_names_the_password_threads_as_needing_a_restart() {
     let home = tempfile::tempdir().unwrap();
-    let (mut server, file) = limited_server(home.path(), "bcrypt-cost = 4\npassword-threads = 2\n");
+    let (mut server, file) = server_with_settings(home.path(), "bcrypt-cost = 4\npassword-threads = 2\n");
     std::fs::write(&file, "bcrypt-cost = 4\npassword-threads = 3\nunauthenticated-percent = 40\n").unwrap();
     server.signal(libc::SIGHUP);
     let applied = log_line(&server, "applied the new limits to what follows");
