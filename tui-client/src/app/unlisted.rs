@@ -7,8 +7,8 @@
 //! `Renamed { from }` line there naming a missing group is only a claim: anyone may create a
 //! group, rename it to a name I had, and add me. The client follows it only when it is the
 //! same group: line ids are unique across the server, so the new group must hold the newest
-//! line this client has of the old one (found in that page, or asked for with one
-//! one-line request), and the rename must be newer than that line. Then the conversation
+//! line this client has of the old one that someone else wrote (found in that page, or
+//! asked for with one one-line request), and the rename must be newer than that line. Then the conversation
 //! moves to the new name (lines, unread, draft, selection, and what is queued, in the
 //! network thread too). A missing group that nothing proves renamed is marked gone instead
 //! of looking live, also one of which this client has no line, whose queue it must never
@@ -149,10 +149,14 @@ pub(super) fn settle(model: &mut Model) {
     }
 }
 
-/// The newest line id this client holds of `group`.
+/// The newest line id this client holds of `group` that someone else wrote. Not one of
+/// mine: what this client queued under the old name may have been stored after the rename
+/// (the server takes a former name for it), so it says nothing about when the group went
+/// away, and whether it arrives before the newest page is a race.
 fn newest_line(model: &Model, group: &GroupName) -> Option<MessageId> {
     let conversation = model.conversations.get(&ConvKey::Group(group.clone()))?;
-    conversation.messages.iter().map(|post| post.id).max()
+    let mine = |post: &&super::model::Post| model.me.as_ref() == Some(&post.from);
+    conversation.messages.iter().filter(|post| !mine(post)).map(|post| post.id).max()
 }
 
 fn unsure(model: &mut Model, group: &GroupName) {
