@@ -10,6 +10,7 @@
 //! `{"error":…}`, so a client can tell a complete answer from a broken connection.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -51,10 +52,14 @@ pub enum Request {
     },
     /// Every logged-in session, as [`LiveSession`] lines.
     Sessions,
-    /// Closes every live session of an account (it may log in again).
+    /// Closes the live sessions of an account (it may log in again): every one, or only the
+    /// one whose client is at `peer`.
     Disconnect {
         /// The account.
         name: String,
+        /// The client's address, as [`Request::Sessions`] lists it.
+        #[serde(default)]
+        peer: Option<SocketAddr>,
     },
     /// Keeps an account from logging in or resuming, and closes its live sessions; its
     /// name, messages and groups stay.
@@ -221,14 +226,25 @@ fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> Outcome {
             info!(sessions = sessions.len(), "administrator listed the live sessions");
             Outcome::Done(format!("{} live sessions", sessions.len()))
         }
-        Request::Disconnect { name } => {
+        Request::Disconnect { name, peer } => {
             let name = match account(&shared.store, name) {
                 Ok(name) => name,
                 Err(outcome) => return outcome,
             };
-            let closed = hub.disconnect(&name, None, None);
-            info!(user = %name, sessions = closed, "administrator disconnected a user");
-            Outcome::Done(format!("disconnected {closed} sessions of {name}"))
+            match peer {
+                None => {
+                    let closed = hub.disconnect(&name, None, None);
+                    info!(user = %name, sessions = closed, "administrator disconnected a user");
+                    Outcome::Done(format!("disconnected {closed} sessions of {name}"))
+                }
+                Some(peer) if hub.disconnect_peer(&name, *peer) => {
+                    info!(user = %name, %peer, "administrator disconnected a session");
+                    Outcome::Done(format!("disconnected the session of {name} from {peer}"))
+                }
+                Some(peer) => Outcome::Error(format!(
+                    "{name} has no live session from {peer}; `papo-server admin sessions` lists them"
+                )),
+            }
         }
         Request::ResetPassword { name, .. } | Request::Disable { name } => {
             let outcome = answer_from_store(request, &shared.store, shared.config.bcrypt_cost, out);

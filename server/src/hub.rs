@@ -114,9 +114,24 @@ impl Hub {
     /// first (if `farewell` is given), and says how many it closed. Each then leaves the hub
     /// from its own thread, as when its client hangs up.
     pub fn disconnect(&self, user: &Username, keep: Option<u64>, farewell: Option<&ErrorReply>) -> usize {
+        self.close_where(user, |member| Some(member.session) != keep, farewell)
+    }
+
+    /// Closes the session of `user` whose client is at `peer` (as [`Hub::sessions`] lists
+    /// it), if there is one: whether there was.
+    pub fn disconnect_peer(&self, user: &Username, peer: SocketAddr) -> bool {
+        self.close_where(user, |member| member.peer == peer, None) > 0
+    }
+
+    fn close_where(
+        &self,
+        user: &Username,
+        chosen: impl Fn(&Member) -> bool,
+        farewell: Option<&ErrorReply>,
+    ) -> usize {
         let farewell = farewell.map(|reason| frames::encode(&ServerFrame::Fatal(reason.clone())));
         let online = self.online.read().unwrap_or_else(PoisonError::into_inner);
-        let members = online.get(user).into_iter().flatten().filter(|member| Some(member.session) != keep);
+        let members = online.get(user).into_iter().flatten().filter(|member| chosen(member));
         let mut closed = 0;
         for member in members {
             if let Some(frame) = &farewell {

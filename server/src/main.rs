@@ -178,6 +178,9 @@ fn run(cli: Cli, file: Option<&Path>, args: Vec<OsString>) -> Result<ExitCode> {
             return cli::store::import(&cli.settings.data_dir()?, &file, options);
         }
         Some(Command::Admin(command)) => {
+            // A running server logs what it is asked in its own log; on a stopped one the
+            // command does the work, and logs it here, on stderr, the same way.
+            let _logging = Logging::init(cli.settings.log(), cli.settings.log_format())?;
             let config = cli.settings.server_config(cli.settings.data_dir()?);
             return cli::admin::run(command, &config.data_dir, config.store, config.bcrypt_cost);
         }

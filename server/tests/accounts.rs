@@ -122,6 +122,40 @@ fn resume_token_works_once_and_logout_revokes_it() {
 }
 
 #[test]
+fn one_token_resumed_by_eight_connections_at_once_resumes_exactly_one() {
+    let server = TestServer::start();
+    let (first, session) = server.user("ines");
+    drop(first);
+    // Every connection is ready before any asks, so the eight Resumes reach the server
+    // together.
+    let clients: Vec<_> = (0..8).map(|_| server.connect()).collect();
+    let start = std::sync::Barrier::new(clients.len());
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let asking: Vec<_> = clients
+            .into_iter()
+            .map(|mut client| {
+                let (start, token) = (&start, &session.token);
+                scope.spawn(move || {
+                    start.wait();
+                    client.resume(token).map(|resumed| resumed.token).map_err(|e| e.code())
+                })
+            })
+            .collect();
+        asking.into_iter().map(|thread| thread.join().unwrap()).collect()
+    });
+    let resumed: Vec<&String> = outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()).collect();
+    assert_eq!(resumed.len(), 1, "exactly one resumes: {outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().err())
+            .all(|code| *code == Some(ErrorCode::InvalidToken)),
+        "the others are told the token is spent: {outcomes:?}"
+    );
+    assert_ne!(resumed[0], &session.token);
+}
+
+#[test]
 fn expired_tokens_do_not_resume() {
     let server = TestServer::start_with(|config| config.token_lifetime = Duration::from_millis(1));
     let (_client, session) = server.user("ivo");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{unique_name, TestServer, PASSWORD};
 use papo_protocol::{ErrorCode, Event, GroupMessageKind, Request as ClientRequest, Username};
-use papo_server::admin::{self, Account, LiveSession, Outcome, Request};
+use papo_server::admin::{self, Account, InviteCode, LiveSession, Outcome, Request};
 use papo_server::store::{AccountStatus, Line, Store};
 
 /// Sends `request` to the server on `dir`: its outcome and the lines before it.
@@ -120,7 +120,7 @@ fn a_running_server_lists_accounts_and_live_sessions_and_disconnects_a_user() {
     assert_eq!(listed, [ana.as_str(), ana.as_str(), bia.as_str()]);
     assert!(sessions.iter().all(|s| s.peer.ip().is_loopback() && s.since > 0));
 
-    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: ana.to_uppercase() });
+    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: ana.to_uppercase(), peer: None });
     assert_eq!(outcome, Outcome::Done(format!("disconnected 2 sessions of {ana}")));
     for client in [&mut first, &mut second] {
         assert!(client.request(ClientRequest::Ping).is_err(), "a disconnected session is closed");
@@ -130,7 +130,7 @@ fn a_running_server_lists_accounts_and_live_sessions_and_disconnects_a_user() {
     // Disconnected is not locked out.
     server.login(&ana);
 
-    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: "nobody".into() });
+    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: "nobody".into(), peer: None });
     assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no account called nobody")), "{outcome:?}");
 }
 
@@ -173,6 +173,8 @@ fn the_admin_command_works_on_a_stopped_server_for_accounts_only() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains(&format!("reset the password of {ana}, revoked 1 saved sessions")), "{stderr}");
+
+    assert!(stderr.contains("administrator reset a password"), "the action is logged: {stderr}");
 
     let output = admin_command(dir.path(), &["users"], None);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -366,4 +368,58 @@ fn an_account_deleted_on_a_stopped_server_is_gone_when_it_starts() {
         Some(ErrorCode::InvalidCredentials)
     );
     assert_eq!(server.connect().register(&ana, PASSWORD).unwrap_err().code(), Some(ErrorCode::NameTaken));
+}
+
+#[test]
+fn invite_codes_are_created_listed_and_revoked_on_a_stopped_server_and_each_action_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    TestServer::start_in(dir.path(), |_| {}).stop().unwrap();
+
+    let output = admin_command(dir.path(), &["invite", "create", "--uses", "3"], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("administrator created an invite code"), "the action is logged: {stderr}");
+    let created: InviteCode = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created.uses_left, 3);
+
+    let output = admin_command(dir.path(), &["invite", "list"], None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let listed: Vec<InviteCode> =
+        parse(&String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect::<Vec<_>>());
+    assert_eq!(listed, std::slice::from_ref(&created));
+
+    let output = admin_command(dir.path(), &["invite", "revoke", &created.code], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("administrator revoked an invite code"), "the action is logged: {stderr}");
+    let output = admin_command(dir.path(), &["invite", "list"], None);
+    assert!(output.stdout.is_empty(), "revoked: {}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn a_running_server_disconnects_one_chosen_session_of_a_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let ana = unique_name("ana");
+    server.connect().register(&ana, PASSWORD).unwrap();
+    let (mut first, _) = server.login(&ana);
+    let (mut second, _) = server.login(&ana);
+    let sessions = wait_for_sessions(dir.path(), 2);
+    let chosen = sessions[1].peer;
+
+    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: ana.clone(), peer: Some(chosen) });
+    assert_eq!(outcome, Outcome::Done(format!("disconnected the session of {ana} from {chosen}")));
+    let left = wait_for_sessions(dir.path(), 1);
+    assert_eq!(left[0].peer, sessions[0].peer, "only the chosen session is closed");
+    let pongs = [&mut first, &mut second].map(|client| client.request(ClientRequest::Ping).is_ok());
+    assert_eq!(pongs.iter().filter(|&&alive| alive).count(), 1, "one session stays: {pongs:?}");
+
+    let (outcome, _) = ask(dir.path(), &Request::Disconnect { name: ana.clone(), peer: Some(chosen) });
+    assert!(matches!(&outcome, Outcome::Error(e) if e.contains("no live session from")), "{outcome:?}");
+
+    let output = admin_command(dir.path(), &["disconnect", &ana, "--peer", &left[0].peer.to_string()], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("disconnected the session of {ana} from {}", left[0].peer)), "{stderr}");
+    assert!(wait_for_sessions(dir.path(), 0).is_empty(), "both sessions closed");
 }

@@ -2,6 +2,7 @@
 //! administration socket, or (for accounts) on a stopped server's directory.
 
 use std::io::{self, BufRead, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -32,11 +33,18 @@ Example:
     /// List the live sessions of the running server, one JSON line each: name, peer (the
     /// client's address) and since (when it logged in, in Unix milliseconds).
     Sessions,
-    /// Close every live session of an account on the running server (it may log in again;
-    /// to keep someone out, disable the account).
+    /// Close the live sessions of an account on the running server: every one, or the one
+    /// from `--peer` (it may log in again; to keep someone out, disable the account).
+    #[command(after_help = "\
+Examples:
+  papo-server admin disconnect ana
+  papo-server admin disconnect ana --peer 192.168.1.23:51644   (a peer from `admin sessions`)")]
     Disconnect {
         /// The account.
         name: String,
+        /// Only the session whose client is at this address, as `admin sessions` lists it.
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        peer: Option<SocketAddr>,
     },
     /// Keep an account from logging in or resuming a saved session, and close its live
     /// sessions at once; its name, messages and groups stay.
@@ -126,7 +134,7 @@ pub fn run(command: AdminCommand, dir: &Path, options: StoreOptions, bcrypt_cost
         AdminCommand::Users => Request::Users,
         AdminCommand::ResetPassword { name } => Request::ResetPassword { name, password: new_password()? },
         AdminCommand::Sessions => Request::Sessions,
-        AdminCommand::Disconnect { name } => Request::Disconnect { name },
+        AdminCommand::Disconnect { name, peer } => Request::Disconnect { name, peer },
         AdminCommand::Disable { name } => Request::Disable { name },
         AdminCommand::Enable { name } => Request::Enable { name },
         AdminCommand::Delete { name } => Request::Delete { name },
