@@ -1,6 +1,7 @@
 //! Logs on stderr: text coloured only for a terminal (and never under `NO_COLOR`), or JSON;
 //! the filter can be replaced while serving.
 
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result};
@@ -25,7 +26,9 @@ impl Logging {
             // a failed write panics the logging thread.
             .log_internal_errors(false);
         let lines = match format {
-            LogFormat::Text => lines.with_ansi(colour(std::io::stderr().is_terminal())).boxed(),
+            LogFormat::Text => lines
+                .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref()))
+                .boxed(),
             LogFormat::Json => lines.json().boxed(),
         };
         tracing_subscriber::registry().with(filter).with(lines).init();
@@ -45,6 +48,20 @@ impl Logging {
 
 /// Colour escapes are for people at a terminal: in `docker logs`, journald or a file they
 /// are noise that breaks `grep`. `NO_COLOR` (any value but empty) turns them off even there.
-fn colour(terminal: bool) -> bool {
-    terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+fn colour(terminal: bool, no_color: Option<&OsStr>) -> bool {
+    terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_for_a_terminal_and_never_under_a_set_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))), "an empty NO_COLOR is unset (no-color.org)");
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
 }
