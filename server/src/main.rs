@@ -129,9 +129,9 @@ Example:
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// Administer accounts and sessions: on the running server (through admin.sock in its data
-    /// directory) or, for accounts, on a stopped one's directory. The running server logs every
-    /// action.
+    /// Administer accounts, invite codes and sessions: on the running server (through admin.sock
+    /// in its data directory) or, for accounts and invite codes, on a stopped one's directory.
+    /// Every action is logged: by the running server, or on a stopped one by this command.
     #[command(subcommand)]
     Admin(cli::admin::AdminCommand),
     /// Print a shell completion script for papo-server.

@@ -1,5 +1,6 @@
-//! `papo-server admin …`: accounts and sessions, on the running server through its
-//! administration socket, or (for accounts) on a stopped server's directory.
+//! `papo-server admin …`: accounts, invite codes and sessions, on the running server through
+//! its administration socket, or (for accounts and invite codes) on a stopped server's
+//! directory.
 
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
