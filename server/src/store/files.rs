@@ -10,7 +10,8 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
@@ -147,12 +148,39 @@ impl Sentinel {
 
     /// Fails if the file no longer has a name.
     pub fn check(&self) -> Result<()> {
-        let links = self.file.metadata().at("inspect", &self.path)?.nlink();
-        if links == 0 {
-            return Err(StoreError::Vanished { path: self.path.clone() });
-        }
-        Ok(())
+        check_linked(&self.file, &self.path)
     }
+}
+
+/// Fails if `file`, opened from `path`, no longer has a name.
+///
+/// Asks for the link count alone: a query that includes the file's timestamps makes the
+/// kernel (since Linux 6.13) give the next write a fine-grained, hence always new,
+/// timestamp, and on ext4 without a journal every sync after it writes the inode too. Asked
+/// before each log append, that was a second disk write per sync (+60–90 µs at p50).
+pub fn check_linked(file: &File, path: &Path) -> Result<()> {
+    if links(file).at("inspect", path)? == 0 {
+        return Err(StoreError::Vanished { path: path.to_owned() });
+    }
+    Ok(())
+}
+
+fn links(file: &File) -> io::Result<u32> {
+    let mut stats = std::mem::MaybeUninit::<libc::statx>::uninit();
+    // SAFETY: the path is an empty C string, which AT_EMPTY_PATH makes mean the open file
+    // itself, and `stats` is writable space for one statx.
+    let status = unsafe {
+        libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_NLINK, stats.as_mut_ptr())
+    };
+    if status != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statx returned 0, so it filled the struct.
+    let stats = unsafe { stats.assume_init() };
+    if stats.stx_mask & libc::STATX_NLINK == 0 {
+        return Err(io::Error::other("the file system does not report link counts"));
+    }
+    Ok(stats.stx_nlink)
 }
 
 #[cfg(test)]

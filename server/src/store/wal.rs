@@ -46,12 +46,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
-use super::files::sync_dir;
+use super::files::{check_linked, sync_dir};
 use super::{IoContext, Result, StoreError};
 
 /// Bytes of a segment's header.
@@ -273,11 +273,7 @@ impl Wal {
     /// Fails if the segment being written was deleted (with the data directory, say): its
     /// records would then survive nothing.
     pub fn check_linked(&self) -> Result<()> {
-        let links = self.file.metadata().at("inspect", &self.current())?.nlink();
-        if links == 0 {
-            return Err(StoreError::Vanished { path: self.current() });
-        }
-        Ok(())
+        check_linked(&self.file, &self.current())
     }
 }
 
