@@ -3,10 +3,17 @@
 //! Once a group is durable, the committer writes each send's acknowledgement to its
 //! sender's connection and the message to its recipients' connections, through their
 //! non-blocking outboxes: neither the sender's thread nor the recipients' wake up for it,
-//! where each message used to wake the sender's thread a second time to answer. The answers
-//! a session gets in one group leave in one write, after the last of them, followed by one
-//! write per recipient; groups are answered one after the other, so every conversation is
-//! delivered in order.
+//! where each message used to wake the sender's thread a second time to answer. The messages
+//! a session stored in one group leave in one write per recipient, then its answers in one
+//! write, after the last of them; groups are answered one after the other, so every
+//! conversation is delivered in order.
+//!
+//! Recipients come first because a write to a connection wakes the client reading it, which
+//! on 2 cores may run before the committer writes again: acknowledged first, a message
+//! waited while its sender took the acknowledgement in (a conversation going back and forth,
+//! 1 pair at window 1: send→deliver p50 530 µs acknowledged first, 453 µs delivered first,
+//! medians of 4 alternating runs). No connection can tell otherwise: a sending session never
+//! gets its own messages as deliveries (its user's other sessions get copies).
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -63,7 +70,7 @@ struct State {
     /// Replies of the group being settled, encoded, with how many.
     replies: Vec<u8>,
     replied: usize,
-    /// Messages those replies stored just now, to deliver after them.
+    /// Messages those replies stored just now, delivered before the replies are written.
     fresh: Vec<Posted>,
     /// Whether the group's [`Afterwards`] already writes this session's answers out.
     flushing: bool,
@@ -165,8 +172,8 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes out the group's answers to this session, then its messages to their
-    /// recipients.
+    /// Writes out the group's messages from this session to their recipients, then its
+    /// answers to this session.
     fn flush(&self) {
         let (replies, replied, fresh, user) = {
             let mut state = self.lock();
@@ -179,12 +186,12 @@ impl Inner {
                 state.user.clone(),
             )
         };
+        let own = user.as_ref().map(|user| (user, self.session));
+        deliver(&self.hub, handlers::deliveries(&self.members, fresh), own);
         match self.sink.push(&replies) {
             Ok(()) | Err(PushError::Closed) => {}
             Err(e) => debug!(session = self.session, error = %e, "dropping replies"),
         }
-        let own = user.as_ref().map(|user| (user, self.session));
-        deliver(&self.hub, handlers::deliveries(&self.members, fresh), own);
         self.settled(replied);
     }
 
