@@ -1,4 +1,5 @@
-//! The applier: puts each durable group into sled on a thread of its own, then answers it.
+//! The applier: puts each durable group into sled on a thread of its own, then has the
+//! answerer's thread answer it.
 //!
 //! Applying a group to sled costs more than staging and syncing it together (sled copies a
 //! leaf node for every insert), so the committer hands each group here once the log holds
@@ -8,9 +9,15 @@
 //! retired through here too, after every group they hold is applied, so a checkpoint never
 //! lets go of a group sled does not have yet.
 //!
+//! Answering a group (its replies and deliveries written to the connections, a write per
+//! session and per recipient) costs about as much as applying it, so it has a thread of its
+//! own too, and the next group's inserts overlap this one's writes; groups are answered in
+//! the order they were applied. Measured with 100 pairs at window 8, plaintext, alternating
+//! 4 runs each: 33,400 against 29,300 msg/s (medians), send→deliver p50 23.0 against 26.4 ms.
+//!
 //! A lone write with nothing behind it (a conversation going back and forth) gains nothing
-//! from the hand-over but one more thread to wake, so while the applier has nothing in
-//! hand the committer applies and answers such a group itself.
+//! from the hand-over but two more threads to wake, so while the applier and the answerer
+//! have nothing in hand the committer applies and answers such a group itself.
 
 use std::collections::VecDeque;
 use std::ops::Bound;
@@ -134,8 +141,9 @@ pub(super) struct Applier {
     fatal: Arc<Fatal>,
     queue: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<Applying>>,
+    answerer: Option<JoinHandle<Applying>>,
     applied: Arc<AtomicU64>,
-    /// Jobs handed over, and jobs the thread has finished.
+    /// Jobs handed over, and jobs finished (a group once it is answered).
     handed: u64,
     finished: Arc<AtomicU64>,
     /// Time spent applying on the committer's thread.
@@ -164,12 +172,13 @@ impl Applier {
         let (queue, jobs) = mpsc::sync_channel(MAX_BEHIND);
         let applied = Arc::new(AtomicU64::new(applied));
         let finished = Arc::new(AtomicU64::new(0));
+        let (answers, answerer) = start_answerer(Arc::clone(&finished), Arc::clone(&fatal))?;
         let thread = {
             let (trees, fatal) = (trees.clone(), Arc::clone(&fatal));
             let (applied, finished) = (Arc::clone(&applied), Arc::clone(&finished));
             thread::Builder::new()
                 .name("applier".into())
-                .spawn(move || run(&trees, &jobs, &applied, &finished, checkpointer, &fatal))
+                .spawn(move || run(&trees, &jobs, &answers, &applied, &finished, checkpointer, &fatal))
                 .map_err(|e| StoreError::Thread("the applier", e))?
         };
         Ok(Self {
@@ -177,6 +186,7 @@ impl Applier {
             fatal,
             queue: Some(queue),
             thread: Some(thread),
+            answerer: Some(answerer),
             applied,
             handed: 0,
             finished,
@@ -190,7 +200,8 @@ impl Applier {
     }
 
     /// Hands `job` over, waiting while the applier is [`MAX_BEHIND`] groups behind, or,
-    /// for a `lone` group while the applier has nothing in hand, carries it out here;
+    /// for a `lone` group while the applier and the answerer have nothing in hand, carries
+    /// it out here;
     /// `false` if the store failed.
     pub fn hand_over(&mut self, job: Job, lone: bool) -> bool {
         if let Job::Group { logged, settles, afterwards, outcome } = job {
@@ -221,19 +232,24 @@ impl Applier {
     /// spent applying.
     pub fn stop(mut self, last: Checkpoint) -> Applying {
         self.send(Job::Stop(last));
+        self.join() + self.applied_inline
+    }
+
+    /// Waits for both threads to finish what they were handed, adding up their times.
+    fn join(&mut self) -> Applying {
         self.queue.take();
-        let on_thread =
-            self.thread.take().map_or_else(Applying::default, |thread| thread.join().unwrap_or_default());
-        on_thread + self.applied_inline
+        // The applier's end closes the answerer's queue.
+        [self.thread.take(), self.answerer.take()]
+            .into_iter()
+            .flatten()
+            .map(|thread| thread.join().unwrap_or_default())
+            .fold(Applying::default(), |sum, time| sum + time)
     }
 }
 
 impl Drop for Applier {
     fn drop(&mut self) {
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.join();
     }
 }
 
@@ -244,8 +260,23 @@ fn settle(
     trees: &Trees,
     logged: Option<(u64, GroupWrites)>,
     settles: Vec<Settle>,
-    mut afterwards: Afterwards,
+    afterwards: Afterwards,
     outcome: &GroupOutcome,
+    applied: &AtomicU64,
+    fatal: &Fatal,
+    applying: &mut Applying,
+) -> bool {
+    if !apply(trees, logged, applied, fatal, applying) {
+        return false;
+    }
+    answer(settles, afterwards, outcome, applying);
+    true
+}
+
+/// Applies a durable group's writes to sled; `false` if sled failed.
+fn apply(
+    trees: &Trees,
+    logged: Option<(u64, GroupWrites)>,
     applied: &AtomicU64,
     fatal: &Fatal,
     applying: &mut Applying,
@@ -260,19 +291,54 @@ fn settle(
         }
         applied.store(commit, Ordering::Release);
     }
-    let answering = Instant::now();
-    applying.sled += answering - started;
+    applying.sled += started.elapsed();
+    true
+}
+
+/// Answers a group sled has.
+fn answer(settles: Vec<Settle>, mut afterwards: Afterwards, outcome: &GroupOutcome, applying: &mut Applying) {
+    let started = Instant::now();
     for settle in settles {
         settle(outcome.clone(), &mut afterwards);
     }
     afterwards.run();
-    applying.answering += answering.elapsed();
-    true
+    applying.answering += started.elapsed();
+}
+
+/// A group's answers, for the answerer.
+struct Answers {
+    settles: Vec<Settle>,
+    afterwards: Afterwards,
+    outcome: GroupOutcome,
+}
+
+/// Starts the thread that answers groups in the order they arrive, counting each in
+/// `finished` once it is answered.
+fn start_answerer(
+    finished: Arc<AtomicU64>,
+    fatal: Arc<Fatal>,
+) -> Result<(SyncSender<Answers>, JoinHandle<Applying>)> {
+    let (answers, to_answer) = mpsc::sync_channel::<Answers>(MAX_BEHIND);
+    let thread = thread::Builder::new()
+        .name("answerer".into())
+        .spawn(move || {
+            let mut guard = UnlessStopped(&fatal, false, "the answerer");
+            let mut applying = Applying::default();
+            while let Ok(Answers { settles, afterwards, outcome }) = to_answer.recv() {
+                answer(settles, afterwards, &outcome, &mut applying);
+                finished.fetch_add(1, Ordering::Release);
+            }
+            guard.1 = true;
+            applying
+        })
+        .map_err(|e| StoreError::Thread("the answerer", e))?;
+    Ok((answers, thread))
 }
 
 fn run(
     trees: &Trees,
     jobs: &Receiver<Job>,
+    answers: &SyncSender<Answers>,
     applied: &AtomicU64,
     finished: &AtomicU64,
     checkpointer: Checkpointer,
@@ -283,13 +349,19 @@ fn run(
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Group { logged, settles, afterwards, outcome } => {
-                if !settle(trees, logged, settles, afterwards, &outcome, applied, fatal, &mut applying) {
-                    // The answers still queued are dropped unanswered.
+                // A failed apply leaves the group, and every one queued after it, unanswered;
+                // a failed hand-over means the answerer died, which raised the failure.
+                if !apply(trees, logged, applied, fatal, &mut applying)
+                    || answers.send(Answers { settles, afterwards, outcome }).is_err()
+                {
                     guard.1 = true;
                     return applying;
                 }
             }
-            Job::Retire(done) => checkpointer.retire(done),
+            Job::Retire(done) => {
+                checkpointer.retire(done);
+                finished.fetch_add(1, Ordering::Release);
+            }
             Job::Stop(last) => {
                 // Stopping: sled takes over everything, and the log is left empty.
                 guard.1 = true;
@@ -297,7 +369,6 @@ fn run(
                 return applying;
             }
         }
-        finished.fetch_add(1, Ordering::Release);
     }
     // The committer failed: whatever the log holds is replayed at the next start.
     guard.1 = true;

@@ -170,7 +170,13 @@ fn links(file: &File) -> io::Result<u32> {
     // SAFETY: the path is an empty C string, which AT_EMPTY_PATH makes mean the open file
     // itself, and `stats` is writable space for one statx.
     let status = unsafe {
-        libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_NLINK, stats.as_mut_ptr())
+        libc::statx(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_NLINK,
+            stats.as_mut_ptr(),
+        )
     };
     if status != 0 {
         return Err(io::Error::last_os_error());
