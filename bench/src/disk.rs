@@ -60,25 +60,37 @@ impl SyncProbe {
 }
 
 /// Times overwrites of [`WRITE`] bytes, each followed by `fdatasync`, in a file under `dir`,
-/// as the server's write-ahead log does (the file's blocks exist, so only data is written),
-/// until `syncs` are done or `duration` has passed.
-pub fn sync_latency(dir: &Path, syncs: u64, duration: Duration) -> Result<SyncProbe> {
+/// as the server's write-ahead log does (the file's blocks exist, so no block is allocated),
+/// waiting `pause` before each write, until `syncs` are done or `duration` has passed; the
+/// pauses count in neither the syncs' times nor the probe's.
+///
+/// Back to back, most syncs write the data alone. After a pause, ext4 without a journal
+/// writes the inode too: the write moved the file's modification time, which only changes
+/// once the kernel's coarse clock has ticked (every 4 ms at 250 Hz), so a few milliseconds
+/// apart every sync pays for it, as a conversation going back and forth does.
+pub fn sync_latency(dir: &Path, syncs: u64, duration: Duration, pause: Duration) -> Result<SyncProbe> {
     let path = dir.join("disk-probe");
     let mut file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
     file.write_all(&vec![0; (SLOTS * WRITE) as usize])?;
     file.sync_all()?;
     let mut latency = report::histogram();
     let started = Instant::now();
+    let mut paused = Duration::ZERO;
     for i in 0..syncs {
         if started.elapsed() >= duration {
             break;
+        }
+        if !pause.is_zero() {
+            let sleeping = Instant::now();
+            thread::sleep(pause);
+            paused += sleeping.elapsed();
         }
         let write = Instant::now();
         file.write_all_at(&[1; WRITE as usize], (i % SLOTS) * WRITE)?;
         file.sync_data()?;
         let _ = latency.record(write.elapsed().as_micros() as u64);
     }
-    let elapsed = started.elapsed();
+    let elapsed = started.elapsed().saturating_sub(paused);
     std::fs::remove_file(path)?;
     Ok(SyncProbe { latency, elapsed })
 }
@@ -86,7 +98,12 @@ pub fn sync_latency(dir: &Path, syncs: u64, duration: Duration) -> Result<SyncPr
 /// Runs [`sync_latency`] for `duration` while `busy_threads` threads spin, standing in for a
 /// server and load generator that keep cores busy (on our virtual machines a busy guest
 /// makes the host's disk stall more often).
-pub fn sync_latency_under_load(dir: &Path, duration: Duration, busy_threads: usize) -> Result<SyncProbe> {
+pub fn sync_latency_under_load(
+    dir: &Path,
+    duration: Duration,
+    busy_threads: usize,
+    pause: Duration,
+) -> Result<SyncProbe> {
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
         for _ in 0..busy_threads {
@@ -96,7 +113,7 @@ pub fn sync_latency_under_load(dir: &Path, duration: Duration, busy_threads: usi
                 }
             });
         }
-        let probe = sync_latency(dir, u64::MAX, duration);
+        let probe = sync_latency(dir, u64::MAX, duration, pause);
         stop.store(true, Ordering::Relaxed);
         probe
     })
@@ -125,10 +142,26 @@ mod tests {
     #[test]
     fn a_probe_stops_at_its_count_or_its_time() {
         let dir = tempfile::tempdir().unwrap();
-        let counted = sync_latency(dir.path(), 5, Duration::from_secs(60)).unwrap();
+        let counted = sync_latency(dir.path(), 5, Duration::from_secs(60), Duration::ZERO).unwrap();
         assert_eq!(counted.latency.len(), 5);
-        let timed = sync_latency_under_load(dir.path(), Duration::from_millis(50), 1).unwrap();
+        let timed =
+            sync_latency_under_load(dir.path(), Duration::from_millis(50), 1, Duration::ZERO).unwrap();
         assert!(timed.elapsed < Duration::from_secs(5), "{:?}", timed.elapsed);
         assert!(!dir.path().join("disk-probe").exists(), "the probe file is removed");
+    }
+
+    #[test]
+    fn pauses_come_before_each_sync_and_count_in_no_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let pause = Duration::from_millis(50);
+        let started = Instant::now();
+        let spaced = sync_latency(dir.path(), 4, Duration::from_secs(60), pause).unwrap();
+        let wall = started.elapsed();
+        assert_eq!(spaced.latency.len(), 4);
+        assert!(wall >= 4 * pause, "{wall:?}");
+        assert!(spaced.elapsed <= wall - 4 * pause, "{:?} of {wall:?}", spaced.elapsed);
+        // Had a sync been timed with its pause, none would be quicker than the pause.
+        let quickest = Duration::from_micros(spaced.latency.min());
+        assert!(quickest < pause, "{quickest:?}");
     }
 }

@@ -138,7 +138,7 @@ fn measure_papo(config: &VersusConfig) -> Result<(Figures, f64)> {
         rate_limits: false,
     })?;
     let data_dir = target.data_dir().context("a started server has a data directory")?;
-    let probe = disk::sync_latency(data_dir, disk::QUICK_PROBE, Duration::MAX)
+    let probe = disk::sync_latency(data_dir, disk::QUICK_PROBE, Duration::MAX, Duration::ZERO)
         .context("cannot time the disk under the data directory")?;
     let ends = papo_pairs::connect(&target, work.pairs, "pair")?;
     let (result, cpu) = target.cpu_during(|| pairs::drive(ends, work));
