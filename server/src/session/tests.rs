@@ -126,6 +126,61 @@ fn pipelined_sends_are_acknowledged_in_order_and_delivered_live_to_every_session
     }
 }
 
+#[test]
+fn a_steady_conversation_and_a_flood_are_each_delivered_in_order_whichever_thread_answers() {
+    // One sender waits for each acknowledgement (lone groups, which the committer answers
+    // itself once nothing else is in hand) while another pipelines bursts (groups the
+    // answerer's thread answers): no conversation may overtake itself.
+    let fixture = Fixture::new();
+    let [ana, bia, caio, dara] = ["ana", "bia", "caio", "dara"].map(|name| fixture.user(name));
+    let (mut steady, mut flood) = (fixture.login_client(&ana), fixture.login_client(&caio));
+    let (mut steady_inbox, mut flood_inbox) = (fixture.login_client(&bia), fixture.login_client(&dara));
+    let (bursts, burst) = (10, 40);
+    let sent = |reply| match reply {
+        Ok(Reply::Sent { id, .. }) => id,
+        other => panic!("not stored: {other:?}"),
+    };
+    let (steady_ids, flood_ids) = std::thread::scope(|scope| {
+        let (steady, flood) = (&mut steady, &mut flood);
+        let steady = scope.spawn(move || {
+            (0..200)
+                .map(|n| {
+                    sent(steady.request(Request::Send {
+                        to: bia.to_string(),
+                        body: format!("s{n}"),
+                        client_msg_id: n,
+                    }))
+                })
+                .collect::<Vec<_>>()
+        });
+        let flood = scope.spawn(move || {
+            let mut ids = Vec::new();
+            for first in (0..bursts).map(|b| b * burst) {
+                let requests: Vec<_> = (first..first + burst)
+                    .map(|n| {
+                        flood.send_request(Request::Send {
+                            to: dara.to_string(),
+                            body: format!("f{n}"),
+                            client_msg_id: n,
+                        })
+                    })
+                    .collect();
+                ids.extend(requests.into_iter().map(|request| sent(flood.reply_to(request))));
+            }
+            ids
+        });
+        (steady.join().unwrap(), flood.join().unwrap())
+    });
+    for (inbox, ids, prefix) in [(&mut steady_inbox, steady_ids, "s"), (&mut flood_inbox, flood_ids, "f")] {
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{prefix}: acknowledged in order");
+        let live: Vec<_> = (0..ids.len()).map(|_| next_message(inbox)).collect();
+        assert_eq!(live.iter().map(|m| m.id).collect::<Vec<_>>(), ids, "{prefix}: delivered in order");
+        let bodies: Vec<_> = live.iter().map(|m| m.body.clone()).collect();
+        let expected: Vec<_> = (0..ids.len()).map(|n| format!("{prefix}{n}")).collect();
+        assert_eq!(bodies, expected);
+    }
+}
+
 fn next_message(client: &mut MemoryClient) -> papo_protocol::ChatMessage {
     loop {
         if let Event::Message(message) = client.next_event() {

@@ -374,3 +374,51 @@ fn run(
     guard.1 = true;
     applying
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc, Mutex};
+
+    use super::*;
+
+    fn group(settle: Settle) -> Job {
+        Job::Group {
+            logged: None,
+            settles: vec![settle],
+            afterwards: Afterwards::default(),
+            outcome: GroupOutcome::Durable,
+        }
+    }
+
+    #[test]
+    fn a_lone_group_is_answered_after_every_group_handed_over_before_it() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = |name: &str| db.open_tree(name).unwrap();
+        let trees =
+            Trees { chat: tree("chat"), users: tree("users"), tokens: tree("tokens"), db: db.clone() };
+        let dir = tempfile::tempdir().unwrap();
+        let fatal = Arc::new(Fatal::default());
+        let checkpointer = Checkpointer::start(db, dir.path().to_owned(), Arc::clone(&fatal)).unwrap();
+        let mut applier = Applier::start(trees, 0, checkpointer, fatal).unwrap();
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let (release, held) = mpsc::channel::<()>();
+        let first: Settle = {
+            let answered = Arc::clone(&answered);
+            // Holds the answerer until released.
+            Box::new(move |_, _| {
+                held.recv().unwrap();
+                answered.lock().unwrap().push("first");
+            })
+        };
+        let lone: Settle = {
+            let answered = Arc::clone(&answered);
+            Box::new(move |_, _| answered.lock().unwrap().push("lone"))
+        };
+        assert!(applier.hand_over(group(first), false));
+        assert!(applier.hand_over(group(lone), true));
+        assert!(answered.lock().unwrap().is_empty(), "the lone group waits for the one before it");
+        release.send(()).unwrap();
+        drop(applier);
+        assert_eq!(*answered.lock().unwrap(), ["first", "lone"]);
+    }
+}
