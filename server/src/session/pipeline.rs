@@ -1,7 +1,8 @@
 //! A session's sends in flight, answered by the store's own threads.
 //!
-//! Once a group is durable, the committer writes each send's acknowledgement to its
-//! sender's connection and the message to its recipients' connections, through their
+//! Once a group is durable and in sled, the store's threads write each send's
+//! acknowledgement to its sender's connection and the message to its recipients'
+//! connections (found as of the group), through their
 //! non-blocking outboxes: neither the sender's thread nor the recipients' wake up for it,
 //! where each message used to wake the sender's thread a second time to answer. The messages
 //! a session stored in one group leave in one write per recipient, then its answers in one
@@ -23,7 +24,7 @@ use tracing::debug;
 use crate::frames;
 use crate::handlers::{self, Audience, Delivery};
 use crate::hub::Hub;
-use crate::store::{Afterwards, AppendAnswers, Appended, Members, Posted, Result, Then};
+use crate::store::{Afterwards, AppendAnswers, Appended, Members, Posted, Result, Then, Writes};
 use crate::transport::{PushError, Sink};
 
 /// Pushes events to the sessions they are for, each delivery encoded once; `own` is the
@@ -172,9 +173,10 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes out the group's messages from this session to their recipients, then its
-    /// answers to this session.
-    fn flush(&self) {
+    /// Takes the group's answers to this session and finds who its messages go to (a
+    /// group's members as of this group); the writes: the messages to their recipients,
+    /// then the answers to this session.
+    fn flush(self: Arc<Self>) -> Writes {
         let (replies, replied, fresh, user) = {
             let mut state = self.lock();
             state.flushing = false;
@@ -186,13 +188,16 @@ impl Inner {
                 state.user.clone(),
             )
         };
-        let own = user.as_ref().map(|user| (user, self.session));
-        deliver(&self.hub, handlers::deliveries(&self.members, fresh), own);
-        match self.sink.push(&replies) {
-            Ok(()) | Err(PushError::Closed) => {}
-            Err(e) => debug!(session = self.session, error = %e, "dropping replies"),
-        }
-        self.settled(replied);
+        let deliveries = handlers::deliveries(&self.members, fresh);
+        Writes::new(move || {
+            let own = user.as_ref().map(|user| (user, self.session));
+            deliver(&self.hub, deliveries, own);
+            match self.sink.push(&replies) {
+                Ok(()) | Err(PushError::Closed) => {}
+                Err(e) => debug!(session = self.session, error = %e, "dropping replies"),
+            }
+            self.settled(replied);
+        })
     }
 
     /// A send's outcome cannot be known (the store stopped before answering), so no reply

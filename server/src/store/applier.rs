@@ -28,7 +28,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{Checkpoint, Checkpointer};
-use super::commit::{Afterwards, GroupOutcome, Settle, TreeName, Trees, UnlessStopped, Write};
+use super::commit::{Afterwards, GroupOutcome, Settle, TreeName, Trees, UnlessStopped, Write, Writes};
 use super::fatal::Fatal;
 use super::{Result, StoreError};
 
@@ -228,8 +228,8 @@ impl Applier {
         self.queue.as_ref().is_some_and(|queue| queue.send(job).is_ok())
     }
 
-    /// Applies and answers everything handed over, then checkpoints up to `last`; the time
-    /// spent applying.
+    /// Applies and answers everything handed over and checkpoints up to `last`, returning
+    /// once every answer is written out; the time spent applying and answering.
     pub fn stop(mut self, last: Checkpoint) -> Applying {
         self.send(Job::Stop(last));
         self.join() + self.applied_inline
@@ -269,7 +269,8 @@ fn settle(
     if !apply(trees, logged, applied, fatal, applying) {
         return false;
     }
-    answer(settles, afterwards, outcome, applying);
+    let writes = answer(settles, afterwards, outcome, applying);
+    write(writes, applying);
     true
 }
 
@@ -295,37 +296,44 @@ fn apply(
     true
 }
 
-/// Answers a group sled has.
-fn answer(settles: Vec<Settle>, mut afterwards: Afterwards, outcome: &GroupOutcome, applying: &mut Applying) {
+/// Answers a group sled has, and nothing after it yet: the writes to the connections
+/// that its answers leave.
+fn answer(
+    settles: Vec<Settle>,
+    mut afterwards: Afterwards,
+    outcome: &GroupOutcome,
+    applying: &mut Applying,
+) -> Writes {
     let started = Instant::now();
     for settle in settles {
         settle(outcome.clone(), &mut afterwards);
     }
-    afterwards.run();
+    let writes = afterwards.prepare();
+    applying.answering += started.elapsed();
+    writes
+}
+
+/// Writes a group's answers out.
+fn write(writes: Writes, applying: &mut Applying) {
+    let started = Instant::now();
+    writes.run();
     applying.answering += started.elapsed();
 }
 
-/// A group's answers, for the answerer.
-struct Answers {
-    settles: Vec<Settle>,
-    afterwards: Afterwards,
-    outcome: GroupOutcome,
-}
-
-/// Starts the thread that answers groups in the order they arrive, counting each in
-/// `finished` once it is answered.
+/// Starts the thread that writes groups' answers out in the order they arrive, counting
+/// each group in `finished` once they are written.
 fn start_answerer(
     finished: Arc<AtomicU64>,
     fatal: Arc<Fatal>,
-) -> Result<(SyncSender<Answers>, JoinHandle<Applying>)> {
-    let (answers, to_answer) = mpsc::sync_channel::<Answers>(MAX_BEHIND);
+) -> Result<(SyncSender<Writes>, JoinHandle<Applying>)> {
+    let (answers, to_answer) = mpsc::sync_channel::<Writes>(MAX_BEHIND);
     let thread = thread::Builder::new()
         .name("answerer".into())
         .spawn(move || {
             let mut guard = UnlessStopped(&fatal, false, "the answerer");
             let mut applying = Applying::default();
-            while let Ok(Answers { settles, afterwards, outcome }) = to_answer.recv() {
-                answer(settles, afterwards, &outcome, &mut applying);
+            while let Ok(writes) = to_answer.recv() {
+                write(writes, &mut applying);
                 finished.fetch_add(1, Ordering::Release);
             }
             guard.1 = true;
@@ -338,7 +346,7 @@ fn start_answerer(
 fn run(
     trees: &Trees,
     jobs: &Receiver<Job>,
-    answers: &SyncSender<Answers>,
+    answers: &SyncSender<Writes>,
     applied: &AtomicU64,
     finished: &AtomicU64,
     checkpointer: Checkpointer,
@@ -349,11 +357,15 @@ fn run(
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Group { logged, settles, afterwards, outcome } => {
-                // A failed apply leaves the group, and every one queued after it, unanswered;
-                // a failed hand-over means the answerer died, which raised the failure.
-                if !apply(trees, logged, applied, fatal, &mut applying)
-                    || answers.send(Answers { settles, afterwards, outcome }).is_err()
-                {
+                // A failed apply leaves the group, and every one queued after it, unanswered.
+                if !apply(trees, logged, applied, fatal, &mut applying) {
+                    guard.1 = true;
+                    return applying;
+                }
+                // Answered here, before the next group reaches sled; only the writes wait for
+                // the answerer. Its queue closes only if it died, which raised the failure.
+                let writes = answer(settles, afterwards, &outcome, &mut applying);
+                if answers.send(writes).is_err() {
                     guard.1 = true;
                     return applying;
                 }
@@ -381,17 +393,7 @@ mod tests {
 
     use super::*;
 
-    fn group(settle: Settle) -> Job {
-        Job::Group {
-            logged: None,
-            settles: vec![settle],
-            afterwards: Afterwards::default(),
-            outcome: GroupOutcome::Durable,
-        }
-    }
-
-    #[test]
-    fn a_lone_group_is_answered_after_every_group_handed_over_before_it() {
+    fn applier() -> (Applier, Trees, tempfile::TempDir) {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = |name: &str| db.open_tree(name).unwrap();
         let trees =
@@ -399,26 +401,82 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fatal = Arc::new(Fatal::default());
         let checkpointer = Checkpointer::start(db, dir.path().to_owned(), Arc::clone(&fatal)).unwrap();
-        let mut applier = Applier::start(trees, 0, checkpointer, fatal).unwrap();
-        let answered = Arc::new(Mutex::new(Vec::new()));
+        (Applier::start(trees.clone(), 0, checkpointer, fatal).unwrap(), trees, dir)
+    }
+
+    /// A group writing `value` under `key` (if any) as commit `commit`, whose answer is
+    /// `write` run on the connections' side.
+    fn group(
+        commit: u64,
+        write: Option<(&[u8], &[u8])>,
+        task: impl FnOnce() -> Writes + Send + 'static,
+    ) -> Job {
+        let logged = write.map(|(key, value)| {
+            (commit, GroupWrites::new(vec![(TreeName::Chat, key.to_vec(), Some(value.to_vec()))]))
+        });
+        Job::Group {
+            logged,
+            settles: vec![Box::new(move |_, afterwards: &mut Afterwards| afterwards.add(task))],
+            afterwards: Afterwards::default(),
+            outcome: GroupOutcome::Durable,
+        }
+    }
+
+    /// Records `name` in `log` when its writes run.
+    fn recorded(log: &Arc<Mutex<Vec<String>>>, name: &str) -> impl FnOnce() -> Writes + Send + 'static {
+        let (log, name) = (Arc::clone(log), name.to_owned());
+        move || Writes::new(move || log.lock().unwrap().push(name))
+    }
+
+    #[test]
+    fn a_lone_group_is_answered_after_every_group_handed_over_before_it() {
+        let (mut applier, _trees, _dir) = applier();
+        let log = Arc::new(Mutex::new(Vec::new()));
         let (release, held) = mpsc::channel::<()>();
-        let first: Settle = {
-            let answered = Arc::clone(&answered);
-            // Holds the answerer until released.
-            Box::new(move |_, _| {
-                held.recv().unwrap();
-                answered.lock().unwrap().push("first");
-            })
+        let holding = {
+            let log = Arc::clone(&log);
+            // Its writes hold the answerer until released.
+            move || {
+                Writes::new(move || {
+                    held.recv().unwrap();
+                    log.lock().unwrap().push("first".to_owned());
+                })
+            }
         };
-        let lone: Settle = {
-            let answered = Arc::clone(&answered);
-            Box::new(move |_, _| answered.lock().unwrap().push("lone"))
-        };
-        assert!(applier.hand_over(group(first), false));
-        assert!(applier.hand_over(group(lone), true));
-        assert!(answered.lock().unwrap().is_empty(), "the lone group waits for the one before it");
+        assert!(applier.hand_over(group(1, None, holding), false));
+        assert!(applier.hand_over(group(2, None, recorded(&log, "lone")), true));
+        assert!(log.lock().unwrap().is_empty(), "the lone group waits for the one before it");
         release.send(()).unwrap();
         drop(applier);
-        assert_eq!(*answered.lock().unwrap(), ["first", "lone"]);
+        assert_eq!(*log.lock().unwrap(), ["first", "lone"]);
+    }
+
+    #[test]
+    fn a_group_is_answered_as_of_itself_while_later_groups_reach_sled() {
+        let (mut applier, trees, _dir) = applier();
+        let (release, held) = mpsc::channel::<()>();
+        assert!(applier.hand_over(
+            group(1, Some((b"k", b"old")), move || Writes::new(move || held.recv().unwrap())),
+            false
+        ));
+        // The answer of group 2 reads `k`, as a group message's answer reads its members.
+        let seen = Arc::new(Mutex::new(None));
+        let reading = {
+            let (seen, chat) = (Arc::clone(&seen), trees.chat.clone());
+            move || {
+                *seen.lock().unwrap() = chat.get(b"k").unwrap().map(|value| value.to_vec());
+                Writes::default()
+            }
+        };
+        assert!(applier.hand_over(group(2, Some((b"j", b"x")), reading), false));
+        assert!(applier.hand_over(group(3, Some((b"k", b"new")), Writes::default), false));
+        release.send(()).unwrap();
+        drop(applier);
+        assert_eq!(
+            seen.lock().unwrap().as_deref(),
+            Some(b"old".as_slice()),
+            "read before group 3 changed it"
+        );
+        assert_eq!(trees.chat.get(b"k").unwrap().as_deref(), Some(b"new".as_slice()));
     }
 }

@@ -6,7 +6,8 @@
 //! sled writes lets one stalled writer hold up everyone. Instead sessions queue operations
 //! here; while one group is being synced the next one gathers, so groups grow with load.
 //! Each group goes to the write-ahead log ([`super::wal`]) on disk, then to sled in memory
-//! on the applier's thread ([`super::applier`]), which answers it once sled has it; the
+//! on the applier's thread ([`super::applier`]), which answers it once sled has it (the
+//! answerer's thread writing the answers out); the
 //! checkpointer ([`super::checkpoint`]) flushes sled and retires the log segments that
 //! flush covers.
 //!
@@ -410,25 +411,46 @@ pub enum Growth {
     Maintains,
 }
 
-/// What becomes of an operation's answer: called on the committer thread once the
-/// operation's group is settled, so it must never block (it may push to a connection's
-/// outbox, which does not). Dropped uncalled if the store fails first.
+/// What becomes of an operation's answer: called once the operation's group is settled
+/// (and, if stored, in sled, before any later group is), on one of the store's threads, so
+/// it must never block (it may push to a connection's outbox, which does not). Dropped
+/// uncalled if the store fails first.
 pub type Then<T> = Box<dyn FnOnce(Result<T>, &mut Afterwards) + Send>;
 
 /// Work that a group's answers leave for after the last of them is known, run in the order
 /// it was added: a session answered several times in one group writes them out together.
+///
+/// Each task runs while sled holds the group and nothing after it, so what it reads (a
+/// group's members, say) is as of the group; it returns its writes to the connections,
+/// which may run later and on another thread, but in order.
 #[derive(Default)]
-pub struct Afterwards(Vec<Box<dyn FnOnce() + Send>>);
+pub struct Afterwards(Vec<Box<dyn FnOnce() -> Writes + Send>>);
 
 impl Afterwards {
     /// Runs `task` once every answer of the group is given.
-    pub fn add(&mut self, task: impl FnOnce() + Send + 'static) {
+    pub fn add(&mut self, task: impl FnOnce() -> Writes + Send + 'static) {
         self.0.push(Box::new(task));
     }
 
+    /// Runs the tasks; their writes, in order.
+    pub(super) fn prepare(self) -> Writes {
+        Writes(self.0.into_iter().flat_map(|task| task().0).collect())
+    }
+}
+
+/// Writes to connections that a group's answers leave, in order.
+#[derive(Default)]
+pub struct Writes(Vec<Box<dyn FnOnce() + Send>>);
+
+impl Writes {
+    /// `write`, to run once the writes before it have.
+    pub fn new(write: impl FnOnce() + Send + 'static) -> Self {
+        Self(vec![Box::new(write)])
+    }
+
     pub(super) fn run(self) {
-        for task in self.0 {
-            task();
+        for write in self.0 {
+            write();
         }
     }
 }

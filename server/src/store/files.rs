@@ -11,7 +11,7 @@
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
@@ -165,7 +165,7 @@ pub fn check_linked(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn links(file: &File) -> io::Result<u32> {
+fn links(file: &File) -> io::Result<u64> {
     let mut stats = std::mem::MaybeUninit::<libc::statx>::uninit();
     // SAFETY: the path is an empty C string, which AT_EMPTY_PATH makes mean the open file
     // itself, and `stats` is writable space for one statx.
@@ -179,14 +179,19 @@ fn links(file: &File) -> io::Result<u32> {
         )
     };
     if status != 0 {
-        return Err(io::Error::last_os_error());
+        let error = io::Error::last_os_error();
+        // A kernel before 4.11, or a seccomp filter that refuses statx: fstat, as std does.
+        return match error.raw_os_error() {
+            Some(libc::ENOSYS | libc::EPERM) => file.metadata().map(|metadata| metadata.nlink()),
+            _ => Err(error),
+        };
     }
     // SAFETY: statx returned 0, so it filled the struct.
     let stats = unsafe { stats.assume_init() };
     if stats.stx_mask & libc::STATX_NLINK == 0 {
-        return Err(io::Error::other("the file system does not report link counts"));
+        return file.metadata().map(|metadata| metadata.nlink());
     }
-    Ok(stats.stx_nlink)
+    Ok(u64::from(stats.stx_nlink))
 }
 
 #[cfg(test)]

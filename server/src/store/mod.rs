@@ -53,7 +53,7 @@ use files::DirLock;
 use records::{corrupt, decode, encode, MessageRecord};
 
 pub use check::{check, Report};
-pub use commit::{Afterwards, Then};
+pub use commit::{Afterwards, Then, Writes};
 pub use deletion::DeletedAccount;
 pub use export::{Counts, Line, FORMAT as EXPORT_FORMAT};
 pub use group_writes::{Deleted, Moved, NewGroup, NewText, Refusable, Refusal};
