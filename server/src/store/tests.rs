@@ -429,14 +429,14 @@ fn a_format_1_store_keeps_recognising_resends_and_opens_as_format_2() {
     let first = stored(append_at(&Store::open(dir.path()).unwrap(), &ana, &bob, "oi", 7, now));
     // Rewrite the store as format 1 left it: the resend entry under `D`, to a bare name.
     {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let chat = db.open_tree("chat").unwrap();
+        // As the store opens it, which waits for the dropped store's writers to let go.
+        let trees = open::open_sled(dir.path(), 1 << 20).unwrap();
         let key = keys::dedup(keys::dedup_generation(now), &ana, 7);
-        assert!(chat.remove(&key).unwrap().is_some());
+        assert!(trees.chat.remove(&key).unwrap().is_some());
         let mut old_key = key.clone();
         old_key[0] = b'D';
-        chat.insert(old_key, encode(&(first.id, bob.clone()))).unwrap();
-        db.flush().unwrap();
+        trees.chat.insert(old_key, encode(&(first.id, bob.clone()))).unwrap();
+        trees.db.flush().unwrap();
     }
     let old = manifest::Manifest { format: 1, ..manifest::Manifest::read(dir.path()).unwrap().unwrap() };
     old.write(dir.path()).unwrap();
@@ -459,10 +459,9 @@ fn a_format_2_store_checks_clean_and_opens_as_format_3_with_its_accounts_active(
     }
     // Rewrite the account as format 2 left it: no status.
     {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let users = db.open_tree("users").unwrap();
-        users.insert(ana.as_str(), encode(&("$2b$04$ana", 0_i64))).unwrap();
-        db.flush().unwrap();
+        let trees = open::open_sled(dir.path(), 1 << 20).unwrap();
+        trees.users.insert(ana.as_str(), encode(&("$2b$04$ana", 0_i64))).unwrap();
+        trees.db.flush().unwrap();
     }
     let old = manifest::Manifest { format: 2, ..manifest::Manifest::read(dir.path()).unwrap().unwrap() };
     old.write(dir.path()).unwrap();
@@ -600,14 +599,9 @@ mod format0_store {
     fn a_migration_cut_short_runs_again_to_the_same_result() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), 30, 11);
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let chat = db.open_tree("chat").unwrap();
-        let trees = commit::Trees {
-            db: db.clone(),
-            chat,
-            users: db.open_tree("users").unwrap(),
-            tokens: db.open_tree("tokens").unwrap(),
-        };
+        // As the store opens it: sled's writers let go of its file a moment after `write`
+        // dropped the database, which a plain open raced.
+        let trees = open::open_sled(dir.path(), 1 << 20).unwrap();
         let first = migrate::run(&trees, 0).unwrap();
         assert_eq!(first.messages, 29);
         let again = migrate::run(&trees, 0).unwrap();
