@@ -141,7 +141,7 @@ impl Pending {
     fn answer(mut self, answer: Result<Appended>, afterwards: &mut Afterwards) {
         self.answered = true;
         let Some(acknowledged) = handlers::settle(answer) else {
-            self.inner.lost();
+            self.inner.lost(1);
             return;
         };
         let mut state = self.inner.lock();
@@ -163,7 +163,7 @@ impl Drop for Pending {
     /// Dropped unanswered: the store failed, and the outcome is unknown.
     fn drop(&mut self) {
         if !self.answered {
-            self.inner.lost();
+            self.inner.lost(1);
         }
     }
 }
@@ -189,23 +189,16 @@ impl Inner {
             )
         };
         let deliveries = handlers::deliveries(&self.members, fresh);
-        Writes::new(move || {
-            let own = user.as_ref().map(|user| (user, self.session));
-            deliver(&self.hub, deliveries, own);
-            match self.sink.push(&replies) {
-                Ok(()) | Err(PushError::Closed) => {}
-                Err(e) => debug!(session = self.session, error = %e, "dropping replies"),
-            }
-            self.settled(replied);
-        })
+        let unwritten = Unwritten { inner: self, deliveries, replies, replied, user, written: false };
+        Writes::new(move || unwritten.write())
     }
 
     /// A send's outcome cannot be known (the store stopped before answering), so no reply
     /// may claim either way: the connection closes, and the client resends it with the same
     /// client id once it reconnects.
-    fn lost(&self) {
+    fn lost(&self, count: usize) {
         self.sink.close();
-        self.settled(1);
+        self.settled(count);
     }
 
     fn settled(&self, count: usize) {
@@ -213,6 +206,41 @@ impl Inner {
         state.in_flight -= count;
         if state.waiting {
             self.answered.notify_all();
+        }
+    }
+}
+
+/// One group's answers to a session, worked out and waiting to be written.
+struct Unwritten {
+    inner: Arc<Inner>,
+    deliveries: Vec<Delivery>,
+    replies: Vec<u8>,
+    replied: usize,
+    user: Option<Username>,
+    written: bool,
+}
+
+impl Unwritten {
+    /// The messages to their recipients, then the replies to the session.
+    fn write(mut self) {
+        self.written = true;
+        let inner = &self.inner;
+        let own = self.user.as_ref().map(|user| (user, inner.session));
+        deliver(&inner.hub, std::mem::take(&mut self.deliveries), own);
+        match inner.sink.push(&self.replies) {
+            Ok(()) | Err(PushError::Closed) => {}
+            Err(e) => debug!(session = inner.session, error = %e, "dropping replies"),
+        }
+        inner.settled(self.replied);
+    }
+}
+
+impl Drop for Unwritten {
+    /// Dropped unwritten: the store failed first, and as for a send never answered, the
+    /// connection closes and the client resends with the same client ids.
+    fn drop(&mut self) {
+        if !self.written {
+            self.inner.lost(self.replied);
         }
     }
 }

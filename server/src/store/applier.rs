@@ -126,12 +126,7 @@ impl Unapplied {
 pub(super) enum Job {
     /// A settled group: its writes to apply if the log took them (with its commit number),
     /// then its answers.
-    Group {
-        logged: Option<(u64, GroupWrites)>,
-        settles: Vec<Settle>,
-        afterwards: Afterwards,
-        outcome: GroupOutcome,
-    },
+    Group { logged: Option<(u64, GroupWrites)>, settles: Vec<Settle>, outcome: GroupOutcome },
     /// A log segment every group of which is handed over before.
     Retire(Checkpoint),
     /// The committer stops: checkpoint everything up to this, the segment being written.
@@ -146,7 +141,7 @@ pub(super) struct Applier {
     thread: Option<JoinHandle<Applying>>,
     answerer: Option<JoinHandle<Applying>>,
     applied: Arc<AtomicU64>,
-    /// Jobs handed over, and jobs finished (a group once it is answered).
+    /// Jobs handed over, and jobs finished (a group once its answers are written).
     handed: u64,
     finished: Arc<AtomicU64>,
     /// Time spent applying on the committer's thread.
@@ -207,21 +202,12 @@ impl Applier {
     /// it out here;
     /// `false` if the store failed.
     pub fn hand_over(&mut self, job: Job, lone: bool) -> bool {
-        if let Job::Group { logged, settles, afterwards, outcome } = job {
+        if let Job::Group { logged, settles, outcome } = job {
             if lone && self.finished.load(Ordering::Acquire) == self.handed {
                 let (trees, applied, fatal) = (&self.trees, &self.applied, &self.fatal);
-                return settle(
-                    trees,
-                    logged,
-                    settles,
-                    afterwards,
-                    &outcome,
-                    applied,
-                    fatal,
-                    &mut self.applied_inline,
-                );
+                return settle(trees, logged, settles, &outcome, applied, fatal, &mut self.applied_inline);
             }
-            return self.send(Job::Group { logged, settles, afterwards, outcome });
+            return self.send(Job::Group { logged, settles, outcome });
         }
         self.send(job)
     }
@@ -258,12 +244,10 @@ impl Drop for Applier {
 
 /// Applies a durable group to sled, then answers it, adding the time each took to
 /// `applying`; `false` if sled failed.
-#[allow(clippy::too_many_arguments)]
 fn settle(
     trees: &Trees,
     logged: Option<(u64, GroupWrites)>,
     settles: Vec<Settle>,
-    afterwards: Afterwards,
     outcome: &GroupOutcome,
     applied: &AtomicU64,
     fatal: &Fatal,
@@ -272,7 +256,7 @@ fn settle(
     if !apply(trees, logged, applied, fatal, applying) {
         return false;
     }
-    let writes = answer(settles, afterwards, outcome, applying);
+    let writes = answer(settles, outcome, applying);
     write(writes, applying);
     true
 }
@@ -301,13 +285,9 @@ fn apply(
 
 /// Answers a group sled has, and nothing after it yet: the writes to the connections
 /// that its answers leave.
-fn answer(
-    settles: Vec<Settle>,
-    mut afterwards: Afterwards,
-    outcome: &GroupOutcome,
-    applying: &mut Applying,
-) -> Writes {
+fn answer(settles: Vec<Settle>, outcome: &GroupOutcome, applying: &mut Applying) -> Writes {
     let started = Instant::now();
+    let mut afterwards = Afterwards::default();
     for settle in settles {
         settle(outcome.clone(), &mut afterwards);
     }
@@ -359,7 +339,7 @@ fn run(
     let mut applying = Applying::default();
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Group { logged, settles, afterwards, outcome } => {
+            Job::Group { logged, settles, outcome } => {
                 // A failed apply leaves the group, and every one queued after it, unanswered.
                 if !apply(trees, logged, applied, fatal, &mut applying) {
                     guard.1 = true;
@@ -367,7 +347,7 @@ fn run(
                 }
                 // Answered here, before the next group reaches sled; only the writes wait for
                 // the answerer. Its queue closes only if it died, which raised the failure.
-                let writes = answer(settles, afterwards, &outcome, &mut applying);
+                let writes = answer(settles, &outcome, &mut applying);
                 if answers.send(writes).is_err() {
                     guard.1 = true;
                     return applying;
@@ -420,7 +400,6 @@ mod tests {
         Job::Group {
             logged,
             settles: vec![Box::new(move |_, afterwards: &mut Afterwards| afterwards.add(task))],
-            afterwards: Afterwards::default(),
             outcome: GroupOutcome::Durable,
         }
     }
@@ -452,6 +431,25 @@ mod tests {
         release.send(()).unwrap();
         drop(applier);
         assert_eq!(*log.lock().unwrap(), ["first", "lone"]);
+    }
+
+    #[test]
+    fn a_waiting_caller_hears_its_answer_only_after_earlier_groups_are_written() {
+        let (mut applier, _trees, _dir) = applier();
+        let (release, held) = mpsc::channel::<()>();
+        assert!(applier.hand_over(group(1, None, move || Writes::new(move || held.recv().unwrap())), false));
+        // A caller woken early could write to connections ahead of group 1's writes.
+        let (reply, answer) = mpsc::sync_channel(1);
+        let call: Settle =
+            Box::new(move |_, afterwards| super::super::commit::answer_to(reply)(Ok(7), afterwards));
+        let job = Job::Group { logged: None, settles: vec![call], outcome: GroupOutcome::Durable };
+        assert!(applier.hand_over(job, false));
+        assert!(
+            answer.recv_timeout(Duration::from_millis(200)).is_err(),
+            "answered while group 1's writes were held"
+        );
+        release.send(()).unwrap();
+        assert_eq!(answer.recv_timeout(Duration::from_secs(10)).unwrap().unwrap(), 7);
     }
 
     #[test]

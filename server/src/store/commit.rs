@@ -413,8 +413,9 @@ pub enum Growth {
 
 /// What becomes of an operation's answer: called once the operation's group is settled
 /// (and, if stored, in sled, before any later group is), on one of the store's threads, so
-/// it must never block (it may push to a connection's outbox, which does not). Dropped
-/// uncalled if the store fails first.
+/// it must never block. Whatever it writes to connections, or wakes a thread that may
+/// write, goes through [`Afterwards`], which keeps every group's writes after the groups
+/// before it. Dropped uncalled if the store fails first.
 pub type Then<T> = Box<dyn FnOnce(Result<T>, &mut Afterwards) + Send>;
 
 /// Work that a group's answers leave for after the last of them is known, run in the order
@@ -463,7 +464,8 @@ trait Operation: Send {
     fn growth(&self) -> Growth;
     /// Stages the operation; returns how to answer once the group's outcome is known.
     fn stage(self: Box<Self>, staged: &mut Staged<'_>) -> Settle;
-    fn refuse(self: Box<Self>, failure: Failure, afterwards: &mut Afterwards);
+    /// Refuses the operation unstaged; returns how to answer, in its group's turn.
+    fn refuse(self: Box<Self>, failure: Failure) -> Settle;
 }
 
 struct Typed<T, F> {
@@ -493,8 +495,9 @@ where
         })
     }
 
-    fn refuse(self: Box<Self>, failure: Failure, afterwards: &mut Afterwards) {
-        (self.then)(Err(failure.into()), afterwards);
+    fn refuse(self: Box<Self>, failure: Failure) -> Settle {
+        let then = self.then;
+        Box::new(move |_, afterwards| then(Err(failure.into()), afterwards))
     }
 }
 
@@ -562,8 +565,7 @@ impl Committer {
         Ok(answer)
     }
 
-    /// Queues `work`; `then` gets its answer on the committer thread once its group is
-    /// settled.
+    /// Queues `work`; `then` gets its answer once its group is settled (see [`Then`]).
     pub fn submit_then<T, F>(&self, growth: Growth, work: F, then: Then<T>) -> Result<()>
     where
         T: Send + 'static,
@@ -583,10 +585,16 @@ impl Committer {
     }
 }
 
-/// Hands an answer to whoever waits on the other end of `reply`, if anyone still does.
+/// Hands an answer to whoever waits on the other end of `reply`, if anyone still does, once
+/// the groups before are written out: the thread it wakes may write to connections itself
+/// (a removed member's notice, say), and must not overtake them.
 pub fn answer_to<T: Send + 'static>(reply: SyncSender<Result<T>>) -> Then<T> {
-    Box::new(move |answer, _| {
-        let _ = reply.send(answer);
+    Box::new(move |answer, afterwards| {
+        afterwards.add(move || {
+            Writes::new(move || {
+                let _ = reply.send(answer);
+            })
+        })
     })
 }
 
@@ -645,10 +653,10 @@ fn run(start: Start, mut applier: Applier, jobs: &Receiver<Box<dyn Operation>>) 
         unapplied.forget_applied(applier.applied());
         let mut staged = Staged::new(&trees, &unapplied, last_id);
         let mut settles = Vec::with_capacity(size);
-        let mut afterwards = Afterwards::default();
         for operation in group {
             match (&full, operation.growth()) {
-                (Some(failure), Growth::Grows) => operation.refuse(failure.clone(), &mut afterwards),
+                // Answered in the group's turn, after the groups before it.
+                (Some(failure), Growth::Grows) => settles.push(operation.refuse(failure.clone())),
                 _ => settles.push(operation.stage(&mut staged)),
             }
         }
@@ -689,7 +697,7 @@ fn run(start: Start, mut applier: Applier, jobs: &Receiver<Box<dyn Operation>>) 
         // same clients send again.
         queued = jobs.try_recv().ok();
         pace = Pace::after(size, queued.is_some());
-        if !applier.hand_over(Job::Group { logged, settles, afterwards, outcome }, pace == Pace::Idle) {
+        if !applier.hand_over(Job::Group { logged, settles, outcome }, pace == Pace::Idle) {
             // The applier failed (and raised the store's failure): nothing more is answered.
             guard.1 = true;
             return;

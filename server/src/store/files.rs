@@ -11,7 +11,7 @@
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
@@ -182,16 +182,29 @@ fn links(file: &File) -> io::Result<u64> {
         let error = io::Error::last_os_error();
         // A kernel before 4.11, or a seccomp filter that refuses statx: fstat, as std does.
         return match error.raw_os_error() {
-            Some(libc::ENOSYS | libc::EPERM) => file.metadata().map(|metadata| metadata.nlink()),
+            Some(libc::ENOSYS | libc::EPERM) => fstat_links(file),
             _ => Err(error),
         };
     }
     // SAFETY: statx returned 0, so it filled the struct.
     let stats = unsafe { stats.assume_init() };
     if stats.stx_mask & libc::STATX_NLINK == 0 {
-        return file.metadata().map(|metadata| metadata.nlink());
+        return fstat_links(file);
     }
     Ok(u64::from(stats.stx_nlink))
+}
+
+fn fstat_links(file: &File) -> io::Result<u64> {
+    let mut stats = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `stats` is writable space for one stat.
+    if unsafe { libc::fstat(file.as_raw_fd(), stats.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so it filled the struct.
+    let stats = unsafe { stats.assume_init() };
+    // nlink_t is narrower than u64 on some targets.
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(stats.st_nlink))
 }
 
 #[cfg(test)]
