@@ -377,18 +377,16 @@ mod tests {
     use super::*;
 
     fn applier() -> (Applier, Trees, tempfile::TempDir) {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = |name: &str| db.open_tree(name).unwrap();
-        let trees =
-            Trees { chat: tree("chat"), users: tree("users"), tokens: tree("tokens"), db: db.clone() };
+        let trees = crate::store::commit::tests::trees();
         let dir = tempfile::tempdir().unwrap();
         let fatal = Arc::new(Fatal::default());
-        let checkpointer = Checkpointer::start(db, dir.path().to_owned(), Arc::clone(&fatal)).unwrap();
+        let checkpointer =
+            Checkpointer::start(trees.db.clone(), dir.path().to_owned(), Arc::clone(&fatal)).unwrap();
         (Applier::start(trees.clone(), 0, checkpointer, fatal).unwrap(), trees, dir)
     }
 
-    /// A group writing `value` under `key` (if any) as commit `commit`, whose answer is
-    /// `write` run on the connections' side.
+    /// Group `commit`, writing `write` (a key and its value) if given, whose answer adds
+    /// `task` to its [`Afterwards`].
     fn group(
         commit: u64,
         write: Option<(&[u8], &[u8])>,

@@ -891,10 +891,11 @@ impl Stats {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::{GroupWrites, Pace, Staged, TreeName, Trees, Unapplied, Write};
 
-    fn trees() -> Trees {
+    /// The three trees in a temporary sled database.
+    pub(in crate::store) fn trees() -> Trees {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = |name: &str| db.open_tree(name).unwrap();
         Trees { chat: tree("chat"), users: tree("users"), tokens: tree("tokens"), db }
